@@ -1,0 +1,240 @@
+"""Typed events the orchestrator emits, and a tiny publish/subscribe bus.
+
+The orchestrator publishes; the terminal printer, the Socket.IO bridge, the capture store and
+tests subscribe. Nothing here knows about any of them. Every event turns into a plain dict
+(``to_dict``) with a ``kind`` key, which is what ``capture.json`` stores and what the web layer
+pushes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any, ClassVar
+
+log = logging.getLogger(__name__)
+
+
+class Phase(StrEnum):
+    """Where a capture is. Order follows the sequence of the multi-module tutorial."""
+
+    IDLE = "idle"
+    VALIDATING = "validating"
+    PTP_SYNC = "ptp-sync"
+    PTP_LOCK = "ptp-lock"
+    OPENING = "opening"
+    CREATING = "creating"
+    DETECTING = "detecting"
+    CONFIGURING = "configuring"
+    SETTLING = "settling"
+    SYNCHRONIZING = "synchronizing"
+    STARTING_STREAM = "starting-stream"
+    ARMED = "armed"
+    CONNECTING = "connecting"
+    RECORDING = "recording"
+    STOPPING = "stopping"
+    FINISHING = "finishing"
+    CLOSING = "closing"
+    DISARMING = "disarming"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"  # ran for its duration
+    STOPPED = "stopped"  # stopped early by a user
+    FAILED = "failed"  # an error ended it
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: ClassVar[str] = "event"
+    t: float = field(default_factory=time.time, kw_only=True)
+    """Wall-clock time of the event (seconds since the epoch)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["kind"] = self.kind
+        return out
+
+
+@dataclass(frozen=True)
+class PhaseChanged(Event):
+    kind: ClassVar[str] = "phase"
+    phase: str
+    previous: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class ModuleStatus(Event):
+    """A module's state variables as its onchange answer last reported them."""
+
+    kind: ClassVar[str] = "module-status"
+    module: str
+    module_state: str
+    input_status: str
+    ptp_status: str
+
+
+@dataclass(frozen=True)
+class PtpProgress(Event):
+    kind: ClassVar[str] = "ptp"
+    module: str
+    status: str
+    locked: bool
+    elapsed_s: float
+    timeout_s: float
+
+
+@dataclass(frozen=True)
+class TransducersDetected(Event):
+    kind: ClassVar[str] = "transducers"
+    module: str
+    transducers: list[dict[str, Any] | None]
+    """One entry per input channel (JSON as the module reports it), None where none was found."""
+
+
+@dataclass(frozen=True)
+class RecordingTime(Event):
+    kind: ClassVar[str] = "recording-time"
+    elapsed_s: float
+    duration_s: float | None
+    """None when recording until stopped."""
+
+
+@dataclass(frozen=True)
+class ChannelFault(Event):
+    """Fault history of one channel changed: each of anol/cmol/cf is none, curr or prev."""
+
+    kind: ClassVar[str] = "channel-fault"
+    module: str
+    channel: int
+    anol: str
+    cmol: str
+    cf: str
+
+
+@dataclass(frozen=True)
+class DataQualityChanged(Event):
+    """A DataQuality message in a module's stream changed a signal's validity flags."""
+
+    kind: ClassVar[str] = "data-quality"
+    module: str
+    channel: int
+    signal_id: int
+    validity: int
+    flags: list[str]
+    stream_time_s: float
+
+
+@dataclass(frozen=True)
+class StreamStats(Event):
+    kind: ClassVar[str] = "stream-stats"
+    module: str
+    bytes_received: int
+    rate_bps: float
+    """Bytes per second over the last interval."""
+
+
+@dataclass(frozen=True)
+class Levels(Event):
+    """Live levels of a module's enabled channels over the last interval."""
+
+    kind: ClassVar[str] = "levels"
+    module: str
+    levels: list[dict[str, Any]]
+    """Each: {"channel", "rms", "peak", "unit", "db"} — dB re 20 µPa for Pa, re 1 unit otherwise."""
+
+
+@dataclass(frozen=True)
+class Waveform(Event):
+    """A decimated stretch of one channel, for display only (never for storage)."""
+
+    kind: ClassVar[str] = "waveform"
+    module: str
+    channel: int
+    sample_rate: float
+    unit: str
+    values: Any
+    """A float32 numpy array; ``to_dict`` gives its bytes so pushes can use binary frames."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "kind": self.kind,
+            "t": self.t,
+            "module": self.module,
+            "channel": self.channel,
+            "sample_rate": self.sample_rate,
+            "unit": self.unit,
+        }
+        values = self.values
+        out["values"] = values.astype("<f4").tobytes() if hasattr(values, "astype") else values
+        return out
+
+
+@dataclass(frozen=True)
+class Warning(Event):  # noqa: A001 - the natural name inside this module's namespace
+    kind: ClassVar[str] = "warning"
+    message: str
+    module: str | None = None
+
+
+@dataclass(frozen=True)
+class Error(Event):
+    kind: ClassVar[str] = "error"
+    message: str
+    module: str | None = None
+    request: str | None = None
+
+
+@dataclass(frozen=True)
+class CaptureStarted(Event):
+    kind: ClassVar[str] = "capture-started"
+    capture_id: str
+    name: str
+    folder: str
+    modules: list[str]
+    duration_s: float | None
+
+
+@dataclass(frozen=True)
+class CaptureFinished(Event):
+    kind: ClassVar[str] = "capture-finished"
+    capture_id: str
+    outcome: str
+    reason: str
+    folder: str
+
+
+Subscriber = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out. Subscribers must be quick (queue or coalesce, never block): the
+    publisher is the orchestrator or a stream receiver, and a slow subscriber slows them."""
+
+    def __init__(self) -> None:
+        self._subscribers: list[Subscriber] = []
+        self._lock = threading.Lock()
+
+    def subscribe(self, fn: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers = [*self._subscribers, fn]
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = [s for s in self._subscribers if s is not fn]
+
+        return unsubscribe
+
+    def publish(self, event: Event) -> None:
+        for fn in self._subscribers:  # a snapshot: the list is replaced, never mutated
+            try:
+                fn(event)
+            except Exception:  # one broken subscriber must not break the capture
+                log.exception("event subscriber %r failed on %s", fn, event.kind)
