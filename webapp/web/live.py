@@ -1,0 +1,171 @@
+"""Socket.IO: the full state on connect, then coalesced changes, per client.
+
+Every connected browser gets its own sender (a greenlet under eventlet, a thread otherwise)
+that wakes a few times a second, asks the shared :class:`LiveState` what changed since it last
+looked and emits only that. Values are latest-value slots, so a viewer that cannot keep up
+skips intermediate values: before emitting, the sender looks at how many packets are still
+waiting in that client's Engine.IO queue and lets the tick pass if the client is behind. The
+orchestrator's publish therefore never waits on any viewer, and one slow viewer never delays
+another.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import request
+from flask_socketio import SocketIO, emit
+
+from webapp.web import auth
+from webapp.web.state import LiveState
+
+log = logging.getLogger(__name__)
+
+DEFAULT_RATE_HZ = 8.0
+MAX_PENDING_PACKETS = 16
+"""A client with more Engine.IO packets than this still queued is skipped for a tick."""
+
+
+@dataclass
+class _Viewer:
+    sid: str
+    seq: int
+    log_id: int
+    wave: tuple[str, int] | None = None
+    wave_seq: int = 0
+    stop: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+
+
+class LiveHub:
+    """Keeps one sender per connected Socket.IO client."""
+
+    def __init__(self, socketio: SocketIO, state: LiveState, rate_hz: float = DEFAULT_RATE_HZ):
+        self.socketio = socketio
+        self.state = state
+        self.interval = 1.0 / rate_hz
+        self._viewers: dict[str, _Viewer] = {}
+        self._lock = threading.Lock()
+
+    # --- connection bookkeeping ------------------------------------------------------------
+
+    def connect(self, sid: str) -> dict[str, Any]:
+        """Register a viewer; returns the snapshot it must get first."""
+        snapshot = self.state.snapshot()
+        viewer = _Viewer(sid=sid, seq=snapshot["seq"], log_id=self.state.log_id)
+        with self._lock:
+            self._viewers[sid] = viewer
+            count = len(self._viewers)
+        snapshot["viewers"] = {"count": count}
+        snapshot["log_id"] = viewer.log_id
+        self.state.set_topic("viewers", {"count": count})
+        self.socketio.start_background_task(self._send_loop, viewer)
+        return snapshot
+
+    def disconnect(self, sid: str) -> None:
+        with self._lock:
+            viewer = self._viewers.pop(sid, None)
+            count = len(self._viewers)
+        if viewer is not None:
+            viewer.stop.set()
+            viewer.wake.set()
+        self.state.set_topic("viewers", {"count": count})
+
+    def select_waveform(self, sid: str, module: str | None, channel: int | None) -> None:
+        with self._lock:
+            viewer = self._viewers.get(sid)
+        if viewer is None:
+            return
+        viewer.wave = (module, int(channel)) if module and channel is not None else None
+        viewer.wave_seq = 0
+        viewer.wake.set()
+
+    @property
+    def viewer_count(self) -> int:
+        with self._lock:
+            return len(self._viewers)
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def _pending(self, sid: str) -> int:
+        """Engine.IO packets still queued for this client (0 when that cannot be known)."""
+        try:
+            server = self.socketio.server
+            eio_sid = server.manager.eio_sid_from_sid(sid, "/")
+            sock = server.eio.sockets.get(eio_sid)
+            return sock.queue.qsize() if sock is not None else 0
+        except Exception:  # test clients have no Engine.IO socket
+            return 0
+
+    def _send_loop(self, viewer: _Viewer) -> None:
+        while not viewer.stop.is_set():
+            viewer.wake.wait(self.interval)
+            viewer.wake.clear()
+            if viewer.stop.is_set():
+                break
+            if self._pending(viewer.sid) > MAX_PENDING_PACKETS:
+                continue  # behind: its slots keep the latest values for the next tick
+            try:
+                self._send_changes(viewer)
+            except Exception:
+                log.exception("sending to viewer %s failed", viewer.sid)
+            # Sleep off the rest of the tick even when woken early (a waveform selection), so
+            # a client can never make its sender spin.
+            self.socketio.sleep(self.interval / 2)
+
+    def _send_changes(self, viewer: _Viewer) -> None:
+        seq, changed, entries, log_id = self.state.changes_since(viewer.seq, viewer.log_id)
+        viewer.seq, viewer.log_id = seq, log_id
+        for topic, value in changed.items():
+            self.socketio.emit(topic, value, to=viewer.sid)
+        for entry in entries:
+            self.socketio.emit(entry["level"], entry, to=viewer.sid)
+        if viewer.wave is not None:
+            wave_seq, wave = self.state.waveform_since(*viewer.wave, viewer.wave_seq)
+            if wave is not None:
+                viewer.wave_seq = wave_seq
+                # ``values`` is bytes (float32 LE): Socket.IO sends it as a binary attachment.
+                self.socketio.emit("waveform", wave, to=viewer.sid)
+
+
+def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
+    """Socket.IO handlers: connection, waveform choice and the control events."""
+
+    @socketio.on("connect")
+    def on_connect(auth_data: Any = None) -> bool | None:
+        if auth.socket_role() is None:
+            return False  # refused: anonymous clients get nothing when access control is on
+        emit("state", hub.connect(request.sid))
+        return None
+
+    @socketio.on("disconnect")
+    def on_disconnect(*_: Any) -> None:
+        hub.disconnect(request.sid)
+
+    @socketio.on("select-waveform")
+    def on_select_waveform(data: Any) -> dict[str, Any]:
+        data = data if isinstance(data, dict) else {}
+        try:
+            channel = int(data["channel"]) if data.get("channel") is not None else None
+        except (TypeError, ValueError):
+            return {"ok": False, "error": "channel must be a number", "field": "channel"}
+        hub.select_waveform(request.sid, data.get("module"), channel)
+        return {"ok": True}
+
+    def controlled(name: str, role: str, action: Any) -> None:
+        def handler(data: Any = None) -> dict[str, Any]:
+            have = auth.socket_role()
+            if not auth.role_at_least(have, role):
+                return {"ok": False, "error": f"this needs the {role} role", "status": 403}
+            return control.socket_action(action, data if isinstance(data, dict) else {})
+
+        handler.__name__ = f"on_{name.replace(':', '_')}"
+        socketio.on_event(name, handler)
+
+    controlled("capture:arm", "operator", "arm")
+    controlled("capture:start", "operator", "start")
+    controlled("capture:stop", "operator", "stop")
+    controlled("capture:disarm", "operator", "disarm")

@@ -1,0 +1,210 @@
+"""The rig: which modules the dashboard drives, which one is the PTP master, which domain.
+
+The list, the master and the domain persist in ``<data-dir>/rig.json``; what each module says
+about itself (``module/info``) and whether it answered are probed in the background and kept in
+memory only, because they are facts about now.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from webapp import runtime
+from webapp.openapi.model import PTP_DOMAIN_MAX, PTP_DOMAIN_MIN, ModuleInfo
+
+DEFAULT_DOMAIN = 42
+# host, host:port, IPv4, [IPv6] or [IPv6%zone]:port; no path, no scheme, no spaces.
+_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+(%[\w.-]+)?\]|[A-Za-z0-9_.-]+|[0-9A-Fa-f:]+)(:\d{1,5})?$")
+
+
+class RigError(ValueError):
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def check_address(address: Any) -> str:
+    if not isinstance(address, str) or not address.strip():
+        raise RigError("address", "address must be a non-empty string such as 192.168.1.20")
+    address = address.strip()
+    if len(address) > 255 or not _ADDRESS.match(address):
+        raise RigError("address", f"{address!r} is not a module address (host, host:port, [v6])")
+    return address
+
+
+def info_to_json(info: ModuleInfo) -> dict[str, Any]:
+    return {
+        "type": info.type_number,
+        "serial": info.serial,
+        "name": info.name,
+        "firmware": info.firmware,
+        "hardware": info.hardware,
+        "input_channels": info.input_channels,
+        "output_channels": info.output_channels,
+        "sample_rates": info.sample_rates,
+        "ranges": info.ranges,
+        "filters": info.filters,
+        "module_state": info.module_state,
+        "ptp": info.supports_ptp,
+    }
+
+
+class RigStore:
+    """Modules of the rig with their probed facts; ``on_change`` gets the public view."""
+
+    def __init__(
+        self,
+        path: Path,
+        probe: Callable[[str], ModuleInfo],
+        on_change: Callable[[dict[str, Any]], None] = lambda _: None,
+    ):
+        self.path = path
+        self._probe = probe
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._addresses: list[str] = []
+        self._master: str | None = None
+        self._domain = DEFAULT_DOMAIN
+        self._facts: dict[str, dict[str, Any]] = {}
+        self._emulated: set[str] = set()
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        self._addresses = [str(a) for a in data.get("modules", [])]
+        self._master = data.get("master")
+        self._domain = int(data.get("ptp_domain", DEFAULT_DOMAIN))
+
+    def _save(self) -> None:
+        data = {"modules": self._addresses, "master": self._master, "ptp_domain": self._domain}
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        tmp.replace(self.path)
+
+    def _changed(self) -> None:
+        self._on_change(self.view())
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def view(self) -> dict[str, Any]:
+        with self._lock:
+            master = self._master if self._master in self._addresses else None
+            master = master or (self._addresses[0] if self._addresses else None)
+            modules = []
+            for address in self._addresses:
+                facts = self._facts.get(address, {"reachable": None, "info": None, "error": ""})
+                modules.append(
+                    {
+                        "address": address,
+                        "role": "master" if address == master else "slave",
+                        "emulated": address in self._emulated,
+                        **facts,
+                    }
+                )
+            return {"modules": modules, "master": master, "ptp_domain": self._domain}
+
+    def ordered_addresses(self) -> list[str]:
+        """The rig's modules with the PTP master first (the orchestrator's convention)."""
+        view = self.view()
+        master = view["master"]
+        rest = [m["address"] for m in view["modules"] if m["address"] != master]
+        return ([master] if master else []) + rest
+
+    @property
+    def domain(self) -> int:
+        return self._domain
+
+    def info(self, address: str) -> dict[str, Any] | None:
+        with self._lock:
+            return (self._facts.get(address) or {}).get("info")
+
+    def is_emulated(self, address: str) -> bool:
+        return address in self._emulated
+
+    # --- changing --------------------------------------------------------------------------
+
+    def add(self, address: Any, emulated: bool = False, probe: bool = True) -> str:
+        address = check_address(address)
+        with self._lock:
+            if address in self._addresses:
+                raise RigError("address", f"{address} is already in the rig")
+            self._addresses.append(address)
+            if emulated:
+                self._emulated.add(address)
+            self._facts[address] = {"reachable": None, "info": None, "error": "", "probing": True}
+            self._save()
+        self._changed()
+        if probe:
+            runtime.spawn(self.probe, address, name=f"probe {address}")
+        return address
+
+    def mark_emulated(self, addresses: list[str]) -> None:
+        with self._lock:
+            self._emulated.update(addresses)
+        self._changed()
+
+    def remove(self, address: str) -> None:
+        with self._lock:
+            if address not in self._addresses:
+                raise RigError("address", f"{address} is not in the rig")
+            self._addresses.remove(address)
+            self._facts.pop(address, None)
+            if self._master == address:
+                self._master = None
+            self._save()
+        self._changed()
+
+    def configure(self, master: Any = None, ptp_domain: Any = None) -> None:
+        with self._lock:
+            if master is not None:
+                if master not in self._addresses:
+                    raise RigError("master", f"{master!r} is not a module of the rig")
+            if ptp_domain is not None:
+                if isinstance(ptp_domain, bool) or not isinstance(ptp_domain, int):
+                    raise RigError("ptp_domain", "ptp_domain must be an integer")
+                if not PTP_DOMAIN_MIN <= ptp_domain <= PTP_DOMAIN_MAX:
+                    raise RigError(
+                        "ptp_domain",
+                        f"ptp_domain must be {PTP_DOMAIN_MIN}..{PTP_DOMAIN_MAX}, not {ptp_domain}",
+                    )
+            if master is not None:
+                self._master = master
+            if ptp_domain is not None:
+                self._domain = ptp_domain
+            self._save()
+        self._changed()
+
+    def probe(self, address: str) -> None:
+        """Ask one module for its info; record the answer or why there was none."""
+        with self._lock:
+            if address not in self._addresses:
+                return
+            facts = dict(self._facts.get(address, {}))
+            facts["probing"] = True
+            self._facts[address] = facts
+        try:
+            info = info_to_json(self._probe(address))
+            result = {"reachable": True, "info": info, "error": "", "probing": False}
+        except Exception as exc:  # any failure is a fact to show, not a crash
+            old = self._facts.get(address, {}).get("info")
+            result = {"reachable": False, "info": old, "error": str(exc), "probing": False}
+        result["checked"] = time.time()
+        with self._lock:
+            if address not in self._addresses:
+                return
+            self._facts[address] = result
+        self._changed()
+
+    def probe_all(self) -> None:
+        for address in list(self._addresses):
+            runtime.spawn(self.probe, address, name=f"probe {address}")

@@ -1,0 +1,312 @@
+"""The live picture of the dashboard: orchestrator events folded into one snapshot.
+
+A browser that connects (or reconnects) mid-capture gets ``snapshot()`` at once; after that it
+gets the topics that changed since it was last served. Each topic is a *latest-value slot*: a
+fold replaces the slot and bumps a sequence number, so a slow viewer simply skips intermediate
+values instead of queueing them, and the publisher (the orchestrator or a stream receiver)
+never waits for anybody.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from webapp.capture import events as ev
+
+# Socket.IO event names; each is also a key of the snapshot.
+TOPICS = (
+    "phase",
+    "capture",
+    "ptp",
+    "module-status",
+    "recording-time",
+    "channel-fault",
+    "data-quality",
+    "transducers",
+    "stream-stats",
+    "levels",
+    "rig",
+    "setup",
+    "viewers",
+    "history",
+    "emulator",
+)
+
+_LOG_LENGTH = 100
+
+
+class LiveState:
+    """Thread-safe fold of events into topics with per-topic sequence numbers."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._changed: dict[str, int] = {}
+        self._data: dict[str, Any] = {
+            "phase": {
+                "phase": ev.Phase.IDLE.value,
+                "previous": "",
+                "detail": "",
+                "since": time.time(),
+                "timeline": [],
+            },
+            "capture": {"current": None, "last": None},
+            "ptp": {},
+            "module-status": {},
+            "recording-time": {"elapsed_s": 0.0, "duration_s": None, "t": None},
+            "channel-fault": {},
+            "data-quality": {},
+            "transducers": {},
+            "stream-stats": {},
+            "levels": {},
+            "rig": {},
+            "setup": {},
+            "viewers": {"count": 0},
+            "history": {"version": 0},
+            "emulator": {"modules": []},
+        }
+        self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_LENGTH)
+        self._log_seq = 0
+        # Waveforms are kept per (module, channel) and served only to viewers who chose them.
+        self._waves: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def _touch(self, topic: str) -> None:
+        self._seq += 1
+        self._changed[topic] = self._seq
+
+    def set_topic(self, topic: str, value: Any) -> None:
+        """Replace a topic owned by the web layer (rig, setup, viewers, emulator)."""
+        with self._lock:
+            self._data[topic] = value
+            self._touch(topic)
+
+    def bump_history(self) -> None:
+        with self._lock:
+            self._data["history"] = {"version": self._data["history"]["version"] + 1}
+            self._touch("history")
+
+    def add_log(self, level: str, message: str, **where: Any) -> None:
+        with self._lock:
+            self._append_log(level, message, time.time(), where)
+
+    def _append_log(self, level: str, message: str, t: float, where: dict[str, Any]) -> None:
+        self._log_seq += 1
+        entry = {"id": self._log_seq, "level": level, "message": message, "t": t}
+        entry.update({k: v for k, v in where.items() if v is not None})
+        self._log.append(entry)
+
+    def on_event(self, event: ev.Event) -> None:
+        """EventBus subscriber: quick dictionary work under a lock, nothing that can block."""
+        if isinstance(event, ev.Waveform):
+            item = event.to_dict()
+            with self._lock:
+                self._seq += 1
+                self._waves[(event.module, int(event.channel))] = (self._seq, item)
+            return
+        with self._lock:
+            fold = _FOLDS.get(type(event))
+            if fold is not None:
+                fold(self, event)
+
+    def _fold_phase(self, e: ev.PhaseChanged) -> None:
+        phase = self._data["phase"]
+        timeline = phase["timeline"]
+        if e.phase == ev.Phase.VALIDATING:
+            timeline = []
+        elif e.previous == ev.Phase.ARMED and e.phase != ev.Phase.DISARMING:
+            # Another recording on the armed rig: keep the arming part, drop the last recording.
+            armed_at = max(
+                (i for i, t in enumerate(timeline) if t["phase"] == ev.Phase.ARMED), default=-1
+            )
+            timeline = timeline[: armed_at + 1]
+        timeline = [*timeline, {"phase": e.phase, "t": e.t, "detail": e.detail}][-40:]
+        self._data["phase"] = {
+            "phase": e.phase,
+            "previous": e.previous,
+            "detail": e.detail,
+            "since": e.t,
+            "timeline": timeline,
+        }
+        self._touch("phase")
+        if e.phase == ev.Phase.VALIDATING:
+            # A new run: forget the previous run's per-module live values.
+            for topic in ("ptp", "channel-fault", "data-quality", "stream-stats", "levels"):
+                self._data[topic] = {}
+                self._touch(topic)
+            self._waves.clear()
+        if e.phase == ev.Phase.CONNECTING:
+            self._data["recording-time"] = {"elapsed_s": 0.0, "duration_s": None, "t": e.t}
+            self._touch("recording-time")
+            for topic in ("stream-stats", "levels"):
+                self._data[topic] = {}
+                self._touch(topic)
+
+    def _fold_module_status(self, e: ev.ModuleStatus) -> None:
+        self._data["module-status"] = {
+            **self._data["module-status"],
+            e.module: {
+                "module_state": e.module_state,
+                "input_status": e.input_status,
+                "ptp_status": e.ptp_status,
+                "t": e.t,
+            },
+        }
+        self._touch("module-status")
+
+    def _fold_ptp(self, e: ev.PtpProgress) -> None:
+        self._data["ptp"] = {
+            **self._data["ptp"],
+            e.module: {
+                "status": e.status,
+                "locked": e.locked,
+                "elapsed_s": e.elapsed_s,
+                "timeout_s": e.timeout_s,
+                "t": e.t,
+            },
+        }
+        self._touch("ptp")
+
+    def _fold_transducers(self, e: ev.TransducersDetected) -> None:
+        self._data["transducers"] = {
+            **self._data["transducers"],
+            e.module: {"transducers": list(e.transducers), "t": e.t},
+        }
+        self._touch("transducers")
+
+    def _fold_recording(self, e: ev.RecordingTime) -> None:
+        self._data["recording-time"] = {
+            "elapsed_s": e.elapsed_s,
+            "duration_s": e.duration_s,
+            "t": e.t,
+        }
+        self._touch("recording-time")
+
+    def _fold_fault(self, e: ev.ChannelFault) -> None:
+        faults = dict(self._data["channel-fault"])
+        module = dict(faults.get(e.module, {}))
+        module[str(e.channel)] = {"anol": e.anol, "cmol": e.cmol, "cf": e.cf, "t": e.t}
+        faults[e.module] = module
+        self._data["channel-fault"] = faults
+        self._touch("channel-fault")
+
+    def _fold_quality(self, e: ev.DataQualityChanged) -> None:
+        quality = dict(self._data["data-quality"])
+        module = dict(quality.get(e.module, {}))
+        module[str(e.channel)] = {
+            "signal_id": e.signal_id,
+            "validity": e.validity,
+            "flags": list(e.flags),
+            "stream_time_s": e.stream_time_s,
+            "t": e.t,
+        }
+        quality[e.module] = module
+        self._data["data-quality"] = quality
+        self._touch("data-quality")
+
+    def _fold_stats(self, e: ev.StreamStats) -> None:
+        self._data["stream-stats"] = {
+            **self._data["stream-stats"],
+            e.module: {"bytes_received": e.bytes_received, "rate_bps": e.rate_bps, "t": e.t},
+        }
+        self._touch("stream-stats")
+
+    def _fold_levels(self, e: ev.Levels) -> None:
+        self._data["levels"] = {**self._data["levels"], e.module: {"levels": e.levels, "t": e.t}}
+        self._touch("levels")
+
+    def _fold_warning(self, e: ev.Warning) -> None:
+        self._append_log("warning", e.message, e.t, {"module": e.module})
+
+    def _fold_error(self, e: ev.Error) -> None:
+        self._append_log("error", e.message, e.t, {"module": e.module, "request": e.request})
+
+    def _fold_started(self, e: ev.CaptureStarted) -> None:
+        self._data["capture"] = {
+            "current": {
+                "id": e.capture_id,
+                "name": e.name,
+                "modules": list(e.modules),
+                "duration_s": e.duration_s,
+                "t": e.t,
+            },
+            "last": self._data["capture"]["last"],
+        }
+        self._touch("capture")
+
+    def _fold_finished(self, e: ev.CaptureFinished) -> None:
+        current = self._data["capture"]["current"] or {"id": e.capture_id}
+        self._data["capture"] = {
+            "current": None,
+            "last": {**current, "outcome": e.outcome, "reason": e.reason, "ended": e.t},
+        }
+        self._touch("capture")
+        if e.outcome == ev.Outcome.FAILED and e.reason:
+            self._append_log("error", e.reason, e.t, {"capture": e.capture_id})
+        self._data["history"] = {"version": self._data["history"]["version"] + 1}
+        self._touch("history")
+
+    # --- reading ------------------------------------------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a page renders, as plain JSON values."""
+        with self._lock:
+            out = {topic: copy.deepcopy(self._data[topic]) for topic in TOPICS}
+            out["log"] = list(self._log)
+            out["seq"] = self._seq
+            out["waveforms"] = sorted([m, c] for (m, c) in self._waves)
+        return out
+
+    def get(self, topic: str) -> Any:
+        with self._lock:
+            return copy.deepcopy(self._data[topic])
+
+    def changes_since(
+        self, seq: int, log_id: int
+    ) -> tuple[int, dict[str, Any], list[dict[str, Any]], int]:
+        """Topics changed after ``seq`` and log entries after ``log_id``, with the new marks.
+
+        Values are shared, not copied: every fold replaces a topic's value wholesale, so a value
+        handed out here is never mutated afterwards.
+        """
+        with self._lock:
+            changed = {t: self._data[t] for t, s in self._changed.items() if s > seq}
+            entries = [e for e in self._log if e["id"] > log_id]
+            return self._seq, changed, entries, self._log_seq
+
+    def waveform_since(self, module: str, channel: int, seq: int) -> tuple[int, Any]:
+        with self._lock:
+            got = self._waves.get((module, channel))
+        if got is None or got[0] <= seq:
+            return seq, None
+        return got
+
+    @property
+    def log_id(self) -> int:
+        return self._log_seq
+
+
+_FOLDS: dict[type, Any] = {
+    ev.PhaseChanged: LiveState._fold_phase,
+    ev.ModuleStatus: LiveState._fold_module_status,
+    ev.PtpProgress: LiveState._fold_ptp,
+    ev.TransducersDetected: LiveState._fold_transducers,
+    ev.RecordingTime: LiveState._fold_recording,
+    ev.ChannelFault: LiveState._fold_fault,
+    ev.DataQualityChanged: LiveState._fold_quality,
+    ev.StreamStats: LiveState._fold_stats,
+    ev.Levels: LiveState._fold_levels,
+    ev.Warning: LiveState._fold_warning,
+    ev.Error: LiveState._fold_error,
+    ev.CaptureStarted: LiveState._fold_started,
+    ev.CaptureFinished: LiveState._fold_finished,
+}
