@@ -166,9 +166,8 @@ class RigStore:
 
     def configure(self, master: Any = None, ptp_domain: Any = None) -> None:
         with self._lock:
-            if master is not None:
-                if master not in self._addresses:
-                    raise RigError("master", f"{master!r} is not a module of the rig")
+            if master is not None and master not in self._addresses:
+                raise RigError("master", f"{master!r} is not a module of the rig")
             if ptp_domain is not None:
                 if isinstance(ptp_domain, bool) or not isinstance(ptp_domain, int):
                     raise RigError("ptp_domain", "ptp_domain must be an integer")

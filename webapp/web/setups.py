@@ -2,7 +2,7 @@
 
 A setup is plain JSON:
 
-    {"bandwidth": "51.2 kHz", "multi_socket": false,
+    {"bandwidth": "51.2 kHz" or null for the highest all modules support, "multi_socket": false,
      "channels": {"<address>": [{"channel": 1, "enabled": true, "range": "10 Vpeak",
                                  "filter": "7.0 Hz", "ccld": null, "polvolt": null,
                                  "transducer": null}, ...]}}
@@ -15,6 +15,7 @@ TEDS. The current setup lives in ``<data-dir>/setup.json``, named ones in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -23,7 +24,8 @@ from typing import Any
 
 from webapp.openapi.model import rate_for_bandwidth
 
-DEFAULT_BANDWIDTH = "51.2 kHz"
+DEFAULT_BANDWIDTH = None
+"""None: the highest bandwidth every module of the rig supports."""
 _SETUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
 _CHANNEL_KEYS = {"channel", "enabled", "range", "filter", "ccld", "polvolt", "transducer"}
 _TRANSDUCER_KEYS = {"sensitivity", "unit", "serial", "type"}
@@ -102,10 +104,11 @@ def check_setup(data: Any, partial: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if "bandwidth" in data or not partial:
         bandwidth = data.get("bandwidth", DEFAULT_BANDWIDTH)
-        try:
-            rate_for_bandwidth(bandwidth)
-        except (ValueError, TypeError) as exc:
-            raise SetupError("bandwidth", str(exc)) from None
+        if bandwidth is not None:
+            try:
+                rate_for_bandwidth(bandwidth)
+            except (ValueError, TypeError) as exc:
+                raise SetupError("bandwidth", str(exc)) from None
         out["bandwidth"] = bandwidth
     if "multi_socket" in data or not partial:
         multi = data.get("multi_socket", False)
@@ -148,10 +151,8 @@ class SetupStore:
         self.named_dir = data_dir / "setups"
         self._lock = threading.Lock()
         self._setup = check_setup({})
-        try:
+        with contextlib.suppress(OSError, ValueError):  # none yet, or unreadable: start afresh
             self._setup = check_setup(json.loads(self.path.read_text()))
-        except (OSError, ValueError):
-            pass
 
     def current(self) -> dict[str, Any]:
         with self._lock:

@@ -1,0 +1,173 @@
+// Shared by every dashboard page: the Socket.IO connection, the state it keeps, the JSON API
+// helper (with the CSRF header) and a few formatting helpers. Page scripts register renderers
+// with Dash.on(topic, fn); a "state" snapshot calls every renderer, a topic event only its own.
+"use strict";
+
+const Dash = (() => {
+  const renderers = {};
+  const state = { log: [] };
+  let connected = false;
+  let everConnected = false;
+
+  const PHASE_LABELS = {
+    "idle": "Idle", "validating": "Validating", "ptp-sync": "PTP sync", "ptp-lock": "PTP lock",
+    "opening": "Opening", "creating": "Creating", "detecting": "Detecting",
+    "configuring": "Configuring", "settling": "Settling", "synchronizing": "Synchronizing",
+    "starting-stream": "Starting stream", "armed": "Armed", "connecting": "Connecting",
+    "recording": "Recording", "stopping": "Stopping", "finishing": "Finishing",
+    "closing": "Closing", "disarming": "Disarming", "completed": "Completed", "failed": "Failed",
+  };
+
+  function on(topic, fn) {
+    (renderers[topic] = renderers[topic] || []).push(fn);
+    if (state[topic] !== undefined) fn(state[topic], state);
+  }
+
+  function fire(topic) {
+    for (const fn of renderers[topic] || []) {
+      try { fn(state[topic], state); } catch (e) { console.error(topic, e); }
+    }
+  }
+
+  function csrfToken() {
+    const meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  // JSON API call; resolves to the body, rejects with an Error carrying .field and .status.
+  async function api(method, url, body) {
+    const opts = { method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
+    if (method !== "GET") opts.headers["X-CSRF-Token"] = csrfToken();
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    let res;
+    try {
+      res = await fetch(url, opts);
+    } catch (e) {
+      const err = new Error("the dashboard cannot be reached");
+      err.status = 0;
+      throw err;
+    }
+    let data = null;
+    try { data = await res.json(); } catch (e) { data = null; }
+    if (!res.ok) {
+      const err = new Error((data && data.error) || `${res.status} ${res.statusText}`);
+      err.field = data && data.field;
+      err.status = res.status;
+      throw err;
+    }
+    return data;
+  }
+
+  function setConn(ok) {
+    connected = ok;
+    const conn = document.getElementById("conn");
+    const banner = document.getElementById("reconnect-banner");
+    if (ok) {
+      conn.textContent = "live";
+      conn.className = "chip conn-ok";
+      banner.hidden = true;
+    } else {
+      conn.textContent = everConnected ? "reconnecting…" : "connecting…";
+      conn.className = "chip conn-wait";
+      banner.hidden = !everConnected;
+    }
+  }
+
+  const socket = io({ reconnectionDelay: 500, reconnectionDelayMax: 3000, timeout: 5000 });
+  socket.on("connect", () => { everConnected = true; setConn(true); });
+  socket.on("disconnect", () => setConn(false));
+  socket.on("connect_error", () => setConn(false));
+  socket.io.on("reconnect_attempt", () => setConn(false));
+
+  socket.on("state", (snap) => {
+    for (const [k, v] of Object.entries(snap)) state[k] = v;
+    state.log = snap.log || [];
+    for (const topic of Object.keys(renderers)) fire(topic);
+  });
+
+  const TOPICS = ["phase", "capture", "ptp", "module-status", "recording-time", "channel-fault",
+    "data-quality", "transducers", "stream-stats", "levels", "rig", "setup", "viewers",
+    "history", "emulator"];
+  for (const topic of TOPICS) {
+    socket.on(topic, (value) => { state[topic] = value; fire(topic); });
+  }
+  for (const level of ["error", "warning"]) {
+    socket.on(level, (entry) => {
+      state.log = [...state.log, entry].slice(-100);
+      fire("log");
+    });
+  }
+  socket.on("waveform", (w) => { state.waveform = w; fire("waveform"); });
+
+  // Common header: phase chip and viewer count.
+  on("phase", (p) => {
+    const chip = document.getElementById("phase-chip");
+    chip.textContent = PHASE_LABELS[p.phase] || p.phase;
+    chip.className = "chip phase-" + p.phase;
+    chip.dataset.phase = p.phase;
+  });
+  on("viewers", (v) => {
+    document.getElementById("viewers").textContent =
+      `${v.count} viewer${v.count === 1 ? "" : "s"}`;
+  });
+
+  // --- formatting ---------------------------------------------------------------------------
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === undefined || v === null || v === false) continue;
+      if (k === "class") node.className = v;
+      else if (k === "text") node.textContent = v;
+      else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+      else if (k === "dataset") Object.assign(node.dataset, v);
+      else node.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) {
+      if (c === null || c === undefined || c === false) continue;
+      node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    }
+    return node;
+  }
+
+  function fmtBytes(n) {
+    if (n === null || n === undefined) return "–";
+    const units = ["B", "kB", "MB", "GB", "TB"];
+    let i = 0;
+    while (n >= 1000 && i < units.length - 1) { n /= 1000; i++; }
+    return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  }
+
+  function fmtRate(bps) {
+    return bps === null || bps === undefined ? "–" : fmtBytes(bps) + "/s";
+  }
+
+  function fmtDuration(s) {
+    if (s === null || s === undefined || isNaN(s)) return "–";
+    const sign = s < 0 ? "-" : "";
+    s = Math.abs(s);
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    const ss = sec.toFixed(1).padStart(4, "0");
+    return sign + (h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${String(m).padStart(2, "0")}:${ss}`);
+  }
+
+  function fmtTime(t) {
+    if (!t) return "–";
+    const d = typeof t === "number" ? new Date(t * 1000) : new Date(t);
+    return d.toLocaleString();
+  }
+
+  // Shows an API failure next to the control that caused it.
+  function showError(target, err) {
+    if (!target) return;
+    target.textContent = err ? (err.field ? `${err.field}: ${err.message}` : err.message) : "";
+    target.hidden = !err;
+  }
+
+  return {
+    state, on, fire, api, socket, el, fmtBytes, fmtRate, fmtDuration, fmtTime, showError,
+    PHASE_LABELS, isConnected: () => connected,
+  };
+})();

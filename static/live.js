@@ -1,0 +1,385 @@
+// The live capture page: controls, phase timeline, PTP lock, recording time, per-module
+// fault lamps, level meters and data rates, waveform and spectrum of a chosen channel, the
+// error log and the fault-injection panel for emulated modules.
+"use strict";
+
+(() => {
+  const { el, api, state, on, socket } = Dash;
+  const $ = (id) => document.getElementById(id);
+
+  const SEQUENCE = ["validating", "ptp-sync", "ptp-lock", "opening", "creating", "detecting",
+    "configuring", "settling", "synchronizing", "starting-stream", "armed", "connecting",
+    "recording", "stopping", "finishing", "closing"];
+  const BUSY = new Set(SEQUENCE.filter((p) => p !== "armed").concat(["disarming"]));
+  const FAULT_NAMES = { anol: "analog overload", cmol: "common-mode overload", cf: "cable fault" };
+
+  // --- controls ------------------------------------------------------------------------------
+  const controlError = $("control-error");
+  const untilBox = $("cap-until");
+  untilBox.addEventListener("change", () => { $("cap-duration").disabled = untilBox.checked; });
+
+  function captureBody() {
+    const body = { name: $("cap-name").value.trim() };
+    body.duration_s = untilBox.checked ? null : Number($("cap-duration").value);
+    return body;
+  }
+
+  async function act(button, fn) {
+    Dash.showError(controlError, null);
+    button.disabled = true;
+    try { await fn(); } catch (e) { Dash.showError(controlError, e); } finally { renderButtons(); }
+  }
+  $("btn-arm").onclick = (e) => act(e.target, () => api("POST", "/api/capture/arm", captureBody()));
+  $("btn-start").onclick = (e) => act(e.target, () => api("POST", "/api/capture/start", captureBody()));
+  $("btn-stop").onclick = (e) => act(e.target, () => api("POST", "/api/capture/stop", {}));
+  $("btn-disarm").onclick = (e) => act(e.target, () => api("POST", "/api/capture/disarm", {}));
+
+  function renderButtons() {
+    const phase = (state.phase || {}).phase || "idle";
+    const armed = phase === "armed";
+    const busy = BUSY.has(phase);
+    $("btn-arm").disabled = busy || armed;
+    $("btn-start").disabled = busy;
+    $("btn-stop").disabled = !busy;
+    $("btn-disarm").disabled = !armed;
+  }
+
+  // --- phase timeline ------------------------------------------------------------------------
+  on("phase", (p) => {
+    const seen = new Set((p.timeline || []).map((t) => t.phase));
+    const list = $("timeline");
+    list.replaceChildren();
+    for (const phase of SEQUENCE) {
+      let cls = seen.has(phase) ? "done" : "";
+      if (phase === p.phase) cls = "current";
+      list.append(el("li", { class: cls, dataset: { phase } }, Dash.PHASE_LABELS[phase]));
+    }
+    if (p.phase === "failed" || p.phase === "completed" || p.phase === "idle") {
+      list.append(el("li", { class: p.phase === "failed" ? "failed" : (seen.size ? "current" : ""),
+        dataset: { phase: p.phase } }, Dash.PHASE_LABELS[p.phase]));
+    }
+    $("phase-detail").textContent = p.detail || "";
+    renderButtons();
+    scheduleModules();
+  });
+
+  // --- PTP lock progress -----------------------------------------------------------------------
+  on("ptp", (ptp) => {
+    const box = $("ptp");
+    box.replaceChildren();
+    const entries = Object.entries(ptp || {});
+    if (!entries.length) {
+      box.append(el("p", { class: "muted small" }, "Not waiting for PTP lock."));
+      return;
+    }
+    for (const [module, p] of entries) {
+      const frac = p.locked ? 1 : Math.min(1, p.elapsed_s / Math.max(p.timeout_s, 0.001));
+      const label = p.locked
+        ? `${module}: ${p.status} after ${p.elapsed_s.toFixed(1)} s`
+        : `${module}: ${p.status} — ${p.elapsed_s.toFixed(1)} s of ${p.timeout_s.toFixed(0)} s`;
+      box.append(el("div", { class: "row", dataset: { module } },
+        el("div", { class: "bar" + (p.locked ? " locked" : ""), style: "flex:1",
+          dataset: { ptpModule: module, locked: p.locked ? "1" : "0" } },
+          el("span", { style: `width:${(frac * 100).toFixed(1)}%` }), el("em", {}, label))));
+    }
+  });
+
+  // --- recording time and current capture ---------------------------------------------------
+  on("recording-time", (r) => {
+    const text = r.duration_s ? `${Dash.fmtDuration(r.elapsed_s)} / ${Dash.fmtDuration(r.duration_s)}`
+      : Dash.fmtDuration(r.elapsed_s);
+    const node = $("rec-time");
+    node.textContent = text;
+    node.dataset.elapsed = r.elapsed_s;
+  });
+  on("capture", (c) => {
+    const box = $("cap-current");
+    box.replaceChildren();
+    if (c.current) {
+      box.append(el("b", {}, c.current.name), " ", el("span", { class: "muted small" }, c.current.id));
+    } else if (c.last) {
+      box.append("last: ", el("a", { href: `/captures/${encodeURIComponent(c.last.id)}` }, c.last.name || c.last.id),
+        " ", el("span", { class: `badge ${c.last.outcome}` }, c.last.outcome));
+      if (c.last.reason) box.append(el("div", { class: "err small" }, c.last.reason));
+    } else {
+      box.append(el("span", { class: "muted" }, "none yet"));
+    }
+  });
+
+  // --- modules: lamps, meters, rates ---------------------------------------------------------
+  function moduleList() {
+    const seen = new Set();
+    const out = [];
+    const add = (a) => { if (a && !seen.has(a)) { seen.add(a); out.push(a); } };
+    const cap = (state.capture || {}).current;
+    if (cap) cap.modules.forEach(add);
+    ((state.rig || {}).modules || []).forEach((m) => add(m.address));
+    Object.keys(state.levels || {}).forEach(add);
+    Object.keys(state["channel-fault"] || {}).forEach(add);
+    return out;
+  }
+
+  function channelsOf(address) {
+    const rows = (((state.setup || {}).setup || {}).channels || {})[address];
+    if (rows && rows.length) return rows.map((r) => ({ channel: r.channel, enabled: r.enabled }));
+    const lv = ((state.levels || {})[address] || {}).levels || [];
+    return lv.map((l) => ({ channel: l.channel, enabled: true }));
+  }
+
+  // Colour of a connector LED: red = fault now, magenta = fault earlier, yellow = set up but
+  // not yet delivering clean data, green = measuring fine, off = not in use.
+  function lamp(address, ch) {
+    const f = ((state["channel-fault"] || {})[address] || {})[ch.channel];
+    const q = ((state["data-quality"] || {})[address] || {})[ch.channel];
+    const lv = ((state.levels || {})[address] || {}).levels || [];
+    const phase = (state.phase || {}).phase || "idle";
+    if (!ch.enabled) return { color: "off", text: "disabled" };
+    if (f) {
+      const now = Object.keys(FAULT_NAMES).filter((k) => f[k] && f[k] !== "none" && f[k] !== "prev");
+      const prev = Object.keys(FAULT_NAMES).filter((k) => f[k] === "prev");
+      if (now.length) return { color: "red", text: now.map((k) => FAULT_NAMES[k]).join(", ") };
+      if (prev.length) return { color: "magenta", text: "earlier: " + prev.map((k) => FAULT_NAMES[k]).join(", ") };
+    }
+    if (q && q.flags && q.flags.length) return { color: "yellow", text: q.flags.join(", ") };
+    if (lv.some((l) => l.channel === ch.channel)) return { color: "green", text: "" };
+    if (BUSY.has(phase) || phase === "armed") return { color: "yellow", text: "" };
+    return { color: "off", text: "" };
+  }
+
+  function meter(level) {
+    if (!level) return el("div", { class: "meter" });
+    const pa = level.unit === "Pa";
+    const lo = pa ? 20 : -80, hi = pa ? 140 : 40;
+    const pos = (db) => Math.max(0, Math.min(100, ((db - lo) / (hi - lo)) * 100));
+    const peakDb = level.rms > 0 && level.peak > 0 ? level.db + 20 * Math.log10(level.peak / level.rms) : null;
+    return el("div", { class: "meter", title: `rms ${level.rms.toPrecision(4)} ${level.unit}, peak ${level.peak.toPrecision(4)} ${level.unit}` },
+      el("span", { style: `width:${pos(level.db).toFixed(1)}%` }),
+      peakDb === null ? null : el("i", { style: `left:${pos(peakDb).toFixed(1)}%` }));
+  }
+
+  function moduleErrors(address) {
+    return (state.log || []).filter((e) => e.module === address).slice(-3);
+  }
+
+  function renderModules() {
+    const box = $("modules");
+    const rigModules = Object.fromEntries(((state.rig || {}).modules || []).map((m) => [m.address, m]));
+    const cards = [];
+    for (const address of moduleList()) {
+      const rm = rigModules[address] || {};
+      const info = rm.info || {};
+      const ms = (state["module-status"] || {})[address];
+      const stats = (state["stream-stats"] || {})[address];
+      const levels = Object.fromEntries((((state.levels || {})[address] || {}).levels || []).map((l) => [l.channel, l]));
+      const rows = [];
+      for (const ch of channelsOf(address)) {
+        const L = lamp(address, ch);
+        const level = levels[ch.channel];
+        rows.push(
+          el("span", { class: `lamp ${L.color}`, title: L.text || L.color,
+            dataset: { lamp: `${address}/${ch.channel}`, color: L.color } }),
+          el("span", {}, `Ch ${ch.channel}`),
+          el("div", {}, meter(level),
+            L.text ? el("div", { class: "fault-name" + (L.color === "magenta" ? " prev" : "") }, L.text) : null),
+          el("span", { class: "db", dataset: { level: `${address}/${ch.channel}` } },
+            level ? `${level.db.toFixed(1)} dB ${level.unit === "Pa" ? "SPL" : "re 1 " + level.unit}` : "–"));
+      }
+      const errs = moduleErrors(address);
+      cards.push(el("section", { class: "card module-card", dataset: { module: address } },
+        el("div", { class: "head" },
+          el("b", {}, address),
+          el("span", { class: "muted" }, [info.name, rm.role].filter(Boolean).join(" · ")),
+          ms ? el("span", { class: "small muted" }, `${ms.module_state} · ${ms.input_status} · PTP ${ms.ptp_status}`) : null),
+        el("div", { class: "channels" }, rows),
+        el("div", { class: "stats" },
+          el("span", { dataset: { bytes: address } }, "received ", Dash.fmtBytes(stats ? stats.bytes_received : null)),
+          el("span", { dataset: { rate: address } }, "rate ", Dash.fmtRate(stats ? stats.rate_bps : null))),
+        errs.map((e) => el("div", { class: e.level === "error" ? "err small" : "small" }, e.message))));
+    }
+    if (!cards.length) {
+      cards.push(el("section", { class: "card" }, el("p", { class: "muted" },
+        "No modules yet: add them on the ", el("a", { href: "/rig" }, "Rig"), " page.")));
+    }
+    box.replaceChildren(...cards);
+    renderWaveSelect();
+  }
+  // Several topics arrive per tick: draw the cards once per frame at most.
+  var drawPending = false;
+  function scheduleModules() {
+    if (drawPending) return;
+    drawPending = true;
+    requestAnimationFrame(() => { drawPending = false; renderModules(); });
+  }
+  for (const t of ["rig", "setup", "levels", "channel-fault", "data-quality", "stream-stats",
+    "module-status", "capture", "log"]) on(t, scheduleModules);
+
+  // --- log -----------------------------------------------------------------------------------
+  on("log", (log) => {
+    const list = $("log");
+    list.replaceChildren();
+    const entries = (log || []).slice().reverse();
+    if (!entries.length) list.append(el("li", { class: "muted" }, "Nothing reported."));
+    for (const e of entries) {
+      list.append(el("li", { class: e.level },
+        el("span", { class: "muted" }, new Date(e.t * 1000).toLocaleTimeString(), " "),
+        e.module ? el("b", {}, e.module, ": ") : null, e.message,
+        e.request ? el("span", { class: "muted" }, ` (${e.request})`) : null));
+    }
+  });
+
+  // --- waveform and spectrum ------------------------------------------------------------------
+  const waveSelect = $("wave-select");
+  let selected = "";
+  function renderWaveSelect() {
+    const options = [];
+    for (const address of moduleList()) {
+      for (const ch of channelsOf(address)) {
+        if (ch.enabled) options.push(`${address}/${ch.channel}`);
+      }
+    }
+    const current = Array.from(waveSelect.options).map((o) => o.value).slice(1);
+    if (current.join("|") !== options.join("|")) {
+      waveSelect.replaceChildren(el("option", { value: "" }, "– choose –"),
+        ...options.map((o) => el("option", { value: o }, o.replace("/", " · Ch "))));
+      waveSelect.value = options.includes(selected) ? selected : "";
+    }
+    if (!selected && options.length) {
+      waveSelect.value = options[0];
+      choose(options[0]);
+    }
+  }
+  function choose(value) {
+    selected = value;
+    if (!value) { socket.emit("select-waveform", { module: null, channel: null }); return; }
+    const cut = value.lastIndexOf("/");
+    socket.emit("select-waveform", { module: value.slice(0, cut), channel: Number(value.slice(cut + 1)) });
+  }
+  waveSelect.addEventListener("change", () => choose(waveSelect.value));
+  socket.on("connect", () => { if (selected) choose(selected); });
+
+  function plotSize(node) {
+    return { width: Math.max(200, node.clientWidth), height: 200 };
+  }
+  const wavePlot = new uPlot({
+    ...plotSize($("wave-plot")), scales: { x: { time: false } },
+    series: [{ label: "t (ms)" }, { label: "value", stroke: "#0b63c5", width: 1 }],
+    axes: [{ label: "time (ms)" }, { label: "" }], legend: { show: false },
+  }, [[], []], $("wave-plot"));
+  const specPlot = new uPlot({
+    ...plotSize($("spec-plot")), scales: { x: { time: false } },
+    series: [{ label: "f (Hz)" }, { label: "dB", stroke: "#c0392b", width: 1 }],
+    axes: [{ label: "frequency (Hz)" }, { label: "dB" }], legend: { show: false },
+  }, [[], []], $("spec-plot"));
+  window.addEventListener("resize", () => {
+    wavePlot.setSize(plotSize($("wave-plot")));
+    specPlot.setSize(plotSize($("spec-plot")));
+  });
+
+  // In-place radix-2 FFT of a real signal; returns magnitudes of bins 0..n/2.
+  function spectrum(values) {
+    let n = 1;
+    while (n * 2 <= values.length && n < 8192) n *= 2;
+    const re = new Float64Array(n), im = new Float64Array(n);
+    const off = values.length - n;
+    let wsum = 0;
+    for (let i = 0; i < n; i++) {
+      const w = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (n - 1));
+      re[i] = values[off + i] * w;
+      wsum += w;
+    }
+    for (let i = 1, j = 0; i < n; i++) {
+      let bit = n >> 1;
+      for (; j & bit; bit >>= 1) j ^= bit;
+      j ^= bit;
+      if (i < j) { [re[i], re[j]] = [re[j], re[i]]; }
+    }
+    for (let len = 2; len <= n; len <<= 1) {
+      const ang = (-2 * Math.PI) / len;
+      const wr = Math.cos(ang), wi = Math.sin(ang);
+      for (let i = 0; i < n; i += len) {
+        let cr = 1, ci = 0;
+        for (let k = 0; k < len / 2; k++) {
+          const a = i + k, b = a + len / 2;
+          const tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr;
+          re[b] = re[a] - tr; im[b] = im[a] - ti;
+          re[a] += tr; im[a] += ti;
+          const nr = cr * wr - ci * wi;
+          ci = cr * wi + ci * wr; cr = nr;
+        }
+      }
+    }
+    const mags = new Float64Array(n / 2 + 1);
+    for (let k = 0; k <= n / 2; k++) mags[k] = (Math.hypot(re[k], im[k]) * 2) / wsum;
+    return { n, mags };
+  }
+
+  let waveCount = 0;
+  on("waveform", (w) => {
+    if (!w || `${w.module}/${w.channel}` !== selected) return;
+    const values = new Float32Array(w.values);
+    const x = new Float64Array(values.length);
+    for (let i = 0; i < values.length; i++) x[i] = (i / w.sample_rate) * 1000;
+    wavePlot.setData([x, values]);
+    if (values.length >= 16) {
+      const { n, mags } = spectrum(values);
+      const f = new Float64Array(mags.length), db = new Float64Array(mags.length);
+      const ref = w.unit === "Pa" ? 20e-6 : 1;
+      for (let k = 0; k < mags.length; k++) {
+        f[k] = (k * w.sample_rate) / n;
+        db[k] = 20 * Math.log10(Math.max(mags[k] / Math.SQRT2, 1e-12) / ref);
+      }
+      specPlot.setData([f, db]);
+    }
+    waveCount += 1;
+    const info = $("wave-info");
+    info.textContent = `${values.length} points at ${w.sample_rate} S/s, ${w.unit}`;
+    info.dataset.count = waveCount;
+  });
+
+  // --- fault injection --------------------------------------------------------------------------
+  const fi = { module: $("fi-module"), kind: $("fi-kind"), channel: $("fi-channel") };
+  function fillSelect(select, values) {
+    const current = select.value;
+    const have = Array.from(select.options).map((o) => o.value).join("|");
+    if (have === values.map((v) => v[0]).join("|")) return;
+    select.replaceChildren(...values.map(([v, label]) => el("option", { value: v }, label)));
+    if (values.some((v) => String(v[0]) === current)) select.value = current;
+  }
+  function renderFaultChannels() {
+    const rigModule = ((state.rig || {}).modules || []).find((m) => m.address === fi.module.value);
+    const count = ((rigModule || {}).info || {}).input_channels || 0;
+    const kind = ((state.emulator || {}).kinds || []).find((k) => k.kind === fi.kind.value);
+    const values = kind && kind.channel
+      ? Array.from({ length: count }, (_, i) => [String(i + 1), `Ch ${i + 1}`]) : [["", "–"]];
+    fillSelect(fi.channel, values);
+    fi.channel.disabled = !(kind && kind.channel);
+  }
+  on("emulator", (em) => {
+    const panel = $("faults-panel");
+    panel.hidden = !(em && em.available && em.modules.length);
+    if (panel.hidden) return;
+    fillSelect(fi.module, em.modules.map((m) => [m, m]));
+    fillSelect(fi.kind, em.kinds.map((k) => [k.kind, k.label]));
+    renderFaultChannels();
+    const list = $("fi-list");
+    list.replaceChildren(...em.injected.map((f) => el("li", {},
+      `${new Date(f.t * 1000).toLocaleTimeString()} ${f.module}: ${f.fault}${f.channel ? " on Ch " + f.channel : ""}`)));
+  });
+  on("rig", renderFaultChannels);
+  fi.module.addEventListener("change", renderFaultChannels);
+  fi.kind.addEventListener("change", renderFaultChannels);
+  $("fi-inject").onclick = async () => {
+    Dash.showError($("fi-error"), null);
+    const body = { module: fi.module.value, fault: fi.kind.value };
+    if (!fi.channel.disabled) body.channel = Number(fi.channel.value);
+    const d = $("fi-duration").value;
+    if (d) body.duration_s = Number(d);
+    try { await api("POST", "/api/emulator/faults", body); } catch (e) { Dash.showError($("fi-error"), e); }
+  };
+  $("fi-clear").onclick = async () => {
+    Dash.showError($("fi-error"), null);
+    try { await api("DELETE", "/api/emulator/faults", { module: fi.module.value }); } catch (e) { Dash.showError($("fi-error"), e); }
+  };
+
+  renderButtons();
+})();

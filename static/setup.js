@@ -1,0 +1,147 @@
+// The Setup page: bandwidth, per-module channel tables with TEDS results, manual transducers,
+// re-run detection, named setups.
+"use strict";
+
+(() => {
+  const { el, api, on, state } = Dash;
+  const $ = (id) => document.getElementById(id);
+  const BANDWIDTHS = ["204.8 kHz", "102.4 kHz", "51.2 kHz", "25.6 kHz", "12.8 kHz", "6.4 kHz",
+    "3.2 kHz", "1.6 kHz", "800 Hz", "400 Hz", "200 Hz", "100 Hz", "50 Hz"];
+  const rateOf = (bw) => Math.round(parseFloat(bw) * (bw.includes("kHz") ? 1000 : 1) * 2.56);
+
+  let draft = null;    // the setup being edited
+  let dirty = false;
+  const setDirty = (d) => { dirty = d; $("dirty-note").hidden = !d; };
+  const errBox = $("setup-error");
+
+  function rigModules() { return ((state.rig || {}).modules || []); }
+
+  function renderBandwidths() {
+    const rates = rigModules().map((m) => (m.info || {}).sample_rates).filter((r) => r && r.length);
+    const allowed = BANDWIDTHS.filter((bw) => rates.every((r) => r.includes(rateOf(bw))));
+    const select = $("bandwidth");
+    select.replaceChildren(...allowed.map((bw) => el("option", { value: bw }, bw)));
+    if (draft && !allowed.includes(draft.bandwidth)) select.append(el("option", { value: draft.bandwidth }, draft.bandwidth));
+    if (draft) select.value = draft.bandwidth;
+  }
+
+  function tedsText(t) {
+    if (!t) return el("span", { class: "muted" }, "none found");
+    const type = t.type || {};
+    const name = [type.prefix, type.number, type.model, type.variant].filter(Boolean).join("-");
+    return el("span", {}, el("b", {}, name || "?"), ` s/n ${t.serialNumber ?? "?"}`,
+      el("div", { class: "small muted" }, `${Number(t.sensitivity).toPrecision(4)} V/${t.unit}`,
+        t.requiresCcld ? " · CCLD" : "", t.requires200V ? " · 200 V" : ""));
+  }
+
+  function triSelect(value, onChange, label) {
+    const s = el("select", { "aria-label": label },
+      el("option", { value: "auto" }, "auto"), el("option", { value: "on" }, "on"), el("option", { value: "off" }, "off"));
+    s.value = value === null || value === undefined ? "auto" : value ? "on" : "off";
+    s.addEventListener("change", () => { onChange(s.value === "auto" ? null : s.value === "on"); setDirty(true); });
+    return s;
+  }
+
+  function optSelect(options, value, onChange, label) {
+    const s = el("select", { "aria-label": label }, el("option", { value: "" }, "auto"),
+      ...options.map((o) => el("option", { value: o }, o)));
+    s.value = value || "";
+    s.addEventListener("change", () => { onChange(s.value || null); setDirty(true); });
+    return s;
+  }
+
+  function manualCell(row, address) {
+    const t = row.transducer || {};
+    const sens = el("input", { type: "number", step: "any", min: "0", placeholder: "V/unit", style: "width:7em",
+      value: t.sensitivity ?? "", "aria-label": `manual sensitivity ${address} channel ${row.channel}` });
+    const unit = el("input", { type: "text", size: 4, placeholder: "unit", value: t.unit ?? "" });
+    const serial = el("input", { type: "number", min: "0", step: "1", placeholder: "s/n", style: "width:6em", value: t.serial ?? "" });
+    const update = () => {
+      setDirty(true);
+      if (sens.value === "") { row.transducer = null; return; }
+      row.transducer = { sensitivity: Number(sens.value), unit: unit.value || "V",
+        serial: serial.value === "" ? 0 : Number(serial.value), type: "" };
+    };
+    for (const i of [sens, unit, serial]) i.addEventListener("input", update);
+    return el("div", { class: "row" }, sens, unit, serial);
+  }
+
+  function renderTables() {
+    const box = $("module-tables");
+    box.replaceChildren();
+    if (!draft) return;
+    const modules = rigModules();
+    if (!modules.length) {
+      box.append(el("section", { class: "card" }, el("p", { class: "muted" }, "No modules: add them on the ",
+        el("a", { href: "/rig" }, "Rig"), " page.")));
+    }
+    for (const m of modules) {
+      const info = m.info || {};
+      const rows = draft.channels[m.address] || [];
+      const detected = ((state.transducers || {})[m.address] || {}).transducers || [];
+      const body = el("tbody");
+      for (const row of rows) {
+        const enabled = el("input", { type: "checkbox", checked: row.enabled, "aria-label": `enable ${m.address} channel ${row.channel}` });
+        enabled.addEventListener("change", () => { row.enabled = enabled.checked; setDirty(true); });
+        body.append(el("tr", { dataset: { channel: row.channel } },
+          el("td", {}, `Ch ${row.channel}`),
+          el("td", {}, enabled),
+          el("td", {}, tedsText(detected[row.channel - 1])),
+          el("td", {}, optSelect(info.ranges || [], row.range, (v) => { row.range = v; }, "range")),
+          el("td", {}, optSelect(info.filters || [], row.filter, (v) => { row.filter = v; }, "filter")),
+          el("td", {}, triSelect(row.ccld, (v) => { row.ccld = v; }, "CCLD")),
+          el("td", {}, triSelect(row.polvolt, (v) => { row.polvolt = v; }, "polarisation voltage")),
+          el("td", {}, manualCell(row, m.address))));
+      }
+      box.append(el("section", { class: "card", dataset: { module: m.address } },
+        el("h2", {}, m.address, " ", el("span", { class: "muted small" }, info.name || (m.reachable === false ? "unreachable" : "not probed yet"))),
+        rows.length ? el("div", { class: "table-wrap" }, el("table", {},
+          el("thead", {}, el("tr", {}, ["Channel", "On", "TEDS detected", "Range", "Filter", "CCLD", "Polarisation", "Manual transducer (sensitivity, unit, s/n)"].map((h) => el("th", {}, h)))),
+          body)) : el("p", { class: "muted" }, "Channels appear once the module has answered.")));
+    }
+  }
+
+  function takeServer() {
+    const s = (state.setup || {}).setup;
+    if (!s) return;
+    draft = JSON.parse(JSON.stringify(s));
+    $("multi-socket").checked = !!draft.multi_socket;
+    renderBandwidths();
+    renderTables();
+    setDirty(false);
+  }
+
+  on("setup", (s) => {
+    const named = $("named");
+    const cur = named.value;
+    named.replaceChildren(...(s.setups || []).map((n) => el("option", { value: n }, n)));
+    if ((s.setups || []).includes(cur)) named.value = cur;
+    if (!dirty) takeServer();
+  });
+  on("rig", () => { renderBandwidths(); if (!dirty) takeServer(); });
+  on("transducers", () => { if (!dirty) renderTables(); });
+
+  $("bandwidth").addEventListener("change", () => { draft.bandwidth = $("bandwidth").value; setDirty(true); });
+  $("multi-socket").addEventListener("change", () => { draft.multi_socket = $("multi-socket").checked; setDirty(true); });
+
+  async function run(fn) {
+    Dash.showError(errBox, null);
+    try { await fn(); } catch (e) { Dash.showError(errBox, e); }
+  }
+  $("apply-btn").onclick = () => run(async () => {
+    await api("PUT", "/api/setup", draft);
+    setDirty(false);
+  });
+  $("revert-btn").onclick = () => { setDirty(false); takeServer(); };
+  $("detect-btn").onclick = () => run(() => api("POST", "/api/setup/detect", {}));
+  $("save-btn").onclick = () => run(async () => {
+    if (dirty) { await api("PUT", "/api/setup", draft); setDirty(false); }
+    await api("POST", "/api/setups", { name: $("save-name").value.trim() });
+    $("named").value = $("save-name").value.trim();
+  });
+  $("load-btn").onclick = () => run(async () => {
+    setDirty(false);
+    await api("POST", `/api/setups/${encodeURIComponent($("named").value)}/load`, {});
+  });
+  $("delete-btn").onclick = () => run(() => api("DELETE", `/api/setups/${encodeURIComponent($("named").value)}`));
+})();

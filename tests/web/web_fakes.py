@@ -1,0 +1,70 @@
+"""A stand-in orchestrator for the web layer's own tests: it keeps the orchestrator's public
+surface (phase, armed, busy, probe, arm, start, stop, disarm) and publishes real events on the
+real bus, so everything from the fold to the Socket.IO push runs as in production."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from webapp.capture import events as ev
+from webapp.openapi.model import ModuleInfo
+
+
+def module_info(address: str, serial: int = 100001, channels: int = 6) -> ModuleInfo:
+    return ModuleInfo(
+        type_number="3050",
+        serial=serial,
+        firmware="2.10.0.501",
+        hardware="1.0.0.0",
+        input_channels=channels,
+        output_channels=0,
+        sample_rates=[131072, 65536, 32768],
+        ranges=["0.316 Vpeak", "10 Vpeak"],
+        filters=["DC", "0.7 Hz", "7.0 Hz"],
+        module_state="Idle",
+    )
+
+
+class FakeOrchestrator:
+    def __init__(self, bus: ev.EventBus, unreachable: set[str] | None = None):
+        self.bus = bus
+        self.phase = ev.Phase.IDLE
+        self.armed = False
+        self.busy = False
+        self.current_capture_id: str | None = None
+        self.calls: list[tuple[str, Any]] = []
+        self.unreachable = unreachable or set()
+        self.probed = threading.Event()
+
+    def probe(self, address: str) -> ModuleInfo:
+        self.probed.set()
+        if address in self.unreachable:
+            raise ConnectionError(f"{address}: GET /rest/rec/module/info: connection refused")
+        return module_info(address, serial=100000 + len(address))
+
+    def set_phase(self, phase: ev.Phase, detail: str = "") -> None:
+        previous, self.phase = self.phase, phase
+        self.bus.publish(ev.PhaseChanged(phase=phase, previous=previous, detail=detail))
+
+    def arm(self, settings: Any) -> None:
+        self.calls.append(("arm", settings))
+        self.armed = True
+        self.set_phase(ev.Phase.ARMED)
+
+    def start(self, settings: Any) -> str:
+        self.calls.append(("start", settings))
+        self.busy = True
+        self.current_capture_id = f"20260101-000000-{settings.name}"
+        self.set_phase(ev.Phase.VALIDATING)
+        return self.current_capture_id
+
+    def stop(self) -> None:
+        self.calls.append(("stop", None))
+        self.busy = False
+        self.set_phase(ev.Phase.COMPLETED)
+
+    def disarm(self) -> None:
+        self.calls.append(("disarm", None))
+        self.armed = False
+        self.set_phase(ev.Phase.IDLE)

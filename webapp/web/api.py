@@ -1,0 +1,235 @@
+"""The JSON HTTP API the pages use and a script can use (documented in docs/api.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, request, send_file
+
+from webapp.web import auth, history
+from webapp.web.control import RequestError
+from webapp.web.rig import RigError
+from webapp.web.setups import SetupError
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def dash() -> Any:
+    return current_app.extensions["lanxi"]
+
+
+def _body() -> Any:
+    if not request.data:
+        return {}
+    body = request.get_json(silent=True)
+    if body is None:
+        raise RequestError(None, "the request body must be JSON (Content-Type: application/json)")
+    return body
+
+
+@bp.errorhandler(RequestError)
+def _request_error(exc: RequestError) -> Any:
+    return jsonify(exc.to_json()), exc.status
+
+
+@bp.errorhandler(RigError)
+@bp.errorhandler(SetupError)
+def _field_error(exc: RigError | SetupError) -> Any:
+    return jsonify(error=exc.message, field=exc.field), 400
+
+
+@bp.errorhandler(404)
+def _not_found(_: Any) -> Any:
+    return jsonify(error="not found"), 404
+
+
+@bp.errorhandler(405)
+def _not_allowed(_: Any) -> Any:
+    return jsonify(error="method not allowed"), 405
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+@bp.get("/state")
+@auth.require_role("viewer")
+def get_state() -> Any:
+    return jsonify(dash().snapshot())
+
+
+# --- rig -----------------------------------------------------------------------------------
+
+
+@bp.get("/rig")
+@auth.require_role("viewer")
+def get_rig() -> Any:
+    return jsonify(dash().rig.view())
+
+
+@bp.post("/rig/modules")
+@auth.require_role("admin")
+def add_module() -> Any:
+    body = _body()
+    if not isinstance(body, dict):
+        raise RequestError(None, "the request body must be a JSON object")
+    dash().rig.add(body.get("address"))
+    return jsonify(dash().rig.view()), 201
+
+
+@bp.delete("/rig/modules/<path:address>")
+@auth.require_role("admin")
+def remove_module(address: str) -> Any:
+    dash().rig.remove(address)
+    return jsonify(dash().rig.view())
+
+
+@bp.put("/rig")
+@auth.require_role("operator")
+def configure_rig() -> Any:
+    body = _body()
+    if not isinstance(body, dict):
+        raise RequestError(None, "the request body must be a JSON object")
+    unknown = set(body) - {"master", "ptp_domain"}
+    if unknown:
+        raise RequestError(sorted(unknown)[0], "unknown field")
+    dash().rig.configure(master=body.get("master"), ptp_domain=body.get("ptp_domain"))
+    return jsonify(dash().rig.view())
+
+
+@bp.post("/rig/refresh")
+@auth.require_role("operator")
+def refresh_rig() -> Any:
+    dash().rig.probe_all()
+    return jsonify(dash().rig.view()), 202
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+@bp.get("/setup")
+@auth.require_role("viewer")
+def get_setup() -> Any:
+    return jsonify(dash().setup_view())
+
+
+@bp.put("/setup")
+@auth.require_role("operator")
+def put_setup() -> Any:
+    dash().setups.update(_body())
+    dash().publish_setup()
+    return jsonify(dash().setup_view())
+
+
+@bp.post("/setup/detect")
+@auth.require_role("operator")
+def detect() -> Any:
+    return jsonify(dash().control.detect()), 202
+
+
+@bp.get("/setups")
+@auth.require_role("viewer")
+def list_setups() -> Any:
+    return jsonify(setups=dash().setups.names())
+
+
+@bp.post("/setups")
+@auth.require_role("operator")
+def save_setup() -> Any:
+    body = _body()
+    name = body.get("name") if isinstance(body, dict) else None
+    saved = dash().setups.save_as(name)
+    dash().publish_setup()
+    return jsonify(name=saved, setups=dash().setups.names()), 201
+
+
+@bp.post("/setups/<name>/load")
+@auth.require_role("operator")
+def load_setup(name: str) -> Any:
+    dash().setups.load(name)
+    dash().publish_setup()
+    return jsonify(dash().setup_view())
+
+
+@bp.delete("/setups/<name>")
+@auth.require_role("operator")
+def delete_setup(name: str) -> Any:
+    dash().setups.delete(name)
+    dash().publish_setup()
+    return jsonify(setups=dash().setups.names())
+
+
+# --- capture control -----------------------------------------------------------------------
+
+
+@bp.post("/capture/arm")
+@auth.require_role("operator")
+def arm() -> Any:
+    return jsonify(dash().control.arm(_body())), 202
+
+
+@bp.post("/capture/start")
+@auth.require_role("operator")
+def start() -> Any:
+    return jsonify(dash().control.start(_body())), 202
+
+
+@bp.post("/capture/stop")
+@auth.require_role("operator")
+def stop() -> Any:
+    return jsonify(dash().control.stop()), 202
+
+
+@bp.post("/capture/disarm")
+@auth.require_role("operator")
+def disarm() -> Any:
+    return jsonify(dash().control.disarm()), 202
+
+
+# --- history -------------------------------------------------------------------------------
+
+
+@bp.get("/captures")
+@auth.require_role("viewer")
+def list_captures() -> Any:
+    return jsonify(captures=history.list_captures(dash().data_dir))
+
+
+@bp.get("/captures/<capture_id>")
+@auth.require_role("viewer")
+def get_capture(capture_id: str) -> Any:
+    detail = history.capture_detail(dash().data_dir, capture_id)
+    if detail is None:
+        return jsonify(error=f"no capture {capture_id!r}", field="id"), 404
+    return jsonify(detail)
+
+
+@bp.get("/captures/<capture_id>/files/<name>")
+@auth.require_role("viewer")
+def download(capture_id: str, name: str) -> Any:
+    path = history.capture_file(dash().data_dir, capture_id, name)
+    if path is None:
+        abort(404)
+    return send_file(path, as_attachment=True, download_name=name, max_age=0)
+
+
+# --- emulated modules ----------------------------------------------------------------------
+
+
+@bp.get("/emulator/faults")
+@auth.require_role("viewer")
+def list_faults() -> Any:
+    return jsonify(dash().faults.view())
+
+
+@bp.post("/emulator/faults")
+@auth.require_role("operator")
+def inject_fault() -> Any:
+    return jsonify(dash().faults.inject(_body())), 201
+
+
+@bp.delete("/emulator/faults")
+@auth.require_role("operator")
+def clear_faults() -> Any:
+    body = _body()
+    module = body.get("module") if isinstance(body, dict) else None
+    return jsonify(dash().faults.clear(module))

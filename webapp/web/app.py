@@ -1,0 +1,163 @@
+"""``create_app()``: the dashboard's Flask app, its Socket.IO server and the services behind.
+
+The web layer only translates: the orchestrator runs captures and publishes events on its bus;
+:class:`~webapp.web.state.LiveState` folds them; :mod:`webapp.web.live` pushes them to browsers;
+:mod:`webapp.web.api` turns HTTP requests into orchestrator calls.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from flask_socketio import SocketIO
+
+from webapp import runtime
+from webapp.capture import events as ev
+from webapp.web import auth, live
+from webapp.web.control import Control
+from webapp.web.faults import FaultPanel
+from webapp.web.rig import RigStore
+from webapp.web.setups import SetupStore
+from webapp.web.state import LiveState
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Dashboard:
+    """Everything a request handler needs, kept in ``app.extensions["lanxi"]``."""
+
+    data_dir: Path
+    bus: ev.EventBus
+    orchestrator: Any
+    state: LiveState
+    rig: RigStore
+    setups: SetupStore
+    control: Control
+    faults: FaultPanel
+    hub: live.LiveHub
+    socketio: SocketIO
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def setup_view(self) -> dict[str, Any]:
+        rig = self.rig.view()
+        return {
+            "setup": self.setups.for_rig(rig["modules"]),
+            "setups": self.setups.names(),
+        }
+
+    def publish_setup(self) -> None:
+        self.state.set_topic("setup", self.setup_view())
+
+    def snapshot(self) -> dict[str, Any]:
+        snap = self.state.snapshot()
+        snap["viewers"] = {"count": self.hub.viewer_count}
+        snap["control"] = {
+            "armed": bool(self.orchestrator.armed),
+            "busy": bool(self.orchestrator.busy),
+        }
+        return snap
+
+
+def async_mode() -> str:
+    return "eventlet" if runtime.eventlet_active() else "threading"
+
+
+def create_app(
+    data_dir: Path | str,
+    *,
+    orchestrator: Any = None,
+    bus: ev.EventBus | None = None,
+    auth_enabled: bool = False,
+    rate_hz: float = live.DEFAULT_RATE_HZ,
+    emulator: Any = None,
+) -> Flask:
+    """Build the dashboard. ``orchestrator`` defaults to a real one on ``bus``;
+    ``emulator`` (emulated modules running in this process) enables the fault panel."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "captures").mkdir(exist_ok=True)
+
+    app = Flask(
+        "webapp.web",
+        template_folder=str(PROJECT_ROOT / "templates"),
+        static_folder=str(PROJECT_ROOT / "static"),
+        static_url_path="/static",
+    )
+    app.config["SECRET_KEY"] = _secret_key(data_dir)
+    app.config["JSON_SORT_KEYS"] = False
+    app.config["LANXI_DATA_DIR"] = data_dir
+    auth.init_app(app, data_dir, auth_enabled)
+
+    bus = bus or ev.EventBus()
+    if orchestrator is None:
+        from webapp.capture.orchestrator import Orchestrator
+
+        orchestrator = Orchestrator(bus, data_dir)
+
+    socketio = SocketIO(app, async_mode=async_mode(), max_http_buffer_size=1_000_000)
+    state = LiveState()
+    setups = SetupStore(data_dir)
+
+    def on_rig_change(view: dict[str, Any]) -> None:
+        # The setup's channel table follows the rig (a probed module brings its channels).
+        state.set_topic("rig", view)
+        state.set_topic(
+            "setup", {"setup": setups.for_rig(view["modules"]), "setups": setups.names()}
+        )
+
+    rig = RigStore(data_dir / "rig.json", orchestrator.probe, on_rig_change)
+    control = Control(orchestrator, rig, setups, state)
+    faults = FaultPanel(rig, emulator, lambda v: state.set_topic("emulator", v))
+    hub = live.LiveHub(socketio, state, rate_hz=rate_hz)
+    dashboard = Dashboard(
+        data_dir=data_dir,
+        bus=bus,
+        orchestrator=orchestrator,
+        state=state,
+        rig=rig,
+        setups=setups,
+        control=control,
+        faults=faults,
+        hub=hub,
+        socketio=socketio,
+    )
+    app.extensions["lanxi"] = dashboard
+
+    bus.subscribe(state.on_event)
+    state.set_topic("rig", rig.view())
+    dashboard.publish_setup()
+    faults.publish()
+
+    from webapp.web import api, pages
+
+    app.register_blueprint(api.bp)
+    app.register_blueprint(pages.bp)
+    try:
+        from webapp.web.analysis_api import bp as analysis_bp
+    except ModuleNotFoundError as exc:
+        if exc.name != "webapp.web.analysis_api":
+            raise
+    else:
+        app.register_blueprint(analysis_bp)
+    live.register(socketio, hub, control)
+    return app
+
+
+def _secret_key(data_dir: Path) -> bytes:
+    """A key per data directory, kept across restarts so sessions survive them."""
+    path = data_dir / ".secret_key"
+    try:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+    except OSError:
+        pass
+    key = secrets.token_bytes(32)
+    path.write_bytes(key)
+    path.chmod(0o600)
+    return key

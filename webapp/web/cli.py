@@ -1,0 +1,122 @@
+"""``lanxi-dashboard serve``: the dashboard, optionally on emulated modules in the same process."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA_DIR = "data"
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the dashboard",
+        description="Serve the dashboard. Bound to a loopback address it may run without login; "
+        "any other address needs access control (lanxi-dashboard user add).",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=5000, help="TCP port (default 5000)")
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("LANXI_DATA_DIR", DEFAULT_DATA_DIR)),
+        help="captures, setups, rig and users live here (default ./data)",
+    )
+    p.add_argument(
+        "--emulate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run N emulated modules in this process and make them the rig",
+    )
+    p.add_argument(
+        "--emulate-type",
+        default="3050",
+        help="module type of the emulated modules (default 3050)",
+    )
+    p.add_argument(
+        "--ptp-lock-seconds",
+        type=float,
+        default=None,
+        help="emulated modules: time to PTP lock (default: the emulator's)",
+    )
+    p.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS directly")
+    p.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
+    p.set_defaults(func=serve)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from webapp.web import auth
+    from webapp.web.app import create_app
+
+    data_dir: Path = args.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    refusal = auth.bind_refusal(args.host, data_dir)
+    if refusal:
+        print(f"lanxi-dashboard serve: {refusal}", file=sys.stderr)
+        return 2
+    if bool(args.certfile) != bool(args.keyfile):
+        print("lanxi-dashboard serve: --certfile and --keyfile go together", file=sys.stderr)
+        return 2
+    if args.emulate < 0 or args.emulate > 64:
+        print("lanxi-dashboard serve: --emulate takes 0..64 modules", file=sys.stderr)
+        return 2
+
+    emulated = None
+    if args.emulate:
+        from webapp.web.emulated import EmulatedModules
+
+        emulated = EmulatedModules.start(
+            args.emulate, module_type=args.emulate_type, ptp_lock_s=args.ptp_lock_seconds
+        )
+    try:
+        app = create_app(
+            data_dir,
+            auth_enabled=_access_control_on(args.host, data_dir),
+            emulator=emulated,
+        )
+        dashboard = app.extensions["lanxi"]
+        if emulated is not None:
+            _replace_rig(dashboard.rig, emulated.addresses)
+        dashboard.rig.probe_all()
+        scheme = "https" if args.certfile else "http"
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(
+            f"LAN-XI dashboard on {scheme}://{host}:{args.port}/ (data in {data_dir})", flush=True
+        )
+        kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "log_output": False}
+        if args.certfile:
+            kwargs.update(certfile=args.certfile, keyfile=args.keyfile)
+        if dashboard.socketio.async_mode == "threading":
+            kwargs["allow_unsafe_werkzeug"] = True
+        dashboard.socketio.run(app, **kwargs)
+    finally:
+        if emulated is not None:
+            emulated.stop()
+    return 0
+
+
+def _access_control_on(host: str, data_dir: Path) -> bool:
+    """On when users are configured, and always off the loopback (bind_refusal has ensured
+    that users exist there)."""
+    from webapp.web import auth
+
+    configured = getattr(auth, "access_configured", None)
+    if configured is not None and configured(data_dir):
+        return True
+    return not auth.is_loopback(host)
+
+
+def _replace_rig(rig: Any, addresses: list[str]) -> None:
+    """The emulated modules become the rig (the previous rig of this data dir is replaced)."""
+    for module in rig.view()["modules"]:
+        rig.remove(module["address"])
+    for address in addresses:
+        rig.add(address, emulated=True, probe=False)

@@ -1,0 +1,116 @@
+"""The fault-injection panel: emulated modules only, so a demo can show fault handling.
+
+Real LAN-XI modules have no such thing; the emulator offers an emulator-only fault endpoint on
+each emulated module (docs/emulator.md). The panel only talks to modules the dashboard itself
+started with ``serve --emulate N`` (or that were marked emulated), never to a real module.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from webapp.web.control import RequestError
+from webapp.web.rig import RigStore
+
+# kind -> (label, needs a channel)
+FAULTS: dict[str, tuple[str, bool]] = {
+    "cable-fault": ("cable fault", True),
+    "overload": ("analog overload", True),
+    "cm-overload": ("common-mode overload", True),
+    "ptp-loss": ("PTP loss", False),
+    "stream-drop": ("stream drop", False),
+}
+
+
+class FaultPanel:
+    """Keeps which faults were injected, and forwards injections to the emulator backend.
+
+    ``backend`` has ``inject(address, kind, channel, duration_s)`` and ``clear(address)``.
+    """
+
+    def __init__(
+        self,
+        rig: RigStore,
+        backend: Any,
+        on_change: Callable[[dict[str, Any]], None] = lambda _: None,
+    ):
+        self.rig = rig
+        self.backend = backend
+        self._on_change = on_change
+        self._lock = threading.Lock()
+        self._active: list[dict[str, Any]] = []
+
+    def view(self) -> dict[str, Any]:
+        rig = self.rig.view()
+        with self._lock:
+            active = list(self._active)
+        return {
+            "available": self.backend is not None,
+            "modules": [m["address"] for m in rig["modules"] if m.get("emulated")],
+            "kinds": [{"kind": k, "label": v[0], "channel": v[1]} for k, v in FAULTS.items()],
+            "injected": active,
+        }
+
+    def publish(self) -> None:
+        self._on_change(self.view())
+
+    def inject(self, body: Any) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise RequestError(None, "the request body must be a JSON object")
+        if self.backend is None:
+            raise RequestError(None, "no emulated modules in this dashboard", 409)
+        module = body.get("module")
+        if not isinstance(module, str) or not self.rig.is_emulated(module):
+            raise RequestError("module", "module must be the address of an emulated module")
+        kind = body.get("fault")
+        if kind not in FAULTS:
+            raise RequestError("fault", f"fault must be one of {', '.join(FAULTS)}")
+        channel = body.get("channel")
+        if FAULTS[kind][1]:
+            if isinstance(channel, bool) or not isinstance(channel, int) or channel < 1:
+                raise RequestError("channel", f"a {FAULTS[kind][0]} needs a channel number")
+            info = self.rig.info(module) or {}
+            count = info.get("input_channels")
+            if count and channel > count:
+                raise RequestError("channel", f"{module} has {count} input channels")
+        else:
+            channel = None
+        duration = body.get("duration_s")
+        if duration is not None and (
+            isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0
+        ):
+            raise RequestError(
+                "duration_s", "duration_s must be positive, or null for until cleared"
+            )
+        try:
+            self.backend.inject(module, kind, channel, duration)
+        except Exception as exc:
+            raise RequestError(None, f"injecting {kind} into {module} failed: {exc}", 502) from None
+        entry = {"module": module, "fault": kind, "channel": channel, "t": time.time()}
+        if duration is not None:
+            entry["until"] = entry["t"] + float(duration)
+        with self._lock:
+            self._active.append(entry)
+        self.publish()
+        return entry
+
+    def clear(self, module: Any = None) -> dict[str, Any]:
+        if self.backend is None:
+            raise RequestError(None, "no emulated modules in this dashboard", 409)
+        targets = [module] if module else self.view()["modules"]
+        for address in targets:
+            if not isinstance(address, str) or not self.rig.is_emulated(address):
+                raise RequestError("module", "module must be the address of an emulated module")
+            try:
+                self.backend.clear(address)
+            except Exception as exc:
+                raise RequestError(
+                    None, f"clearing faults of {address} failed: {exc}", 502
+                ) from None
+        with self._lock:
+            self._active = [e for e in self._active if e["module"] not in targets]
+        self.publish()
+        return self.view()

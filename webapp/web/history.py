@@ -1,0 +1,114 @@
+"""Past captures as the History page and the API show them, and safe file lookup.
+
+A file is found by capture id and file name only: both must be names that exist as entries of
+the captures folder and of that capture's folder. Nothing from a request is ever joined into a
+path before it has been matched against such a listing, so ``..``, absolute paths and encoded
+separators find nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+def captures_dir(data_dir: Path) -> Path:
+    return data_dir / "captures"
+
+
+def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / "capture.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _files(folder: Path) -> list[dict[str, Any]]:
+    out = []
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.is_file(follow_symlinks=False) and not entry.name.startswith("."):
+                out.append({"file": entry.name, "bytes": entry.stat().st_size})
+    return sorted(out, key=lambda f: (f["file"] != "capture.json", f["file"]))
+
+
+def summary(capture_id: str, manifest: dict[str, Any] | None, folder: Path) -> dict[str, Any]:
+    m = manifest or {}
+    modules = m.get("modules") or []
+    return {
+        "id": capture_id,
+        "name": m.get("name", capture_id),
+        "created": m.get("created"),
+        "outcome": m.get("outcome", "unknown" if manifest is None else "running"),
+        "reason": m.get("reason", "" if manifest else "capture.json is missing or unreadable"),
+        "requested_duration_s": m.get("requested_duration_s"),
+        "recorded_s": m.get("recorded_s"),
+        "bandwidth": m.get("bandwidth"),
+        "sample_rate": m.get("sample_rate"),
+        "ptp": m.get("ptp"),
+        "modules": [
+            {
+                k: mod.get(k)
+                for k in ("number", "address", "role", "type", "serial", "name", "bytes")
+            }
+            for mod in modules
+            if isinstance(mod, dict)
+        ],
+        "bytes": sum(int(mod.get("bytes") or 0) for mod in modules if isinstance(mod, dict)),
+        "files": _files(folder),
+    }
+
+
+def list_captures(data_dir: Path) -> list[dict[str, Any]]:
+    root = captures_dir(data_dir)
+    if not root.is_dir():
+        return []
+    out = []
+    with os.scandir(root) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False) and not entry.name.startswith("."):
+                folder = Path(entry.path)
+                out.append(summary(entry.name, _read_manifest(folder), folder))
+    out.sort(key=lambda c: (c["created"] or "", c["id"]), reverse=True)
+    return out
+
+
+def _entry(parent: Path, name: str, want_dir: bool) -> Path | None:
+    """``parent/name`` if ``name`` is literally one of parent's entries of the wanted kind."""
+    if not name or name.startswith(".") or "/" in name or "\\" in name or "\0" in name:
+        return None
+    try:
+        with os.scandir(parent) as entries:
+            for entry in entries:
+                if entry.name != name:
+                    continue
+                ok = (
+                    entry.is_dir(follow_symlinks=False)
+                    if want_dir
+                    else entry.is_file(follow_symlinks=False)
+                )
+                return Path(entry.path) if ok else None
+    except OSError:
+        return None
+    return None
+
+
+def capture_folder(data_dir: Path, capture_id: str) -> Path | None:
+    return _entry(captures_dir(data_dir), capture_id, want_dir=True)
+
+
+def capture_detail(data_dir: Path, capture_id: str) -> dict[str, Any] | None:
+    folder = capture_folder(data_dir, capture_id)
+    if folder is None:
+        return None
+    manifest = _read_manifest(folder)
+    return {"summary": summary(capture_id, manifest, folder), "capture": manifest}
+
+
+def capture_file(data_dir: Path, capture_id: str, name: str) -> Path | None:
+    folder = capture_folder(data_dir, capture_id)
+    if folder is None:
+        return None
+    return _entry(folder, name, want_dir=False)

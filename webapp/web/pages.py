@@ -1,0 +1,56 @@
+"""The dashboard's pages: server-rendered shells that the page scripts fill from Socket.IO."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, render_template
+
+from webapp.web import auth
+
+bp = Blueprint("pages", __name__)
+
+PAGES = (
+    ("capture", "Capture"),
+    ("rig", "Rig"),
+    ("setup", "Setup"),
+    ("history", "History"),
+)
+
+# capture.html is the per-capture analysis page; the live capture page is live.html.
+TEMPLATES = {"capture": "live.html"}
+
+
+def _render(page: str) -> Any:
+    title = dict(PAGES)[page]
+    return render_template(TEMPLATES.get(page, f"{page}.html"), page=page, title=title, pages=PAGES)
+
+
+@bp.get("/")
+@auth.require_role("viewer")
+def index() -> Any:
+    return _render("capture")
+
+
+@bp.get("/capture")
+@auth.require_role("viewer")
+def capture() -> Any:
+    return _render("capture")
+
+
+@bp.get("/rig")
+@auth.require_role("viewer")
+def rig() -> Any:
+    return _render("rig")
+
+
+@bp.get("/setup")
+@auth.require_role("viewer")
+def setup() -> Any:
+    return _render("setup")
+
+
+@bp.get("/history")
+@auth.require_role("viewer")
+def history() -> Any:
+    return _render("history")
