@@ -2,27 +2,148 @@
 
 Interface used by the rest of the web layer (kept stable):
 
-* ``init_app(app, data_dir, enabled)`` — install sessions, CSRF and login routes.
+* ``init_app(app, data_dir, enabled)`` — sessions, CSRF, login routes, the request gate.
+* ``enabled()``, ``current_role()``, ``current_user()``, ``socket_role()``.
 * ``require_role(role)`` — decorator for Flask views; 401 JSON when not logged in, 403 when the
   role is too low.
-* ``socket_role()`` — role of the Socket.IO client handling the current event (or None).
+* ``socket_require_role(role)``, ``socket_require_control(action)`` — the same for Socket.IO
+  handlers: a refusal is emitted as ``auth_error`` and returned as the ack.
 * ``role_at_least(have, need)`` — role ordering viewer < operator < admin.
-* ``bind_refusal(host, data_dir)`` — why the dashboard must not bind ``host`` (or None).
+* ``bind_refusal(host, data_dir)`` — why the dashboard must not bind ``host`` (or None);
+  ``users_configured(data_dir)``.
+* control lock: ``control_holder()``, ``acquire_control(user)``, ``release_control(user)``,
+  ``check_control()``, ``control_state()``, ``on_control_change(listener)``.
+* ``audit(action, **details)``; ``safe_name(name)``; ``safe_capture_file(data_dir, id, name)``.
+* ``init_socketio(socketio)``, ``trust_proxy(app, hops)``, ``csrf_token()``.
 
-With access control off (a personal bench on loopback) everybody is an admin.
+With access control off (a personal bench on loopback) everybody is an admin, but requests must
+still name a loopback host and state-changing requests must not come from another site, so a web
+page elsewhere cannot drive the bench through the user's browser (CSRF, DNS rebinding).
+
+With it on, ``init_app`` installs one gate in front of every view: anonymous requests get 401
+(API) or a redirect to /login (pages); share-link sessions are read-only and confined to their
+scope; every POST/PUT/PATCH/DELETE needs the session's CSRF token and a same-origin
+Origin/Referer; state-changing API requests need the control lock; and every state-changing API
+request is written to the audit log with its outcome. Views therefore need only
+``require_role``.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+import logging
+import os
+import re
+import secrets
+import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from flask import Flask, current_app, jsonify
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    has_app_context,
+    has_request_context,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.sessions import SecureCookieSessionInterface
 
-ROLES = ("viewer", "operator", "admin")
+from webapp import runtime
+from webapp.web.accounts import (
+    ROLES,
+    AccessError,
+    Share,
+    ShareStore,
+    UserStore,
+)
+from webapp.web.auditlog import AuditLog
+from webapp.web.controllock import ControlLock
+from webapp.web.ratelimit import FailureLimiter
+from webapp.web.safepaths import capture_dir, safe_capture_file, safe_name
+
+__all__ = [
+    "ROLES",
+    "access_configured",
+    "acquire_control",
+    "audit",
+    "bind_refusal",
+    "check_control",
+    "control_holder",
+    "control_state",
+    "csrf_token",
+    "current_role",
+    "current_user",
+    "enabled",
+    "init_app",
+    "init_socketio",
+    "on_control_change",
+    "release_control",
+    "require_control",
+    "require_role",
+    "role_at_least",
+    "safe_capture_file",
+    "safe_name",
+    "socket_require_control",
+    "socket_require_role",
+    "socket_role",
+    "trust_proxy",
+    "users_configured",
+]
+
+log = logging.getLogger(__name__)
+
+EXTENSION = "lanxi_auth"
+SECRET_KEY_FILE = ".secret_key"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
+AUTH_ERROR_EVENT = "auth_error"
+
+DEFAULTS: dict[str, Any] = {
+    # "auto": Secure cookies when the request came over https (directly, or per
+    # X-Forwarded-Proto behind a trusted proxy); "always" / "never" force it.
+    "LANXI_SECURE_COOKIES": "auto",
+    "LANXI_COOKIE_SAMESITE": "Lax",
+    "LANXI_SESSION_HOURS": 12.0,  # idle lifetime; each request extends it
+    "LANXI_SESSION_MAX_HOURS": 7 * 24.0,  # a login is never good for longer than this
+    "LANXI_LOGIN_MAX_FAILURES": 5,
+    "LANXI_LOGIN_WINDOW_S": 60.0,
+    "LANXI_SOCKET_RECHECK_S": 1.0,  # how soon a CLI revocation reaches open sockets
+    "LANXI_TRUSTED_ORIGINS": (),  # extra origins allowed to POST, e.g. "https://lab.example"
+    "LANXI_ALLOWED_HOSTS": (),  # extra Host names accepted without access control
+    # State-changing requests under these prefixes need the control lock.
+    "LANXI_CONTROL_PREFIXES": ("/api/",),
+    "LANXI_CONTROL_EXEMPT": ("/api/auth/",),
+    # What a share link may read (GET only); capture links also get /api/captures/<their id>.
+    "LANXI_SHARE_LIVE_PATHS": (
+        "/",
+        "/capture",
+        "/rig",
+        "/setup",
+        "/api/state",
+        "/api/rig",
+        "/api/setup",
+        "/api/setups",
+        "/api/emulator/faults",
+        "/api/auth/control",
+    ),
+    "LANXI_SHARE_LIVE_URL": "/",
+}
 
 
 def role_at_least(have: str | None, need: str) -> bool:
@@ -31,34 +152,233 @@ def role_at_least(have: str | None, need: str) -> bool:
     return ROLES.index(have) >= ROLES.index(need)
 
 
-def init_app(app: Flask, data_dir: Path, enabled: bool) -> None:
-    app.config["LANXI_AUTH_ENABLED"] = enabled
-    app.config["LANXI_DATA_DIR"] = Path(data_dir)
+# --- who is asking -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Identity:
+    role: str
+    user: str | None = None
+    share: Share | None = None
+
+    @property
+    def actor(self) -> str:
+        if self.user:
+            return self.user
+        if self.share:
+            return f"share:{self.share.id}"
+        return "local"
+
+
+LOCAL = Identity(role="admin")
+_UNSET = object()
+
+
+class AccessControl:
+    """Everything access control keeps per app (``app.extensions["lanxi_auth"]``)."""
+
+    def __init__(self, app: Flask, data_dir: Path, enabled: bool) -> None:
+        self.app = app
+        self.data_dir = Path(data_dir)
+        self.enabled = enabled
+        self.users = UserStore(self.data_dir)
+        self.shares = ShareStore(self.data_dir)
+        self.audit_log = AuditLog(self.data_dir)
+        self.control = ControlLock()
+        self.limiter = FailureLimiter(
+            max_failures=int(app.config["LANXI_LOGIN_MAX_FAILURES"]),
+            window_s=float(app.config["LANXI_LOGIN_WINDOW_S"]),
+        )
+        self._ended: dict[str, float] = {}  # logged-out session nonces → when they expire anyway
+        self._ended_lock = threading.Lock()
+        self.socketio: Any = None
+        self._sweeper_running = False
+        self._sweeper_lock = threading.Lock()
+
+    # sessions ------------------------------------------------------------------------------
+
+    def end_session(self, nonce: str | None) -> None:
+        if not nonce:
+            return
+        now = time.time()
+        keep = float(self.app.config["LANXI_SESSION_MAX_HOURS"]) * 3600
+        with self._ended_lock:
+            self._ended = {n: t for n, t in self._ended.items() if t > now}
+            self._ended[nonce] = now + keep
+
+    def identity_of(self, sess: Any) -> Identity | None:
+        """Who a session (a dict-like Flask session) belongs to, checked against the stores."""
+        if not self.enabled:
+            return LOCAL
+        if not sess:
+            return None
+        name = sess.get("user")
+        if isinstance(name, str):
+            nonce = sess.get("nonce")
+            with self._ended_lock:
+                if not nonce or nonce in self._ended:
+                    return None
+            login_at = sess.get("login_at")
+            max_age = float(self.app.config["LANXI_SESSION_MAX_HOURS"]) * 3600
+            if not isinstance(login_at, int | float) or time.time() - login_at > max_age:
+                return None
+            user = self.users.get(name)
+            if user is None or user.epoch != sess.get("epoch"):
+                return None
+            return Identity(role=user.role, user=user.name)
+        share_id = sess.get("share")
+        if isinstance(share_id, str):
+            share = self.shares.active(share_id)
+            return Identity(role="viewer", share=share) if share is not None else None
+        return None
+
+    # Socket.IO -----------------------------------------------------------------------------
+
+    def session_of_environ(self, environ: dict[str, Any]) -> Any:
+        saved = environ.get("saved_session")  # Flask-SocketIO's per-connection copy
+        if saved is not None:
+            return saved
+        req = self.app.request_class(environ)
+        return self.app.session_interface.open_session(self.app, req)
+
+    def sweep_sockets(self) -> int:
+        """Disconnect every socket whose session is no longer good; returns how many."""
+        sio = self.socketio
+        if sio is None or not self.enabled:
+            return 0
+        server = sio.server
+        dropped = 0
+        for namespace in list(server.manager.get_namespaces()):
+            for sid, eio_sid in list(server.manager.get_participants(namespace, None)):
+                environ = server.environ.get(eio_sid)
+                if environ is None:
+                    continue
+                try:
+                    ident = self.identity_of(self.session_of_environ(environ))
+                except Exception:
+                    log.exception("checking socket %s failed; disconnecting it", sid)
+                    ident = None
+                if ident is None or (ident.share is not None and ident.share.scope != "live"):
+                    log.info("disconnecting socket %s: its login or share link ended", sid)
+                    server.disconnect(sid, namespace=namespace)
+                    dropped += 1
+        return dropped
+
+    def start_sweeper(self) -> None:
+        sio = self.socketio
+        if sio is None or not self.enabled:
+            return
+        with self._sweeper_lock:
+            if self._sweeper_running:
+                return
+            self._sweeper_running = True
+        sio.start_background_task(self._sweeper)
+
+    def _sweeper(self) -> None:
+        # Runs while any Engine.IO connection is open, and stops by itself after the last.
+        interval = float(self.app.config["LANXI_SOCKET_RECHECK_S"])
+        try:
+            while True:
+                self.socketio.sleep(interval)
+                if not self.socketio.server.eio.sockets:
+                    return
+                try:
+                    self.sweep_sockets()
+                except Exception:
+                    log.exception("socket sweep failed")
+        finally:
+            with self._sweeper_lock:
+                self._sweeper_running = False
+
+
+def _ac() -> AccessControl:
+    ac = current_app.extensions.get(EXTENSION)
+    if ac is None:
+        raise RuntimeError("auth.init_app() has not been called for this app")
+    return ac
+
+
+def _ac_or_none() -> AccessControl | None:
+    return current_app.extensions.get(EXTENSION) if has_app_context() else None
 
 
 def enabled() -> bool:
     return bool(current_app.config.get("LANXI_AUTH_ENABLED"))
 
 
+def _identity() -> Identity | None:
+    ac = _ac_or_none()
+    if ac is None or not ac.enabled:
+        return LOCAL
+    if not has_request_context():
+        return None
+    cached = g.get("_lanxi_identity", _UNSET)
+    if cached is _UNSET:
+        cached = ac.identity_of(session)
+        g._lanxi_identity = cached
+    return cached  # type: ignore[return-value]
+
+
+def _forget_identity() -> None:
+    g.pop("_lanxi_identity", None)
+
+
 def current_role() -> str | None:
-    """Role of the HTTP request being handled."""
-    return "admin" if not enabled() else None
+    """Role of the HTTP request being handled (None: not logged in)."""
+    ident = _identity()
+    return ident.role if ident else None
+
+
+def current_user() -> str | None:
+    """Login name of the request's user (None for share links, anonymous or no access control)."""
+    ident = _identity()
+    return ident.user if ident else None
+
+
+def current_share() -> Share | None:
+    ident = _identity()
+    return ident.share if ident else None
 
 
 def socket_role() -> str | None:
-    """Role of the Socket.IO connection whose event is being handled."""
-    return current_role()
+    """Role of the Socket.IO connection whose event is being handled (None: refuse it).
+
+    Flask-SocketIO hands handlers the session the connection was opened with; the user or share
+    link in it is checked against the stores on every call, so a removed user or a revoked
+    link is refused at its next event. Only live-view share links may hold a socket.
+    """
+    ac = _ac_or_none()
+    if ac is not None and ac.enabled:
+        # The first socket may arrive before any HTTP request has installed the gate.
+        _ensure_socket_gate(ac)
+        ac.start_sweeper()
+    ident = _identity()
+    if ident is None or (ident.share is not None and ident.share.scope != "live"):
+        return None
+    return ident.role
+
+
+# --- decorators ----------------------------------------------------------------------------
+
+
+def _role_refusal(have: Identity | None, role: str) -> tuple[int, str] | None:
+    if have is None:
+        return 401, "login required"
+    if not role_at_least(have.role, role):
+        return 403, f"this needs the {role} role"
+    return None
 
 
 def require_role(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            have = current_role()
-            if have is None:
-                return jsonify(error="login required"), 401
-            if not role_at_least(have, role):
-                return jsonify(error=f"this needs the {role} role"), 403
+            refusal = _role_refusal(_identity(), role)
+            if refusal is not None:
+                return jsonify(error=refusal[1]), refusal[0]
             return view(*args, **kwargs)
 
         return wrapper
@@ -66,18 +386,951 @@ def require_role(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     return decorate
 
 
-def is_loopback(host: str) -> bool:
+def _control_refusal(ident: Identity | None) -> tuple[int, str, dict[str, Any] | None] | None:
+    """Why ``ident`` may not control the rig now (taking the lock if it is free)."""
+    ac = _ac_or_none()
+    if ac is None or not ac.enabled:
+        return None
+    role_refusal = _role_refusal(ident, "operator")
+    if role_refusal is not None or ident is None or ident.user is None:
+        status, message = role_refusal or (403, "this needs the operator role")
+        return status, message, None
+    if ac.control.acquire(ident.user):
+        return None
+    holder = ac.control.holder()
+    who = holder.user if holder else "someone"
+    since = time.strftime("%H:%M:%S", time.localtime(holder.since)) if holder else "?"
+    return (
+        409,
+        f"{who} has control (since {since}); request control, or an admin can take it",
+        ac.control.snapshot(),
+    )
+
+
+def check_control() -> Any:
+    """None if this request may control the rig (the lock is taken for its user if free);
+    otherwise the JSON refusal to return (401, 403, or 409 naming the holder)."""
+    refusal = _control_refusal(_identity())
+    if refusal is None:
+        return None
+    status, message, snapshot = refusal
+    body: dict[str, Any] = {"error": message}
+    if snapshot is not None:
+        body["control"] = snapshot
+    return jsonify(body), status
+
+
+def require_control(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator: operator role and the control lock (the gate already does this for /api/)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        refusal = check_control()
+        return refusal if refusal is not None else view(*args, **kwargs)
+
+    return wrapper
+
+
+def _socket_refusal(status: int, message: str, **extra: Any) -> dict[str, Any]:
+    from flask_socketio import emit
+
+    body = {"ok": False, "error": message, "status": status, **extra}
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        emit(AUTH_ERROR_EVENT, body)
+    except Exception:  # no socket context (a direct call in a test)
+        log.debug("could not emit %s", AUTH_ERROR_EVENT, exc_info=True)
+    return body
+
+
+def socket_require_role(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for Socket.IO handlers: refused events emit ``auth_error`` and ack the same
+    ``{"ok": false, "error", "status"}``."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(handler)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            have = socket_role()
+            if have is None:
+                return _socket_refusal(401, "login required")
+            if not role_at_least(have, role):
+                return _socket_refusal(403, f"this needs the {role} role")
+            return handler(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def socket_require_control(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator for Socket.IO control handlers: operator role, the control lock, and an audit
+    entry ``action`` with the outcome (``ok`` from the handler's ack when it is a dict)."""
+
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(handler)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ident = _identity()
+            if socket_role() is None:
+                ident = None
+            refusal = _control_refusal(ident)
+            if refusal is not None:
+                status, message, snapshot = refusal
+                if status != 401:
+                    audit(action, via="socket", ok=False, status=status, error=message)
+                extra = {"control": snapshot} if snapshot is not None else {}
+                return _socket_refusal(status, message, **extra)
+            result = handler(*args, **kwargs)
+            ok = result.get("ok", True) if isinstance(result, dict) else True
+            details = _small_body(args[0] if args else None)
+            audit(action, via="socket", ok=bool(ok), **({"body": details} if details else {}))
+            return result
+
+        return wrapper
+
+    return decorate
+
+
+# --- the control lock ----------------------------------------------------------------------
+
+
+def control_holder() -> dict[str, Any] | None:
+    """``{"user", "since"}`` of whoever holds control, or None."""
+    holder = _ac().control.holder()
+    return {"user": holder.user, "since": holder.since} if holder else None
+
+
+def control_state() -> dict[str, Any]:
+    """Holder and pending requests, plus whether access control (and so the lock) is on."""
+    ac = _ac()
+    return {"enabled": ac.enabled, **ac.control.snapshot()}
+
+
+def acquire_control(user: str) -> bool:
+    return _ac().control.acquire(user)
+
+
+def release_control(user: str) -> bool:
+    return _ac().control.release(user)
+
+
+def on_control_change(listener: Callable[[dict[str, Any]], None]) -> None:
+    """``listener(state)`` after each change of the control lock (no app context needed)."""
+    _ac().control.subscribe(listener)
+
+
+# --- audit ---------------------------------------------------------------------------------
+
+
+def audit(action: str, **details: Any) -> dict[str, Any] | None:
+    """Append ``action`` by the current user (or share link, or ``local``) to the audit log.
+
+    ``actor=`` overrides who did it (for calls outside a request, e.g. ``"system"``).
+    """
+    ac = _ac_or_none()
+    if ac is None:
+        log.warning("audit %s outside an app with access control: %s", action, details)
+        return None
+    actor = details.pop("actor", None)
+    if actor is None:
+        ident = _identity() if has_request_context() else None
+        actor = ident.actor if ident else ("anonymous" if has_request_context() else "system")
+    if has_request_context() and "addr" not in details:
+        details["addr"] = request.remote_addr
+    try:
+        return ac.audit_log.append(action, actor, **details)
+    except OSError:
+        log.exception("could not write the audit log")
+        return None
+
+
+def _small_body(body: Any, limit: int = 2000) -> Any:
+    """A request body small enough to keep in the audit log (else just its keys)."""
+    if body is None:
+        return None
+    import json
+
+    try:
+        text = json.dumps(body, default=str)
+    except (TypeError, ValueError):
+        return None
+    if len(text) <= limit:
+        return body
+    return {"keys": sorted(body)} if isinstance(body, dict) else {"size": len(text)}
+
+
+# What the global audit calls each state-changing API request (method, path pattern).
+_AUDIT_ACTIONS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
+    (m, re.compile(p), a)
+    for m, p, a in (
+        ("POST", r"/api/capture/(arm|start|stop|disarm)", "capture-{0}"),
+        ("PUT", r"/api/setup", "setup-change"),
+        ("POST", r"/api/setup/detect", "setup-detect"),
+        ("POST", r"/api/setups", "setup-save"),
+        ("POST", r"/api/setups/[^/]+/load", "setup-load"),
+        ("DELETE", r"/api/setups/[^/]+", "setup-delete"),
+        ("PUT", r"/api/rig", "rig-configure"),
+        ("POST", r"/api/rig/modules", "rig-add-module"),
+        ("DELETE", r"/api/rig/modules/.+", "rig-remove-module"),
+        ("POST", r"/api/rig/refresh", "rig-refresh"),
+        ("POST", r"/api/emulator/faults", "fault-inject"),
+        ("DELETE", r"/api/emulator/faults", "fault-clear"),
+    )
+)
+
+
+def _audit_action(method: str, path: str) -> str:
+    for m, pattern, action in _AUDIT_ACTIONS:
+        match = pattern.fullmatch(path)
+        if m == method and match:
+            return action.format(*match.groups())
+    return f"{method.lower()} {path}"
+
+
+# --- origins, hosts, CSRF ------------------------------------------------------------------
+
+
+def _netloc(scheme: str, netloc: str) -> str:
+    netloc = netloc.lower()
+    default = {"http": ":80", "https": ":443"}.get(scheme.lower())
+    if default and netloc.endswith(default):
+        netloc = netloc[: -len(default)]
+    return netloc
+
+
+def _request_origin() -> str | None:
+    """The origin the browser says the request comes from (Origin, else Referer's)."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        referer = request.headers.get("Referer")
+        if not referer:
+            return None
+        parts = urlsplit(referer)
+        return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "null"
+    return origin
+
+
+def same_origin() -> bool:
+    """False when a browser says the request comes from another site.
+
+    Requests without Origin and Referer (scripts, curl) pass: they carry no ambient browser
+    credentials an attacker could borrow, and with access control on they still need the token.
+    The host part is compared (not the scheme) so a TLS proxy in front needs no extra setting.
+    """
+    origin = _request_origin()
+    if origin is None:
+        return True
+    if origin == "null":
+        return False
+    parts = urlsplit(origin)
+    if not parts.netloc:
+        return False
+    theirs = _netloc(parts.scheme, parts.netloc)
+    ours = _netloc(request.scheme, request.host)
+    if hmac.compare_digest(theirs, ours):
+        return True
+    trusted = current_app.config.get("LANXI_TRUSTED_ORIGINS") or ()
+    return origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in trusted}
+
+
+def _host_name(host: str) -> str:
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def is_loopback(host: str) -> bool:
+    name = _host_name(host.strip()).lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        addr = ipaddress.ip_address(name)
     except ValueError:
-        return host == "localhost"
+        return False
+    mapped = getattr(addr, "ipv4_mapped", None)
+    return bool(addr.is_loopback or (mapped is not None and mapped.is_loopback))
+
+
+def host_is_local() -> bool:
+    """With access control off, only loopback Host names are answered (DNS rebinding)."""
+    if is_loopback(request.host):
+        return True
+    allowed = {h.lower() for h in current_app.config.get("LANXI_ALLOWED_HOSTS") or ()}
+    return _host_name(request.host).lower() in allowed
+
+
+def csrf_token() -> str:
+    """The session's CSRF token (created on first use)."""
+    token = session.get("csrf")
+    if not isinstance(token, str) or len(token) < 32:
+        token = secrets.token_urlsafe(32)
+        session["csrf"] = token
+    return token
+
+
+def csrf_ok() -> bool:
+    expected = session.get("csrf")
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.mimetype in (
+        "application/x-www-form-urlencoded",
+        "multipart/form-data",
+    ):
+        sent = request.form.get(CSRF_FIELD)
+    if not isinstance(expected, str) or not isinstance(sent, str) or not expected:
+        return False
+    return hmac.compare_digest(expected.encode(), sent.encode("utf-8", "surrogateescape"))
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+class _SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, with Secure decided per request when set to "auto"."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        mode = str(app.config.get("LANXI_SECURE_COOKIES", "auto")).lower()
+        if mode == "auto":
+            return bool(has_request_context() and request.is_secure)
+        return mode in ("always", "true", "1", "yes")
+
+
+def _secret_key(data_dir: Path) -> bytes:
+    """The session signing key of this data directory, created once with mode 0600."""
+    path = data_dir / SECRET_KEY_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        key = path.read_bytes()
+        if len(key) >= 32:
+            return key
+        raise RuntimeError(f"{path} is too short to be a session key; delete it") from None
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return key
+
+
+def _tighten(path: Path) -> None:
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            path.chmod(0o600)
+            log.warning("%s was readable by others (mode %o); now 0600", path, mode)
+    except FileNotFoundError:
+        pass
+
+
+# --- setup ---------------------------------------------------------------------------------
+
+
+def users_configured(data_dir: Path) -> bool:
+    """True once at least one user exists in ``data_dir`` (access control is configured)."""
+    try:
+        return UserStore(Path(data_dir)).any()
+    except AccessError:
+        return False
+
+
+access_configured = users_configured
 
 
 def bind_refusal(host: str, data_dir: Path) -> str | None:
-    """A message if binding ``host`` without access control would expose the modules."""
+    """A message if binding ``host`` would expose the modules without access control.
+
+    Loopback needs nothing; any other address needs at least one user in ``data_dir`` (and
+    ``serve`` then runs with access control on).
+    """
     if is_loopback(host):
         return None
+    data_dir = Path(data_dir)
+    try:
+        if UserStore(data_dir).any():
+            return None
+        problem = f"there are no users in {data_dir / 'users.json'}"
+    except AccessError as exc:
+        problem = str(exc)
     return (
-        f"refusing to listen on {host} without access control: LAN-XI modules have no login of "
-        "their own. Create a user first: lanxi-dashboard user add NAME --role admin"
+        f"refusing to listen on {host or 'all addresses'} without access control: {problem}. "
+        "LAN-XI modules have no login of their own, so whoever reaches the dashboard could "
+        "start and stop measurements. Create an admin first:\n"
+        f"    lanxi-dashboard user add NAME --role admin --data-dir {data_dir}\n"
+        "or listen on 127.0.0.1 only (see docs/security.md)."
     )
+
+
+def init_app(
+    app: Flask,
+    data_dir: Path,
+    enabled: bool,
+    *,
+    secure_cookies: str | None = None,
+) -> None:
+    """Install sessions, CSRF, the request gate, the login and share-link routes.
+
+    ``secure_cookies``: "auto" (default, or $LANXI_SECURE_COOKIES), "always" or "never".
+    """
+    for key, value in DEFAULTS.items():
+        app.config.setdefault(key, value)
+    if secure_cookies is None:
+        secure_cookies = os.environ.get("LANXI_SECURE_COOKIES")
+    if secure_cookies is not None:
+        app.config["LANXI_SECURE_COOKIES"] = secure_cookies
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app.config["LANXI_AUTH_ENABLED"] = bool(enabled)
+    app.config["LANXI_DATA_DIR"] = data_dir
+
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = _secret_key(data_dir)
+    _tighten(data_dir / SECRET_KEY_FILE)
+    app.config.update(
+        SESSION_COOKIE_NAME="lanxi_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE=app.config["LANXI_COOKIE_SAMESITE"],
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=float(app.config["LANXI_SESSION_HOURS"])),
+    )
+    app.session_interface = _SessionInterface()
+
+    ac = AccessControl(app, data_dir, bool(enabled))
+    app.extensions[EXTENSION] = ac
+    if enabled:
+        for name in ("users.json", "shares.json", "audit.log"):
+            _tighten(data_dir / name)
+        if not ac.users.any():
+            log.warning("access control is on but %s has no users: nobody can log in", data_dir)
+
+    app.register_blueprint(bp)
+    app.before_request(_gate)
+    app.after_request(_after)
+    app.context_processor(_template_context)
+    if "socketio" in app.extensions:
+        init_socketio(app.extensions["socketio"])
+
+
+def trust_proxy(app: Flask, hops: int = 1) -> None:
+    """Behind ``hops`` reverse proxies: take client address, scheme and host from their
+    X-Forwarded-For/-Proto/-Host headers. Call after SocketIO(app) so Socket.IO requests pass
+    through it too. Never call it without a proxy: clients could then forge their address."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+        app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
+    )
+    app.config["LANXI_BEHIND_PROXY"] = hops
+
+
+def init_socketio(socketio: Any, app: Flask | None = None) -> None:
+    """Gate Socket.IO handshakes and drop sockets whose login or share link ended.
+
+    The handshake (Engine.IO connect, before any Socket.IO handler) is refused with 401 for
+    anonymous clients, capture-only share links, other sites (Origin) and, without access
+    control, non-loopback Host names. Idempotent; ``init_app`` calls it when SocketIO(app)
+    came first, and the request gate calls it on the first request otherwise.
+    """
+    middleware = getattr(socketio, "sockio_mw", None)
+    flask_app: Flask | None = app or getattr(middleware, "flask_app", None)
+    if flask_app is None and has_app_context():
+        flask_app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if flask_app is None:
+        raise RuntimeError("init_socketio needs a SocketIO bound to the app")
+    ac: AccessControl = flask_app.extensions[EXTENSION]
+    if ac.socketio is socketio:
+        return
+    ac.socketio = socketio
+    eio = socketio.server.eio
+    original = eio.handlers.get("connect")
+
+    def gate(eio_sid: str, environ: dict[str, Any]) -> Any:
+        refusal = _handshake_refusal(flask_app, ac, environ)
+        if refusal is not None:
+            log.info("refused a Socket.IO connection from %s: %s",
+                     environ.get("REMOTE_ADDR"), refusal)  # fmt: skip
+            return {"message": refusal}
+        ac.start_sweeper()
+        return original(eio_sid, environ) if original else None
+
+    eio.on("connect", gate)
+
+
+def _handshake_refusal(app: Flask, ac: AccessControl, environ: dict[str, Any]) -> str | None:
+    with app.request_context(environ):
+        if not ac.enabled:
+            if not host_is_local():
+                return "this dashboard answers on loopback names only"
+            return None if same_origin() else "cross-site connection refused"
+        if not same_origin():
+            return "cross-site connection refused"
+        ident = ac.identity_of(session)
+        if ident is None:
+            return "login required"
+        if ident.share is not None and ident.share.scope != "live":
+            return "this share link is for one capture, not the live view"
+    return None
+
+
+# --- the gate in front of every request ----------------------------------------------------
+
+bp = Blueprint("lanxi_auth", __name__)
+PUBLIC_ENDPOINTS = frozenset(
+    {
+        "static",
+        "lanxi_auth.login",
+        "lanxi_auth.logout",
+        "lanxi_auth.share_landing",
+        "lanxi_auth.session_info",
+    }
+)
+
+
+def _wants_json() -> bool:
+    if request.path.startswith("/api/") or request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json"
+
+
+def _refuse(status: int, message: str, **extra: Any) -> Any:
+    return jsonify(error=message, **extra), status
+
+
+def _share_permits(share: Share) -> bool:
+    if request.method not in ("GET", "HEAD"):
+        return False
+    path = request.path
+    if share.scope == "live":
+        return path in current_app.config["LANXI_SHARE_LIVE_PATHS"]
+    if share.scope == "capture" and share.capture_id:
+        prefix = f"/api/captures/{share.capture_id}"
+        return (
+            path == prefix
+            or path.startswith(prefix + "/")
+            or path == url_for("lanxi_auth.shared_capture")
+        )
+    return False
+
+
+def _ensure_socket_gate(ac: AccessControl) -> None:
+    if ac.socketio is None and "socketio" in current_app.extensions:
+        init_socketio(current_app.extensions["socketio"], current_app._get_current_object())  # type: ignore[attr-defined]
+
+
+def _gate() -> Any:
+    ac = current_app.extensions[EXTENSION]
+    _ensure_socket_gate(ac)
+    unsafe = request.method not in SAFE_METHODS
+    if not ac.enabled:
+        if not host_is_local():
+            return _refuse(
+                403,
+                "without access control this dashboard answers on loopback names only; "
+                "create users to serve it on the network (docs/security.md)",
+            )
+        if unsafe and not same_origin():
+            return _refuse(403, "cross-site request refused")
+        return None
+
+    if unsafe and not (same_origin() and csrf_ok()):
+        return _refuse(403, "CSRF check failed: missing or wrong X-CSRF-Token, or another site")
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return None
+    ident = _identity()
+    if ident is None:
+        if _wants_json() or unsafe:
+            return _refuse(401, "login required")
+        return redirect(url_for("lanxi_auth.login", next=request.full_path.rstrip("?")))
+    if ident.share is not None and not _share_permits(ident.share):
+        return _refuse(403, "this share link does not give access to that")
+    if unsafe and _needs_control(request.path):
+        refusal = _control_refusal(ident)
+        if refusal is not None:
+            status, message, snapshot = refusal
+            if status != 401:
+                audit(_audit_action(request.method, request.path), ok=False, status=status,
+                      error=message)  # fmt: skip
+            return _refuse(status, message, **({"control": snapshot} if snapshot else {}))
+    return None
+
+
+def _needs_control(path: str) -> bool:
+    cfg = current_app.config
+    if any(path.startswith(p) for p in cfg["LANXI_CONTROL_EXEMPT"]):
+        return False
+    return any(path.startswith(p) for p in cfg["LANXI_CONTROL_PREFIXES"])
+
+
+def _after(response: Response) -> Response:
+    # Audit every state-changing API request that reached a view (refusals by the gate were
+    # audited there, or are anonymous noise).
+    if (
+        request.method not in SAFE_METHODS
+        and request.path.startswith("/api/")
+        and not request.path.startswith("/api/auth/")
+        and response.status_code not in (401, 403)
+        and request.endpoint is not None
+    ):
+        body = request.get_json(silent=True) if request.is_json else None
+        details: dict[str, Any] = {"ok": response.status_code < 400, "status": response.status_code}
+        small = _small_body(body)
+        if small:
+            details["body"] = small
+        audit(_audit_action(request.method, request.path), **details)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    if _ac().enabled:
+        response.vary.add("Cookie")
+    return response
+
+
+def _template_context() -> dict[str, Any]:
+    return {
+        "csrf_token": csrf_token,
+        "auth_enabled": enabled(),
+        "auth_user": current_user(),
+        "auth_role": current_role(),
+    }
+
+
+# --- routes: login, logout, share links ----------------------------------------------------
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a local path: never another site (open redirect), never ``//host``."""
+    if not target or not isinstance(target, str):
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    if "\\" in target or any(ord(c) < 32 for c in target):
+        return "/"
+    return target
+
+
+def _start_session(**values: Any) -> None:
+    old = session.get("nonce")
+    session.clear()
+    if old:
+        _ac().end_session(old)
+    session.permanent = True
+    session.update(values)
+    session["csrf"] = secrets.token_urlsafe(32)
+    _forget_identity()
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Any:
+    ac = _ac()
+    if request.method == "GET":
+        if not ac.enabled:
+            return redirect("/")
+        return render_template("login.html", next=_safe_next(request.args.get("next")), error=None)
+
+    as_json = request.is_json
+    data = request.get_json(silent=True) if as_json else request.form
+    data = data if hasattr(data, "get") else {}
+    name = data.get("username") or data.get("name") or ""
+    password = data.get("password") or ""
+    target = _safe_next(data.get("next"))
+
+    def answer(status: int, error: str, headers: dict[str, str] | None = None) -> Any:
+        if as_json:
+            resp = jsonify(error=error)
+        else:
+            resp = current_app.make_response(
+                render_template("login.html", next=target, error=error, username=name)
+            )
+        resp.status_code = status
+        resp.headers.update(headers or {})
+        return resp
+
+    if not ac.enabled:
+        return answer(400, "access control is off: there is nothing to log in to")
+    if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
+        return answer(400, "user name and password are required")
+    keys = (f"addr:{request.remote_addr}", f"user:{name.lower()}")
+    wait = ac.limiter.retry_after(*keys)
+    if wait is not None:
+        log.warning("login for %r from %s throttled", name, request.remote_addr)
+        return answer(
+            429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)}
+        )
+    user = runtime.offload(ac.users.verify, name, password)  # argon2 takes ~0.1 s of CPU
+    if user is None:
+        ac.limiter.failure(*keys)
+        audit("login-failed", actor="anonymous", user=name[:64])
+        return answer(401, "wrong user name or password")
+    ac.limiter.success(*keys)
+    _start_session(
+        user=user.name, epoch=user.epoch, nonce=secrets.token_urlsafe(16), login_at=time.time()
+    )
+    audit("login", actor=user.name)
+    if as_json:
+        return jsonify(ok=True, user=user.name, role=user.role, csrf_token=session["csrf"])
+    return redirect(target)
+
+
+@bp.post("/logout")
+def logout() -> Any:
+    ac = _ac()
+    ident = _identity()
+    if ac.enabled and ident is not None and ident.user:
+        audit("logout")
+        ac.control.forget(ident.user)
+    ac.end_session(session.get("nonce"))
+    session.clear()
+    _forget_identity()
+    ac.sweep_sockets()
+    if request.is_json or _wants_json():
+        return jsonify(ok=True)
+    return redirect(url_for("lanxi_auth.login") if ac.enabled else "/")
+
+
+@bp.get("/share/<token>")
+def share_landing(token: str) -> Any:
+    ac = _ac()
+    if not ac.enabled:
+        return redirect("/")
+    share = ac.shares.by_token(token)
+    if share is None or not share.active():
+        return render_template("login.html", next="/", error="this share link is not valid (any "
+                               "more); ask for a new one"), 404  # fmt: skip
+    ident = _identity()
+    if ident is None or ident.share is not None:
+        # A logged-in user keeps their own session; anyone else becomes this link's viewer.
+        _start_session(share=share.id)
+        audit("share-open", actor=f"share:{share.id}", scope=share.scope)
+    if share.scope == "live":
+        return redirect(current_app.config["LANXI_SHARE_LIVE_URL"])
+    return redirect(url_for("lanxi_auth.shared_capture"))
+
+
+@bp.get("/shared/capture")
+def shared_capture() -> Any:
+    share = current_share()
+    if share is None or share.scope != "capture" or not share.capture_id:
+        return _refuse(404, "no capture is shared with this session")
+    from webapp.web import history  # the History page's reading of capture folders
+
+    detail = history.capture_detail(_ac().data_dir, share.capture_id)
+    return render_template(
+        "share_capture.html",
+        capture_id=share.capture_id,
+        summary=detail["summary"] if detail else None,
+    )
+
+
+@bp.get("/api/auth/session")
+def session_info() -> Any:
+    ac = _ac()
+    ident = _identity()
+    return jsonify(
+        enabled=ac.enabled,
+        user=ident.user if ident else None,
+        role=ident.role if ident else None,
+        share=ident.share.public() if ident and ident.share else None,
+        csrf_token=csrf_token(),
+        control=ac.control.snapshot(),
+    )
+
+
+@bp.post("/api/auth/password")
+@require_role("viewer")
+def change_own_password() -> Any:
+    ident = _identity()
+    if ident is None or ident.user is None:
+        return _refuse(403, "only a logged-in user can change a password")
+    body = request.get_json(silent=True) or {}
+    ac = _ac()
+    current = body.get("current") if isinstance(body, dict) else None
+    new = body.get("new") if isinstance(body, dict) else None
+    if (
+        not isinstance(current, str)
+        or runtime.offload(ac.users.verify, ident.user, current) is None
+    ):
+        return _refuse(400, "the current password is wrong", field="current")
+    try:
+        user = runtime.offload(ac.users.set_password, ident.user, new)
+    except AccessError as exc:
+        return _refuse(400, str(exc), field="new")
+    session["epoch"] = user.epoch  # this session stays; every other one of this user ends
+    _forget_identity()
+    audit("user-password", user=user.name)
+    ac.sweep_sockets()
+    return jsonify(ok=True)
+
+
+# --- routes: users (admin) -----------------------------------------------------------------
+
+
+def _json_object() -> dict[str, Any]:
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+@bp.get("/api/auth/users")
+@require_role("admin")
+def list_users() -> Any:
+    return jsonify(users=[u.public() for u in _ac().users.list()])
+
+
+@bp.post("/api/auth/users")
+@require_role("admin")
+def add_user() -> Any:
+    body = _json_object()
+    ac = _ac()
+    try:
+        user = runtime.offload(
+            ac.users.add, body.get("name"), body.get("role"), body.get("password")
+        )
+    except AccessError as exc:
+        return _refuse(400, str(exc))
+    audit("user-add", user=user.name, role=user.role)
+    return jsonify(user.public()), 201
+
+
+@bp.route("/api/auth/users/<name>", methods=["PATCH", "PUT"])
+@require_role("admin")
+def change_user(name: str) -> Any:
+    body = _json_object()
+    ac = _ac()
+    if ac.users.get(name) is None:
+        return _refuse(404, f"no user {name}")
+    unknown = set(body) - {"role", "password"}
+    if unknown or not body:
+        return _refuse(
+            400, "send role and/or password", field=sorted(unknown)[0] if unknown else None
+        )
+    try:
+        if "role" in body:
+            user = ac.users.set_role(name, body["role"])
+            audit("user-role", user=name, role=user.role)
+            if not role_at_least(user.role, "operator"):
+                ac.control.forget(name)
+        if "password" in body:
+            runtime.offload(ac.users.set_password, name, body["password"])
+            audit("user-password", user=name)
+    except AccessError as exc:
+        return _refuse(400, str(exc))
+    ac.sweep_sockets()
+    user = ac.users.get(name)
+    return jsonify(user.public() if user else None)
+
+
+@bp.delete("/api/auth/users/<name>")
+@require_role("admin")
+def remove_user(name: str) -> Any:
+    ac = _ac()
+    try:
+        ac.users.remove(name)
+    except AccessError as exc:
+        return _refuse(404 if ac.users.get(name) is None else 400, str(exc))
+    ac.control.forget(name)
+    audit("user-remove", user=name)
+    ac.sweep_sockets()
+    return jsonify(ok=True)
+
+
+# --- routes: share links (admin) -----------------------------------------------------------
+
+
+@bp.get("/api/auth/shares")
+@require_role("admin")
+def list_shares() -> Any:
+    return jsonify(shares=[s.public() for s in _ac().shares.list()])
+
+
+@bp.post("/api/auth/shares")
+@require_role("admin")
+def create_share() -> Any:
+    body = _json_object()
+    ac = _ac()
+    capture_id = body.get("capture_id")
+    live = bool(body.get("live"))
+    if live == bool(capture_id):
+        return _refuse(400, "send either capture_id or live: true", field="capture_id")
+    if capture_id is not None:
+        try:
+            folder = capture_dir(ac.data_dir, capture_id)
+        except ValueError as exc:
+            return _refuse(400, str(exc), field="capture_id")
+        if not folder.is_dir():
+            return _refuse(404, f"no capture {capture_id!r}", field="capture_id")
+    expires = body.get("expires_hours")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+        return _refuse(400, "expires_hours must be a number", field="expires_hours")
+    try:
+        token, share = ac.shares.create(
+            "live" if live else "capture", capture_id, current_user() or "local", expires
+        )
+    except AccessError as exc:
+        return _refuse(400, str(exc), field="expires_hours")
+    audit("share-create", share=share.id, scope=share.scope, capture_id=share.capture_id,
+          expires=share.expires)  # fmt: skip
+    url = url_for("lanxi_auth.share_landing", token=token, _external=True)
+    return jsonify(token=token, url=url, share=share.public()), 201
+
+
+@bp.delete("/api/auth/shares/<share_id>")
+@require_role("admin")
+def revoke_share(share_id: str) -> Any:
+    ac = _ac()
+    try:
+        share = ac.shares.revoke(share_id)
+    except AccessError as exc:
+        return _refuse(404, str(exc))
+    audit("share-revoke", share=share.id)
+    ac.sweep_sockets()
+    return jsonify(share.public())
+
+
+# --- routes: control lock, audit log -------------------------------------------------------
+
+
+@bp.get("/api/auth/control")
+@require_role("viewer")
+def get_control() -> Any:
+    return jsonify(control_state())
+
+
+@bp.post("/api/auth/control/request")
+@require_role("operator")
+def request_control() -> Any:
+    ac = _ac()
+    user = current_user() or "local"
+    if ac.control.acquire(user):
+        audit("control-acquire")
+        return jsonify(granted=True, **control_state())
+    ac.control.request(user)
+    audit("control-request", holder=(control_holder() or {}).get("user"))
+    return jsonify(granted=False, **control_state()), 202
+
+
+@bp.post("/api/auth/control/take")
+@require_role("admin")
+def take_control() -> Any:
+    ac = _ac()
+    previous = ac.control.take(current_user() or "local")
+    audit("control-take", previous=previous.user if previous else None)
+    return jsonify(granted=True, **control_state())
+
+
+@bp.post("/api/auth/control/release")
+@require_role("operator")
+def release_control_view() -> Any:
+    ac = _ac()
+    if not ac.control.release(current_user() or "local"):
+        return _refuse(409, "you do not hold control", control=ac.control.snapshot())
+    audit("control-release")
+    return jsonify(control_state())
+
+
+@bp.get("/api/auth/audit")
+@require_role("admin")
+def read_audit() -> Any:
+    try:
+        limit = max(1, min(int(request.args.get("limit", 200)), 10_000))
+    except ValueError:
+        return _refuse(400, "limit must be a whole number", field="limit")
+    return jsonify(entries=_ac().audit_log.tail(limit))
