@@ -1,0 +1,142 @@
+"""Socket.IO: a full snapshot on connect, then coalesced changes; binary waveforms; control
+events checked for role; viewer counts."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from webapp.capture import events as ev
+
+
+def received_until(client, predicate, timeout: float = 3.0) -> list[dict]:
+    """Collect packets until ``predicate(all_packets)`` holds."""
+    got: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got.extend(client.get_received())
+        if predicate(got):
+            return got
+        time.sleep(0.01)
+    raise AssertionError(f"not received in time; got {[p['name'] for p in got]}")
+
+
+def names(packets) -> list[str]:
+    return [p["name"] for p in packets]
+
+
+def test_state_on_connect_then_changes(app, dash, bus):
+    bus.publish(ev.PhaseChanged(phase="recording", previous="connecting"))
+    bus.publish(ev.RecordingTime(elapsed_s=1.5, duration_s=5.0))
+    client = dash.socketio.test_client(app)
+    assert client.is_connected()
+    first = client.get_received()[0]
+    assert first["name"] == "state"
+    snap = first["args"][0]
+    assert snap["phase"]["phase"] == "recording"
+    assert snap["recording-time"]["elapsed_s"] == 1.5
+    assert snap["viewers"]["count"] == 1
+
+    bus.publish(ev.RecordingTime(elapsed_s=2.5, duration_s=5.0))
+    bus.publish(ev.ChannelFault(module="127.0.3.1", channel=3, anol="curr", cmol="none", cf="none"))
+    bus.publish(ev.Error(message="stream socket dropped", module="127.0.3.2"))
+    got = received_until(
+        client, lambda g: {"recording-time", "channel-fault", "error"} <= set(names(g))
+    )
+    rec = [p for p in got if p["name"] == "recording-time"][-1]["args"][0]
+    assert rec["elapsed_s"] == 2.5
+    fault = [p for p in got if p["name"] == "channel-fault"][-1]["args"][0]
+    assert fault["127.0.3.1"]["3"]["anol"] == "curr"
+    err = [p for p in got if p["name"] == "error"][-1]["args"][0]
+    assert err["message"] == "stream socket dropped" and err["module"] == "127.0.3.2"
+    client.disconnect()
+
+
+def test_updates_are_coalesced_to_latest_values(app, dash, bus):
+    client = dash.socketio.test_client(app)
+    client.get_received()
+    for i in range(1000):  # far faster than any viewer tick
+        bus.publish(ev.RecordingTime(elapsed_s=i / 100, duration_s=None))
+    got = received_until(
+        client,
+        lambda g: any(
+            p["name"] == "recording-time" and p["args"][0]["elapsed_s"] == 9.99 for p in g
+        ),
+    )
+    sent = [p for p in got if p["name"] == "recording-time"]
+    assert len(sent) < 50  # coalesced, not 1000 packets
+    client.disconnect()
+
+
+def test_waveform_goes_only_to_viewers_who_chose_it_as_binary(app, dash, bus):
+    a = dash.socketio.test_client(app)
+    b = dash.socketio.test_client(app)
+    a.get_received()
+    b.get_received()
+    ack = a.emit("select-waveform", {"module": "127.0.3.1", "channel": 2}, callback=True)
+    assert ack == {"ok": True}
+    values = np.sin(np.linspace(0, 20, 1024)).astype(np.float32)
+    bus.publish(
+        ev.Waveform(module="127.0.3.1", channel=2, sample_rate=8192.0, unit="Pa", values=values)
+    )
+    got = received_until(a, lambda g: "waveform" in names(g))
+    wave = [p for p in got if p["name"] == "waveform"][0]["args"][0]
+    assert isinstance(wave["values"], bytes)
+    assert np.array_equal(np.frombuffer(wave["values"], "<f4"), values)
+    assert wave["unit"] == "Pa" and wave["sample_rate"] == 8192.0
+    time.sleep(0.2)
+    assert "waveform" not in names(b.get_received())
+    a.disconnect()
+    b.disconnect()
+
+
+def test_viewer_count_follows_connections(app, dash):
+    a = dash.socketio.test_client(app)
+    b = dash.socketio.test_client(app)
+    assert b.get_received()[0]["args"][0]["viewers"]["count"] == 2
+    b.disconnect()
+    got = received_until(
+        a, lambda g: any(p["name"] == "viewers" and p["args"][0]["count"] == 1 for p in g)
+    )
+    assert got
+    assert dash.hub.viewer_count == 1
+    a.disconnect()
+    assert dash.hub.viewer_count == 0
+
+
+def test_control_events_over_socketio(app, dash, client, orchestrator):
+    for address in ("127.0.3.1", "127.0.3.2"):
+        client.post("/api/rig/modules", json={"address": address})
+    sio = dash.socketio.test_client(app)
+    sio.get_received()
+    ack = sio.emit("capture:start", {"name": "Bad", "duration_s": -2}, callback=True)
+    assert ack["ok"] is False and ack["field"] == "duration_s"
+    assert orchestrator.calls == []
+    ack = sio.emit("capture:start", {"name": "Good", "duration_s": 2}, callback=True)
+    assert ack["ok"] is True and ack["capture_id"].endswith("Good")
+    ack = sio.emit("capture:stop", callback=True)
+    assert ack["ok"] is True
+    assert [c[0] for c in orchestrator.calls] == ["start", "stop"]
+    sio.disconnect()
+
+
+def test_the_publisher_never_sends(app, dash, bus, monkeypatch):
+    """Publishing only folds: every emit happens on a viewer's own sender, never on the
+    thread that publishes (the orchestrator or a stream receiver)."""
+    import threading
+
+    emitted_on: list[int] = []
+    real_emit = dash.socketio.emit
+
+    def recording_emit(*args, **kwargs):
+        emitted_on.append(threading.get_ident())
+        return real_emit(*args, **kwargs)
+
+    monkeypatch.setattr(dash.socketio, "emit", recording_emit)
+    slow = dash.socketio.test_client(app)  # never reads its packets
+    for i in range(2000):
+        bus.publish(ev.StreamStats(module="127.0.3.1", bytes_received=i, rate_bps=1e6))
+    received_until(slow, lambda g: any(p["name"] == "stream-stats" for p in g))
+    assert emitted_on and threading.get_ident() not in emitted_on
+    slow.disconnect()
