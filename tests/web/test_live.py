@@ -133,8 +133,8 @@ def test_the_publisher_never_sends(app, dash, bus, monkeypatch):
         emitted_on.append(threading.get_ident())
         return real_emit(*args, **kwargs)
 
-    monkeypatch.setattr(dash.socketio, "emit", recording_emit)
     slow = dash.socketio.test_client(app)  # never reads its packets
+    monkeypatch.setattr(dash.socketio, "emit", recording_emit)
     for i in range(2000):
         bus.publish(ev.StreamStats(module="127.0.3.1", bytes_received=i, rate_bps=1e6))
     received_until(slow, lambda g: any(p["name"] == "stream-stats" for p in g))
