@@ -1,0 +1,182 @@
+"""Live view of one module's stream: levels, a decimated waveform, data quality, byte rate.
+
+Fed by the module's stream receiver(s) with the few blocks that are displayed; never used for
+storage. Levels are computed from one block per signal per interval (about 5 per second), not
+from every sample: the live path decodes only what a viewer sees, so the writing never waits.
+RMS and peak are therefore those of the latest block of each signal (4096 samples, 31 ms at
+51.2 kHz), which is what a meter needs.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from webapp.capture.events import DataQualityChanged, Event, Levels, StreamStats, Waveform
+from webapp.openapi.stream import Validity
+
+LEVELS_INTERVAL_S = 0.2
+STATS_INTERVAL_S = 1.0
+WAVEFORM_POINTS = 2048
+"""At most this many points per Waveform event (a block is averaged down to it)."""
+
+PA_REFERENCE = 20e-6
+
+
+def db_of(rms: float, unit: str) -> float | None:
+    """dB re 20 µPa for Pa, re 1 unit otherwise; None for silence."""
+    if not rms > 0 or not math.isfinite(rms):
+        return None
+    ref = PA_REFERENCE if unit == "Pa" else 1.0
+    return round(20.0 * math.log10(rms / ref), 2)
+
+
+def quality_flags(validity: int) -> list[str]:
+    names = {
+        Validity.UNKNOWN: "unknown",
+        Validity.CLIPPED: "clipped",
+        Validity.SETTLING: "settling",
+        Validity.INVALID: "invalid",
+        Validity.OVERRUN: "overrun",
+    }
+    return [name for flag, name in names.items() if validity & flag]
+
+
+def decimate(values: np.ndarray, points: int = WAVEFORM_POINTS) -> tuple[np.ndarray, int]:
+    """Average groups of samples so at most ``points`` remain (a boxcar against aliasing);
+    returns the values as float32 and the decimation factor."""
+    factor = max(1, math.ceil(len(values) / points))
+    if factor == 1:
+        return values.astype(np.float32), 1
+    usable = len(values) - len(values) % factor
+    return values[:usable].reshape(-1, factor).mean(axis=1).astype(np.float32), factor
+
+
+class LiveModule:
+    """Live state of one module during a recording; shared by its receivers (one per socket).
+
+    ``channel_of(signal_id)`` maps stream signal IDs to physical channels; the orchestrator
+    provides it from the applied setup (multi-socket receivers pass their channel directly).
+    """
+
+    def __init__(
+        self,
+        module: str,
+        publish: Callable[[Event], None],
+        *,
+        levels: bool = True,
+        levels_interval_s: float = LEVELS_INTERVAL_S,
+        stats_interval_s: float = STATS_INTERVAL_S,
+    ) -> None:
+        self.module = module
+        self._publish = publish
+        self.levels_enabled = levels
+        self.levels_interval_s = levels_interval_s
+        self.stats_interval_s = stats_interval_s
+        self.waveform_channel: int | None = None
+        self._lock = threading.Lock()
+        self._levels: dict[int, dict[str, Any]] = {}
+        self._validity: dict[int, int] = {}
+        self.bytes_received = 0
+        self.overruns = 0
+        self._next_levels = time.monotonic() + levels_interval_s
+        self._next_stats = time.monotonic() + stats_interval_s
+        self._stats_bytes = 0
+        self._stats_time = time.monotonic()
+
+    # --- called by receivers ----------------------------------------------------------------
+
+    def wants_block(self) -> bool:
+        """True when the next block of each signal should be decoded for display."""
+        return self.levels_enabled
+
+    def add_bytes(self, n: int) -> None:
+        with self._lock:
+            self.bytes_received += n
+
+    def block(self, channel: int, values: np.ndarray, unit: str, sample_rate: int | None) -> None:
+        """A decoded block (physical values) of ``channel``."""
+        rms = float(np.sqrt(np.mean(np.square(values)))) if len(values) else 0.0
+        peak = float(np.max(np.abs(values))) if len(values) else 0.0
+        entry = {
+            "channel": channel,
+            "rms": rms,
+            "peak": peak,
+            "unit": unit,
+            "db": db_of(rms, unit),
+            "peak_db": db_of(peak, unit),
+        }
+        with self._lock:
+            self._levels[channel] = entry
+        if channel == self.waveform_channel and sample_rate:
+            reduced, factor = decimate(values)
+            self._publish(
+                Waveform(
+                    module=self.module,
+                    channel=channel,
+                    sample_rate=sample_rate / factor,
+                    unit=unit,
+                    values=reduced,
+                )
+            )
+
+    def quality(self, channel: int, signal_id: int, validity: int, stream_time_s: float) -> None:
+        with self._lock:
+            previous = self._validity.get(channel, 0)
+            self._validity[channel] = validity
+            if validity & Validity.OVERRUN:
+                self.overruns += 1
+        if validity != previous:
+            self._publish(
+                DataQualityChanged(
+                    module=self.module,
+                    channel=channel,
+                    signal_id=signal_id,
+                    validity=validity,
+                    flags=quality_flags(validity),
+                    stream_time_s=stream_time_s,
+                )
+            )
+
+    def tick(self, now: float | None = None) -> bool:
+        """Publish levels / stats when their interval has passed. Returns True when a new
+        round of blocks should be decoded (the levels were just published)."""
+        now = time.monotonic() if now is None else now
+        levels_due = stats_due = False
+        with self._lock:
+            if now >= self._next_levels:
+                self._next_levels = now + self.levels_interval_s
+                levels_due = True
+                snapshot = [self._levels[c] for c in sorted(self._levels)]
+            if now >= self._next_stats:
+                stats_due = True
+                elapsed = max(now - self._stats_time, 1e-9)
+                rate = (self.bytes_received - self._stats_bytes) / elapsed
+                self._stats_bytes = self.bytes_received
+                self._stats_time = now
+                self._next_stats = now + self.stats_interval_s
+                total = self.bytes_received
+        if levels_due and self.levels_enabled and snapshot:
+            self._publish(Levels(module=self.module, levels=snapshot))
+        if stats_due:
+            self._publish(StreamStats(module=self.module, bytes_received=total, rate_bps=rate))
+        return levels_due
+
+    def final_stats(self) -> None:
+        """Last StreamStats with the final byte count (rate over the last interval)."""
+        now = time.monotonic()
+        with self._lock:
+            elapsed = max(now - self._stats_time, 1e-9)
+            rate = (self.bytes_received - self._stats_bytes) / elapsed
+            total = self.bytes_received
+        self._publish(StreamStats(module=self.module, bytes_received=total, rate_bps=rate))
+
+    @property
+    def validity(self) -> dict[int, int]:
+        with self._lock:
+            return dict(self._validity)

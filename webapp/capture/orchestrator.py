@@ -1,0 +1,1243 @@
+"""The capture orchestrator: many modules, one sample-synchronous capture.
+
+A state machine run in the background (a greenlet under eventlet, a thread otherwise) that
+performs the sequence of HBK's multi-module tutorial (see :mod:`webapp.capture.phases`), with
+concurrent long polls instead of 1 s polling, a timeout per phase, typed events for everything
+(:mod:`webapp.capture.events`) and a teardown that always runs.
+
+Life cycle:
+
+* :meth:`Orchestrator.arm` checks the settings and the modules synchronously, then sets the
+  modules up in the background until they stream internally (phase ``armed``).
+* :meth:`Orchestrator.start` records. When armed it starts at once; when idle it arms first and
+  disarms after the recording; while arming it records as soon as the modules are armed.
+* :meth:`Orchestrator.stop` ends a recording early (outcome ``stopped``), or abandons arming.
+* :meth:`Orchestrator.disarm` returns the modules to ``Idle``.
+
+Failure anywhere stops the measurement on every module, closes the sockets, finishes and closes
+every module that was opened, keeps every byte received, records the error and ends in phase
+``failed``. A stream socket that drops is reported the moment it happens.
+
+Status comes from one ``onchange`` long poll per module (a watcher) for the whole session:
+PTP progress, state changes and channel faults all arrive through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from webapp import runtime
+from webapp.capture import store
+from webapp.capture.events import (
+    CaptureFinished,
+    CaptureStarted,
+    ChannelFault,
+    Error,
+    Event,
+    EventBus,
+    ModuleStatus,
+    Outcome,
+    Phase,
+    PhaseChanged,
+    PtpProgress,
+    RecordingTime,
+    TransducersDetected,
+    Warning,
+)
+from webapp.capture.levels import LiveModule
+from webapp.capture.phases import (
+    WAIT_DETECTED,
+    Order,
+    Step,
+    Timeout,
+    Wait,
+    arm_sequence,
+    ordered,
+)
+from webapp.capture.receiver import StreamReceiver
+from webapp.capture.settings import CaptureSettings, SettingsError
+from webapp.capture.setup import build_setup, enabled_channel_numbers
+from webapp.openapi.client import ModuleClient, ModuleError
+from webapp.openapi.model import (
+    FAULT_KINDS,
+    FaultHistory,
+    ModuleInfo,
+    ModuleState,
+    PtpStatus,
+    bandwidth_for_rate,
+    rate_for_bandwidth,
+)
+
+log = logging.getLogger(__name__)
+
+RECORDING_TIME_INTERVAL_S = 0.25
+PTP_PROGRESS_INTERVAL_S = 1.0
+DRAIN_IDLE_S = 0.3
+"""After the stop, a stream that has been quiet this long has delivered everything."""
+NO_DATA_GRACE_S = 5.0
+"""How long past the requested duration to wait for a module's samples before stopping."""
+WATCH_FAILURES = 3
+"""Consecutive failed status polls after which a module counts as unreachable."""
+WATCH_RETRY_S = 0.5
+
+
+class CaptureBusyError(RuntimeError):
+    """The request does not fit what the orchestrator is doing (e.g. arm while recording)."""
+
+
+class PhaseTimeoutError(Exception):
+    """Modules did not reach a state in time. ``modules`` lists their addresses."""
+
+    def __init__(self, message: str, modules: list[str]) -> None:
+        super().__init__(message)
+        self.modules = modules
+
+
+class StreamFailure(Exception):
+    """A stream socket dropped (or a module sent no samples)."""
+
+    def __init__(self, message: str, module: str) -> None:
+        super().__init__(message)
+        self.module = module
+        self.reported = False
+
+
+class _Aborted(Exception):
+    """Arming was abandoned by stop() or disarm()."""
+
+
+@dataclass
+class ModuleRun:
+    """One module within a session."""
+
+    number: int
+    address: str
+    client: ModuleClient
+    role: str
+    info: ModuleInfo | None = None
+    status: dict[str, Any] = field(default_factory=dict)
+    watch_error: ModuleError | None = None
+    opened: bool = False
+    ptp_configured: bool = False
+    transducers: list[dict[str, Any] | None] | None = None
+    setup: dict[str, Any] | None = None
+    channels: list[int] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)
+    faults: dict[int, tuple[str, str, str]] = field(default_factory=dict)
+    live: LiveModule | None = None
+    receivers: list[StreamReceiver] = field(default_factory=list)
+
+    @property
+    def state(self) -> tuple[str, str, str]:
+        s = self.status
+        return (
+            str(s.get("moduleState", "")),
+            str(s.get("inputStatus", "")),
+            str(s.get("ptpStatus", "")),
+        )
+
+    def covered_ticks(self) -> int:
+        if not self.receivers:
+            return 0
+        return min(r.tap.covered_ticks() for r in self.receivers)
+
+    def first_ticks(self) -> int | None:
+        firsts = [r.tap.first_ticks for r in self.receivers if r.tap.first_ticks is not None]
+        return min(firsts) if firsts else None
+
+    def signal_messages(self) -> int:
+        return sum(r.tap.signal_messages for r in self.receivers)
+
+
+@dataclass
+class Session:
+    """Modules set up together: from arming to disarming (one or more recordings)."""
+
+    settings: CaptureSettings
+    modules: list[ModuleRun]
+    bandwidth: str
+    sample_rate: int
+    armed: bool = False
+    closed: bool = False
+    measuring: bool = False
+    timeline: list[Event] = field(default_factory=list)
+    stream_failure: StreamFailure | None = None
+
+    @property
+    def master(self) -> ModuleRun:
+        return self.modules[0]
+
+    @property
+    def synchronized(self) -> bool:
+        return self.settings.synchronized
+
+
+@dataclass
+class PendingCapture:
+    capture_id: str
+    name: str
+    duration_s: float | None
+    folder: Path
+
+
+class Orchestrator:
+    """Runs captures on LAN-XI modules and emits events on ``bus``; see the module docstring."""
+
+    def __init__(
+        self,
+        bus: EventBus,
+        data_dir: Path,
+        client_factory: Callable[[str], ModuleClient] = ModuleClient,
+        *,
+        live_levels: bool = True,
+    ) -> None:
+        self.bus = bus
+        self.data_dir = Path(data_dir)
+        self.client_factory = client_factory
+        self.live_levels = live_levels
+        self.phase: Phase = Phase.IDLE
+        self.current_capture_id: str | None = None
+        self.last_capture_id: str | None = None
+        self.last_error: str | None = None
+        self.last_outcome: str | None = None
+        self.last_folder: Path | None = None
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._session: Session | None = None
+        self._capture: store.CaptureRecord | None = None
+        self._job: threading.Thread | None = None
+        self._pending: PendingCapture | None = None
+        self._abort = threading.Event()
+        self._stop_recording = threading.Event()
+        self._disarm_after = False
+        self._recording = False
+        self._waveform: tuple[str | None, int | None] = (None, None)
+        self._status_version = 0
+
+    # --- public state -----------------------------------------------------------------------
+
+    @property
+    def armed(self) -> bool:
+        s = self._session
+        return bool(s and s.armed and not s.closed)
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    @property
+    def recording(self) -> bool:
+        return self._recording
+
+    @property
+    def settings(self) -> CaptureSettings | None:
+        s = self._session
+        return s.settings if s else None
+
+    def module_snapshot(self) -> list[dict[str, Any]]:
+        """The session's modules as the dashboard shows them (empty when idle)."""
+        s = self._session
+        if s is None:
+            return []
+        out = []
+        for m in s.modules:
+            module_state, input_status, ptp_status = m.state
+            out.append(
+                {
+                    "number": m.number,
+                    "address": m.address,
+                    "role": m.role,
+                    "type": m.info.type_number if m.info else "",
+                    "serial": m.info.serial if m.info else 0,
+                    "module_state": module_state,
+                    "input_status": input_status,
+                    "ptp_status": ptp_status,
+                    "channels": list(m.channels),
+                    "transducers": m.transducers,
+                    "bytes": m.live.bytes_received if m.live else 0,
+                }
+            )
+        return out
+
+    def select_waveform(self, module: str | None, channel: int | None) -> None:
+        """Which channel the live Waveform events show (default: the master's first channel)."""
+        self._waveform = (module, channel)
+        s = self._session
+        if s is not None:
+            for m in s.modules:
+                if m.live is not None:
+                    m.live.waveform_channel = self._waveform_channel_for(s, m)
+
+    # --- public commands --------------------------------------------------------------------
+
+    def probe(self, address: str) -> ModuleInfo:
+        """module/info of one module (raises :class:`ModuleError`)."""
+        return self.client_factory(address).info()
+
+    def arm(self, settings: CaptureSettings) -> None:
+        """Check ``settings`` and the modules now (raises SettingsError / ModuleError), then set
+        the modules up in the background until they are ready to record."""
+        with self._lock:
+            self._check_idle("arm")
+            session = self._prepare(settings)
+            self._launch(session, disarm_after=False)
+
+    def start(self, settings: CaptureSettings | None = None, *, folder: Path | None = None) -> str:
+        """Record a capture; returns its id. ``folder`` overrides ``<data_dir>/captures/<id>``."""
+        with self._lock:
+            if self._recording or self._pending is not None:
+                raise CaptureBusyError("a capture is already being recorded")
+            session = self._session
+            if session is not None and not session.closed:
+                if self._disarm_after or self._abort.is_set():
+                    raise CaptureBusyError("the modules are being disarmed")
+                if settings is not None:
+                    settings.validate()
+                    changed = session.settings.same_session(settings)
+                    if changed:
+                        raise SettingsError(
+                            changed[0],
+                            "differs from the armed setup; disarm first to change "
+                            + ", ".join(changed),
+                        )
+                    name, duration = settings.name, settings.duration_s
+                else:
+                    name, duration = session.settings.name, session.settings.duration_s
+                pending = self._new_pending(name, duration, folder)
+                self._pending = pending
+                if self._job is None:  # armed and idle: record now
+                    self._launch(session, disarm_after=False)
+                return pending.capture_id
+            if settings is None:
+                raise SettingsError("settings", "not armed: give the capture settings")
+            self._check_idle("start")
+            session = self._prepare(settings)
+            self._pending = self._new_pending(settings.name, settings.duration_s, folder)
+            self._launch(session, disarm_after=True)
+            return self._pending.capture_id
+
+    def stop(self) -> None:
+        """End the recording early (outcome ``stopped``); while arming, abandon it."""
+        with self._cond:
+            if self._recording:
+                self._stop_recording.set()
+            elif self._job is not None:
+                s = self._session
+                if s is not None and not s.armed:
+                    self._abort.set()
+                else:
+                    self._pending = None
+            self._status_version += 1
+            self._cond.notify_all()
+
+    def disarm(self) -> None:
+        """Return every module to Idle (stopping a recording first if one runs)."""
+        with self._cond:
+            session = self._session
+            if session is None or session.closed:
+                return
+            self._disarm_after = True
+            if self._recording:
+                self._stop_recording.set()
+            elif self._job is not None:
+                if not session.armed:
+                    self._abort.set()
+                else:
+                    self._pending = None
+            else:
+                self._launch(session, disarm_after=True)
+            self._status_version += 1
+            self._cond.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the background work is done (idle, armed, completed or failed)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while self._job is not None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining if remaining is not None else 1.0)
+        return True
+
+    # --- preparation (synchronous) ----------------------------------------------------------
+
+    def _check_idle(self, what: str) -> None:
+        if self._job is not None:
+            raise CaptureBusyError(f"cannot {what}: the orchestrator is busy ({self.phase})")
+        if self._session is not None and not self._session.closed:
+            raise CaptureBusyError(f"cannot {what}: the modules are armed; disarm first")
+
+    def _new_pending(
+        self, name: str, duration: float | None, folder: Path | None
+    ) -> PendingCapture:
+        capture_id = store.new_capture_id(name, self.data_dir)
+        if folder is None:
+            folder = self.data_dir / store.CAPTURES_DIR / capture_id
+        self.current_capture_id = capture_id
+        return PendingCapture(capture_id, name, duration, Path(folder))
+
+    def _prepare(self, settings: CaptureSettings) -> Session:
+        """Validate the settings and read every module's info (concurrently); nothing that
+        changes a module is sent here."""
+        settings.validate()
+        runs = [
+            ModuleRun(
+                number=i + 1,
+                address=address,
+                client=self.client_factory(address),
+                role=("master" if i == 0 else "slave") if settings.synchronized else "single",
+            )
+            for i, address in enumerate(settings.modules)
+        ]
+
+        def read_info(m: ModuleRun) -> None:
+            m.info = m.client.info()
+
+        _parallel(runs, read_info)
+        for i, m in enumerate(runs):
+            info = m.info
+            assert info is not None
+            where = f"modules[{i}]"
+            if settings.synchronized and not info.supports_ptp:
+                raise SettingsError(
+                    where,
+                    f"{m.address} is a Type {info.type_number}, which cannot take part in a "
+                    "PTP-synchronized capture (it works only on its own)",
+                )
+            if info.module_state and info.module_state != ModuleState.IDLE:
+                raise ModuleError(
+                    m.address,
+                    "GET /rest/rec/module/info",
+                    None,
+                    f"the module is in state {info.module_state}, not Idle: another program may "
+                    "be using it (close its recorder there, or reset the module)",
+                )
+            self._check_channels(settings, m, info)
+        rate = self._choose_rate(settings, runs)
+        return Session(settings, runs, bandwidth_for_rate(rate), rate)
+
+    @staticmethod
+    def _check_channels(settings: CaptureSettings, m: ModuleRun, info: ModuleInfo) -> None:
+        overrides = settings.channels.get(m.address, [])
+        where = f"channels.{m.address}"
+        for j, ch in enumerate(overrides):
+            if info.input_channels and ch.channel > info.input_channels:
+                raise SettingsError(
+                    f"{where}[{j}].channel",
+                    f"{m.address} (Type {info.type_number}) has {info.input_channels} input channels",
+                )
+            if ch.range is not None and info.ranges and ch.range not in info.ranges:
+                raise SettingsError(
+                    f"{where}[{j}].range", f"{ch.range!r} is not one of {', '.join(info.ranges)}"
+                )
+            if ch.filter is not None and info.filters and ch.filter not in info.filters:
+                raise SettingsError(
+                    f"{where}[{j}].filter", f"{ch.filter!r} is not one of {', '.join(info.filters)}"
+                )
+        disabled = {ch.channel for ch in overrides if ch.enabled is False}
+        if info.input_channels and len(disabled) >= info.input_channels:
+            raise SettingsError(where, f"every input channel of {m.address} is disabled")
+
+    @staticmethod
+    def _choose_rate(settings: CaptureSettings, runs: list[ModuleRun]) -> int:
+        """The requested bandwidth, or the highest one every module supports (a synchronized
+        capture needs one sample rate everywhere)."""
+        supported = [set(m.info.sample_rates) for m in runs if m.info and m.info.sample_rates]
+        if settings.bandwidth is not None:
+            rate = rate_for_bandwidth(settings.bandwidth)
+            for m in runs:
+                if m.info and m.info.sample_rates and rate not in m.info.sample_rates:
+                    raise SettingsError(
+                        "bandwidth",
+                        f"{m.address} (Type {m.info.type_number}) does not support {settings.bandwidth}",
+                    )
+            return rate
+        if not supported:
+            return 131072
+        common = set.intersection(*supported)
+        if not common:
+            raise SettingsError("bandwidth", "the modules have no sample rate in common")
+        return max(common)
+
+    # --- background job ---------------------------------------------------------------------
+
+    def _launch(self, session: Session, disarm_after: bool) -> None:
+        self._session = session
+        self._disarm_after = disarm_after
+        self._abort.clear()
+        self._stop_recording.clear()
+        self._job = runtime.spawn(self._job_main, session, name="capture orchestrator")
+
+    def _job_main(self, s: Session) -> None:
+        recorded = False
+        try:
+            if not s.armed:
+                self._arm_sequence(s)
+            while True:
+                with self._lock:
+                    pending, self._pending = self._pending, None
+                    if pending is not None:
+                        self._recording = True
+                        self._stop_recording.clear()
+                if pending is None:
+                    break
+                recorded = True
+                self._record(s, pending)
+                if self._disarm_after:
+                    break
+            if self._disarm_after:
+                self._teardown(s, Phase.DISARMING)
+                self._set_phase(Phase.COMPLETED if recorded else Phase.IDLE)
+            else:
+                self._set_phase(Phase.ARMED)
+        except _Aborted:
+            self._publish(Warning(message="arming abandoned: stopped by the user"))
+            self._abandon_pending(Outcome.STOPPED, "stopped before the recording started")
+            self._teardown(s, Phase.DISARMING)
+            self._set_phase(Phase.IDLE, "stopped by the user")
+        except Exception as exc:  # every failure ends the same way: teardown, then failed
+            reason = _describe(exc)
+            if not isinstance(exc, ModuleError | PhaseTimeoutError | StreamFailure | SettingsError):
+                log.exception("capture failed")
+            self.last_error = reason
+            if not getattr(exc, "reported", False):
+                self._publish(_error_event(exc, reason))
+            self._abandon_pending(Outcome.FAILED, reason)
+            self._teardown(s, Phase.DISARMING)
+            self._set_phase(Phase.FAILED, reason)
+        finally:
+            with self._cond:
+                self._recording = False
+                self._job = None
+                if s.closed:
+                    if self._session is s:
+                        self._session = None
+                    self._pending = None
+                    self.current_capture_id = None
+                elif self._pending is not None or self._disarm_after:
+                    # start() or disarm() arrived while this job was ending: run it now.
+                    self._launch(s, disarm_after=self._disarm_after)
+                else:
+                    self.current_capture_id = None
+                self._cond.notify_all()
+
+    def _abandon_pending(self, outcome: Outcome, reason: str) -> None:
+        """A capture asked for by start() that never got to record still gets its ending."""
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:
+            self.last_capture_id, self.last_outcome = pending.capture_id, str(outcome)
+            self._publish(
+                CaptureFinished(
+                    capture_id=pending.capture_id, outcome=str(outcome), reason=reason, folder=""
+                )
+            )
+
+    # --- arming -----------------------------------------------------------------------------
+
+    def _arm_sequence(self, s: Session) -> None:
+        self.last_error = None
+        count = len(s.modules)
+        kind = "synchronized" if s.synchronized else "single-module"
+        self._set_phase(Phase.VALIDATING, f"{count} module(s), {kind}, {s.bandwidth}")
+        for m in s.modules:
+            runtime.spawn(self._watch, s, m, name=f"watch {m.address}")
+        for step in arm_sequence(s.synchronized):
+            self._check_abort()
+            self._set_phase(step.phase)
+            if step.custom:
+                getattr(self, f"_phase_{step.request}")(s, step)
+            else:
+                if step.request:
+                    self._send(s, step.order, step.request)
+                if step.wait:
+                    self._await(s, step.wait)
+        self._fetch_ports(s)
+        s.armed = True
+        self._set_phase(Phase.ARMED)
+
+    def _phase_ptp_sync(self, s: Session, step: Step) -> None:
+        settime = int(time.time() * 1000)
+        domain = s.settings.ptp_domain
+
+        def sync(m: ModuleRun) -> None:
+            m.ptp_configured = True
+            m.client.set_ptp(domain, m is s.master, settime)
+
+        for batch in ordered(s.modules, step.order):
+            _parallel(batch, sync)
+
+    def _phase_open_multi(self, s: Session, step: Step) -> None:
+        def open_(m: ModuleRun) -> None:
+            m.opened = True
+            m.client.open(single_module=False, detect_transducers=False)
+
+        self._each(s, step.order, open_)
+        assert step.wait is not None
+        self._await(s, step.wait)
+
+    def _phase_open_single(self, s: Session, step: Step) -> None:
+        def open_(m: ModuleRun) -> None:
+            m.client.set_time()
+            m.opened = True
+            m.client.open(single_module=True, detect_transducers=False)
+
+        self._each(s, step.order, open_)
+        assert step.wait is not None
+        self._await(s, step.wait)
+
+    def _phase_detect(self, s: Session, step: Step) -> None:
+        """TEDS detection runs on every module at once; the requests go master last."""
+        self._send(s, step.order, "detect_transducers")
+        self._await(s, step.wait or WAIT_DETECTED)
+
+        def fetch(m: ModuleRun) -> None:
+            m.transducers = m.client.transducers()
+
+        self._each(s, step.order, fetch)
+        for m in s.modules:
+            self._publish(TransducersDetected(module=m.address, transducers=m.transducers or []))
+
+    def _phase_configure(self, s: Session, step: Step) -> None:
+        def configure(m: ModuleRun) -> None:
+            default = m.client.default_setup()
+            m.setup = build_setup(
+                default,
+                m.transducers,
+                s.settings.channel_overrides(m.address),
+                s.bandwidth,
+                s.settings.multi_socket,
+                where=f"channels.{m.address}",
+            )
+            m.channels = enabled_channel_numbers(m.setup)
+
+        _parallel(s.modules, configure)
+        self._each(s, step.order, lambda m: m.client.put_setup(m.setup))
+        assert step.wait is not None
+        self._await(s, step.wait)
+
+    def _fetch_ports(self, s: Session) -> None:
+        def fetch(m: ModuleRun) -> None:
+            if s.settings.multi_socket:
+                ports = m.client.destination_sockets()
+                if len(ports) != len(m.channels):
+                    raise ModuleError(
+                        m.address,
+                        "GET /rest/rec/destination/sockets",
+                        200,
+                        f"{len(ports)} ports for {len(m.channels)} enabled channels",
+                    )
+                m.ports = ports
+            else:
+                m.ports = [m.client.destination_socket()]
+
+        self._each(s, Order.MASTER_LAST, fetch)
+
+    # --- requests and waits -----------------------------------------------------------------
+
+    def _each(self, s: Session, order: Order, fn: Callable[[ModuleRun], Any]) -> None:
+        for batch in ordered(s.modules, order):
+            self._check_abort()
+            _parallel(batch, fn)
+
+    def _send(self, s: Session, order: Order, method: str, *args: Any) -> None:
+        self._each(s, order, lambda m: getattr(m.client, method)(*args))
+
+    def _check_abort(self) -> None:
+        if self._abort.is_set():
+            raise _Aborted()
+
+    def _refresh(self, s: Session, m: ModuleRun) -> None:
+        """A fresh status (no long poll) so a wait never acts on an answer from before a request."""
+        self._update_status(s, m, m.client.onchange())
+
+    def _await(self, s: Session, wait: Wait, modules: list[ModuleRun] | None = None) -> None:
+        """Until every module's status passes ``wait`` (or the phase's timeout, an abort, or a
+        module that stops answering). Status arrives from the watchers' long polls."""
+        modules = list(s.modules if modules is None else modules)
+        ptp = wait.timeout is Timeout.PTP
+        timeout = s.settings.ptp_timeout_s if ptp else s.settings.state_timeout_s
+        started = time.monotonic()
+        deadline = started + timeout
+        _parallel(modules, lambda m: self._refresh(s, m))
+        reported: dict[str, tuple[str, float]] = {}
+        while True:
+            events: list[Event] = []
+            with self._cond:
+                now = time.monotonic()
+                version = self._status_version
+                errors = [m.watch_error for m in modules if m.watch_error is not None]
+                pending = [m for m in modules if not wait.test(m.status)]
+                if ptp:
+                    for m in modules:
+                        status = m.state[2] or "Unknown"
+                        last = reported.get(m.address)
+                        if (
+                            last is None
+                            or last[0] != status
+                            or now - last[1] >= PTP_PROGRESS_INTERVAL_S
+                        ):
+                            reported[m.address] = (status, now)
+                            events.append(
+                                PtpProgress(
+                                    module=m.address,
+                                    status=status,
+                                    locked=status == PtpStatus.LOCKED,
+                                    elapsed_s=round(now - started, 3),
+                                    timeout_s=timeout,
+                                )
+                            )
+                done = bool(errors) or not pending or self._abort.is_set() or now >= deadline
+            for e in events:
+                self._publish(e)
+            if done:
+                break
+            with self._cond:
+                if self._status_version == version and not self._abort.is_set():
+                    wake = deadline - time.monotonic()
+                    if ptp:
+                        wake = min(wake, PTP_PROGRESS_INTERVAL_S)
+                    if wake > 0:
+                        self._cond.wait(wake)
+        if errors:
+            raise errors[0]
+        self._check_abort()
+        if pending:
+            raise PhaseTimeoutError(
+                _timeout_message(wait, timeout, pending, ptp), [m.address for m in pending]
+            )
+
+    # --- status watchers --------------------------------------------------------------------
+
+    def _watch(self, s: Session, m: ModuleRun) -> None:
+        """One long poll after another for the whole session."""
+        tag: int | None = None
+        failures = 0
+        while not s.closed:
+            try:
+                status = m.client.onchange(last=tag)
+            except ModuleError as exc:
+                if s.closed:
+                    return
+                failures += 1
+                if failures >= WATCH_FAILURES:
+                    with self._cond:
+                        m.watch_error = exc
+                        self._status_version += 1
+                        self._cond.notify_all()
+                    return
+                tag = None
+                time.sleep(WATCH_RETRY_S)
+                continue
+            if s.closed:
+                return
+            failures = 0
+            new_tag = status.get("lastUpdateTag")
+            tag = int(new_tag) if isinstance(new_tag, int) else None
+            self._update_status(s, m, status)
+            if tag is None:
+                time.sleep(WATCH_RETRY_S)  # a module without tags: plain polling
+
+    def _update_status(self, s: Session, m: ModuleRun, status: dict[str, Any]) -> None:
+        events: list[Event] = []
+        with self._cond:
+            old_tag, new_tag = m.status.get("lastUpdateTag"), status.get("lastUpdateTag")
+            if isinstance(old_tag, int) and isinstance(new_tag, int) and new_tag < old_tag:
+                return  # an answer overtaken by a newer one (a long poll and a fresh read crossed)
+            before = m.state
+            m.status = status
+            after = m.state
+            self._status_version += 1
+            self._cond.notify_all()
+            if after != before:
+                events.append(
+                    ModuleStatus(
+                        module=m.address,
+                        module_state=after[0],
+                        input_status=after[1],
+                        ptp_status=after[2],
+                    )
+                )
+            events.extend(self._fault_changes(m, status))
+        for e in events:
+            self._publish(e)
+
+    @staticmethod
+    def _fault_changes(m: ModuleRun, status: dict[str, Any]) -> list[Event]:
+        recording = status.get("recordingStatus")
+        if not isinstance(recording, dict):
+            return []
+        channel_status = recording.get("channelStatus")
+        if not isinstance(channel_status, list):
+            return []
+        events: list[Event] = []
+        for i, entry in enumerate(channel_status):
+            if not isinstance(entry, dict):
+                continue  # disabled channels are null
+            channel = i + 1
+            now = tuple(str(FaultHistory.parse(entry.get(k))) for k in FAULT_KINDS)
+            before = m.faults.get(channel, ("none", "none", "none"))
+            if now != before:
+                m.faults[channel] = now  # type: ignore[assignment]
+                events.append(
+                    ChannelFault(
+                        module=m.address, channel=channel, anol=now[0], cmol=now[1], cf=now[2]
+                    )
+                )
+        return events
+
+    # --- recording --------------------------------------------------------------------------
+
+    def _record(self, s: Session, pending: PendingCapture) -> None:
+        settings = s.settings
+        capture = store.CaptureRecord(
+            folder=pending.folder,
+            id=pending.capture_id,
+            name=pending.name,
+            created=time.time(),
+            requested_duration_s=pending.duration_s,
+            ptp_domain=settings.ptp_domain if s.synchronized else None,
+            master=s.master.address,
+            bandwidth=s.bandwidth,
+            sample_rate=s.sample_rate,
+            streaming="multi-socket" if settings.multi_socket else "single-socket",
+            modules=[self._module_record(m) for m in s.modules],
+        )
+        for event in s.timeline:
+            capture.add_event(event)
+        with self._lock:
+            self._capture = capture
+            self.current_capture_id = pending.capture_id
+        s.stream_failure = None
+        outcome, reason = Outcome.COMPLETED, ""
+        flusher_stop = threading.Event()
+        try:
+            self._set_phase(Phase.CONNECTING, pending.capture_id)
+            capture.write()
+            self._connect_streams(s, pending, capture)
+            self._publish(
+                CaptureStarted(
+                    capture_id=pending.capture_id,
+                    name=pending.name,
+                    folder=str(pending.folder),
+                    modules=[m.address for m in s.modules],
+                    duration_s=pending.duration_s,
+                )
+            )
+            for m in s.modules:
+                for r in m.receivers:
+                    r.start()
+            runtime.spawn(self._flush_files, s, flusher_stop, name="stream file flusher")
+            self._set_phase(Phase.RECORDING, pending.capture_id)
+            s.measuring = True
+            self._send(s, Order.MASTER_LAST, "start_measurement")
+            stopped_early = self._record_loop(s, pending)
+            if stopped_early:
+                outcome, reason = Outcome.STOPPED, "stopped by the user"
+            self._set_phase(Phase.STOPPING)
+            self._send(s, Order.MASTER_LAST, "stop_measurement")
+            s.measuring = False
+            self._drain(s)
+            if s.stream_failure is not None:
+                raise s.stream_failure
+            silent = [m.address for m in s.modules if m.signal_messages() == 0]
+            if silent and outcome is Outcome.COMPLETED:
+                raise StreamFailure(
+                    f"no samples arrived from module {', '.join(silent)}", silent[0]
+                )
+        except Exception as exc:
+            outcome, reason = Outcome.FAILED, _describe(exc)
+            self.last_error = reason
+            if not getattr(exc, "reported", False):
+                self._publish(_error_event(exc, reason))
+                exc.reported = True  # type: ignore[attr-defined]
+            if s.measuring:
+                # Stop every module now (best effort) so the others' files end cleanly.
+                self._best_effort_each(s, Order.MASTER_LAST, "stop_measurement", lambda m: True)
+                s.measuring = False
+            self._drain(s)
+            raise
+        finally:
+            flusher_stop.set()
+            self._close_streams(s, capture)
+            self._finish_capture(s, capture, pending, outcome, reason)
+
+    def _module_record(self, m: ModuleRun) -> store.ModuleRecord:
+        info = m.info
+        return store.ModuleRecord(
+            number=m.number,
+            address=m.address,
+            role=m.role,
+            type=info.type_number if info else "",
+            serial=info.serial if info else 0,
+            name=info.name if info else "",
+            firmware=info.firmware if info else "",
+            hardware=info.hardware if info else "",
+            setup=m.setup,
+            transducers=m.transducers,
+            signals=[{"signal_id": i + 1, "channel": c} for i, c in enumerate(m.channels)],
+        )
+
+    def _waveform_channel_for(self, s: Session, m: ModuleRun) -> int | None:
+        module, channel = self._waveform
+        if module is None:
+            return (m.channels[0] if m.channels else None) if m is s.master else None
+        if module != m.address:
+            return None
+        return channel if channel is not None else (m.channels[0] if m.channels else None)
+
+    def _connect_streams(
+        self, s: Session, pending: PendingCapture, capture: store.CaptureRecord
+    ) -> None:
+        pending.folder.mkdir(parents=True, exist_ok=True)
+        for m in s.modules:
+            m.receivers = []
+            m.faults = {}
+            m.live = LiveModule(m.address, self._publish, levels=self.live_levels)
+            m.live.waveform_channel = self._waveform_channel_for(s, m)
+        for m in s.modules:
+            record = capture.modules[m.number - 1]
+            record.setup, record.transducers = m.setup, m.transducers
+            record.files = []
+            signal_channel = dict(enumerate(m.channels, start=1))
+            for i, port in enumerate(m.ports):
+                if s.settings.multi_socket:
+                    channel = m.channels[i]
+                    name = f"{pending.name}.{m.number}.ch{channel}.stream"
+                    channels = [channel]
+
+                    def channel_of(_sid: int, _c: int = channel) -> int:
+                        return _c
+                else:
+                    name = f"{pending.name}.{m.number}.stream"
+                    channels = list(m.channels)
+
+                    def channel_of(sid: int, _map: dict[int, int] = signal_channel) -> int:
+                        return _map.get(sid, sid)
+
+                sock = m.client.connect_stream(port)
+                assert m.live is not None
+                receiver = StreamReceiver(
+                    m.address,
+                    sock,
+                    pending.folder / name,
+                    m.live,
+                    channel_of,
+                    lambda r, err, _s=s: self._receiver_ended(_s, r, err),
+                    label=f"{m.address} port {port}",
+                )
+                m.receivers.append(receiver)
+                record.files.append(store.FileRecord(file=name, channels=channels))
+
+    def _receiver_ended(self, s: Session, receiver: StreamReceiver, error: str | None) -> None:
+        if error is None:
+            return
+        message = f"module {receiver.module}: {error}"
+        failure = StreamFailure(message, receiver.module)
+        failure.reported = True
+        with self._cond:
+            if s.stream_failure is None:
+                s.stream_failure = failure
+            self._status_version += 1
+            self._cond.notify_all()
+        # Reported the moment it happens, before the capture is wound down.
+        self._publish(Error(message=message, module=receiver.module, request="stream"))
+
+    def _record_loop(self, s: Session, pending: PendingCapture) -> bool:
+        """Until the duration is covered by every module's samples, or a stop, or a failure.
+        Returns True when stopped early by the user."""
+        started = time.monotonic()
+        duration = pending.duration_s
+        next_time_event = 0.0
+        while True:
+            with self._cond:
+                if s.stream_failure is not None:
+                    raise s.stream_failure
+                errors = [m.watch_error for m in s.modules if m.watch_error is not None]
+                if errors:
+                    raise errors[0]
+                if self._stop_recording.is_set():
+                    return True
+                self._cond.wait(RECORDING_TIME_INTERVAL_S / 2)
+            now = time.monotonic()
+            covered = min(m.covered_ticks() for m in s.modules) / (1 << 32)
+            if now >= next_time_event:
+                next_time_event = now + RECORDING_TIME_INTERVAL_S
+                shown = min(covered, duration) if duration is not None else covered
+                self._publish(RecordingTime(elapsed_s=round(shown, 3), duration_s=duration))
+            if duration is None:
+                continue
+            if covered >= duration:
+                return False
+            if now - started >= duration + NO_DATA_GRACE_S:
+                short = [
+                    f"{m.address} ({m.covered_ticks() / (1 << 32):.2f} s)"
+                    for m in s.modules
+                    if m.covered_ticks() / (1 << 32) < duration
+                ]
+                self._publish(
+                    Warning(
+                        message=f"stopping without the full {duration:g} s from: {', '.join(short)}"
+                    )
+                )
+                return False
+
+    def _drain(self, s: Session) -> None:
+        """After the stop: let every stream deliver what is still in flight."""
+        receivers = [r for m in s.modules for r in m.receivers]
+        for r in receivers:
+            r.expect_end = True
+        deadline = time.monotonic() + s.settings.state_timeout_s
+        while time.monotonic() < deadline:
+            busy = [r for r in receivers if not r.ended.is_set() and r.idle_s < DRAIN_IDLE_S]
+            if not busy:
+                return
+            time.sleep(DRAIN_IDLE_S / 3)
+        self._publish(Warning(message="streams were still delivering data when they were closed"))
+
+    def _flush_files(self, s: Session, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            for m in s.modules:
+                for r in list(m.receivers):
+                    try:
+                        r.file.sync()
+                    except (OSError, ValueError) as exc:
+                        log.warning("fsync of %s failed: %s", r.file.path, exc)
+
+    def _close_streams(self, s: Session, capture: store.CaptureRecord) -> None:
+        for m in s.modules:
+            for r in m.receivers:
+                try:
+                    r.close()
+                except OSError as exc:
+                    self._publish(
+                        Warning(
+                            message=f"closing {r.file.path.name} failed: {exc}", module=m.address
+                        )
+                    )
+            record = capture.modules[m.number - 1]
+            for f, r in zip(record.files, m.receivers, strict=False):
+                f.bytes, f.sha256 = r.file.bytes, r.file.digest
+            record.first_ticks = m.first_ticks()
+            if m.live is not None:
+                m.live.final_stats()
+
+    def _finish_capture(
+        self,
+        s: Session,
+        capture: store.CaptureRecord,
+        pending: PendingCapture,
+        outcome: Outcome,
+        reason: str,
+    ) -> None:
+        firsts = {m.address: m.first_ticks() for m in s.modules}
+        known = {a: t for a, t in firsts.items() if t is not None}
+        if len(set(known.values())) > 1:
+            reference = min(known.values())
+            spread = ", ".join(
+                f"{a} +{(t - reference) / (1 << 32) * s.sample_rate:.0f} samples"
+                for a, t in known.items()
+                if t != reference
+            )
+            self._publish(Warning(message=f"first samples are not simultaneous: {spread}"))
+        capture.start_ticks = firsts.get(s.master.address) or (
+            min(known.values()) if known else None
+        )
+        covered = [m.covered_ticks() for m in s.modules]
+        capture.recorded_s = round(min(covered) / (1 << 32), 6) if covered else None
+        capture.outcome, capture.reason = str(outcome), reason
+        capture.ended = time.time()
+        finished = CaptureFinished(
+            capture_id=pending.capture_id,
+            outcome=str(outcome),
+            reason=reason,
+            folder=str(pending.folder),
+        )
+        capture.add_event(finished)
+        try:
+            capture.write()
+        except OSError as exc:
+            self._publish(Warning(message=f"writing capture.json failed: {exc}"))
+        with self._lock:
+            self._capture = None
+            self.last_capture_id = pending.capture_id
+            self.last_outcome = str(outcome)
+            self.last_folder = pending.folder
+            self._recording = False
+        self.bus.publish(finished)
+        s.timeline.append(finished)
+
+    # --- teardown ---------------------------------------------------------------------------
+
+    def _teardown(self, s: Session, phase: Phase) -> None:
+        """Walk every module this session touched back to Idle (stand-alone if configured),
+        whatever state it is in; failures become warnings, never exceptions."""
+        if s.closed:
+            return
+        self._set_phase(phase)
+        opened = lambda m: m.opened  # noqa: E731
+        steps: Iterable[tuple[Phase | None, str, Callable[[ModuleRun], bool]]] = (
+            (
+                Phase.STOPPING,
+                "stop_measurement",
+                lambda m: m.opened and m.state[0] == ModuleState.RECORDER_RECORDING,
+            ),
+            (
+                Phase.FINISHING,
+                "finish",
+                lambda m: m.opened and m.state[0] == ModuleState.RECORDER_STREAMING,
+            ),
+            (None, "cancel", lambda m: m.opened and m.state[0] == ModuleState.RECORDER_CONFIGURING),
+            (
+                Phase.CLOSING,
+                "close",
+                lambda m: m.opened and m.state[0] == ModuleState.RECORDER_OPENED,
+            ),
+        )
+        for step_phase, method, needed in steps:
+            self._best_effort(s, lambda m: self._refresh(s, m), opened)
+            todo = [m for m in s.modules if needed(m)]
+            if method == "stop_measurement":
+                for m in s.modules:
+                    for r in m.receivers:
+                        r.expect_end = True
+            if not todo:
+                continue
+            if step_phase is not None and step_phase != self.phase:
+                self._set_phase(step_phase)
+            if method == "cancel":
+                self._best_effort_each(
+                    s,
+                    Order.MASTER_LAST,
+                    "cancel",
+                    lambda m, t=todo: m in t,
+                    fallback=self._leave_configuring,
+                )
+            else:
+                self._best_effort_each(s, Order.MASTER_LAST, method, lambda m, t=todo: m in t)
+        if s.settings.return_to_standalone and s.synchronized:
+            self._best_effort_each(
+                s, Order.MASTER_LAST, "set_standalone", lambda m: m.ptp_configured
+            )
+        with self._cond:
+            s.closed = True
+            s.armed = False
+            self._cond.notify_all()
+
+    def _leave_configuring(self, m: ModuleRun) -> None:
+        """If ``cancel`` is refused: apply the default setup and finish (Rattlesnake's way)."""
+        m.client.put_setup(m.client.default_setup())
+        status = m.client.onchange()
+        if status.get("moduleState") == ModuleState.RECORDER_STREAMING:
+            m.client.finish()
+
+    def _best_effort(
+        self, s: Session, fn: Callable[[ModuleRun], Any], which: Callable[[ModuleRun], bool]
+    ) -> None:
+        def run(m: ModuleRun) -> None:
+            try:
+                fn(m)
+            except ModuleError as exc:
+                log.info("teardown: %s", exc)
+
+        _parallel([m for m in s.modules if which(m)], run)
+
+    def _best_effort_each(
+        self,
+        s: Session,
+        order: Order,
+        method: str,
+        which: Callable[[ModuleRun], bool],
+        fallback: Callable[[ModuleRun], None] | None = None,
+    ) -> None:
+        def run(m: ModuleRun) -> None:
+            try:
+                getattr(m.client, method)()
+            except ModuleError:
+                if fallback is not None:
+                    try:
+                        fallback(m)
+                        return
+                    except ModuleError as exc2:
+                        exc = exc2
+                self._publish(Warning(message=f"teardown: {exc}", module=m.address))
+
+        for batch in ordered([m for m in s.modules if which(m)], order):
+            _parallel(batch, run)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def _set_phase(self, phase: Phase, detail: str = "") -> None:
+        with self._lock:
+            previous, self.phase = self.phase, phase
+        self._publish(PhaseChanged(phase=str(phase), previous=str(previous), detail=detail))
+
+    def _publish(self, event: Event) -> None:
+        s = self._session
+        if s is not None and event.kind not in store.TIMELINE_EXCLUDED:
+            s.timeline.append(event)
+        capture = self._capture
+        if capture is not None:
+            capture.add_event(event)
+        self.bus.publish(event)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _parallel(items: list[Any], fn: Callable[[Any], Any]) -> None:
+    """Run ``fn`` on every item concurrently; re-raise the first failure (in item order)."""
+    if len(items) <= 1:
+        for item in items:
+            fn(item)
+        return
+    errors: list[tuple[int, BaseException]] = []
+
+    def run(index: int, item: Any) -> None:
+        try:
+            fn(item)
+        except Exception as exc:
+            errors.append((index, exc))
+
+    threads = [runtime.spawn(run, i, item) for i, item in enumerate(items)]
+    for t in threads:
+        t.join()
+    if errors:
+        raise min(errors, key=lambda e: e[0])[1]
+
+
+def _timeout_message(wait: Wait, timeout: float, pending: list[ModuleRun], ptp: bool) -> str:
+    def describe(m: ModuleRun) -> str:
+        module_state, input_status, ptp_status = m.state
+        now = (
+            f"ptpStatus {ptp_status or 'unknown'}"
+            if ptp
+            else f"{module_state or '?'}/{input_status or '?'}"
+        )
+        return f"module {m.number} ({m.address}, {now})"
+
+    which = ", ".join(describe(m) for m in pending)
+    return f"{which} did not {wait.description} within {timeout:g} s"
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SettingsError):
+        return f"bad setting {exc.field}: {exc.message}"
+    return str(exc) or type(exc).__name__
+
+
+def _error_event(exc: BaseException, reason: str) -> Error:
+    if isinstance(exc, ModuleError):
+        return Error(message=reason, module=exc.module, request=exc.request)
+    if isinstance(exc, PhaseTimeoutError):
+        return Error(message=reason, module=exc.modules[0] if exc.modules else None)
+    if isinstance(exc, StreamFailure):
+        return Error(message=reason, module=exc.module, request="stream")
+    return Error(message=reason)

@@ -1,0 +1,355 @@
+"""Stream receivers: one per stream socket, raw bytes to a file, a few blocks to the live view.
+
+A receiver writes every byte exactly as received (unbuffered ``os.write``, so a crash of this
+process loses nothing already received; ``fsync`` runs about once a second off the hub through
+:func:`webapp.runtime.offload`) and keeps a running SHA-256, so closing a file is cheap.
+
+The live view must never slow the writing. :class:`StreamTap` therefore only follows message
+boundaries (one 28-byte header parse per message); it decodes Interpretation and DataQuality
+messages, which are rare, and the values of a SignalData block only when the live view asked
+for that signal's next block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+import struct
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from webapp import runtime
+from webapp.capture.levels import LiveModule
+from webapp.openapi.stream import (
+    HEADER_SIZE,
+    Interpretation,
+    MessageType,
+    SignalInterpretation,
+    StreamFormatError,
+    Time,
+    decode_content,
+    decode_int24,
+    parse_header,
+    ticks_per_sample,
+)
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 256 * 1024
+SOCKET_BUFFER = 4 * 1024 * 1024
+POLL_S = 0.25
+"""Receive timeout: how often an idle receiver checks whether it should end."""
+
+_SD_PREFIX = struct.Struct("<HHHH")
+_HEADER, _SD_PREFIX_STAGE, _SD_VALUES, _CONTENT = range(4)
+
+
+class StreamTap:
+    """Follows the messages of one stream without copying what nobody looks at."""
+
+    def __init__(
+        self,
+        on_block: Callable[[int, np.ndarray, SignalInterpretation | None], None] | None = None,
+        on_quality: Callable[[int, int, int], None] | None = None,
+    ) -> None:
+        self.on_block = on_block
+        self.on_quality = on_quality
+        self.interpretations: dict[int, SignalInterpretation] = {}
+        self.wanted: set[int] = set()
+        """Signals whose next SignalData block is decoded and handed to ``on_block``."""
+        self.first_ticks: int | None = None
+        """Header time of the first SignalData message (2^-32 s since 1970)."""
+        self.end_ticks: dict[int, int] = {}
+        """Per signal: the time just after its last received sample."""
+        self.messages = 0
+        self.signal_messages = 0
+        self._stage = _HEADER
+        self._need = HEADER_SIZE
+        self._part = bytearray()
+        self._skip = 0
+        self._mtype = 0
+        self._family = None
+        self._count = 0
+        self._length = 0
+        self._time = 0
+        self._sid = 0
+        self._nval = 0
+
+    @property
+    def signals(self) -> list[int]:
+        return sorted(self.interpretations)
+
+    def covered_ticks(self) -> int:
+        """Stream time every signal has reached since the first sample (0 before any)."""
+        if self.first_ticks is None or not self.end_ticks:
+            return 0
+        known = [self.end_ticks.get(s, self.first_ticks) for s in self.interpretations] or list(
+            self.end_ticks.values()
+        )
+        return max(0, min(known) - self.first_ticks)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        n = len(view)
+        pos = 0
+        while True:
+            if self._skip:
+                k = min(self._skip, n - pos)
+                self._skip -= k
+                pos += k
+                if self._skip:
+                    return
+                continue
+            if self._need == 0:
+                self._advance(memoryview(b""))
+                continue
+            if pos >= n:
+                return
+            if not self._part and n - pos >= self._need:
+                chunk = view[pos : pos + self._need]
+                pos += self._need
+            else:
+                k = min(self._need - len(self._part), n - pos)
+                self._part += view[pos : pos + k]
+                pos += k
+                if len(self._part) < self._need:
+                    return
+                chunk = memoryview(bytes(self._part))
+                self._part.clear()
+            self._advance(chunk)
+
+    def _expect(self, stage: int, need: int) -> None:
+        self._stage = stage
+        self._need = need
+
+    def _next_message(self) -> None:
+        self.messages += 1
+        self._expect(_HEADER, HEADER_SIZE)
+
+    def _advance(self, chunk: memoryview) -> None:
+        stage = self._stage
+        if stage == _HEADER:
+            mtype, family, count, length = parse_header(chunk)
+            self._mtype, self._family, self._count, self._length = mtype, family, count, length
+            self._time = Time(family, count).ticks
+            if mtype == MessageType.SIGNAL_DATA and length >= _SD_PREFIX.size:
+                self._expect(_SD_PREFIX_STAGE, _SD_PREFIX.size)
+            elif mtype in (MessageType.DATA_QUALITY, MessageType.INTERPRETATION):
+                self._expect(_CONTENT, length)
+            else:
+                self._skip = length
+                self._next_message()
+        elif stage == _SD_PREFIX_STAGE:
+            nsig, _reserved, sid, nval = _SD_PREFIX.unpack(chunk)
+            self._sid, self._nval = sid, nval
+            self.signal_messages += 1
+            if self.first_ticks is None:
+                self.first_ticks = self._time
+            interp = self.interpretations.get(sid)
+            if interp is not None and interp.sample_rate:
+                self.end_ticks[sid] = self._time + nval * ticks_per_sample(interp.sample_rate)
+            rest = self._length - _SD_PREFIX.size
+            if sid in self.wanted and nsig >= 1 and 3 * nval <= rest:
+                self._expect(_SD_VALUES, rest)
+            else:
+                self._skip = rest
+                self._next_message()
+        elif stage == _SD_VALUES:
+            self.wanted.discard(self._sid)
+            if self.on_block is not None:
+                values = decode_int24(chunk, self._nval)
+                self.on_block(self._sid, values, self.interpretations.get(self._sid))
+            self._next_message()
+        else:
+            message = decode_content(self._mtype, self._family, self._count, chunk)
+            if isinstance(message, Interpretation):
+                for interp in message.signals:
+                    known = self.interpretations.get(interp.signal_id)
+                    if known is None:
+                        self.interpretations[interp.signal_id] = interp
+                    else:
+                        known.merge(interp, message.present.get(interp.signal_id, set()))
+            elif self.on_quality is not None:
+                for sid, validity in getattr(message, "qualities", []):
+                    self.on_quality(sid, validity, self._time)
+            self._next_message()
+
+
+class StreamFile:
+    """A stream file written as received, with a running SHA-256."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.fd: int | None = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        self.sha256 = hashlib.sha256()
+        self.bytes = 0
+        self._synced = 0
+        self._lock = threading.Lock()
+
+    def write(self, data: memoryview) -> None:
+        fd = self.fd
+        if fd is None:
+            raise ValueError(f"{self.path.name} is closed")
+        total = len(data)
+        done = 0
+        while done < total:
+            done += os.write(fd, data[done:])
+        self.sha256.update(data)
+        self.bytes += total
+
+    def sync(self) -> None:
+        """fsync if anything was written since the last one (runs off the hub)."""
+        with self._lock:
+            fd = self.fd
+            if fd is None or self.bytes == self._synced:
+                return
+            written = self.bytes
+            runtime.offload(os.fsync, fd)
+            self._synced = written
+
+    def close(self) -> None:
+        with self._lock:
+            fd, self.fd = self.fd, None
+            if fd is None:
+                return
+            try:
+                runtime.offload(os.fsync, fd)
+            finally:
+                runtime.offload(os.close, fd)
+
+    @property
+    def digest(self) -> str:
+        return self.sha256.hexdigest()
+
+
+class StreamReceiver:
+    """Receives one stream socket into one file and feeds the module's live view.
+
+    ``on_end(receiver, error)`` is called once when the socket ends: ``error`` is None for an
+    expected end (after :attr:`expect_end` was set or :meth:`close` was called), otherwise a
+    sentence saying what happened (the module closed the stream, a socket error, lost framing).
+    """
+
+    def __init__(
+        self,
+        module: str,
+        sock: socket.socket,
+        path: Path,
+        live: LiveModule,
+        channel_of: Callable[[int], int],
+        on_end: Callable[[StreamReceiver, str | None], None],
+        *,
+        label: str = "",
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        self.module = module
+        self.label = label or module
+        self.sock = sock
+        self.file = StreamFile(path)
+        self.live = live
+        self.channel_of = channel_of
+        self._on_end = on_end
+        self.tap = StreamTap(on_block=self._block, on_quality=self._quality)
+        self._buffer = bytearray(chunk_size)
+        self.expect_end = False
+        self._closing = False
+        self.ended = threading.Event()
+        self.error: str | None = None
+        self.last_data = time.monotonic()
+        self._thread: threading.Thread | None = None
+        self._tap_failed = False
+        with contextlib.suppress(OSError):  # only a hint to the kernel
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
+        sock.settimeout(POLL_S)
+
+    @property
+    def bytes(self) -> int:
+        return self.file.bytes
+
+    @property
+    def idle_s(self) -> float:
+        return time.monotonic() - self.last_data
+
+    def start(self) -> None:
+        self._thread = runtime.spawn(self._run, name=f"receiver {self.label}")
+
+    # --- live view --------------------------------------------------------------------------
+
+    def _block(self, sid: int, raw: np.ndarray, interp: SignalInterpretation | None) -> None:
+        scale = interp.scale_factor if interp else 1.0
+        offset = interp.offset if interp else 0.0
+        values = raw * (scale / (1 << 23)) + offset
+        self.live.block(
+            self.channel_of(sid),
+            values,
+            interp.unit if interp else "",
+            interp.sample_rate if interp else None,
+        )
+
+    def _quality(self, sid: int, validity: int, time_ticks: int) -> None:
+        self.live.quality(self.channel_of(sid), sid, validity, time_ticks / (1 << 32))
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        sock, buffer = self.sock, self._buffer
+        view = memoryview(buffer)
+        size = len(buffer)
+        error: str | None = None
+        try:
+            while True:
+                try:
+                    n = sock.recv_into(buffer)
+                except TimeoutError:
+                    if self._closing:
+                        break
+                    continue
+                except OSError as exc:
+                    if not self._closing and not self.expect_end:
+                        error = f"stream socket error after {self.file.bytes} bytes: {exc.strerror or exc}"
+                    break
+                if n == 0:
+                    if not self._closing and not self.expect_end:
+                        error = f"the module closed its stream socket after {self.file.bytes} bytes"
+                    break
+                self.last_data = time.monotonic()
+                data = view[:n]
+                self.file.write(data)
+                self.live.add_bytes(n)
+                if not self._tap_failed:
+                    try:
+                        self.tap.feed(data)
+                    except (StreamFormatError, struct.error, ValueError) as exc:
+                        # The file keeps every byte; only the live view is lost.
+                        self._tap_failed = True
+                        log.warning("%s: live view stopped: %s", self.label, exc)
+                if self.live.tick():
+                    self.tap.wanted = set(self.tap.interpretations)
+                if n == size:
+                    runtime.sleep(0)  # more is waiting: let the other receivers run too
+        except Exception as exc:  # a bug or a full disk must still end the capture cleanly
+            log.exception("receiver %s failed", self.label)
+            error = f"receiving failed after {self.file.bytes} bytes: {exc}"
+        finally:
+            view.release()
+            self.error = error
+            self.ended.set()
+            self._on_end(self, error)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End the loop (if still running), then close the socket and the file."""
+        self._closing = True
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        if self._thread is not None:
+            self.ended.wait(timeout)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.file.close()

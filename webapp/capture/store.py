@@ -1,0 +1,225 @@
+"""Capture folders and ``capture.json`` (the contract is docs/capture-format.md).
+
+``capture.json`` is written when the recording starts (outcome ``running``) and rewritten,
+atomically (temporary file + rename), when it ends, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from webapp import runtime
+from webapp.capture.events import Event
+
+log = logging.getLogger(__name__)
+
+FORMAT = "lanxi-capture/1"
+CAPTURE_JSON = "capture.json"
+CAPTURES_DIR = "captures"
+
+TIMELINE_EXCLUDED = frozenset({"levels", "waveform", "stream-stats"})
+"""High-rate live data that the timeline leaves out."""
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def new_capture_id(name: str, data_dir: Path | None = None, now: float | None = None) -> str:
+    """``20261123-221530-My_Measurement``; a suffix keeps ids unique within ``data_dir``."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "capture"
+    base = f"{stamp}-{slug}"
+    if data_dir is None:
+        return base
+    root = Path(data_dir) / CAPTURES_DIR
+    candidate, n = base, 2
+    while (root / candidate).exists():
+        candidate = f"{base}-{n}"
+        n += 1
+    return candidate
+
+
+def timeline_entry(event: Event, last_ptp: dict[str, str]) -> dict[str, Any] | None:
+    """The event as a timeline entry, or None if the timeline leaves it out (live data, and
+    PTP progress that only advanced the elapsed time)."""
+    if event.kind in TIMELINE_EXCLUDED:
+        return None
+    entry = event.to_dict()
+    if event.kind == "ptp":
+        module, status = entry.get("module", ""), entry.get("status", "")
+        if last_ptp.get(module) == status:
+            return None
+        last_ptp[module] = status
+    return entry
+
+
+@dataclass
+class FileRecord:
+    file: str
+    channels: list[int]
+    bytes: int = 0
+    sha256: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "channels": self.channels,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
+
+
+@dataclass
+class ModuleRecord:
+    number: int
+    address: str
+    role: str
+    type: str = ""
+    serial: int = 0
+    name: str = ""
+    firmware: str = ""
+    hardware: str = ""
+    setup: dict[str, Any] | None = None
+    transducers: list[dict[str, Any] | None] | None = None
+    signals: list[dict[str, int]] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
+    first_ticks: int | None = None
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.files)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "address": self.address,
+            "role": self.role,
+            "type": self.type,
+            "serial": self.serial,
+            "name": self.name,
+            "firmware": self.firmware,
+            "hardware": self.hardware,
+            "setup": self.setup,
+            "transducers": self.transducers,
+            "signals": self.signals,
+            "files": [f.to_json() for f in self.files],
+            "bytes": self.bytes,
+            "first_ticks": self.first_ticks,
+        }
+
+
+@dataclass
+class CaptureRecord:
+    """Everything ``capture.json`` says about one capture."""
+
+    folder: Path
+    id: str
+    name: str
+    created: float
+    requested_duration_s: float | None
+    ptp_domain: int | None
+    master: str
+    bandwidth: str | None
+    sample_rate: int | None
+    streaming: str
+    modules: list[ModuleRecord]
+    outcome: str = "running"
+    reason: str = ""
+    recorded_s: float | None = None
+    start_ticks: int | None = None
+    ended: float | None = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _last_ptp: dict[str, str] = field(default_factory=dict)
+
+    def add_event(self, event: Event) -> None:
+        entry = timeline_entry(event, self._last_ptp)
+        if entry is not None:
+            self.events.append(_jsonable(entry))
+
+    def to_json(self) -> dict[str, Any]:
+        start_time = None
+        if self.start_ticks is not None:
+            start_time = iso(self.start_ticks / (1 << 32))
+        return {
+            "format": FORMAT,
+            "id": self.id,
+            "name": self.name,
+            "created": iso(self.created),
+            "ended": iso(self.ended) if self.ended is not None else None,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "requested_duration_s": self.requested_duration_s,
+            "recorded_s": self.recorded_s,
+            "start_ticks": self.start_ticks,
+            "start_time": start_time,
+            "ptp": {"domain": self.ptp_domain, "master": self.master}
+            if self.ptp_domain is not None
+            else None,
+            "bandwidth": self.bandwidth,
+            "sample_rate": self.sample_rate,
+            "streaming": self.streaming,
+            "modules": [m.to_json() for m in self.modules],
+            "events": self.events,
+        }
+
+    def write(self) -> None:
+        """Write capture.json atomically (temporary file, fsync, rename)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_json(), indent=2, ensure_ascii=False, allow_nan=False)
+        path = self.folder / CAPTURE_JSON
+        tmp = path.with_name(f".{CAPTURE_JSON}.tmp")
+
+        def write_file() -> None:
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+
+        runtime.offload(write_file)
+
+
+def _jsonable(value: Any) -> Any:
+    """Events may carry numpy scalars or bytes; capture.json holds plain JSON."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if value == value and abs(value) != float("inf") else None
+    if isinstance(value, str | int | bool) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return str(value)
+
+
+def read_capture(folder: Path) -> dict[str, Any]:
+    with open(Path(folder) / CAPTURE_JSON, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def list_captures(data_dir: Path) -> list[dict[str, Any]]:
+    """Every readable capture.json under ``<data_dir>/captures``, newest first."""
+    root = Path(data_dir) / CAPTURES_DIR
+    out = []
+    if not root.is_dir():
+        return out
+    for folder in root.iterdir():
+        if not (folder / CAPTURE_JSON).is_file():
+            continue
+        try:
+            out.append(read_capture(folder))
+        except (OSError, ValueError) as exc:
+            log.warning("unreadable %s: %s", folder / CAPTURE_JSON, exc)
+    out.sort(key=lambda c: c.get("created", ""), reverse=True)
+    return out

@@ -1,0 +1,392 @@
+"""The Open API client for one LAN-XI module: every REST call, status checks, long polls.
+
+Every request checks the HTTP status; anything but 2xx (and any transport failure) raises
+:class:`ModuleError`, whose text names the module, the request and the module's own message, so
+an error can be shown to a user as it is.
+
+Choices where PROTOCOL.md leaves room:
+
+* Module addresses: ``127.0.0.11``, ``host:port``, ``[fe80::1%eth0]``, ``[fe80::1%eth0]:8080``
+  or a bare IPv6 address with an optional zone (``fe80::1%eth0``; a Windows-style ``%%`` is
+  accepted). The zone index is kept for the stream socket and percent-encoded in URLs (RFC 6874).
+* Every request uses a fresh connection (``Connection: close``): real modules answer HTTP/1.0 and
+  close anyway, and a module allows only 10 concurrent connections, so nothing is held idle.
+* 503 (more than 10 connections) is retried a few times; an ``onchange`` answer with an empty
+  body (seen by HBK's MATLAB recorder) is asked again once.
+* Error bodies are plain text (Q16); a JSON body's ``message``/``error`` member is used if present.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from webapp.openapi.model import ModuleInfo
+
+DEFAULT_PORT = 80
+LONG_POLL_CAP_S = 30.0
+"""A module answers an ``onchange?last=`` long poll after at most 30 s (REF17 §5.3.9)."""
+
+_RETRIES_ON_503 = 3
+_MESSAGE_LIMIT = 300
+
+
+class ModuleError(Exception):
+    """A request to a module failed. ``str()`` names the module, the request and the message."""
+
+    def __init__(self, module: str, request: str, status: int | None, message: str) -> None:
+        self.module = module
+        self.request = request
+        self.status = status
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        what = f"HTTP {self.status}: {self.message}" if self.status else self.message
+        return f"module {self.module}: {self.request} failed: {what}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.module, self.request, self.status, self.message))
+
+
+@dataclass(frozen=True)
+class ModuleAddress:
+    """A parsed module address: ``host`` keeps an IPv6 zone index, ``url_host`` is URL-ready."""
+
+    text: str
+    host: str
+    port: int
+    ipv6: bool
+
+    @property
+    def url_host(self) -> str:
+        if self.ipv6:
+            return "[" + self.host.replace("%", "%25") + "]"
+        return self.host
+
+    @property
+    def netloc(self) -> str:
+        return self.url_host if self.port == DEFAULT_PORT else f"{self.url_host}:{self.port}"
+
+    def resolve(self) -> None:
+        """Raise ``OSError`` if the host does not resolve (the zone index is not looked up)."""
+        socket.getaddrinfo(self.host.split("%")[0], self.port, type=socket.SOCK_STREAM)
+
+
+def parse_address(address: str) -> ModuleAddress:
+    """Parse a module address; raises ``ValueError`` with a reason for malformed input."""
+    text = str(address).strip().replace("%%", "%")
+    if not text:
+        raise ValueError("empty module address")
+    if any(c.isspace() for c in text) or "/" in text:
+        raise ValueError(f"module address {address!r} contains a space or a slash")
+    port = DEFAULT_PORT
+    if text.startswith("["):
+        close = text.find("]")
+        if close < 0:
+            raise ValueError(f"module address {address!r} has no closing ']'")
+        host, rest = text[1:close], text[close + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"unexpected {rest!r} after ']' in {address!r}")
+            port = _parse_port(rest[1:], address)
+        _check_ipv6(host, address)
+        return ModuleAddress(text, host, port, True)
+    if text.count(":") >= 2:
+        _check_ipv6(text, address)
+        return ModuleAddress(text, text, port, True)
+    host = text
+    if ":" in text:
+        host, port_text = text.rsplit(":", 1)
+        port = _parse_port(port_text, address)
+    if not host:
+        raise ValueError(f"module address {address!r} has no host")
+    return ModuleAddress(text, host, port, False)
+
+
+def _parse_port(text: str, address: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"port {text!r} of module address {address!r} is not 1..65535")
+    return int(text)
+
+
+def _check_ipv6(host: str, address: str) -> None:
+    bare, _, zone = host.partition("%")
+    try:
+        ipaddress.IPv6Address(bare)
+    except ValueError:
+        raise ValueError(f"{address!r} is not a valid IPv6 address") from None
+    if "%" in host and not zone:
+        raise ValueError(f"module address {address!r} has an empty zone index")
+
+
+def _message_of(response: requests.Response) -> str:
+    text = response.text.strip()
+    if text.startswith("{"):
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            for key in ("message", "error", "Message", "Error"):
+                if isinstance(body.get(key), str):
+                    text = body[key]
+                    break
+    text = " ".join(text.split())
+    if not text:
+        text = response.reason or "no message"
+    return text[:_MESSAGE_LIMIT]
+
+
+class ModuleClient:
+    """All Open API requests to one module. Thread-safe (one connection per request)."""
+
+    def __init__(self, address: str, timeout: float = 10.0) -> None:
+        self._address = parse_address(address)
+        self.address: str = self._address.text
+        self.base_url: str = f"http://{self._address.netloc}/rest/rec"
+        self.timeout = float(timeout)
+        self._session = requests.Session()
+        self._session.headers["Connection"] = "close"
+        # Proxies from the environment must never see module traffic (loopback or lab LAN).
+        self._session.trust_env = False
+
+    @property
+    def host(self) -> str:
+        """Host for the stream socket (IPv6 zone index kept, no brackets)."""
+        return self._address.host
+
+    @property
+    def port(self) -> int:
+        return self._address.port
+
+    def __repr__(self) -> str:
+        return f"ModuleClient({self.address!r})"
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        data: str | None = None,
+        read_timeout: float | None = None,
+    ) -> requests.Response:
+        """One request; returns the 2xx response or raises :class:`ModuleError`."""
+        name = f"{method} /rest/rec/{path}"
+        url = f"{self.base_url}/{path}"
+        timeout = (self.timeout, read_timeout if read_timeout is not None else self.timeout)
+        for attempt in range(_RETRIES_ON_503 + 1):
+            try:
+                response = self._session.request(
+                    method, url, json=body, data=data, timeout=timeout, allow_redirects=False
+                )
+            except requests.ConnectTimeout:
+                raise ModuleError(
+                    self.address,
+                    name,
+                    None,
+                    f"unreachable (no connection within {self.timeout:g} s)",
+                ) from None
+            except requests.ReadTimeout:
+                raise ModuleError(
+                    self.address, name, None, f"no answer within {timeout[1]:g} s"
+                ) from None
+            except requests.ConnectionError as exc:
+                raise ModuleError(self.address, name, None, _connection_reason(exc)) from None
+            except requests.RequestException as exc:
+                raise ModuleError(self.address, name, None, str(exc)) from None
+            if response.status_code == 503 and attempt < _RETRIES_ON_503:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            if not 200 <= response.status_code < 300:
+                raise ModuleError(self.address, name, response.status_code, _message_of(response))
+            return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _get_json(self, path: str, read_timeout: float | None = None) -> Any:
+        response = self.request("GET", path, read_timeout=read_timeout)
+        try:
+            return json.loads(response.content.lstrip(b"\xef\xbb\xbf") or b"null")
+        except ValueError:
+            raise ModuleError(
+                self.address, f"GET /rest/rec/{path}", response.status_code, "answer is not JSON"
+            ) from None
+
+    def _put(self, path: str, body: Any = None) -> int:
+        return self.request("PUT", path, body).status_code
+
+    def _post(self, path: str, body: Any = None) -> int:
+        return self.request("POST", path, body).status_code
+
+    # --- module -----------------------------------------------------------------------------
+
+    def info(self) -> ModuleInfo:
+        raw = self._get_json("module/info")
+        if not isinstance(raw, dict):
+            raise ModuleError(
+                self.address, "GET /rest/rec/module/info", 200, "answer is not an object"
+            )
+        return ModuleInfo.from_json(raw)
+
+    def set_time(self, ms_since_epoch: int | None = None) -> None:
+        """PUT module/time with a bare decimal body (ignored once the module clock is set)."""
+        ms = int(time.time() * 1000) if ms_since_epoch is None else int(ms_since_epoch)
+        self.request("PUT", "module/time", data=str(ms))
+
+    def reboot(self) -> None:
+        self._put("reboot")
+
+    # --- status -----------------------------------------------------------------------------
+
+    def onchange(self, last: int | None = None) -> dict[str, Any]:
+        """The status object. With ``last`` equal to the module's current ``lastUpdateTag`` the
+        module holds the answer until something changes (at most 30 s): a long poll."""
+        path = "onchange" if last is None else f"onchange?last={int(last)}"
+        read_timeout = self.timeout + (LONG_POLL_CAP_S if last is not None else 0.0)
+        for attempt in range(2):
+            status = self._get_json(path, read_timeout=read_timeout)
+            if isinstance(status, dict) and status:
+                return status
+            if attempt == 0:
+                path = "onchange"  # an empty answer: ask again without waiting
+                read_timeout = self.timeout
+        raise ModuleError(self.address, "GET /rest/rec/onchange", 200, "empty status answer")
+
+    # --- synchronisation --------------------------------------------------------------------
+
+    def get_syncmode(self) -> dict[str, Any]:
+        return self._get_json("syncmode")
+
+    def set_syncmode(self, synchronization: dict[str, Any]) -> None:
+        self._put("syncmode", {"synchronization": synchronization})
+
+    def set_ptp(self, domain: int, preferred_master: bool, settime_ms: int | None = None) -> None:
+        """PTP sync parameters as HBK's multi-module tutorial sends them."""
+        params: dict[str, Any] = {"mode": "ptp", "domain": int(domain)}
+        if settime_ms is not None:
+            params.update({"settime": int(settime_ms), "difftime": 0})
+        params["preferredMaster"] = bool(preferred_master)
+        self.set_syncmode(params)
+
+    def set_standalone(self) -> None:
+        self.set_syncmode({"mode": "stand-alone"})
+
+    # --- recorder life cycle ----------------------------------------------------------------
+
+    def open(self, single_module: bool = True, detect_transducers: bool = False) -> None:
+        self._put(
+            "open",
+            {
+                "singleModule": bool(single_module),
+                "performTransducerDetection": bool(detect_transducers),
+            },
+        )
+
+    def create(self) -> None:
+        self._put("create")
+
+    def cancel(self) -> None:
+        self._put("cancel")
+
+    def synchronize(self) -> None:
+        self._put("synchronize")
+
+    def start_streaming(self) -> None:
+        self._put("startstreaming")
+
+    def start_measurement(self) -> int:
+        """POST measurements; a PTP slave may answer 202 (armed, waiting for the trigger)."""
+        return self._post("measurements")
+
+    def stop_measurement(self) -> None:
+        self._put("measurements/stop")
+
+    def finish(self) -> None:
+        self._put("finish")
+
+    def close(self) -> None:
+        self._put("close")
+
+    # --- channels ---------------------------------------------------------------------------
+
+    def default_setup(self) -> dict[str, Any]:
+        return self._get_json("channels/input/default")
+
+    def get_setup(self) -> dict[str, Any]:
+        return self._get_json("channels/input")
+
+    def put_setup(self, setup: dict[str, Any]) -> None:
+        self._put("channels/input", setup)
+
+    def detect_transducers(self) -> None:
+        self._post("channels/input/all/transducers/detect")
+
+    def transducers(self) -> list[dict[str, Any] | None]:
+        result = self._get_json("channels/input/all/transducers")
+        if not isinstance(result, list):
+            raise ModuleError(
+                self.address,
+                "GET /rest/rec/channels/input/all/transducers",
+                200,
+                "answer is not a list",
+            )
+        return result
+
+    # --- streaming --------------------------------------------------------------------------
+
+    def destination_socket(self) -> int:
+        answer = self._get_json("destination/socket")
+        try:
+            return int(answer["tcpPort"])
+        except (TypeError, KeyError, ValueError):
+            raise ModuleError(
+                self.address, "GET /rest/rec/destination/socket", 200, f"no tcpPort in {answer!r}"
+            ) from None
+
+    def destination_sockets(self) -> list[int]:
+        answer = self._get_json("destination/sockets")
+        ports = answer.get("tcpPorts") if isinstance(answer, dict) else answer  # Q6: both shapes
+        try:
+            return [int(p) for p in ports]
+        except (TypeError, ValueError):
+            raise ModuleError(
+                self.address, "GET /rest/rec/destination/sockets", 200, f"no tcpPorts in {answer!r}"
+            ) from None
+
+    def connect_stream(self, port: int, timeout: float | None = None) -> socket.socket:
+        """A connected TCP stream socket to ``port`` on this module (IPv6 zone kept)."""
+        try:
+            sock = socket.create_connection(
+                (self.host, int(port)), timeout=self.timeout if timeout is None else timeout
+            )
+        except OSError as exc:
+            raise ModuleError(
+                self.address, f"connect stream port {port}", None, exc.strerror or str(exc)
+            ) from None
+        sock.settimeout(None)
+        return sock
+
+
+def _connection_reason(exc: requests.ConnectionError) -> str:
+    text = str(exc)
+    for needle, reason in (
+        ("Connection refused", "unreachable (connection refused)"),
+        ("Name or service not known", "unreachable (host name does not resolve)"),
+        ("No route to host", "unreachable (no route to host)"),
+        ("Network is unreachable", "unreachable (network is unreachable)"),
+        ("RemoteDisconnected", "the module closed the connection without answering"),
+        ("Connection reset", "the module reset the connection"),
+        ("timed out", "unreachable (timed out)"),
+    ):
+        if needle in text:
+            return reason
+    return f"unreachable ({text[:_MESSAGE_LIMIT]})"
