@@ -274,13 +274,22 @@ class AccessControl:
             self._sweeper_running = True
         sio.start_background_task(self._sweeper)
 
+    def _any_sockets(self) -> bool:
+        server = self.socketio.server
+        if server.eio.sockets:
+            return True
+        return any(
+            next(iter(server.manager.get_participants(ns, None)), None) is not None
+            for ns in list(server.manager.get_namespaces())
+        )
+
     def _sweeper(self) -> None:
         # Runs while any Engine.IO connection is open, and stops by itself after the last.
         interval = float(self.app.config["LANXI_SOCKET_RECHECK_S"])
         try:
             while True:
                 self.socketio.sleep(interval)
-                if not self.socketio.server.eio.sockets:
+                if not self._any_sockets():
                     return
                 try:
                     self.sweep_sockets()
@@ -931,9 +940,10 @@ def _gate() -> Any:
             return _refuse(403, "cross-site request refused")
         return None
 
-    if unsafe and not (same_origin() and csrf_ok()):
-        return _refuse(403, "CSRF check failed: missing or wrong X-CSRF-Token, or another site")
+    csrf_refusal = "CSRF check failed: missing or wrong X-CSRF-Token, or another site"
     if request.endpoint in PUBLIC_ENDPOINTS:
+        if unsafe and not (same_origin() and csrf_ok()):
+            return _refuse(403, csrf_refusal)
         return None
     ident = _identity()
     if ident is None:
@@ -942,6 +952,8 @@ def _gate() -> Any:
         return redirect(url_for("lanxi_auth.login", next=request.full_path.rstrip("?")))
     if ident.share is not None and not _share_permits(ident.share):
         return _refuse(403, "this share link does not give access to that")
+    if unsafe and not (same_origin() and csrf_ok()):
+        return _refuse(403, csrf_refusal)
     if unsafe and _needs_control(request.path):
         refusal = _control_refusal(ident)
         if refusal is not None:
