@@ -90,7 +90,7 @@ const Dash = (() => {
 
   const TOPICS = ["phase", "capture", "ptp", "module-status", "recording-time", "channel-fault",
     "data-quality", "transducers", "stream-stats", "levels", "rig", "setup", "viewers",
-    "history", "emulator"];
+    "history", "emulator", "waveform-channel"];
   for (const topic of TOPICS) {
     socket.on(topic, (value) => { state[topic] = value; fire(topic); });
   }

@@ -228,8 +228,12 @@
   });
 
   // --- waveform and spectrum ------------------------------------------------------------------
+  // The displayed channel is shared by every viewer (the orchestrator decimates one channel).
   const waveSelect = $("wave-select");
-  let selected = "";
+  function selectedKey() {
+    const w = state["waveform-channel"] || {};
+    return w.module && w.channel ? `${w.module}/${w.channel}` : "";
+  }
   function renderWaveSelect() {
     const options = [];
     for (const address of moduleList()) {
@@ -239,23 +243,18 @@
     }
     const current = Array.from(waveSelect.options).map((o) => o.value).slice(1);
     if (current.join("|") !== options.join("|")) {
-      waveSelect.replaceChildren(el("option", { value: "" }, "– choose –"),
+      waveSelect.replaceChildren(el("option", { value: "" }, "master's first channel"),
         ...options.map((o) => el("option", { value: o }, o.replace("/", " · Ch "))));
-      waveSelect.value = options.includes(selected) ? selected : "";
     }
-    if (!selected && options.length) {
-      waveSelect.value = options[0];
-      choose(options[0]);
-    }
+    if (document.activeElement !== waveSelect) waveSelect.value = selectedKey();
   }
-  function choose(value) {
-    selected = value;
+  on("waveform-channel", renderWaveSelect);
+  waveSelect.addEventListener("change", () => {
+    const value = waveSelect.value;
     if (!value) { socket.emit("select-waveform", { module: null, channel: null }); return; }
     const cut = value.lastIndexOf("/");
     socket.emit("select-waveform", { module: value.slice(0, cut), channel: Number(value.slice(cut + 1)) });
-  }
-  waveSelect.addEventListener("change", () => choose(waveSelect.value));
-  socket.on("connect", () => { if (selected) choose(selected); });
+  });
 
   function plotSize(node) {
     return { width: Math.max(200, node.clientWidth), height: 200 };
@@ -270,10 +269,10 @@
     series: [{ label: "f (Hz)" }, { label: "dB", stroke: "#c0392b", width: 1 }],
     axes: [{ label: "frequency (Hz)" }, { label: "dB" }], legend: { show: false },
   }, [[], []], $("spec-plot"));
-  window.addEventListener("resize", () => {
+  new ResizeObserver(() => {
     wavePlot.setSize(plotSize($("wave-plot")));
     specPlot.setSize(plotSize($("spec-plot")));
-  });
+  }).observe($("wave-plot"));
 
   // In-place radix-2 FFT of a real signal; returns magnitudes of bins 0..n/2.
   function spectrum(values) {
@@ -315,7 +314,7 @@
 
   let waveCount = 0;
   on("waveform", (w) => {
-    if (!w || `${w.module}/${w.channel}` !== selected) return;
+    if (!w) return;
     const values = new Float32Array(w.values);
     const x = new Float64Array(values.length);
     for (let i = 0; i < values.length; i++) x[i] = (i / w.sample_rate) * 1000;
@@ -332,7 +331,7 @@
     }
     waveCount += 1;
     const info = $("wave-info");
-    info.textContent = `${values.length} points at ${w.sample_rate} S/s, ${w.unit}`;
+    info.textContent = `${w.module} Ch ${w.channel}: ${values.length} points at ${w.sample_rate} S/s, ${w.unit}`;
     info.dataset.count = waveCount;
   });
 

@@ -20,9 +20,10 @@
     const rates = rigModules().map((m) => (m.info || {}).sample_rates).filter((r) => r && r.length);
     const allowed = BANDWIDTHS.filter((bw) => rates.every((r) => r.includes(rateOf(bw))));
     const select = $("bandwidth");
-    select.replaceChildren(...allowed.map((bw) => el("option", { value: bw }, bw)));
-    if (draft && !allowed.includes(draft.bandwidth)) select.append(el("option", { value: draft.bandwidth }, draft.bandwidth));
-    if (draft) select.value = draft.bandwidth;
+    select.replaceChildren(el("option", { value: "" }, "highest all modules support"),
+      ...allowed.map((bw) => el("option", { value: bw }, bw)));
+    if (draft && draft.bandwidth && !allowed.includes(draft.bandwidth)) select.append(el("option", { value: draft.bandwidth }, draft.bandwidth));
+    if (draft) select.value = draft.bandwidth || "";
   }
 
   function tedsText(t) {
@@ -52,10 +53,10 @@
 
   function manualCell(row, address) {
     const t = row.transducer || {};
-    const sens = el("input", { type: "number", step: "any", min: "0", placeholder: "V/unit", style: "width:7em",
+    const sens = el("input", { type: "number", step: "any", min: "0", placeholder: "V/unit", style: "width:6em",
       value: t.sensitivity ?? "", "aria-label": `manual sensitivity ${address} channel ${row.channel}` });
-    const unit = el("input", { type: "text", size: 4, placeholder: "unit", value: t.unit ?? "" });
-    const serial = el("input", { type: "number", min: "0", step: "1", placeholder: "s/n", style: "width:6em", value: t.serial ?? "" });
+    const unit = el("input", { type: "text", placeholder: "unit", style: "width:4em", value: t.unit ?? "" });
+    const serial = el("input", { type: "number", min: "0", step: "1", placeholder: "s/n", style: "width:5.5em", value: t.serial ?? "" });
     const update = () => {
       setDirty(true);
       if (sens.value === "") { row.transducer = null; return; }
@@ -63,7 +64,7 @@
         serial: serial.value === "" ? 0 : Number(serial.value), type: "" };
     };
     for (const i of [sens, unit, serial]) i.addEventListener("input", update);
-    return el("div", { class: "row" }, sens, unit, serial);
+    return el("div", { class: "row nowrap" }, sens, unit, serial);
   }
 
   function renderTables() {
@@ -121,7 +122,7 @@
   on("rig", () => { renderBandwidths(); if (!dirty) takeServer(); });
   on("transducers", () => { if (!dirty) renderTables(); });
 
-  $("bandwidth").addEventListener("change", () => { draft.bandwidth = $("bandwidth").value; setDirty(true); });
+  $("bandwidth").addEventListener("change", () => { draft.bandwidth = $("bandwidth").value || null; setDirty(true); });
   $("multi-socket").addEventListener("change", () => { draft.multi_socket = $("multi-socket").checked; setDirty(true); });
 
   async function run(fn) {

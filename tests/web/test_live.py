@@ -69,24 +69,28 @@ def test_updates_are_coalesced_to_latest_values(app, dash, bus):
     client.disconnect()
 
 
-def test_waveform_goes_only_to_viewers_who_chose_it_as_binary(app, dash, bus):
+def test_waveform_choice_is_shared_and_sent_as_binary(app, dash, bus, orchestrator):
     a = dash.socketio.test_client(app)
     b = dash.socketio.test_client(app)
     a.get_received()
     b.get_received()
     ack = a.emit("select-waveform", {"module": "127.0.3.1", "channel": 2}, callback=True)
     assert ack == {"ok": True}
+    assert orchestrator.calls[-1] == ("select_waveform", ("127.0.3.1", 2))
+    bad = a.emit("select-waveform", {"module": "127.0.3.1", "channel": "2; drop"}, callback=True)
+    assert bad["ok"] is False and bad["field"] == "channel"
     values = np.sin(np.linspace(0, 20, 1024)).astype(np.float32)
     bus.publish(
         ev.Waveform(module="127.0.3.1", channel=2, sample_rate=8192.0, unit="Pa", values=values)
     )
-    got = received_until(a, lambda g: "waveform" in names(g))
-    wave = [p for p in got if p["name"] == "waveform"][0]["args"][0]
-    assert isinstance(wave["values"], bytes)
-    assert np.array_equal(np.frombuffer(wave["values"], "<f4"), values)
-    assert wave["unit"] == "Pa" and wave["sample_rate"] == 8192.0
-    time.sleep(0.2)
-    assert "waveform" not in names(b.get_received())
+    for viewer in (a, b):  # every viewer sees the chosen channel and the choice itself
+        got = received_until(viewer, lambda g: {"waveform", "waveform-channel"} <= set(names(g)))
+        wave = [p for p in got if p["name"] == "waveform"][0]["args"][0]
+        assert isinstance(wave["values"], bytes)
+        assert np.array_equal(np.frombuffer(wave["values"], "<f4"), values)
+        assert wave["unit"] == "Pa" and wave["sample_rate"] == 8192.0
+        choice = [p for p in got if p["name"] == "waveform-channel"][-1]["args"][0]
+        assert choice == {"module": "127.0.3.1", "channel": 2}
     a.disconnect()
     b.disconnect()
 
@@ -117,7 +121,7 @@ def test_control_events_over_socketio(app, dash, client, orchestrator):
     assert ack["ok"] is True and ack["capture_id"].endswith("Good")
     ack = sio.emit("capture:stop", callback=True)
     assert ack["ok"] is True
-    assert [c[0] for c in orchestrator.calls] == ["start", "stop"]
+    assert [c[0] for c in orchestrator.calls if c[0] != "select_waveform"] == ["start", "stop"]
     sio.disconnect()
 
 

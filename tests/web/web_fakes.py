@@ -47,12 +47,21 @@ class FakeOrchestrator:
         previous, self.phase = self.phase, phase
         self.bus.publish(ev.PhaseChanged(phase=phase, previous=previous, detail=detail))
 
+    def _refuse_if_busy(self) -> None:
+        if self.busy:
+            raise RuntimeError("a capture is already being recorded")
+
+    def select_waveform(self, module: str | None, channel: int | None) -> None:
+        self.calls.append(("select_waveform", (module, channel)))
+
     def arm(self, settings: Any) -> None:
+        self._refuse_if_busy()
         self.calls.append(("arm", settings))
         self.armed = True
         self.set_phase(ev.Phase.ARMED)
 
     def start(self, settings: Any) -> str:
+        self._refuse_if_busy()
         self.calls.append(("start", settings))
         self.busy = True
         self.current_capture_id = f"20260101-000000-{settings.name}"

@@ -113,7 +113,12 @@ def create_app(
     rig = RigStore(data_dir / "rig.json", orchestrator.probe, on_rig_change)
     control = Control(orchestrator, rig, setups, state)
     faults = FaultPanel(rig, emulator, lambda v: state.set_topic("emulator", v))
-    hub = live.LiveHub(socketio, state, rate_hz=rate_hz)
+    hub = live.LiveHub(
+        socketio,
+        state,
+        rate_hz=rate_hz,
+        select_source=getattr(orchestrator, "select_waveform", None),
+    )
     dashboard = Dashboard(
         data_dir=data_dir,
         bus=bus,

@@ -153,16 +153,8 @@ class Control:
 
     # --- actions -----------------------------------------------------------------------------
 
-    def _refuse_if_busy(self, what: str) -> None:
-        orch = self.orchestrator
-        if orch.busy:
-            raise RequestError(
-                None, f"cannot {what}: the rig is busy ({orch.phase}); stop or wait first", 409
-            )
-
     def arm(self, body: Any) -> dict[str, Any]:
         settings = self.settings_from(body)
-        self._refuse_if_busy("arm")
         if self.orchestrator.armed:
             raise RequestError(None, "already armed; disarm first to arm another rig", 409)
         self._call("arm", self.orchestrator.arm, settings)
@@ -170,7 +162,6 @@ class Control:
 
     def start(self, body: Any) -> dict[str, Any]:
         settings = self.settings_from(body)
-        self._refuse_if_busy("start")
         capture_id = self._call("start", self.orchestrator.start, settings)
         return {"ok": True, "capture_id": capture_id, "phase": str(self.orchestrator.phase)}
 
@@ -195,9 +186,12 @@ class Control:
 
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
         from webapp.capture.settings import SettingsError
+        from webapp.openapi.client import ModuleError
 
         try:
             return fn(*args)
+        except ModuleError as exc:  # a module refused or did not answer: nothing was started
+            raise RequestError("modules", str(exc), 502) from None
         except SettingsError as exc:
             raise RequestError(
                 getattr(exc, "field", None), getattr(exc, "message", str(exc))

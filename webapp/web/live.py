@@ -34,7 +34,6 @@ class _Viewer:
     sid: str
     seq: int
     log_id: int
-    wave: tuple[str, int] | None = None
     wave_seq: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     wake: threading.Event = field(default_factory=threading.Event)
@@ -43,9 +42,18 @@ class _Viewer:
 class LiveHub:
     """Keeps one sender per connected Socket.IO client."""
 
-    def __init__(self, socketio: SocketIO, state: LiveState, rate_hz: float = DEFAULT_RATE_HZ):
+    def __init__(
+        self,
+        socketio: SocketIO,
+        state: LiveState,
+        rate_hz: float = DEFAULT_RATE_HZ,
+        select_source: Any = None,
+    ):
         self.socketio = socketio
         self.state = state
+        # The orchestrator decimates one channel for display; choosing it is shared by all
+        # viewers, like the one scope on a bench.
+        self._select_source = select_source
         self.interval = 1.0 / rate_hz
         self._viewers: dict[str, _Viewer] = {}
         self._lock = threading.Lock()
@@ -74,14 +82,10 @@ class LiveHub:
             viewer.wake.set()
         self.state.set_topic("viewers", {"count": count})
 
-    def select_waveform(self, sid: str, module: str | None, channel: int | None) -> None:
-        with self._lock:
-            viewer = self._viewers.get(sid)
-        if viewer is None:
-            return
-        viewer.wave = (module, int(channel)) if module and channel is not None else None
-        viewer.wave_seq = 0
-        viewer.wake.set()
+    def select_waveform(self, module: str | None, channel: int | None) -> None:
+        if self._select_source is not None:
+            self._select_source(module, channel)
+        self.state.set_topic("waveform-channel", {"module": module, "channel": channel})
 
     @property
     def viewer_count(self) -> int:
@@ -123,12 +127,11 @@ class LiveHub:
             self.socketio.emit(topic, value, to=viewer.sid)
         for entry in entries:
             self.socketio.emit(entry["level"], entry, to=viewer.sid)
-        if viewer.wave is not None:
-            wave_seq, wave = self.state.waveform_since(*viewer.wave, viewer.wave_seq)
-            if wave is not None:
-                viewer.wave_seq = wave_seq
-                # ``values`` is bytes (float32 LE): Socket.IO sends it as a binary attachment.
-                self.socketio.emit("waveform", wave, to=viewer.sid)
+        wave_seq, wave = self.state.waveform_since(viewer.wave_seq)
+        if wave is not None:
+            viewer.wave_seq = wave_seq
+            # ``values`` is bytes (float32 LE): Socket.IO sends it as a binary attachment.
+            self.socketio.emit("waveform", wave, to=viewer.sid)
 
 
 def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
@@ -148,11 +151,12 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
     @socketio.on("select-waveform")
     def on_select_waveform(data: Any) -> dict[str, Any]:
         data = data if isinstance(data, dict) else {}
-        try:
-            channel = int(data["channel"]) if data.get("channel") is not None else None
-        except (TypeError, ValueError):
+        module, channel = data.get("module"), data.get("channel")
+        if module is not None and not isinstance(module, str):
+            return {"ok": False, "error": "module must be an address", "field": "module"}
+        if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)):
             return {"ok": False, "error": "channel must be a number", "field": "channel"}
-        hub.select_waveform(request.sid, data.get("module"), channel)
+        hub.select_waveform(module, channel)
         return {"ok": True}
 
     def controlled(name: str, role: str, action: Any) -> None:

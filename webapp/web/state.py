@@ -34,6 +34,7 @@ TOPICS = (
     "viewers",
     "history",
     "emulator",
+    "waveform-channel",
 )
 
 _LOG_LENGTH = 100
@@ -68,11 +69,13 @@ class LiveState:
             "viewers": {"count": 0},
             "history": {"version": 0},
             "emulator": {"modules": []},
+            "waveform-channel": {"module": None, "channel": None},
         }
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_LENGTH)
         self._log_seq = 0
-        # Waveforms are kept per (module, channel) and served only to viewers who chose them.
-        self._waves: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
+        # The orchestrator decimates one channel at a time (the shared "scope"): its latest
+        # stretch, with the sequence number it arrived at.
+        self._wave: tuple[int, dict[str, Any]] | None = None
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -107,7 +110,7 @@ class LiveState:
             item = event.to_dict()
             with self._lock:
                 self._seq += 1
-                self._waves[(event.module, int(event.channel))] = (self._seq, item)
+                self._wave = (self._seq, item)
             return
         with self._lock:
             fold = _FOLDS.get(type(event))
@@ -139,7 +142,7 @@ class LiveState:
             for topic in ("ptp", "channel-fault", "data-quality", "stream-stats", "levels"):
                 self._data[topic] = {}
                 self._touch(topic)
-            self._waves.clear()
+            self._wave = None
         if e.phase == ev.Phase.CONNECTING:
             self._data["recording-time"] = {"elapsed_s": 0.0, "duration_s": None, "t": e.t}
             self._touch("recording-time")
@@ -263,7 +266,6 @@ class LiveState:
             out = {topic: copy.deepcopy(self._data[topic]) for topic in TOPICS}
             out["log"] = list(self._log)
             out["seq"] = self._seq
-            out["waveforms"] = sorted([m, c] for (m, c) in self._waves)
         return out
 
     def get(self, topic: str) -> Any:
@@ -283,9 +285,10 @@ class LiveState:
             entries = [e for e in self._log if e["id"] > log_id]
             return self._seq, changed, entries, self._log_seq
 
-    def waveform_since(self, module: str, channel: int, seq: int) -> tuple[int, Any]:
+    def waveform_since(self, seq: int) -> tuple[int, Any]:
+        """The latest waveform if it arrived after ``seq``."""
         with self._lock:
-            got = self._waves.get((module, channel))
+            got = self._wave
         if got is None or got[0] <= seq:
             return seq, None
         return got
