@@ -106,6 +106,8 @@ class FileIndex:
     framing_errors: list[FramingError] = field(default_factory=list)
     truncated_bytes: int = 0
     """Bytes at the end that do not form a complete message (a crash while writing)."""
+    truncated_message: dict[str, int] | None = None
+    """What the incomplete final message's header says it was (type, length, time, signal)."""
 
     @property
     def blocks(self) -> int:
@@ -233,6 +235,14 @@ def _scan(mm: mmap.mmap | bytes, buf: np.ndarray, index: FileIndex) -> None:
     builder.finish(index)
     index.end = pos
     index.truncated_bytes = size - pos
+    if index.truncated_bytes >= HEADER_SIZE:
+        magic, hlen, mtype, *_rest, tcount, length = _HEADER.unpack_from(mm, pos)
+        if magic == MAGIC:
+            info = {"type": mtype, "length": HEADER_SIZE + length, "time": tcount}
+            if mtype == MessageType.SIGNAL_DATA and index.truncated_bytes >= HEADER_SIZE + 8:
+                sid, count = struct.unpack_from("<HH", mm, pos + HEADER_SIZE + 4)
+                info.update(signal_id=sid, values=count)
+            index.truncated_message = info
 
 
 def _take_run(buf: np.ndarray, pos: int, stride: int, builder: _Builder) -> int:

@@ -1,0 +1,956 @@
+"""A finished (or crashed) capture as calibrated per-channel signals.
+
+``Capture.open(folder)`` indexes every stream file of a capture (``index.scan_file``), maps each
+signal back to its module and physical channel through ``capture.json``, and places every block
+on its channel's sample grid from its header time. Nothing is decoded until asked for:
+``read``/``iter_windows`` gather the 24-bit values of the requested span straight from the
+memory-mapped files through strided numpy views (one view covers a whole run of equally spaced
+blocks), so a capture of any size streams through bounded memory and no Python object is ever
+made per sample or per block.
+
+Conventions (documented in docs/analysis.md):
+
+* Sample ``i`` of a channel is at ``start_ticks + i · 2^32 / fs`` (2^-32 s ticks since 1970 UTC);
+  ``start_ticks`` is the header time of the channel's first block.
+* Samples lost in a gap (an overrun) read as NaN (``fill``) so that positions stay true to time;
+  every gap is listed in ``Channel.gaps`` and the Overrun flag in ``Channel.quality``.
+* A block whose time is not on the grid (not a whole number of samples after the first) is
+  placed at the nearest sample and counted in ``Channel.misaligned``.
+* Blocks that overlap earlier ones (time going backwards) overwrite them in file order and are
+  counted in ``Channel.overlap``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import mmap
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from webapp.analysis.index import FileIndex, scan_file
+from webapp.openapi.stream import DataType, Validity, ticks_per_sample
+
+FULL_SCALE = float(1 << 23)
+TICKS_PER_SECOND = 1 << 32
+BATCH_ROWS = 16
+"""Blocks decoded per numpy call: 16 × 4096 int32 stay in the CPU cache between the two passes."""
+
+_FILE_NAME = re.compile(r"^(?P<name>.*)\.(?P<module>\d+)(?:\.ch(?P<channel>\d+))?\.stream$")
+
+
+class CaptureError(ValueError):
+    """The input is not a capture the reader can open (nothing to read, bad capture.json)."""
+
+
+@dataclass
+class Problem:
+    severity: str  # "error" (data lost or wrong), "warning" (suspicious), "info"
+    where: str
+    message: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"severity": self.severity, "where": self.where, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.where}: {self.message}"
+
+
+@dataclass
+class Segment:
+    """Equally spaced blocks of one signal in one file, contiguous in time."""
+
+    pos: int
+    rows: int
+    count: int
+    voff: int
+    stride: int
+    factor: float
+    offset: float
+    file: int
+
+    @property
+    def end(self) -> int:
+        return self.pos + self.rows * self.count
+
+
+@dataclass
+class Gap:
+    pos: int
+    missing: int
+    ticks: int
+
+
+@dataclass
+class QualityChange:
+    pos: int
+    ticks: int
+    validity: int
+
+    @property
+    def flags(self) -> list[str]:
+        return validity_names(self.validity)
+
+
+def validity_names(validity: int) -> list[str]:
+    names = {
+        Validity.CLIPPED: "overload",
+        Validity.INVALID: "invalid",
+        Validity.OVERRUN: "overrun",
+        Validity.SETTLING: "settling",
+        Validity.UNKNOWN: "unknown",
+    }
+    return [name for flag, name in names.items() if validity & flag]
+
+
+@dataclass
+class CaptureModule:
+    number: int
+    name: str = ""
+    type: str = ""
+    serial: int = 0
+    address: str = ""
+    role: str = ""
+    firmware: str = ""
+    hardware: str = ""
+    channels: list[str] = field(default_factory=list)
+    """Keys of this module's channels, in channel order."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "number": self.number,
+            "name": self.name,
+            "type": self.type,
+            "serial": self.serial,
+            "address": self.address,
+            "role": self.role,
+            "firmware": self.firmware,
+            "hardware": self.hardware,
+        }
+
+
+@dataclass
+class StreamFile:
+    path: Path
+    module: int
+    channels: list[int] | None
+    index: FileIndex
+    expected_bytes: int | None = None
+    expected_sha256: str | None = None
+
+
+@dataclass
+class Channel:
+    key: str
+    module: int
+    channel: int
+    signal_id: int
+    file: int
+    """Index into ``Capture.files``."""
+    name: str
+    unit: str
+    sample_rate: int
+    scale_factor: float
+    offset: float
+    start_ticks: int
+    length: int
+    """Samples from the first to the last one, gaps included."""
+    present: int
+    """Samples actually in the files."""
+    segments: list[Segment]
+    ordered: bool
+    gaps: list[Gap] = field(default_factory=list)
+    quality: list[QualityChange] = field(default_factory=list)
+    overlap: int = 0
+    misaligned: int = 0
+    blocks: int = 0
+    setup: dict[str, Any] | None = None
+    transducer: dict[str, Any] | None = None
+    range: str = ""
+    ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    """End position of every segment (for searching ordered segments)."""
+
+    @property
+    def ticks_per_sample(self) -> int:
+        return ticks_per_sample(self.sample_rate)
+
+    @property
+    def end_ticks(self) -> int:
+        return self.start_ticks + self.length * self.ticks_per_sample
+
+    @property
+    def duration_s(self) -> float:
+        return self.length / self.sample_rate
+
+    @property
+    def label(self) -> str:
+        return f"module {self.module} channel {self.channel}"
+
+    def index_at(self, ticks: int) -> int:
+        """First sample index at or after ``ticks`` (may be outside the channel)."""
+        return -((self.start_ticks - ticks) // self.ticks_per_sample)
+
+    def flags_at(self, pos: int) -> int:
+        validity = 0
+        for change in self.quality:
+            if change.pos > pos:
+                break
+            validity = change.validity
+        return validity
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "module": self.module,
+            "channel": self.channel,
+            "signal_id": self.signal_id,
+            "name": self.name,
+            "unit": self.unit,
+            "sample_rate": self.sample_rate,
+            "scale_factor": self.scale_factor,
+            "offset": self.offset,
+            "range": self.range,
+            "start_ticks": self.start_ticks,
+            "start_time": iso_time(self.start_ticks),
+            "samples": self.length,
+            "present": self.present,
+            "duration_s": self.duration_s,
+            "transducer": self.transducer,
+        }
+
+
+def iso_time(ticks: int) -> str:
+    """UTC ISO 8601 with microseconds (ticks are exact; the string is for people)."""
+    seconds, frac = divmod(ticks, TICKS_PER_SECOND)
+    micro = (frac * 1_000_000) // TICKS_PER_SECOND
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micro).isoformat()
+
+
+@dataclass
+class Window:
+    """The samples of every requested channel between two instants."""
+
+    start_ticks: int
+    end_ticks: int
+    parts: dict[str, tuple[int, np.ndarray]]
+    """Per channel key: (index of the first sample in the channel, values)."""
+
+
+class Capture:
+    """One capture: its files, modules and channels, and calibrated reads of any span."""
+
+    def __init__(self) -> None:
+        self.folder: Path | None = None
+        self.meta: dict[str, Any] | None = None
+        self.files: list[StreamFile] = []
+        self.modules: dict[int, CaptureModule] = {}
+        self.channels: list[Channel] = []
+        self.problems: list[Problem] = []
+        self._maps: dict[int, tuple[mmap.mmap, np.ndarray]] = {}
+        self._by_key: dict[str, Channel] = {}
+
+    # --- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, source: str | Path | Sequence[str | Path]) -> Capture:
+        """A capture folder, its capture.json, or one or more .stream files."""
+        cap = cls()
+        paths = [Path(source)] if isinstance(source, str | Path) else [Path(p) for p in source]
+        if not paths:
+            raise CaptureError("nothing to read: give a capture folder or .stream files")
+        for p in paths:
+            if not p.exists():
+                raise CaptureError(f"{p} does not exist")
+        if len(paths) == 1 and paths[0].is_dir():
+            cap.folder = paths[0]
+            cap._open_folder()
+        elif len(paths) == 1 and paths[0].name == "capture.json":
+            cap.folder = paths[0].parent
+            cap._open_folder()
+        else:
+            cap._open_files(paths)
+        cap._build_channels()
+        return cap
+
+    @property
+    def name(self) -> str:
+        if self.meta and self.meta.get("name"):
+            return str(self.meta["name"])
+        if self.files:
+            match = _FILE_NAME.match(self.files[0].path.name)
+            return match.group("name") if match else self.files[0].path.stem
+        return "capture"
+
+    @property
+    def id(self) -> str:
+        if self.meta and self.meta.get("id"):
+            return str(self.meta["id"])
+        return self.folder.name if self.folder else self.name
+
+    def _load_meta(self, folder: Path) -> dict[str, Any] | None:
+        path = folder / "capture.json"
+        if not path.exists():
+            return None
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            self.problems.append(Problem("error", "capture.json", f"unreadable: {exc}"))
+            return None
+        if not isinstance(meta, dict) or not isinstance(meta.get("modules", []), list):
+            self.problems.append(Problem("error", "capture.json", "not a capture description"))
+            return None
+        return meta
+
+    def _open_folder(self) -> None:
+        assert self.folder is not None
+        self.meta = self._load_meta(self.folder)
+        if self.meta is None:
+            streams = sorted(self.folder.glob("*.stream"))
+            if not streams:
+                raise CaptureError(f"{self.folder} holds neither capture.json nor .stream files")
+            self.problems.append(
+                Problem("warning", "capture.json", "missing: modules and channels are inferred")
+            )
+            self._add_loose_files(streams)
+            return
+        listed: set[Path] = set()
+        for mod in self.meta.get("modules", []):
+            number = int(mod.get("number", len(self.modules) + 1))
+            self.modules[number] = _module_from_json(number, mod)
+            for entry in mod.get("files", []):
+                path = self.folder / str(entry.get("file", ""))
+                listed.add(path.resolve())
+                if not path.is_file():
+                    self.problems.append(
+                        Problem("error", path.name, f"listed for module {number} but missing")
+                    )
+                    continue
+                channels = entry.get("channels")
+                self.files.append(
+                    StreamFile(
+                        path,
+                        number,
+                        [int(c) for c in channels] if channels else None,
+                        scan_file(path),
+                        _int_or_none(entry.get("bytes")),
+                        entry.get("sha256") or None,
+                    )
+                )
+        for path in sorted(self.folder.glob("*.stream")):
+            if path.resolve() not in listed:
+                self.problems.append(
+                    Problem("warning", path.name, "in the folder but not in capture.json; ignored")
+                )
+        if not self.files and not self.problems:
+            raise CaptureError(f"{self.folder}/capture.json lists no stream files")
+
+    def _open_files(self, paths: list[Path]) -> None:
+        folders = {p.resolve().parent for p in paths}
+        meta = self._load_meta(next(iter(folders))) if len(folders) == 1 else None
+        wanted = {p.resolve() for p in paths}
+        if meta is not None:
+            self.folder = next(iter(folders))
+            self.meta = meta
+            for mod in meta.get("modules", []):
+                number = int(mod.get("number", len(self.modules) + 1))
+                entries = [
+                    e
+                    for e in mod.get("files", [])
+                    if (self.folder / str(e.get("file", ""))).resolve() in wanted
+                ]
+                if not entries:
+                    continue
+                self.modules[number] = _module_from_json(number, mod)
+                for entry in entries:
+                    path = self.folder / str(entry["file"])
+                    wanted.discard(path.resolve())
+                    channels = entry.get("channels")
+                    self.files.append(
+                        StreamFile(
+                            path,
+                            number,
+                            [int(c) for c in channels] if channels else None,
+                            scan_file(path),
+                            _int_or_none(entry.get("bytes")),
+                            entry.get("sha256") or None,
+                        )
+                    )
+        rest = [p for p in paths if p.resolve() in wanted]
+        if rest:
+            if meta is None:
+                self.problems.append(
+                    Problem("info", "capture.json", "not found: modules and channels are inferred")
+                )
+            self._add_loose_files(rest)
+
+    def _add_loose_files(self, paths: list[Path]) -> None:
+        next_number = max(self.modules, default=0) + 1
+        for path in paths:
+            if path.is_dir():
+                raise CaptureError(f"{path} is a folder; give one capture folder or .stream files")
+            match = _FILE_NAME.match(path.name)
+            if match:
+                number = int(match.group("module"))
+                channels = [int(match.group("channel"))] if match.group("channel") else None
+            else:
+                number, channels = next_number, None
+            next_number = max(next_number, number + 1)
+            self.modules.setdefault(number, CaptureModule(number, name=f"module {number}"))
+            self.files.append(StreamFile(path, number, channels, scan_file(path)))
+
+    # --- channels -----------------------------------------------------------------------
+
+    def _build_channels(self) -> None:
+        for fnum, sf in enumerate(self.files):
+            idx = sf.index
+            where = sf.path.name
+            if idx.truncated_bytes:
+                what = "an incomplete message"
+                info = idx.truncated_message
+                if info and "signal_id" in info:
+                    what = (
+                        f"an incomplete SignalData message (signal {info['signal_id']}, "
+                        f"{info['values']} values at {iso_time(info['time'])}, "
+                        f"{info['length'] - idx.truncated_bytes} of {info['length']} bytes missing)"
+                    )
+                self.problems.append(
+                    Problem(
+                        "error",
+                        where,
+                        f"ends in {what}: the last {idx.truncated_bytes} bytes "
+                        f"(from byte {idx.end}) are unreadable",
+                    )
+                )
+            for err in idx.framing_errors:
+                self.problems.append(
+                    Problem(
+                        "error",
+                        where,
+                        f"framing lost at byte {err.offset}: {err.skipped} bytes skipped "
+                        f"({err.message})",
+                    )
+                )
+            mod_meta = self._module_meta(sf.module)
+            sids = [int(s) for s in np.unique(idx.sid)] if idx.blocks else []
+            for sid in sorted(set(sids) | set(idx.interpretations)):
+                channel = self._channel_number(sf, sid, mod_meta, where)
+                self._add_channel(fnum, sf, sid, channel, mod_meta)
+        self.channels.sort(key=lambda c: (c.module, c.channel, c.signal_id))
+        for mod in self.modules.values():
+            mod.channels = [c.key for c in self.channels if c.module == mod.number]
+        self._by_key = {c.key: c for c in self.channels}
+
+    def _module_meta(self, number: int) -> dict[str, Any] | None:
+        if not self.meta:
+            return None
+        for mod in self.meta.get("modules", []):
+            if int(mod.get("number", -1)) == number:
+                return mod
+        return None
+
+    def _channel_number(
+        self, sf: StreamFile, sid: int, mod_meta: dict[str, Any] | None, where: str
+    ) -> int:
+        ids_in_file = set(sf.index.interpretations) | (
+            {int(s) for s in np.unique(sf.index.sid)} if sf.index.blocks else set()
+        )
+        if sf.channels and len(sf.channels) == 1 and len(ids_in_file) == 1:
+            return sf.channels[0]  # multi-socket: one channel per file, whatever its ID
+        if mod_meta and mod_meta.get("signals"):
+            for entry in mod_meta["signals"]:
+                if int(entry.get("signal_id", -1)) == sid:
+                    return int(entry["channel"])
+        if sf.channels:
+            ordered = sorted(sf.channels)
+            if 1 <= sid <= len(ordered):
+                return ordered[sid - 1]
+        self.problems.append(
+            Problem(
+                "warning" if self.meta else "info",
+                where,
+                f"signal {sid} has no channel mapping; taken as channel {sid}",
+            )
+        )
+        return sid
+
+    def _add_channel(
+        self,
+        fnum: int,
+        sf: StreamFile,
+        sid: int,
+        channel: int,
+        mod_meta: dict[str, Any] | None,
+    ) -> None:
+        idx = sf.index
+        where = f"{sf.path.name} signal {sid}"
+        interp = idx.interpretations.get(sid)
+        if interp is None:
+            self.problems.append(
+                Problem("error", where, "data without an Interpretation message: not readable")
+            )
+            return
+        if interp.data_type != DataType.INT24:
+            self.problems.append(
+                Problem("error", where, f"data type {interp.data_type} is not Int24: not read")
+            )
+            return
+        if not interp.sample_rate or (1 << 32) % interp.sample_rate:
+            self.problems.append(
+                Problem("error", where, f"sample period {interp.period} is not a LAN-XI rate")
+            )
+            return
+        rate = int(interp.sample_rate)
+        tps = ticks_per_sample(rate)
+        sel = np.flatnonzero(idx.sid == sid)
+        versions = [(0, interp)] + [
+            (c.block, c.interpretation) for c in idx.changes if c.signal_id == sid
+        ]
+        for block, later in versions[1:]:
+            if later.sample_rate != rate or later.data_type != DataType.INT24:
+                cut = int(np.searchsorted(sel, block))
+                self.problems.append(
+                    Problem(
+                        "error",
+                        where,
+                        f"sample rate or data type changes mid-stream; {len(sel) - cut} blocks "
+                        "after the change are not read",
+                    )
+                )
+                sel = sel[:cut]
+                versions = [v for v in versions if v[0] < block]
+                break
+            self.problems.append(
+                Problem("warning", where, "Interpretation changed mid-stream (new scale/offset)")
+            )
+        times = idx.time[sel]
+        counts = idx.count[sel]
+        voffs = idx.voff[sel]
+        start = int(times.min()) if len(sel) else 0
+        rel = (times - np.uint64(start)).view(np.int64) if len(sel) else np.zeros(0, np.int64)
+        pos, rem = np.divmod(rel, tps)
+        misaligned = int(np.count_nonzero(rem))
+        if misaligned:
+            pos = pos + (2 * rem >= tps)
+            self.problems.append(
+                Problem(
+                    "warning",
+                    where,
+                    f"{misaligned} blocks are not on the sample grid; placed at the nearest sample",
+                )
+            )
+        version = np.zeros(len(sel), np.int64)
+        for v, (block, _interp) in enumerate(versions[1:], start=1):
+            version[sel >= block] = v
+        calib = [
+            (i.scale_factor / FULL_SCALE, i.offset) for _, i in versions
+        ]  # per version: (factor, offset)
+        segments = _segments(pos, counts, voffs, version, calib, fnum)
+        gaps, overlap, length, present = _coverage(pos, counts, start, tps)
+        ordered = all(a.end <= b.pos for a, b in zip(segments, segments[1:], strict=False))
+        quality = []
+        for ticks, qsid, validity, _next in idx.qualities:
+            if qsid == sid:
+                qpos = max(0, -((start - ticks) // tps)) if len(sel) else 0
+                quality.append(QualityChange(qpos, ticks, validity))
+        setup = _setup_entry(mod_meta, channel)
+        transducer = None
+        if setup and isinstance(setup.get("transducer"), dict):
+            transducer = setup["transducer"]
+        detected = (mod_meta or {}).get("transducers") or []
+        if 1 <= channel <= len(detected) and isinstance(detected[channel - 1], dict):
+            transducer = {**(transducer or {}), "detected": detected[channel - 1]}
+        key = f"m{sf.module}-ch{channel}"
+        while key in {c.key for c in self.channels}:
+            key += "'"
+            self.problems.append(Problem("warning", where, f"channel {channel} appears twice"))
+        ch = Channel(
+            key=key,
+            module=sf.module,
+            channel=channel,
+            signal_id=sid,
+            file=fnum,
+            name=str((setup or {}).get("name") or f"Channel {channel}"),
+            unit=interp.unit,
+            sample_rate=rate,
+            scale_factor=interp.scale_factor,
+            offset=interp.offset,
+            start_ticks=start,
+            length=length,
+            present=present,
+            segments=segments,
+            ordered=ordered,
+            gaps=gaps,
+            quality=quality,
+            overlap=overlap,
+            misaligned=misaligned,
+            blocks=len(sel),
+            setup=setup,
+            transducer=transducer,
+            range=str((setup or {}).get("range", "")),
+        )
+        if overlap:
+            self.problems.append(
+                Problem("error", where, f"{overlap} samples overlap earlier ones (time went back)")
+            )
+        if not len(sel):
+            self.problems.append(Problem("warning", where, "announced but carries no samples"))
+        self.channels.append(ch)
+
+    # --- access -------------------------------------------------------------------------
+
+    def channel(self, key: str) -> Channel:
+        try:
+            return self._by_key[key]
+        except KeyError:
+            raise KeyError(f"no channel {key!r}; channels: {', '.join(self._by_key)}") from None
+
+    @property
+    def start_ticks(self) -> int:
+        """The capture's reference instant: capture.json's start_ticks, else the first sample."""
+        if self.meta and isinstance(self.meta.get("start_ticks"), int):
+            return int(self.meta["start_ticks"])
+        starts = [c.start_ticks for c in self.channels if c.length]
+        return min(starts) if starts else 0
+
+    def span(self, trim: bool = False, keys: Iterable[str] | None = None) -> tuple[int, int]:
+        """(start, end) ticks: all samples of the channels, or (trim) their common span."""
+        chans = [self.channel(k) for k in keys] if keys is not None else self.channels
+        chans = [c for c in chans if c.length]
+        if not chans:
+            return (self.start_ticks, self.start_ticks)
+        if trim:
+            start = max(c.start_ticks for c in chans)
+            end = min(c.end_ticks for c in chans)
+            return (start, max(start, end))
+        return (min(c.start_ticks for c in chans), max(c.end_ticks for c in chans))
+
+    def range_of(self, key: str, start_ticks: int, end_ticks: int) -> tuple[int, int]:
+        """Sample indices [i0, i1) of a channel inside [start, end), clipped to the channel."""
+        ch = self.channel(key)
+        i0 = min(max(ch.index_at(start_ticks), 0), ch.length)
+        i1 = min(max(ch.index_at(end_ticks), i0), ch.length)
+        return i0, i1
+
+    def read(
+        self,
+        key: str,
+        start: int = 0,
+        stop: int | None = None,
+        dtype: Any = np.float64,
+        fill: float = np.nan,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Calibrated samples [start, stop) of a channel; indices outside it and gaps -> fill."""
+        ch = self.channel(key)
+        stop = ch.length if stop is None else stop
+        n = max(0, stop - start)
+        if out is None:
+            out = np.empty(n, dtype=dtype)
+        elif len(out) != n:
+            raise ValueError(f"out holds {len(out)} values, the span {n}")
+        if not n:
+            return out
+        if not ch.ordered:
+            out.fill(fill)
+        filled = start
+        for seg in self._segments_in(ch, start, stop):
+            s0 = max(start, seg.pos)
+            s1 = min(stop, seg.end)
+            if ch.ordered and s0 > filled:
+                out[filled - start : s0 - start] = fill
+            self._decode(seg, s0 - seg.pos, s1 - seg.pos, out[s0 - start : s1 - start])
+            filled = max(filled, s1)
+        if ch.ordered and filled < stop:
+            out[filled - start :] = fill
+        return out
+
+    def iter_channel(
+        self,
+        key: str,
+        chunk: int = 1 << 20,
+        start: int = 0,
+        stop: int | None = None,
+        dtype: Any = np.float64,
+    ) -> Iterator[tuple[int, np.ndarray]]:
+        """(first index, values) chunks of one channel; each array is new (safe to keep)."""
+        ch = self.channel(key)
+        stop = ch.length if stop is None else stop
+        for a in range(start, stop, chunk):
+            yield a, self.read(key, a, min(stop, a + chunk), dtype)
+
+    def iter_windows(
+        self,
+        keys: Sequence[str] | None = None,
+        chunk: int = 1 << 20,
+        trim: bool = False,
+        start_ticks: int | None = None,
+        end_ticks: int | None = None,
+        dtype: Any = np.float64,
+    ) -> Iterator[Window]:
+        """The channels side by side in time windows of at most ``chunk`` samples each.
+
+        Windows follow each other without overlap; a channel contributes only the samples it
+        has inside the span (all of them, or the common span with ``trim``). Every file is read
+        front to back once, whatever the number of channels.
+        """
+        keys = list(keys) if keys is not None else [c.key for c in self.channels]
+        t0, t1 = self.span(trim, keys)
+        t0 = t0 if start_ticks is None else max(t0, start_ticks)
+        t1 = t1 if end_ticks is None else min(t1, end_ticks)
+        chans = [self.channel(k) for k in keys]
+        if not chans or t1 <= t0:
+            return
+        step = chunk * min(c.ticks_per_sample for c in chans)
+        for a in range(t0, t1, step):
+            b = min(t1, a + step)
+            parts = {}
+            for ch in chans:
+                i0, i1 = ch.index_at(a), ch.index_at(b)
+                lo, hi = self.range_of(ch.key, t0, t1)
+                i0, i1 = max(i0, lo), min(i1, hi)
+                if i1 > i0:
+                    parts[ch.key] = (i0, self.read(ch.key, i0, i1, dtype))
+            yield Window(a, b, parts)
+            self._release(chans, b)
+
+    def arrays(
+        self, trim: bool = False, dtype: Any = np.float64, keys: Sequence[str] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Whole channels in memory (small captures): key -> values over the span."""
+        keys = list(keys) if keys is not None else [c.key for c in self.channels]
+        t0, t1 = self.span(trim, keys)
+        out = {}
+        for key in keys:
+            i0, i1 = self.range_of(key, t0, t1)
+            out[key] = self.read(key, i0, i1, dtype)
+        return out
+
+    def close(self) -> None:
+        maps, self._maps = self._maps, {}
+        while maps:
+            _fnum, (mm, view) = maps.popitem()
+            del view
+            # An array still using the mapping keeps it alive; it goes with that array.
+            with contextlib.suppress(BufferError):
+                mm.close()
+
+    def __enter__(self) -> Capture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- decoding -----------------------------------------------------------------------
+
+    def _segments_in(self, ch: Channel, start: int, stop: int) -> Iterator[Segment]:
+        segs = ch.segments
+        if ch.ordered:
+            ends = _segment_ends(ch)
+            first = int(np.searchsorted(ends, start, side="right"))
+            for seg in segs[first:]:
+                if seg.pos >= stop:
+                    break
+                yield seg
+        else:
+            for seg in segs:
+                if seg.pos < stop and seg.end > start:
+                    yield seg
+
+    def _bytes(self, fnum: int) -> np.ndarray:
+        entry = self._maps.get(fnum)
+        if entry is None:
+            sf = self.files[fnum]
+            with open(sf.path, "rb") as f:
+                mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            entry = (mm, np.frombuffer(mm, dtype=np.uint8))
+            self._maps[fnum] = entry
+        return entry[1]
+
+    def _decode(self, seg: Segment, s0: int, s1: int, out: np.ndarray) -> None:
+        """Samples [s0, s1) of a segment (relative to its first sample) into ``out``."""
+        buf = self._bytes(seg.file)
+        n = seg.count
+        r = s0 // n
+        r_end = -(-s1 // n)
+        tmp = np.empty(min(BATCH_ROWS, r_end - r) * n, dtype=np.int32)
+        factor = seg.factor
+        while r < r_end:
+            rb = min(r_end, r + BATCH_ROWS)
+            rows = rb - r
+            # Each value is read as the little-endian int32 that ends with its three bytes; the
+            # byte before it (the previous value's top byte, or the block header) lands in the
+            # low byte and the arithmetic shift drops it while sign-extending.
+            words = np.ndarray(
+                (rows, n),
+                dtype="<i4",
+                buffer=buf,
+                offset=seg.voff + r * seg.stride - 1,
+                strides=(seg.stride, 3),
+            )
+            ints = tmp[: rows * n].reshape(rows, n)
+            np.right_shift(words, 8, out=ints)
+            lo = max(s0, r * n) - r * n
+            hi = min(s1, rb * n) - r * n
+            dst = out[max(s0, r * n) - s0 : min(s1, rb * n) - s0]
+            np.multiply(ints.reshape(-1)[lo:hi], factor, out=dst, casting="unsafe")
+            if seg.offset:
+                dst += seg.offset
+            r = rb
+
+    def _release(self, chans: list[Channel], before_ticks: int) -> None:
+        """Let the kernel unmap pages every channel has read past (bounded resident memory)."""
+        upto: dict[int, int] = {}
+        for ch in chans:
+            pos = max(0, min(ch.length, ch.index_at(before_ticks)))
+            off = _byte_offset(ch, pos)
+            upto[ch.file] = min(upto.get(ch.file, off), off)
+        for fnum, off in upto.items():
+            entry = self._maps.get(fnum)
+            if entry is None or not hasattr(mmap, "MADV_DONTNEED"):
+                continue
+            length = (off // mmap.PAGESIZE) * mmap.PAGESIZE
+            if length > 0:
+                entry[0].madvise(mmap.MADV_DONTNEED, 0, length)
+
+
+def _segment_ends(ch: Channel) -> np.ndarray:
+    if len(ch.ends) != len(ch.segments):
+        ch.ends = np.array([s.end for s in ch.segments], dtype=np.int64)
+    return ch.ends
+
+
+def _byte_offset(ch: Channel, pos: int) -> int:
+    """File offset of the first byte a read from sample ``pos`` on would touch."""
+    if not ch.segments:
+        return 0
+    if ch.ordered:
+        i = int(np.searchsorted(_segment_ends(ch), pos, side="right"))
+        if i >= len(ch.segments):
+            seg = ch.segments[-1]
+            return seg.voff + seg.rows * seg.stride
+        seg = ch.segments[i]
+        row = max(0, pos - seg.pos) // seg.count
+        return max(0, seg.voff + row * seg.stride - 1)
+    return min(s.voff for s in ch.segments) - 1
+
+
+def _segments(
+    pos: np.ndarray,
+    counts: np.ndarray,
+    voffs: np.ndarray,
+    version: np.ndarray,
+    calib: list[tuple[float, float]],
+    fnum: int,
+) -> list[Segment]:
+    """Group blocks (file order) into runs that one strided view can read."""
+    n = len(pos)
+    out: list[Segment] = []
+    if not n:
+        return out
+
+    def emit(a: int, b: int, stride: int) -> None:  # blocks a..b-1
+        factor, offset = calib[int(version[a])]
+        out.append(
+            Segment(int(pos[a]), b - a, int(counts[a]), int(voffs[a]), stride, factor, offset, fnum)
+        )
+
+    if n == 1:
+        emit(0, 1, 0)
+        return out
+    cont = (
+        (pos[1:] == pos[:-1] + counts[:-1])
+        & (counts[1:] == counts[:-1])
+        & (version[1:] == version[:-1])
+    )
+    d = np.diff(voffs)
+    key = np.where(cont, d, -1)
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    i = 0  # first block not yet in a segment
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):  # pairs a..b-1
+        if key[a] < 0:
+            continue
+        first = max(a, i)
+        if first >= b:
+            continue
+        for j in range(i, first):
+            emit(j, j + 1, 0)
+        emit(first, b + 1, int(key[a]))
+        i = b + 1
+    for j in range(i, n):
+        emit(j, j + 1, 0)
+    return out
+
+
+def _coverage(
+    pos: np.ndarray, counts: np.ndarray, start: int, tps: int
+) -> tuple[list[Gap], int, int, int]:
+    """Gaps, overlapping samples, length and samples present, from block positions."""
+    if not len(pos):
+        return [], 0, 0, 0
+    order = np.argsort(pos, kind="stable")
+    p = pos[order]
+    c = counts[order]
+    ends = p + c
+    prev_end = np.r_[p[0], np.maximum.accumulate(ends)[:-1]]
+    overlap = int(np.clip(prev_end - p, 0, c).sum())
+    gap_at = np.flatnonzero(p > prev_end)
+    gaps = [
+        Gap(int(prev_end[i]), int(p[i] - prev_end[i]), start + int(prev_end[i]) * tps)
+        for i in gap_at.tolist()
+    ]
+    length = int(ends.max())
+    present = int(c.sum()) - overlap
+    return gaps, overlap, length, present
+
+
+def _setup_entry(mod_meta: dict[str, Any] | None, channel: int) -> dict[str, Any] | None:
+    if not mod_meta:
+        return None
+    setup = mod_meta.get("setup") or {}
+    for entry in setup.get("channels", []) if isinstance(setup, dict) else []:
+        if isinstance(entry, dict) and int(entry.get("channel", -1)) == channel:
+            return entry
+    return None
+
+
+def _module_from_json(number: int, mod: dict[str, Any]) -> CaptureModule:
+    return CaptureModule(
+        number=number,
+        name=str(mod.get("name", f"module {number}")),
+        type=str(mod.get("type", "")),
+        serial=int(mod.get("serial", 0) or 0),
+        address=str(mod.get("address", "")),
+        role=str(mod.get("role", "")),
+        firmware=str(mod.get("firmware", "")),
+        hardware=str(mod.get("hardware", "")),
+    )
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = [
+    "Capture",
+    "CaptureError",
+    "CaptureModule",
+    "Channel",
+    "Gap",
+    "Problem",
+    "QualityChange",
+    "Segment",
+    "StreamFile",
+    "Window",
+    "iso_time",
+    "validity_names",
+]
