@@ -1,0 +1,285 @@
+"""The dashboard in a real browser (Debian's chromium through Playwright) against the real
+``python -m webapp serve --emulate 3``: a user sets up the rig, records 5 s, watches PTP lock,
+recording time, levels and the waveform; several viewers see the same; an injected fault
+lights its lamp everywhere; the capture's files download and parse. Screenshots of every page
+go to test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+LAPTOP = {"width": 1366, "height": 768}
+TABLET = {"width": 820, "height": 1180}
+
+
+def _emulator_ready() -> str | None:
+    try:
+        from webapp.web.emulated import _rig_class
+
+        _rig_class()
+    except Exception as exc:
+        return str(exc)
+    if not Path(CHROMIUM).exists():
+        return f"{CHROMIUM} is not installed"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    missing = _emulator_ready()
+    if missing:
+        pytest.skip(missing)
+    data_dir = tmp_path_factory.mktemp("dashboard")
+    port = free_port()
+    log = open(data_dir / "serve.log", "w+")  # noqa: SIM115 - closed in the teardown
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "webapp",
+            "serve",
+            "--emulate",
+            "3",
+            "--ptp-lock-seconds",
+            "1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    base = f"http://127.0.0.1:{port}"
+    import requests
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"{base}/api/state", timeout=1).ok:
+                break
+        except requests.RequestException:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            log.seek(0)
+            pytest.fail(f"serve did not come up:\n{log.read()}")
+        time.sleep(0.1)
+    yield base, data_dir
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield b
+        b.close()
+
+
+def shoot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def lamp_color(page, lamp: str) -> str | None:
+    return page.get_attribute(f'[data-lamp="{lamp}"]', "data-color")
+
+
+def test_user_records_a_capture_and_viewers_follow(server, browser):
+    from playwright.sync_api import expect
+
+    base, data_dir = server
+    import requests
+
+    errors: list[str] = []
+    user = browser.new_context(viewport=LAPTOP)
+    page = user.new_page()
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    # --- Rig: the user removes the third emulated module and adds it back by address.
+    page.goto(f"{base}/rig")
+    rows = page.locator("#rig-table tbody tr[data-module]")
+    expect(rows).to_have_count(3)
+    expect(page.locator('#rig-table tr[data-reachable="true"]')).to_have_count(3, timeout=10000)
+    third = rows.nth(2).get_attribute("data-module")
+    page.click(f'button[aria-label="remove {third}"]')
+    expect(rows).to_have_count(2)
+    page.fill("#add-address", third)
+    page.click("#add-btn")
+    expect(
+        page.locator(f'#rig-table tr[data-module="{third}"][data-reachable="true"]')
+    ).to_have_count(1, timeout=10000)
+    expect(page.locator("#rig-table tbody")).to_contain_text("Type 3050")
+    shoot(page, "rig-laptop")
+    modules = [rows.nth(i).get_attribute("data-module") for i in range(3)]
+
+    page.goto(f"{base}/setup")
+    expect(page.locator("#module-tables section[data-module]")).to_have_count(3)
+    shoot(page, "setup-laptop")
+
+    # --- Capture: 5 s.
+    page.goto(f"{base}/capture")
+    expect(page.locator("#conn")).to_have_text("live")
+    page.fill("#cap-name", "Browser run")
+    page.fill("#cap-duration", "5")
+    watcher = browser.new_context(viewport=TABLET).new_page()
+    watcher.goto(f"{base}/capture")
+    expect(watcher.locator("#conn")).to_have_text("live")
+    page.click("#btn-start")
+
+    # PTP lock progress appears for every module.
+    expect(page.locator("[data-ptp-module]")).to_have_count(3, timeout=10000)
+    shoot(page, "capture-ptp-laptop")
+    expect(page.locator("#phase-chip")).to_have_attribute("data-phase", "recording", timeout=30000)
+
+    # Recording time advances, levels and waveform move.
+    rec = page.locator("#rec-time")
+    first = float(rec.get_attribute("data-elapsed") or 0)
+    page.wait_for_function(
+        f"Number(document.getElementById('rec-time').dataset.elapsed) > {first + 0.5}"
+    )
+    level = page.locator(f'[data-level="{modules[0]}/1"]')
+    expect(level).to_have_text(re.compile(r"dB"), timeout=5000)
+    waves = int(page.get_attribute("#wave-info", "data-count") or 0)
+    page.wait_for_function(
+        f"Number(document.getElementById('wave-info').dataset.count || 0) > {waves + 2}"
+    )
+
+    # A second viewer shows the same phase and recording time; a third opening now catches up
+    # within a second.
+    expect(watcher.locator("#phase-chip")).to_have_attribute("data-phase", "recording")
+    a = float(rec.get_attribute("data-elapsed"))
+    b = float(watcher.get_attribute("#rec-time", "data-elapsed"))
+    assert abs(a - b) < 1.0
+    late = browser.new_context(viewport=LAPTOP).new_page()
+    t0 = time.monotonic()
+    late.goto(f"{base}/capture")
+    expect(late.locator("#phase-chip")).to_have_attribute("data-phase", "recording", timeout=1000)
+    expect(late.locator("#rec-time")).not_to_have_text("–", timeout=1000)
+    assert time.monotonic() - t0 < 3.0  # page load plus the snapshot
+
+    # A cable fault on module 2, channel 2 lights red in every viewer, then magenta.
+    lamp = f"{modules[1]}/2"
+    r = requests.post(
+        f"{base}/api/emulator/faults",
+        json={"module": modules[1], "fault": "cable-fault", "channel": 2, "duration_s": 1.0},
+        timeout=5,
+    )
+    assert r.status_code == 201, r.text
+    for viewer in (page, watcher, late):
+        expect(viewer.locator(f'[data-lamp="{lamp}"]')).to_have_attribute(
+            "data-color", "red", timeout=1000
+        )
+    shoot(page, "capture-fault-laptop")
+    shoot(watcher, "capture-fault-tablet")
+    for viewer in (page, watcher, late):
+        expect(viewer.locator(f'[data-lamp="{lamp}"]')).to_have_attribute(
+            "data-color", "magenta", timeout=5000
+        )
+    assert lamp_color(page, f"{modules[1]}/1") == "green"
+
+    # The capture completes and appears in History with files that download and parse.
+    expect(page.locator("#phase-chip")).to_have_attribute(
+        "data-phase", re.compile("completed|idle"), timeout=30000
+    )
+    page.goto(f"{base}/history")
+    row = page.locator("#history-table tr[data-capture]").first
+    expect(row).to_have_attribute("data-outcome", "completed", timeout=10000)
+    shoot(page, "history-laptop")
+    links = row.locator("a[data-file]")
+    names = [links.nth(i).get_attribute("data-file") for i in range(links.count())]
+    streams = [n for n in names if n.endswith(".stream")]
+    assert len(streams) == 3 and "capture.json" in names
+    with page.expect_download() as got:
+        row.locator(f'a[data-file="{streams[0]}"]').click()
+    downloaded = Path(got.value.path()).read_bytes()
+    capture_id = row.get_attribute("data-capture")
+    assert downloaded == (data_dir / "captures" / capture_id / streams[0]).read_bytes()
+    for name in streams:
+        href = row.locator(f'a[data-file="{name}"]').get_attribute("href")
+        body = requests.get(base + href, timeout=10).content
+        _check_stream(body)
+
+    for name, ctx_page in (("capture-tablet", watcher),):
+        shoot(ctx_page, name)
+    assert not errors, errors
+
+
+def _check_stream(data: bytes) -> None:
+    """Parse a whole stream file: the strict checker when present, else the codec."""
+    try:
+        sys.path.insert(0, str(ROOT / "tests"))
+        import streamcheck  # type: ignore[import-not-found]
+    except ImportError:
+        streamcheck = None
+    finally:
+        sys.path.pop(0)
+    if streamcheck is not None and hasattr(streamcheck, "check_bytes"):
+        streamcheck.check_bytes(data)
+        return
+    from webapp.openapi.stream import SignalData, StreamDecoder
+
+    decoder = StreamDecoder()
+    messages = decoder.feed(data)
+    assert decoder.pending == 0
+    assert sum(isinstance(m, SignalData) for m in messages) > 0
+
+
+def test_every_page_at_both_sizes(server, browser):
+    base, _ = server
+    for size_name, viewport in (("laptop", LAPTOP), ("tablet", TABLET)):
+        ctx = browser.new_context(viewport=viewport)
+        page = ctx.new_page()
+        for name in ("capture", "rig", "setup", "history"):
+            page.goto(f"{base}/{name}")
+            page.wait_for_selector("#conn.conn-ok")
+            shoot(page, f"page-{name}-{size_name}")
+        ctx.close()
+
+
+def test_page_reconnects_after_server_restart_shows_reconnecting(server, browser):
+    """The server going away shows the banner; the socket client keeps retrying by itself."""
+    base, _ = server
+    page = browser.new_context(viewport=LAPTOP).new_page()
+    page.goto(f"{base}/capture")
+    page.wait_for_selector("#conn.conn-ok")
+    page.evaluate("Dash.socket.io.engine.close()")  # as when the server restarts
+    page.wait_for_selector("#reconnect-banner:not([hidden])", timeout=2000)
+    page.wait_for_selector("#conn.conn-ok", timeout=10000)
+    assert page.is_hidden("#reconnect-banner")
