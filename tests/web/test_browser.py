@@ -51,12 +51,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    missing = _emulator_ready()
-    if missing:
-        pytest.skip(missing)
-    data_dir = tmp_path_factory.mktemp("dashboard")
+def _serve(data_dir: Path, *extra: str):
+    """Start ``python -m webapp serve`` on a free port; yields its base URL."""
+    import requests
+
     port = free_port()
     log = open(data_dir / "serve.log", "w+")  # noqa: SIM115 - closed in the teardown
     proc = subprocess.Popen(
@@ -65,10 +63,7 @@ def server(tmp_path_factory):
             "-m",
             "webapp",
             "serve",
-            "--emulate",
-            "3",
-            "--ptp-lock-seconds",
-            "1",
+            *extra,
             "--port",
             str(port),
             "--data-dir",
@@ -80,8 +75,6 @@ def server(tmp_path_factory):
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     base = f"http://127.0.0.1:{port}"
-    import requests
-
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -90,16 +83,39 @@ def server(tmp_path_factory):
         except requests.RequestException:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
             log.seek(0)
             pytest.fail(f"serve did not come up:\n{log.read()}")
         time.sleep(0.1)
-    yield base, data_dir
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    missing = _emulator_ready()
+    if missing:
+        pytest.skip(missing)
+    data_dir = tmp_path_factory.mktemp("dashboard")
+    for base in _serve(data_dir, "--emulate", "3", "--ptp-lock-seconds", "1"):
+        yield base, data_dir
+
+
+@pytest.fixture(scope="module")
+def plain_server(tmp_path_factory):
+    """The dashboard without modules: pages, layout and reconnection need no emulator."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    data_dir = tmp_path_factory.mktemp("plain")
+    for base in _serve(data_dir):
+        yield base, data_dir
 
 
 @pytest.fixture(scope="module")
@@ -261,8 +277,8 @@ def _check_stream(data: bytes) -> None:
     assert sum(isinstance(m, SignalData) for m in messages) > 0
 
 
-def test_every_page_at_both_sizes(server, browser):
-    base, _ = server
+def test_every_page_at_both_sizes(plain_server, browser):
+    base, _ = plain_server
     for size_name, viewport in (("laptop", LAPTOP), ("tablet", TABLET)):
         ctx = browser.new_context(viewport=viewport)
         page = ctx.new_page()
@@ -273,9 +289,9 @@ def test_every_page_at_both_sizes(server, browser):
         ctx.close()
 
 
-def test_page_reconnects_after_server_restart_shows_reconnecting(server, browser):
+def test_page_reconnects_after_server_restart_shows_reconnecting(plain_server, browser):
     """The server going away shows the banner; the socket client keeps retrying by itself."""
-    base, _ = server
+    base, _ = plain_server
     page = browser.new_context(viewport=LAPTOP).new_page()
     page.goto(f"{base}/capture")
     page.wait_for_selector("#conn.conn-ok")
