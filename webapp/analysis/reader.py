@@ -717,7 +717,7 @@ class Capture:
                 if i1 > i0:
                     parts[ch.key] = (i0, self.read(ch.key, i0, i1, dtype))
             yield Window(a, b, parts)
-            self._release(chans, b)
+            self.release(keys, b)
 
     def arrays(
         self, trim: bool = False, dtype: Any = np.float64, keys: Sequence[str] | None = None
@@ -803,10 +803,13 @@ class Capture:
                 dst += seg.offset
             r = rb
 
-    def _release(self, chans: list[Channel], before_ticks: int) -> None:
-        """Let the kernel unmap pages every channel has read past (bounded resident memory)."""
+    def release(self, keys: Iterable[str], before_ticks: int) -> None:
+        """Unmap the file pages every one of these channels has been read past.
+
+        A front-to-back pass calls this after each window so the process's resident memory stays
+        bounded however large the files are (the pages stay in the kernel's cache)."""
         upto: dict[int, int] = {}
-        for ch in chans:
+        for ch in (self.channel(k) for k in keys):
             pos = max(0, min(ch.length, ch.index_at(before_ticks)))
             off = _byte_offset(ch, pos)
             upto[ch.file] = min(upto.get(ch.file, off), off)
