@@ -84,7 +84,7 @@ class LiveModule:
         self._validity: dict[int, int] = {}
         self.bytes_received = 0
         self.overruns = 0
-        self._next_levels = time.monotonic() + levels_interval_s
+        self._next_levels = time.monotonic()
         self._next_stats = time.monotonic() + stats_interval_s
         self._stats_bytes = 0
         self._stats_time = time.monotonic()
@@ -149,7 +149,7 @@ class LiveModule:
         now = time.monotonic() if now is None else now
         levels_due = stats_due = False
         with self._lock:
-            if now >= self._next_levels:
+            if now >= self._next_levels and self._levels:
                 self._next_levels = now + self.levels_interval_s
                 levels_due = True
                 snapshot = [self._levels[c] for c in sorted(self._levels)]
@@ -161,7 +161,7 @@ class LiveModule:
                 self._stats_time = now
                 self._next_stats = now + self.stats_interval_s
                 total = self.bytes_received
-        if levels_due and self.levels_enabled and snapshot:
+        if levels_due and self.levels_enabled:
             self._publish(Levels(module=self.module, levels=snapshot))
         if stats_due:
             self._publish(StreamStats(module=self.module, bytes_received=total, rate_bps=rate))

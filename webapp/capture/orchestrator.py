@@ -975,6 +975,7 @@ class Orchestrator:
             if duration is None:
                 continue
             if covered >= duration:
+                self._publish(RecordingTime(elapsed_s=round(duration, 3), duration_s=duration))
                 return False
             if now - started >= duration + NO_DATA_GRACE_S:
                 short = [

@@ -174,6 +174,7 @@ class StreamTap:
                     known = self.interpretations.get(interp.signal_id)
                     if known is None:
                         self.interpretations[interp.signal_id] = interp
+                        self.wanted.add(interp.signal_id)  # the live view starts at once
                     else:
                         known.merge(interp, message.present.get(interp.signal_id, set()))
             elif self.on_quality is not None:

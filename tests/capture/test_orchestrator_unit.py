@@ -1,0 +1,434 @@
+"""The orchestrator against in-process fake modules: sequence, order, failures, arm/record."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from tests.capture.fakes import FakeRig
+from webapp.capture.events import Event, EventBus, Phase
+from webapp.capture.orchestrator import CaptureBusyError, Orchestrator
+from webapp.capture.settings import CaptureSettings, ChannelSettings, SettingsError
+from webapp.openapi.stream import MessageType, read_messages
+
+A, B, C = "10.9.0.1", "10.9.0.2", "10.9.0.3"
+
+
+class Recorder:
+    def __init__(self, bus: EventBus) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+        bus.subscribe(self._on)
+
+    def _on(self, e: Event) -> None:
+        with self._lock:
+            self.events.append(e)
+
+    def kinds(self, kind: str) -> list[Event]:
+        with self._lock:
+            return [e for e in self.events if e.kind == kind]
+
+    def phases(self) -> list[str]:
+        return [e.phase for e in self.kinds("phase")]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def rig() -> FakeRig:
+    return FakeRig()
+
+
+def make(rig: FakeRig, tmp_path: Path) -> tuple[Orchestrator, Recorder]:
+    bus = EventBus()
+    rec = Recorder(bus)
+    return Orchestrator(bus, tmp_path, client_factory=rig.client), rec
+
+
+def settings(*modules: str, **kw) -> CaptureSettings:
+    kw.setdefault("duration_s", 0.4)
+    kw.setdefault("state_timeout_s", 5.0)
+    kw.setdefault("ptp_timeout_s", 5.0)
+    return CaptureSettings(modules=list(modules), **kw)
+
+
+def capture_json(folder: Path) -> dict:
+    return json.loads((folder / "capture.json").read_text())
+
+
+def first_index(log: list[tuple[str, str]], address: str, request: str) -> int:
+    return next(i for i, entry in enumerate(log) if entry == (address, request))
+
+
+# --- a whole synchronized capture --------------------------------------------------------
+
+
+def test_synchronized_capture_runs_the_tutorial_sequence_in_order(rig: FakeRig, tmp_path: Path):
+    for a in (A, B, C):
+        rig.add(a)
+    orch, rec = make(rig, tmp_path)
+    capture_id = orch.start(settings(A, B, C))
+    assert orch.wait(20)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+
+    assert rec.phases() == [
+        "validating",
+        "ptp-sync",
+        "ptp-lock",
+        "opening",
+        "creating",
+        "detecting",
+        "configuring",
+        "synchronizing",
+        "starting-stream",
+        "armed",
+        "connecting",
+        "recording",
+        "stopping",
+        "disarming",
+        "finishing",
+        "closing",
+        "completed",
+    ]
+    log = rig.log
+    # sync parameters: master first
+    assert rig.requests("syncmode")[0] == A
+    # after the lock: slaves first, master last
+    for request in (
+        "open",
+        "create",
+        "detect",
+        "channels/input",
+        "synchronize",
+        "startstreaming",
+        "measurements",
+        "measurements/stop",
+        "finish",
+        "close",
+    ):
+        assert rig.requests(request)[-1] == A, request
+        assert sorted(rig.requests(request)) == [A, B, C], request
+    # every module is back in stand-alone Idle
+    assert all(m.state == "Idle" for m in rig.modules.values())
+    assert sorted(rig.requests("syncmode-standalone")) == [A, B, C]
+    assert first_index(log, A, "syncmode") < first_index(log, B, "open")
+
+    folder = tmp_path / "captures" / capture_id
+    meta = capture_json(folder)
+    assert meta["outcome"] == "completed" and meta["reason"] == ""
+    assert meta["ptp"] == {"domain": 42, "master": A}
+    assert meta["bandwidth"] == "3.2 kHz" and meta["sample_rate"] == 8192
+    assert [m["role"] for m in meta["modules"]] == ["master", "slave", "slave"]
+    firsts = {m["first_ticks"] for m in meta["modules"]}
+    assert len(firsts) == 1 and meta["start_ticks"] in firsts
+    assert meta["recorded_s"] >= 0.4
+    for number, m in enumerate(meta["modules"], start=1):
+        (f,) = m["files"]
+        path = folder / f["file"]
+        assert f["file"] == f"My Measurement.{number}.stream"
+        data = path.read_bytes()
+        assert len(data) == f["bytes"] == rig.modules[m["address"]].sent_bytes
+        assert hashlib.sha256(data).hexdigest() == f["sha256"]
+        assert m["signals"] == [{"signal_id": i, "channel": i} for i in range(1, 5)]
+        ch1 = m["setup"]["channels"][0]
+        assert ch1["ccld"] is True and ch1["transducer"]["serialNumber"] == 4242
+        assert ch1["destinations"] == ["socket"] and ch1["bandwidth"] == "3.2 kHz"
+        types = [msg.message_type for msg in read_messages(path)]
+        assert types[:4] == [MessageType.INTERPRETATION] * 4
+    kinds = {e["kind"] for e in meta["events"]}
+    assert {"phase", "ptp", "transducers", "capture-finished"} <= kinds
+    assert not kinds & {"levels", "waveform", "stream-stats"}
+
+    started = rec.kinds("capture-started")
+    finished = rec.kinds("capture-finished")
+    assert [e.capture_id for e in started] == [e.capture_id for e in finished] == [capture_id]
+    assert finished[0].outcome == "completed"
+    assert rec.kinds("transducers")[0].transducers[0]["serialNumber"] == 4242
+    ptp = rec.kinds("ptp")
+    assert {e.module for e in ptp} == {A, B, C} and all(e.timeout_s == 5.0 for e in ptp)
+    assert any(e.locked for e in ptp)
+    times = rec.kinds("recording-time")
+    assert times and times[-1].elapsed_s == pytest.approx(0.4, abs=0.05)
+    levels = rec.kinds("levels")
+    assert levels and {lv["channel"] for lv in levels[-1].levels} == {1, 2, 3, 4}
+    waves = rec.kinds("waveform")
+    assert waves and waves[0].sample_rate == 8192
+    stats = [e for e in rec.kinds("stream-stats") if e.module == A]
+    assert stats[-1].bytes_received == rig.modules[A].sent_bytes
+
+
+def test_single_module_flow_sends_no_ptp(rig: FakeRig, tmp_path: Path):
+    rig.add(A, type_number="3677")  # a LAN-XI Light works on its own
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A))
+    assert orch.wait(20)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    requests = [r for _, r in rig.log]
+    assert "syncmode" not in requests and "synchronize" not in requests
+    assert "startstreaming" not in requests
+    assert requests.index("module/time") < requests.index("open")
+    assert rig.modules[A].state == "Idle"
+    assert "ptp-lock" not in rec.phases()
+    meta = capture_json(orch.last_folder)
+    assert meta["ptp"] is None and meta["modules"][0]["role"] == "single"
+
+
+def test_multi_socket_writes_one_file_per_channel(rig: FakeRig, tmp_path: Path):
+    rig.add(A, channels=2)
+    orch, _ = make(rig, tmp_path)
+    orch.start(settings(A, multi_socket=True, name="ms"))
+    assert orch.wait(20)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    meta = capture_json(orch.last_folder)
+    assert meta["streaming"] == "multi-socket"
+    assert [f["file"] for f in meta["modules"][0]["files"]] == [
+        "ms.1.ch1.stream",
+        "ms.1.ch2.stream",
+    ]
+    assert rig.modules[A].setup["channels"][0]["destinations"] == ["multiSocket"]
+
+
+# --- arm, then record --------------------------------------------------------------------
+
+
+def test_two_captures_while_armed_without_a_second_ptp_wait(rig: FakeRig, tmp_path: Path):
+    for a in (A, B):
+        rig.add(a)
+    orch, rec = make(rig, tmp_path)
+    orch.arm(settings(A, B))
+    assert orch.wait(20) and orch.armed and orch.phase == Phase.ARMED
+    first = orch.start(settings(A, B, name="one", duration_s=0.3))
+    assert orch.wait(20) and orch.armed, orch.last_error
+    second = orch.start(settings(A, B, name="two", duration_s=0.3))
+    assert orch.wait(20) and orch.armed, orch.last_error
+    assert first != second
+    assert len(rig.requests("syncmode")) == 2  # once per module, not per capture
+    assert len(rig.requests("open")) == 2
+    assert len(rig.requests("measurements")) == 4
+    assert rec.phases().count("ptp-lock") == 1
+    for cid, name in ((first, "one"), (second, "two")):
+        meta = capture_json(tmp_path / "captures" / cid)
+        assert meta["outcome"] == "completed" and meta["name"] == name
+    assert all(m.state == "RecorderStreaming" for m in rig.modules.values())
+    orch.disarm()
+    assert orch.wait(20)
+    assert orch.phase == Phase.IDLE and not orch.armed
+    assert all(m.state == "Idle" and m.ptp == "Locked" for m in rig.modules.values())
+
+
+def test_start_while_arming_records_once_armed(rig: FakeRig, tmp_path: Path):
+    rig.lock_s = 0.3
+    for a in (A, B):
+        rig.add(a)
+    orch, _ = make(rig, tmp_path)
+    orch.arm(settings(A, B))
+    capture_id = orch.start()
+    assert orch.wait(20)
+    assert orch.armed and capture_json(tmp_path / "captures" / capture_id)["outcome"] == "completed"
+    with pytest.raises(SettingsError) as err:
+        orch.start(settings(A, B, ptp_domain=7))
+    assert err.value.field == "ptp_domain"
+    orch.disarm()
+    assert orch.wait(20) and orch.phase == Phase.IDLE
+
+
+def test_arm_refuses_while_armed(rig: FakeRig, tmp_path: Path):
+    rig.add(A)
+    orch, _ = make(rig, tmp_path)
+    orch.arm(settings(A))
+    assert orch.wait(20) and orch.armed
+    with pytest.raises(CaptureBusyError):
+        orch.arm(settings(A))
+    orch.disarm()
+    assert orch.wait(20)
+
+
+def test_stop_ends_a_recording_until_stopped(rig: FakeRig, tmp_path: Path):
+    for a in (A, B):
+        rig.add(a)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B, duration_s=None))
+    deadline = threading.Event()
+    while not any(e.elapsed_s > 0.2 for e in rec.kinds("recording-time")):
+        assert orch.busy
+        deadline.wait(0.05)
+    orch.stop()
+    assert orch.wait(20)
+    meta = capture_json(orch.last_folder)
+    assert meta["outcome"] == "stopped" and meta["requested_duration_s"] is None
+    assert all(m.state == "Idle" for m in rig.modules.values())
+
+
+def test_stop_while_arming_tears_down(rig: FakeRig, tmp_path: Path):
+    rig.add(A)
+    rig.add(B, no_lock=True)
+    orch, rec = make(rig, tmp_path)
+    capture_id = orch.start(settings(A, B))
+    while "ptp-lock" not in rec.phases():
+        threading.Event().wait(0.02)
+    orch.stop()
+    assert orch.wait(10)
+    assert orch.phase == Phase.IDLE
+    finished = rec.kinds("capture-finished")
+    assert [(e.capture_id, e.outcome) for e in finished] == [(capture_id, "stopped")]
+    assert sorted(rig.requests("syncmode-standalone")) == [A, B]
+
+
+# --- failures ----------------------------------------------------------------------------
+
+
+def test_ptp_timeout_names_the_module_and_leaves_every_module_idle(rig: FakeRig, tmp_path: Path):
+    rig.add(A)
+    rig.add(B, no_lock=True)
+    rig.add(C)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B, C, ptp_timeout_s=0.5))
+    assert orch.wait(10)
+    assert orch.phase == Phase.FAILED
+    assert B in orch.last_error and A not in orch.last_error
+    assert "lock onto PTP" in orch.last_error
+    errors = rec.kinds("error")
+    assert len(errors) == 1 and errors[0].module == B
+    assert all(m.state == "Idle" for m in rig.modules.values())
+    assert "open" not in [r for _, r in rig.log]
+    assert sorted(rig.requests("syncmode-standalone")) == [A, B, C]
+    assert rec.kinds("capture-finished")[0].outcome == "failed"
+
+
+def test_http_error_mid_sequence_closes_every_opened_module(rig: FakeRig, tmp_path: Path):
+    for a in (A, B):
+        rig.add(a)
+    rig.add(C, fail={"synchronize": (500, "internal error in DSP")})
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B, C))
+    assert orch.wait(10)
+    assert orch.phase == Phase.FAILED
+    assert C in orch.last_error and "synchronize" in orch.last_error
+    assert "HTTP 500: internal error in DSP" in orch.last_error
+    (error,) = rec.kinds("error")
+    assert error.module == C and error.request == "PUT /rest/rec/synchronize"
+    # configuring modules are cancelled, then closed; all back to Idle
+    assert all(m.state == "Idle" for m in rig.modules.values())
+    assert sorted(rig.requests("close")) == [A, B, C]
+
+
+def test_stream_drop_fails_the_capture_and_keeps_every_byte(rig: FakeRig, tmp_path: Path):
+    rig.add(A)
+    rig.add(B, drop_after_blocks=3)
+    rig.add(C)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B, C, duration_s=5.0))
+    assert orch.wait(20)
+    assert orch.phase == Phase.FAILED
+    assert B in orch.last_error and "closed its stream" in orch.last_error
+    (error,) = rec.kinds("error")
+    assert error.module == B and error.request == "stream"
+    meta = capture_json(orch.last_folder)
+    assert meta["outcome"] == "failed" and B in meta["reason"]
+    for m in meta["modules"]:
+        (f,) = m["files"]
+        data = (orch.last_folder / f["file"]).read_bytes()
+        assert len(data) == f["bytes"] == rig.modules[m["address"]].sent_bytes > 0
+        assert hashlib.sha256(data).hexdigest() == f["sha256"]
+    # the others' files end with whole messages
+    for number in (1, 3):
+        path = orch.last_folder / f"My Measurement.{number}.stream"
+        msgs = list(read_messages(path))
+        assert sum(len(msg.blocks) for msg in msgs if msg.message_type == 1) % 4 == 0
+    assert all(m.state == "Idle" for m in rig.modules.values())
+    assert [e.kind for e in rec.events].index("error") < [e.kind for e in rec.events].index(
+        "capture-finished"
+    )
+
+
+def test_unreachable_module_is_a_clear_error_before_anything_is_sent(tmp_path: Path):
+    rig = FakeRig()
+    rig.add(A)
+    orch, _ = make(rig, tmp_path)
+    from webapp.openapi.client import ModuleError
+
+    with pytest.raises(ModuleError) as err:
+        orch.start(settings(A, B))
+    assert B in str(err.value) and "unreachable" in str(err.value)
+    assert [r for _, r in rig.log] == ["info"]
+    assert not orch.busy
+
+
+def test_module_without_ptp_is_refused_for_a_synchronized_capture(rig: FakeRig, tmp_path: Path):
+    rig.add(A)
+    rig.add(B, type_number="3677")
+    orch, _ = make(rig, tmp_path)
+    with pytest.raises(SettingsError) as err:
+        orch.arm(settings(A, B))
+    assert err.value.field == "modules[1]" and "3677" in str(err.value)
+    assert {r for _, r in rig.log} == {"info"}
+
+
+def test_busy_module_is_refused(rig: FakeRig, tmp_path: Path):
+    rig.add(A, state="RecorderStreaming")
+    orch, _ = make(rig, tmp_path)
+    from webapp.openapi.client import ModuleError
+
+    with pytest.raises(ModuleError, match="RecorderStreaming, not Idle"):
+        orch.arm(settings(A))
+
+
+def test_channel_settings_are_checked_against_the_module(rig: FakeRig, tmp_path: Path):
+    rig.add(A)
+    orch, _ = make(rig, tmp_path)
+    for chs, field in (
+        ([ChannelSettings(9)], "channels.10.9.0.1[0].channel"),
+        ([ChannelSettings(1, range="3 Vpeak")], "channels.10.9.0.1[0].range"),
+        ([ChannelSettings(1, filter="1 Hz")], "channels.10.9.0.1[0].filter"),
+        ([ChannelSettings(c, enabled=False) for c in range(1, 5)], "channels.10.9.0.1"),
+    ):
+        with pytest.raises(SettingsError) as err:
+            orch.arm(settings(A, channels={A: chs}))
+        assert err.value.field == field
+    with pytest.raises(SettingsError) as err:
+        orch.arm(settings(A, bandwidth="51.2 kHz"))
+    assert err.value.field == "bandwidth"
+
+
+# --- live events -------------------------------------------------------------------------
+
+
+def test_faults_and_data_quality_are_reported_once_per_change(rig: FakeRig, tmp_path: Path):
+    rig.add(A, quality_after_blocks=2)
+    rig.add(B)
+    orch, rec = make(rig, tmp_path)
+    orch.arm(settings(A, B, duration_s=0.6))
+    assert orch.wait(20)
+    orch.start()
+    while not rec.kinds("recording-time"):
+        threading.Event().wait(0.01)
+    m = rig.modules[B]
+    m.channel_status[2] = {"anol": "none", "cmol": "none", "cf": "curr"}
+    m.bump()
+    threading.Event().wait(0.1)
+    m.bump()  # an unrelated change must not repeat the fault
+    threading.Event().wait(0.1)
+    m.channel_status[2] = {"anol": "none", "cmol": "none", "cf": "prev"}
+    m.bump()
+    assert orch.wait(20), orch.last_error
+    faults = [(e.module, e.channel, e.cf) for e in rec.kinds("channel-fault")]
+    assert faults == [(B, 3, "curr"), (B, 3, "prev")]
+    (dq,) = rec.kinds("data-quality")
+    assert (dq.module, dq.channel, dq.validity, dq.flags) == (A, 1, 2, ["clipped"])
+    timeline = capture_json(orch.last_folder)["events"]
+    assert [e["cf"] for e in timeline if e["kind"] == "channel-fault"] == ["curr", "prev"]
+    orch.disarm()
+    assert orch.wait(20)
+
+
+def test_waveform_follows_the_selected_channel(rig: FakeRig, tmp_path: Path):
+    rig.add(A)
+    rig.add(B)
+    orch, rec = make(rig, tmp_path)
+    orch.select_waveform(B, 3)
+    orch.start(settings(A, B, duration_s=0.3))
+    assert orch.wait(20)
+    waves = rec.kinds("waveform")
+    assert waves and {(w.module, w.channel) for w in waves} == {(B, 3)}
