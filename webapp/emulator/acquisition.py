@@ -1,0 +1,132 @@
+"""The signals of an applied channel setup, precomputed once as ready-to-send messages.
+
+Generating full bandwidth for many modules must cost next to nothing per block, so each enabled
+signal is synthesised once, when the setup is applied: one loop of blocks covering whole seconds
+of absolute time (32 blocks of 4096 values at 131072 S/s), encoded to complete SignalData
+messages. Sending block *a* of the absolute grid is then a copy of message ``a mod loop`` and an
+8-byte patch of its header time. Faults that change the samples (overload clips, a cable fault
+kills the signal) use variants of the loop built on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from webapp.emulator.clock import block_ticks
+from webapp.emulator.rig import FULL_SCALE, RigChannel, quantise
+from webapp.openapi.model import ChannelSetup, enabled_channels
+from webapp.openapi.stream import SignalInterpretation, encode_interpretation, encode_signal_data
+
+OVERLOAD_GAIN = 8
+"""How much an injected analog overload amplifies a signal before the converter clips it."""
+
+
+class Variant(Enum):
+    NORMAL = "normal"
+    OVERLOAD = "overload"  # amplified and clipped at full scale
+    DEAD = "dead"  # cable fault: nothing arrives
+
+
+@dataclass
+class SignalPlan:
+    signal_id: int
+    setup: ChannelSetup
+    interpretation: SignalInterpretation
+    raw: np.ndarray
+    """One loop of raw Q23 values (normal variant)."""
+    clips: bool
+    """The signal itself exceeds the input range: every block is clipped."""
+    messages: dict[Variant, list[bytes]] = field(default_factory=dict)
+
+    @property
+    def channel(self) -> int:
+        return self.setup.channel
+
+    def level(self, variant: Variant = Variant.NORMAL) -> tuple[float, float]:
+        """(rms, peak) as fractions of full scale, as channelStatus reports them."""
+        raw = self._raw(variant).astype(np.float64)
+        if not raw.size:
+            return 0.0, 0.0
+        return (
+            float(np.sqrt(np.mean(raw * raw)) / FULL_SCALE),
+            float(np.max(np.abs(raw)) / FULL_SCALE),
+        )
+
+    def _raw(self, variant: Variant) -> np.ndarray:
+        if variant is Variant.OVERLOAD:
+            wide = self.raw.astype(np.int64) * OVERLOAD_GAIN
+            return np.clip(wide, -FULL_SCALE, FULL_SCALE - 1).astype(np.int32)
+        if variant is Variant.DEAD:
+            return np.zeros_like(self.raw)
+        return self.raw
+
+
+class Acquisition:
+    """Everything the streamer needs to know about what an applied setup produces."""
+
+    def __init__(
+        self,
+        channels: list[ChannelSetup],
+        rig: list[RigChannel],
+        module_index: int,
+        block_values: int,
+    ) -> None:
+        enabled = enabled_channels(channels)
+        if not enabled:
+            raise ValueError("no channel is enabled")
+        self.sample_rate = enabled[0].sample_rate
+        self.block_values = block_values
+        self.block_ticks = block_ticks(self.sample_rate, block_values)
+        # Blocks per loop: the loop must span whole seconds so whole-hertz tones repeat.
+        self.loop_blocks = max(1, self.sample_rate // block_values)
+        if (self.loop_blocks * block_values) % self.sample_rate:
+            self.loop_blocks = self.sample_rate // np.gcd(self.sample_rate, block_values)
+        n = self.loop_blocks * block_values
+        by_channel = {r.channel: r for r in rig}
+        self.signals: list[SignalPlan] = []
+        self._lock = threading.Lock()
+        for sid, setup in enumerate(enabled, start=1):
+            rig_channel = by_channel.get(setup.channel) or RigChannel(setup.channel, "", None)
+            seed = zlib.crc32(f"{module_index}:{setup.channel}".encode())
+            volts = rig_channel.connector_volts(self.sample_rate, n, setup.ccld, seed)
+            raw, clips = quantise(volts, setup.range)
+            interp = SignalInterpretation(
+                signal_id=sid,
+                scale_factor=setup.scale_factor,
+                offset=0.0,
+                sample_rate=self.sample_rate,
+                unit=setup.transducer.unit,
+            )
+            plan = SignalPlan(sid, setup, interp, raw, clips)
+            plan.messages[Variant.NORMAL] = self._encode(plan, Variant.NORMAL)
+            self.signals.append(plan)
+
+    def _encode(self, plan: SignalPlan, variant: Variant) -> list[bytes]:
+        raw = plan._raw(variant)
+        bv = self.block_values
+        return [
+            encode_signal_data(0, plan.signal_id, raw[j * bv : (j + 1) * bv])
+            for j in range(self.loop_blocks)
+        ]
+
+    def block_message(self, plan: SignalPlan, variant: Variant, absolute_block: int) -> bytes:
+        """The SignalData message of one block with header time 0 (the caller patches it)."""
+        messages = plan.messages.get(variant)
+        if messages is None:
+            with self._lock:
+                messages = plan.messages.get(variant)
+                if messages is None:
+                    messages = plan.messages[variant] = self._encode(plan, variant)
+        return messages[absolute_block % self.loop_blocks]
+
+    def interpretation_message(self, plan: SignalPlan, time_ticks: int) -> bytes:
+        return encode_interpretation(time_ticks, plan.interpretation)
+
+    @property
+    def message_size(self) -> int:
+        return len(self.signals[0].messages[Variant.NORMAL][0])
