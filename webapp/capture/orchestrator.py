@@ -842,6 +842,9 @@ class Orchestrator:
             if stopped_early:
                 outcome, reason = Outcome.STOPPED, "stopped by the user"
             self._set_phase(Phase.STOPPING)
+            for m in s.modules:
+                for r in m.receivers:
+                    r.expect_end = True  # a module may close its stream once stopped
             self._send(s, Order.MASTER_LAST, "stop_measurement")
             s.measuring = False
             self._drain(s)
