@@ -319,3 +319,29 @@ def _module_json(
         "files": files,
         "bytes": sum(f["bytes"] for f in files),
     }
+
+
+def expected_values(
+    module: SynthModule,
+    channel: int,
+    start_ticks: int,
+    blocks: int,
+    sample_rate: int,
+    block_values: int = BLOCK_VALUES,
+) -> np.ndarray:
+    """What a reader must return for a channel: from the module's first block to its last,
+    calibrated exactly as the codec's Q23 values say, NaN where blocks were dropped."""
+    ch = next(c for c in module.channels if c.channel == channel)
+    tps = ticks_per_sample(sample_rate)
+    lost = {b for first, n in module.dropped for b in range(first, first + n)}
+    parts = []
+    for b in range(module.first_block, blocks + module.extra_blocks):
+        if b in lost:
+            parts.append(np.full(block_values, np.nan))
+            continue
+        t = start_ticks + b * block_values * tps
+        raw = to_raw(
+            channel_values(ch, t, block_values, sample_rate, b * block_values), ch.scale_factor
+        )
+        parts.append(expected_physical(ch, raw))
+    return np.concatenate(parts)
