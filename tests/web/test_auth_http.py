@@ -527,3 +527,47 @@ def test_without_access_control_only_loopback_host_names_are_answered(open_app):
     assert client.get("/api/state", base_url="http://[::1]:5000").status_code == 200
     # A DNS-rebound name pointing at 127.0.0.1 must not reach an unprotected bench.
     assert client.get("/api/state", base_url="http://rebind.evil.example:5000").status_code == 403
+
+
+# --- behind a reverse proxy ----------------------------------------------------------------
+
+
+def test_behind_a_proxy_scheme_and_client_address_come_from_its_headers(
+    monkeypatch, tmp_path, bus, orchestrator
+):
+    monkeypatch.setenv("LANXI_PROXY_HOPS", "1")
+    app = secure_app(tmp_path / "proxied", bus, orchestrator)
+    https = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "lab.example"}
+    r = app.test_client().get("/api/auth/session", headers=https)
+    assert "Secure" in session_cookie_header(r)
+
+    def attempt_from(addr: str, name: str, password: str):
+        client = app.test_client()
+        token = client.get("/api/auth/session", headers=https).get_json()["csrf_token"]
+        return client.post(
+            "/login",
+            json={"username": name, "password": password},
+            headers={
+                "X-CSRF-Token": token,
+                "X-Forwarded-For": addr,
+                "Origin": "https://lab.example",
+                **https,
+            },  # fmt: skip
+        )
+
+    for _ in range(5):
+        assert attempt_from("192.0.2.7", "ada", "wrong password").status_code == 401
+    assert attempt_from("192.0.2.7", "vic", PASSWORD).status_code == 429
+    assert attempt_from("192.0.2.8", "vic", PASSWORD).status_code == 200
+    # The proxy's public origin is this site: a POST from it passes the origin check.
+    assert attempt_from("192.0.2.9", "olga", PASSWORD).status_code == 200
+
+
+def test_control_held_by_a_user_removed_elsewhere_is_freed(app, data_dir, orchestrator):
+    add_rig(app)
+    olga, otto = login(app, "olga"), login(app, "otto")
+    assert send(olga, "POST", "/api/capture/arm", {"name": "A"}).status_code == 202
+    assert send(otto, "POST", "/api/capture/disarm").status_code == 409
+    UserStore(data_dir).set_role("olga", "viewer")  # `lanxi-dashboard user role olga viewer`
+    assert otto.get("/api/auth/control").get_json()["holder"] is None
+    assert send(otto, "POST", "/api/capture/disarm").status_code == 202

@@ -232,6 +232,15 @@ class AccessControl:
             return Identity(role="viewer", share=share) if share is not None else None
         return None
 
+    def drop_stale_holder(self) -> None:
+        """Free control held by a user removed or demoted (e.g. by the ``user`` command)."""
+        holder = self.control.holder()
+        if holder is None or not self.enabled:
+            return
+        user = self.users.get(holder.user)
+        if user is None or not role_at_least(user.role, "operator"):
+            self.control.forget(holder.user)
+
     # Socket.IO -----------------------------------------------------------------------------
 
     def session_of_environ(self, environ: dict[str, Any]) -> Any:
@@ -404,6 +413,7 @@ def _control_refusal(ident: Identity | None) -> tuple[int, str, dict[str, Any] |
     if role_refusal is not None or ident is None or ident.user is None:
         status, message = role_refusal or (403, "this needs the operator role")
         return status, message, None
+    ac.drop_stale_holder()
     if ac.control.acquire(ident.user):
         return None
     holder = ac.control.holder()
@@ -512,6 +522,7 @@ def control_holder() -> dict[str, Any] | None:
 def control_state() -> dict[str, Any]:
     """Holder and pending requests, plus whether access control (and so the lock) is on."""
     ac = _ac()
+    ac.drop_stale_holder()
     return {"enabled": ac.enabled, **ac.control.snapshot()}
 
 
@@ -775,10 +786,13 @@ def init_app(
     enabled: bool,
     *,
     secure_cookies: str | None = None,
+    proxy_hops: int | None = None,
 ) -> None:
     """Install sessions, CSRF, the request gate, the login and share-link routes.
 
     ``secure_cookies``: "auto" (default, or $LANXI_SECURE_COOKIES), "always" or "never".
+    ``proxy_hops``: reverse proxies in front (default 0, or $LANXI_PROXY_HOPS); see
+    ``trust_proxy``.
     """
     for key, value in DEFAULTS.items():
         app.config.setdefault(key, value)
@@ -810,6 +824,11 @@ def init_app(
         if not ac.users.any():
             log.warning("access control is on but %s has no users: nobody can log in", data_dir)
 
+    if proxy_hops is None:
+        proxy_hops = int(os.environ.get("LANXI_PROXY_HOPS") or 0)
+    if proxy_hops:
+        trust_proxy(app, proxy_hops)
+
     app.register_blueprint(bp)
     app.before_request(_gate)
     app.after_request(_after)
@@ -820,14 +839,19 @@ def init_app(
 
 def trust_proxy(app: Flask, hops: int = 1) -> None:
     """Behind ``hops`` reverse proxies: take client address, scheme and host from their
-    X-Forwarded-For/-Proto/-Host headers. Call after SocketIO(app) so Socket.IO requests pass
-    through it too. Never call it without a proxy: clients could then forge their address."""
+    X-Forwarded-For/-Proto/-Host/-Port headers (werkzeug's ProxyFix). Never without a proxy:
+    clients could then forge their address (and dodge the login rate limit).
+
+    Applied to whatever ``app.wsgi_app`` is now; ``init_socketio`` applies it once more around
+    the Socket.IO middleware, so Socket.IO requests get it too. ProxyFix reads the headers, not
+    the environ it rewrote, so applying it twice gives the same result.
+    """
     from werkzeug.middleware.proxy_fix import ProxyFix
 
     app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
         app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops
     )
-    app.config["LANXI_BEHIND_PROXY"] = hops
+    app.config["LANXI_PROXY_HOPS"] = hops
 
 
 def init_socketio(socketio: Any, app: Flask | None = None) -> None:
@@ -848,6 +872,9 @@ def init_socketio(socketio: Any, app: Flask | None = None) -> None:
     if ac.socketio is socketio:
         return
     ac.socketio = socketio
+    hops = int(flask_app.config.get("LANXI_PROXY_HOPS") or 0)
+    if hops and flask_app.wsgi_app is middleware:
+        trust_proxy(flask_app, hops)
     eio = socketio.server.eio
     original = eio.handlers.get("connect")
 
