@@ -11,7 +11,8 @@
 Samples lost in gaps are NaN in HDF5 and MAT, empty in CSV, 0 in WAV (audio tools do not
 expect NaN) and 0 in UFF (pyuff writes NaN as 0); every export says how many such samples it
 wrote, and HDF5/MAT also list the gaps. With ``trim`` every channel is
-cut to the span all channels share.
+cut to the span all channels share; without it, WAV and CSV files still span the whole capture
+(missing ends padded), so frame *i* is the same instant in every file of one export.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def select(
         cap.channel(key)
     if not keys:
         raise ExportError("the capture has no samples to export")
-    t0, t1 = cap.span(trim, keys)
+    # Trimming always means the span every channel of the capture shares, so that exports of
+    # different channel subsets line up.
+    t0, t1 = cap.span(trim=True) if trim else cap.span(keys=keys)
     if start_s is not None:
         t0 = max(t0, cap.start_ticks + round(start_s * TICKS_PER_SECOND))
     if duration_s is not None:
