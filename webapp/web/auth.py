@@ -30,8 +30,6 @@ request is written to the audit log with its outcome. Views therefore need only
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 import os
 import re
@@ -44,10 +42,8 @@ from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
-    Blueprint,
     Flask,
     Response,
     current_app,
@@ -56,14 +52,12 @@ from flask import (
     has_request_context,
     jsonify,
     redirect,
-    render_template,
     request,
     session,
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
 
-from webapp import runtime
 from webapp.web.accounts import (
     ROLES,
     AccessError,
@@ -74,7 +68,14 @@ from webapp.web.accounts import (
 from webapp.web.auditlog import AuditLog
 from webapp.web.controllock import ControlLock
 from webapp.web.ratelimit import FailureLimiter
-from webapp.web.safepaths import capture_dir, safe_capture_file, safe_name
+from webapp.web.requestchecks import (
+    csrf_ok,
+    csrf_token,
+    host_is_local,
+    is_loopback,
+    same_origin,
+)
+from webapp.web.safepaths import safe_capture_file, safe_name
 
 __all__ = [
     "ROLES",
@@ -309,14 +310,14 @@ class AccessControl:
                 self._sweeper_running = False
 
 
-def _ac() -> AccessControl:
+def access() -> AccessControl:
     ac = current_app.extensions.get(EXTENSION)
     if ac is None:
         raise RuntimeError("auth.init_app() has not been called for this app")
     return ac
 
 
-def _ac_or_none() -> AccessControl | None:
+def access_or_none() -> AccessControl | None:
     return current_app.extensions.get(EXTENSION) if has_app_context() else None
 
 
@@ -324,8 +325,8 @@ def enabled() -> bool:
     return bool(current_app.config.get("LANXI_AUTH_ENABLED"))
 
 
-def _identity() -> Identity | None:
-    ac = _ac_or_none()
+def identity() -> Identity | None:
+    ac = access_or_none()
     if ac is None or not ac.enabled:
         return LOCAL
     if not has_request_context():
@@ -337,24 +338,24 @@ def _identity() -> Identity | None:
     return cached  # type: ignore[return-value]
 
 
-def _forget_identity() -> None:
+def forget_identity() -> None:
     g.pop("_lanxi_identity", None)
 
 
 def current_role() -> str | None:
     """Role of the HTTP request being handled (None: not logged in)."""
-    ident = _identity()
+    ident = identity()
     return ident.role if ident else None
 
 
 def current_user() -> str | None:
     """Login name of the request's user (None for share links, anonymous or no access control)."""
-    ident = _identity()
+    ident = identity()
     return ident.user if ident else None
 
 
 def current_share() -> Share | None:
-    ident = _identity()
+    ident = identity()
     return ident.share if ident else None
 
 
@@ -365,12 +366,12 @@ def socket_role() -> str | None:
     link in it is checked against the stores on every call, so a removed user or a revoked
     link is refused at its next event. Only live-view share links may hold a socket.
     """
-    ac = _ac_or_none()
+    ac = access_or_none()
     if ac is not None and ac.enabled:
         # The first socket may arrive before any HTTP request has installed the gate.
         _ensure_socket_gate(ac)
         ac.start_sweeper()
-    ident = _identity()
+    ident = identity()
     if ident is None or (ident.share is not None and ident.share.scope != "live"):
         return None
     return ident.role
@@ -394,7 +395,7 @@ def require_role(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            refusal = _role_refusal(_identity(), role)
+            refusal = _role_refusal(identity(), role)
             if refusal is not None:
                 return jsonify(error=refusal[1]), refusal[0]
             return view(*args, **kwargs)
@@ -406,7 +407,7 @@ def require_role(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]
 
 def _control_refusal(ident: Identity | None) -> tuple[int, str, dict[str, Any] | None] | None:
     """Why ``ident`` may not control the rig now (taking the lock if it is free)."""
-    ac = _ac_or_none()
+    ac = access_or_none()
     if ac is None or not ac.enabled:
         return None
     role_refusal = _role_refusal(ident, "operator")
@@ -429,7 +430,7 @@ def _control_refusal(ident: Identity | None) -> tuple[int, str, dict[str, Any] |
 def check_control() -> Any:
     """None if this request may control the rig (the lock is taken for its user if free);
     otherwise the JSON refusal to return (401, 403, or 409 naming the holder)."""
-    refusal = _control_refusal(_identity())
+    refusal = _control_refusal(identity())
     if refusal is None:
         return None
     status, message, snapshot = refusal
@@ -489,7 +490,7 @@ def socket_require_control(action: str) -> Callable[[Callable[..., Any]], Callab
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(handler)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            ident = _identity()
+            ident = identity()
             if socket_role() is None:
                 ident = None
             refusal = _control_refusal(ident)
@@ -515,28 +516,28 @@ def socket_require_control(action: str) -> Callable[[Callable[..., Any]], Callab
 
 def control_holder() -> dict[str, Any] | None:
     """``{"user", "since"}`` of whoever holds control, or None."""
-    holder = _ac().control.holder()
+    holder = access().control.holder()
     return {"user": holder.user, "since": holder.since} if holder else None
 
 
 def control_state() -> dict[str, Any]:
     """Holder and pending requests, plus whether access control (and so the lock) is on."""
-    ac = _ac()
+    ac = access()
     ac.drop_stale_holder()
     return {"enabled": ac.enabled, **ac.control.snapshot()}
 
 
 def acquire_control(user: str) -> bool:
-    return _ac().control.acquire(user)
+    return access().control.acquire(user)
 
 
 def release_control(user: str) -> bool:
-    return _ac().control.release(user)
+    return access().control.release(user)
 
 
 def on_control_change(listener: Callable[[dict[str, Any]], None]) -> None:
     """``listener(state)`` after each change of the control lock (no app context needed)."""
-    _ac().control.subscribe(listener)
+    access().control.subscribe(listener)
 
 
 # --- audit ---------------------------------------------------------------------------------
@@ -547,13 +548,13 @@ def audit(action: str, **details: Any) -> dict[str, Any] | None:
 
     ``actor=`` overrides who did it (for calls outside a request, e.g. ``"system"``).
     """
-    ac = _ac_or_none()
+    ac = access_or_none()
     if ac is None:
         log.warning("audit %s outside an app with access control: %s", action, details)
         return None
     actor = details.pop("actor", None)
     if actor is None:
-        ident = _identity() if has_request_context() else None
+        ident = identity() if has_request_context() else None
         actor = ident.actor if ident else ("anonymous" if has_request_context() else "system")
     if has_request_context() and "addr" not in details:
         details["addr"] = request.remote_addr
@@ -605,100 +606,6 @@ def _audit_action(method: str, path: str) -> str:
         if m == method and match:
             return action.format(*match.groups())
     return f"{method.lower()} {path}"
-
-
-# --- origins, hosts, CSRF ------------------------------------------------------------------
-
-
-def _netloc(scheme: str, netloc: str) -> str:
-    netloc = netloc.lower()
-    default = {"http": ":80", "https": ":443"}.get(scheme.lower())
-    if default and netloc.endswith(default):
-        netloc = netloc[: -len(default)]
-    return netloc
-
-
-def _request_origin() -> str | None:
-    """The origin the browser says the request comes from (Origin, else Referer's)."""
-    origin = request.headers.get("Origin")
-    if origin is None:
-        referer = request.headers.get("Referer")
-        if not referer:
-            return None
-        parts = urlsplit(referer)
-        return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else "null"
-    return origin
-
-
-def same_origin() -> bool:
-    """False when a browser says the request comes from another site.
-
-    Requests without Origin and Referer (scripts, curl) pass: they carry no ambient browser
-    credentials an attacker could borrow, and with access control on they still need the token.
-    The host part is compared (not the scheme) so a TLS proxy in front needs no extra setting.
-    """
-    origin = _request_origin()
-    if origin is None:
-        return True
-    if origin == "null":
-        return False
-    parts = urlsplit(origin)
-    if not parts.netloc:
-        return False
-    theirs = _netloc(parts.scheme, parts.netloc)
-    ours = _netloc(request.scheme, request.host)
-    if hmac.compare_digest(theirs, ours):
-        return True
-    trusted = current_app.config.get("LANXI_TRUSTED_ORIGINS") or ()
-    return origin.rstrip("/").lower() in {o.rstrip("/").lower() for o in trusted}
-
-
-def _host_name(host: str) -> str:
-    if host.startswith("["):
-        return host[1:].split("]", 1)[0]
-    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-
-
-def is_loopback(host: str) -> bool:
-    name = _host_name(host.strip()).lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):
-        return True
-    try:
-        addr = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    mapped = getattr(addr, "ipv4_mapped", None)
-    return bool(addr.is_loopback or (mapped is not None and mapped.is_loopback))
-
-
-def host_is_local() -> bool:
-    """With access control off, only loopback Host names are answered (DNS rebinding)."""
-    if is_loopback(request.host):
-        return True
-    allowed = {h.lower() for h in current_app.config.get("LANXI_ALLOWED_HOSTS") or ()}
-    return _host_name(request.host).lower() in allowed
-
-
-def csrf_token() -> str:
-    """The session's CSRF token (created on first use)."""
-    token = session.get("csrf")
-    if not isinstance(token, str) or len(token) < 32:
-        token = secrets.token_urlsafe(32)
-        session["csrf"] = token
-    return token
-
-
-def csrf_ok() -> bool:
-    expected = session.get("csrf")
-    sent = request.headers.get(CSRF_HEADER)
-    if sent is None and request.mimetype in (
-        "application/x-www-form-urlencoded",
-        "multipart/form-data",
-    ):
-        sent = request.form.get(CSRF_FIELD)
-    if not isinstance(expected, str) or not isinstance(sent, str) or not expected:
-        return False
-    return hmac.compare_digest(expected.encode(), sent.encode("utf-8", "surrogateescape"))
 
 
 # --- sessions ------------------------------------------------------------------------------
@@ -829,6 +736,8 @@ def init_app(
     if proxy_hops:
         trust_proxy(app, proxy_hops)
 
+    from webapp.web.authviews import bp  # the routes use this module's helpers
+
     app.register_blueprint(bp)
     app.before_request(_gate)
     app.after_request(_after)
@@ -908,7 +817,6 @@ def _handshake_refusal(app: Flask, ac: AccessControl, environ: dict[str, Any]) -
 
 # --- the gate in front of every request ----------------------------------------------------
 
-bp = Blueprint("lanxi_auth", __name__)
 PUBLIC_ENDPOINTS = frozenset(
     {
         "static",
@@ -920,14 +828,14 @@ PUBLIC_ENDPOINTS = frozenset(
 )
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
     if request.path.startswith("/api/") or request.is_json:
         return True
     best = request.accept_mimetypes.best_match(["text/html", "application/json"])
     return best == "application/json"
 
 
-def _refuse(status: int, message: str, **extra: Any) -> Any:
+def refuse(status: int, message: str, **extra: Any) -> Any:
     return jsonify(error=message, **extra), status
 
 
@@ -958,29 +866,29 @@ def _gate() -> Any:
     unsafe = request.method not in SAFE_METHODS
     if not ac.enabled:
         if not host_is_local():
-            return _refuse(
+            return refuse(
                 403,
                 "without access control this dashboard answers on loopback names only; "
                 "create users to serve it on the network (docs/security.md)",
             )
         if unsafe and not same_origin():
-            return _refuse(403, "cross-site request refused")
+            return refuse(403, "cross-site request refused")
         return None
 
     csrf_refusal = "CSRF check failed: missing or wrong X-CSRF-Token, or another site"
     if request.endpoint in PUBLIC_ENDPOINTS:
         if unsafe and not (same_origin() and csrf_ok()):
-            return _refuse(403, csrf_refusal)
+            return refuse(403, csrf_refusal)
         return None
-    ident = _identity()
+    ident = identity()
     if ident is None:
-        if _wants_json() or unsafe:
-            return _refuse(401, "login required")
+        if wants_json() or unsafe:
+            return refuse(401, "login required")
         return redirect(url_for("lanxi_auth.login", next=request.full_path.rstrip("?")))
     if ident.share is not None and not _share_permits(ident.share):
-        return _refuse(403, "this share link does not give access to that")
+        return refuse(403, "this share link does not give access to that")
     if unsafe and not (same_origin() and csrf_ok()):
-        return _refuse(403, csrf_refusal)
+        return refuse(403, csrf_refusal)
     if unsafe and _needs_control(request.path):
         refusal = _control_refusal(ident)
         if refusal is not None:
@@ -988,7 +896,7 @@ def _gate() -> Any:
             if status != 401:
                 audit(_audit_action(request.method, request.path), ok=False, status=status,
                       error=message)  # fmt: skip
-            return _refuse(status, message, **({"control": snapshot} if snapshot else {}))
+            return refuse(status, message, **({"control": snapshot} if snapshot else {}))
     return None
 
 
@@ -1018,7 +926,7 @@ def _after(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if _ac().enabled:
+    if access().enabled:
         response.vary.add("Cookie")
     return response
 
@@ -1030,346 +938,3 @@ def _template_context() -> dict[str, Any]:
         "auth_user": current_user(),
         "auth_role": current_role(),
     }
-
-
-# --- routes: login, logout, share links ----------------------------------------------------
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a local path: never another site (open redirect), never ``//host``."""
-    if not target or not isinstance(target, str):
-        return "/"
-    parts = urlsplit(target)
-    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
-        return "/"
-    if "\\" in target or any(ord(c) < 32 for c in target):
-        return "/"
-    return target
-
-
-def _start_session(**values: Any) -> None:
-    old = session.get("nonce")
-    session.clear()
-    if old:
-        _ac().end_session(old)
-    session.permanent = True
-    session.update(values)
-    session["csrf"] = secrets.token_urlsafe(32)
-    _forget_identity()
-
-
-@bp.route("/login", methods=["GET", "POST"])
-def login() -> Any:
-    ac = _ac()
-    if request.method == "GET":
-        if not ac.enabled:
-            return redirect("/")
-        return render_template("login.html", next=_safe_next(request.args.get("next")), error=None)
-
-    as_json = request.is_json
-    data = request.get_json(silent=True) if as_json else request.form
-    data = data if hasattr(data, "get") else {}
-    name = data.get("username") or data.get("name") or ""
-    password = data.get("password") or ""
-    target = _safe_next(data.get("next"))
-
-    def answer(status: int, error: str, headers: dict[str, str] | None = None) -> Any:
-        if as_json:
-            resp = jsonify(error=error)
-        else:
-            resp = current_app.make_response(
-                render_template("login.html", next=target, error=error, username=name)
-            )
-        resp.status_code = status
-        resp.headers.update(headers or {})
-        return resp
-
-    if not ac.enabled:
-        return answer(400, "access control is off: there is nothing to log in to")
-    if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
-        return answer(400, "user name and password are required")
-    keys = (f"addr:{request.remote_addr}", f"user:{name.lower()}")
-    wait = ac.limiter.retry_after(*keys)
-    if wait is not None:
-        log.warning("login for %r from %s throttled", name, request.remote_addr)
-        return answer(
-            429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)}
-        )
-    user = runtime.offload(ac.users.verify, name, password)  # argon2 takes ~0.1 s of CPU
-    if user is None:
-        ac.limiter.failure(*keys)
-        audit("login-failed", actor="anonymous", user=name[:64])
-        return answer(401, "wrong user name or password")
-    ac.limiter.success(*keys)
-    _start_session(
-        user=user.name, epoch=user.epoch, nonce=secrets.token_urlsafe(16), login_at=time.time()
-    )
-    audit("login", actor=user.name)
-    if as_json:
-        return jsonify(ok=True, user=user.name, role=user.role, csrf_token=session["csrf"])
-    return redirect(target)
-
-
-@bp.post("/logout")
-def logout() -> Any:
-    ac = _ac()
-    ident = _identity()
-    if ac.enabled and ident is not None and ident.user:
-        audit("logout")
-        ac.control.forget(ident.user)
-    ac.end_session(session.get("nonce"))
-    session.clear()
-    _forget_identity()
-    ac.sweep_sockets()
-    if request.is_json or _wants_json():
-        return jsonify(ok=True)
-    return redirect(url_for("lanxi_auth.login") if ac.enabled else "/")
-
-
-@bp.get("/share/<token>")
-def share_landing(token: str) -> Any:
-    ac = _ac()
-    if not ac.enabled:
-        return redirect("/")
-    share = ac.shares.by_token(token)
-    if share is None or not share.active():
-        return render_template("login.html", next="/", error="this share link is not valid (any "
-                               "more); ask for a new one"), 404  # fmt: skip
-    ident = _identity()
-    if ident is None or ident.share is not None:
-        # A logged-in user keeps their own session; anyone else becomes this link's viewer.
-        _start_session(share=share.id)
-        audit("share-open", actor=f"share:{share.id}", scope=share.scope)
-    if share.scope == "live":
-        return redirect(current_app.config["LANXI_SHARE_LIVE_URL"])
-    return redirect(url_for("lanxi_auth.shared_capture"))
-
-
-@bp.get("/shared/capture")
-def shared_capture() -> Any:
-    share = current_share()
-    if share is None or share.scope != "capture" or not share.capture_id:
-        return _refuse(404, "no capture is shared with this session")
-    from webapp.web import history  # the History page's reading of capture folders
-
-    detail = history.capture_detail(_ac().data_dir, share.capture_id)
-    return render_template(
-        "share_capture.html",
-        capture_id=share.capture_id,
-        summary=detail["summary"] if detail else None,
-    )
-
-
-@bp.get("/api/auth/session")
-def session_info() -> Any:
-    ac = _ac()
-    ident = _identity()
-    return jsonify(
-        enabled=ac.enabled,
-        user=ident.user if ident else None,
-        role=ident.role if ident else None,
-        share=ident.share.public() if ident and ident.share else None,
-        csrf_token=csrf_token(),
-        control=ac.control.snapshot(),
-    )
-
-
-@bp.post("/api/auth/password")
-@require_role("viewer")
-def change_own_password() -> Any:
-    ident = _identity()
-    if ident is None or ident.user is None:
-        return _refuse(403, "only a logged-in user can change a password")
-    body = request.get_json(silent=True) or {}
-    ac = _ac()
-    current = body.get("current") if isinstance(body, dict) else None
-    new = body.get("new") if isinstance(body, dict) else None
-    if (
-        not isinstance(current, str)
-        or runtime.offload(ac.users.verify, ident.user, current) is None
-    ):
-        return _refuse(400, "the current password is wrong", field="current")
-    try:
-        user = runtime.offload(ac.users.set_password, ident.user, new)
-    except AccessError as exc:
-        return _refuse(400, str(exc), field="new")
-    session["epoch"] = user.epoch  # this session stays; every other one of this user ends
-    _forget_identity()
-    audit("user-password", user=user.name)
-    ac.sweep_sockets()
-    return jsonify(ok=True)
-
-
-# --- routes: users (admin) -----------------------------------------------------------------
-
-
-def _json_object() -> dict[str, Any]:
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
-
-
-@bp.get("/api/auth/users")
-@require_role("admin")
-def list_users() -> Any:
-    return jsonify(users=[u.public() for u in _ac().users.list()])
-
-
-@bp.post("/api/auth/users")
-@require_role("admin")
-def add_user() -> Any:
-    body = _json_object()
-    ac = _ac()
-    try:
-        user = runtime.offload(
-            ac.users.add, body.get("name"), body.get("role"), body.get("password")
-        )
-    except AccessError as exc:
-        return _refuse(400, str(exc))
-    audit("user-add", user=user.name, role=user.role)
-    return jsonify(user.public()), 201
-
-
-@bp.route("/api/auth/users/<name>", methods=["PATCH", "PUT"])
-@require_role("admin")
-def change_user(name: str) -> Any:
-    body = _json_object()
-    ac = _ac()
-    if ac.users.get(name) is None:
-        return _refuse(404, f"no user {name}")
-    unknown = set(body) - {"role", "password"}
-    if unknown or not body:
-        return _refuse(
-            400, "send role and/or password", field=sorted(unknown)[0] if unknown else None
-        )
-    try:
-        if "role" in body:
-            user = ac.users.set_role(name, body["role"])
-            audit("user-role", user=name, role=user.role)
-            if not role_at_least(user.role, "operator"):
-                ac.control.forget(name)
-        if "password" in body:
-            runtime.offload(ac.users.set_password, name, body["password"])
-            audit("user-password", user=name)
-    except AccessError as exc:
-        return _refuse(400, str(exc))
-    ac.sweep_sockets()
-    user = ac.users.get(name)
-    return jsonify(user.public() if user else None)
-
-
-@bp.delete("/api/auth/users/<name>")
-@require_role("admin")
-def remove_user(name: str) -> Any:
-    ac = _ac()
-    try:
-        ac.users.remove(name)
-    except AccessError as exc:
-        return _refuse(404 if ac.users.get(name) is None else 400, str(exc))
-    ac.control.forget(name)
-    audit("user-remove", user=name)
-    ac.sweep_sockets()
-    return jsonify(ok=True)
-
-
-# --- routes: share links (admin) -----------------------------------------------------------
-
-
-@bp.get("/api/auth/shares")
-@require_role("admin")
-def list_shares() -> Any:
-    return jsonify(shares=[s.public() for s in _ac().shares.list()])
-
-
-@bp.post("/api/auth/shares")
-@require_role("admin")
-def create_share() -> Any:
-    body = _json_object()
-    ac = _ac()
-    capture_id = body.get("capture_id")
-    live = bool(body.get("live"))
-    if live == bool(capture_id):
-        return _refuse(400, "send either capture_id or live: true", field="capture_id")
-    if capture_id is not None:
-        try:
-            folder = capture_dir(ac.data_dir, capture_id)
-        except ValueError as exc:
-            return _refuse(400, str(exc), field="capture_id")
-        if not folder.is_dir():
-            return _refuse(404, f"no capture {capture_id!r}", field="capture_id")
-    expires = body.get("expires_hours")
-    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
-        return _refuse(400, "expires_hours must be a number", field="expires_hours")
-    try:
-        token, share = ac.shares.create(
-            "live" if live else "capture", capture_id, current_user() or "local", expires
-        )
-    except AccessError as exc:
-        return _refuse(400, str(exc), field="expires_hours")
-    audit("share-create", share=share.id, scope=share.scope, capture_id=share.capture_id,
-          expires=share.expires)  # fmt: skip
-    url = url_for("lanxi_auth.share_landing", token=token, _external=True)
-    return jsonify(token=token, url=url, share=share.public()), 201
-
-
-@bp.delete("/api/auth/shares/<share_id>")
-@require_role("admin")
-def revoke_share(share_id: str) -> Any:
-    ac = _ac()
-    try:
-        share = ac.shares.revoke(share_id)
-    except AccessError as exc:
-        return _refuse(404, str(exc))
-    audit("share-revoke", share=share.id)
-    ac.sweep_sockets()
-    return jsonify(share.public())
-
-
-# --- routes: control lock, audit log -------------------------------------------------------
-
-
-@bp.get("/api/auth/control")
-@require_role("viewer")
-def get_control() -> Any:
-    return jsonify(control_state())
-
-
-@bp.post("/api/auth/control/request")
-@require_role("operator")
-def request_control() -> Any:
-    ac = _ac()
-    user = current_user() or "local"
-    if ac.control.acquire(user):
-        audit("control-acquire")
-        return jsonify(granted=True, **control_state())
-    ac.control.request(user)
-    audit("control-request", holder=(control_holder() or {}).get("user"))
-    return jsonify(granted=False, **control_state()), 202
-
-
-@bp.post("/api/auth/control/take")
-@require_role("admin")
-def take_control() -> Any:
-    ac = _ac()
-    previous = ac.control.take(current_user() or "local")
-    audit("control-take", previous=previous.user if previous else None)
-    return jsonify(granted=True, **control_state())
-
-
-@bp.post("/api/auth/control/release")
-@require_role("operator")
-def release_control_view() -> Any:
-    ac = _ac()
-    if not ac.control.release(current_user() or "local"):
-        return _refuse(409, "you do not hold control", control=ac.control.snapshot())
-    audit("control-release")
-    return jsonify(control_state())
-
-
-@bp.get("/api/auth/audit")
-@require_role("admin")
-def read_audit() -> Any:
-    try:
-        limit = max(1, min(int(request.args.get("limit", 200)), 10_000))
-    except ValueError:
-        return _refuse(400, "limit must be a whole number", field="limit")
-    return jsonify(entries=_ac().audit_log.tail(limit))
