@@ -231,3 +231,30 @@ def test_real_handshake_is_refused_before_any_socketio_handler(server_url):
     session = http_login(server_url, "vic")
     r = session.get(f"{server_url}/socket.io/?EIO=4&transport=polling", timeout=5)
     assert r.status_code == 200 and '"sid"' in r.text
+
+
+def test_socket_control_events_respect_the_control_lock_and_are_audited(app, orchestrator):
+    add_rig(app)
+    olga_http, otto_http = login(app, "olga"), login(app, "otto")
+    olga, otto = sio_client(app, olga_http), sio_client(app, otto_http)
+    assert olga.emit("capture:start", {"name": "Run", "duration_s": 1}, callback=True)["ok"]
+    otto.get_received()
+    ack = otto.emit("capture:stop", callback=True)
+    assert ack["ok"] is False and ack["status"] == 409
+    assert ack["control"]["holder"]["user"] == "olga"
+    assert [p["name"] for p in otto.get_received()] == ["auth_error"]
+    assert send(otto_http, "POST", "/api/capture/stop").status_code == 409  # same over HTTP
+    assert olga.emit("capture:stop", callback=True)["ok"]
+    assert [c[0] for c in orchestrator.calls] == ["start", "stop"]
+
+    entries = login(app, "ada").get("/api/auth/audit").get_json()["entries"]
+    socket_entries = [
+        (e["actor"], e["action"], e["ok"]) for e in entries if e.get("via") == "socket"
+    ]
+    assert socket_entries == [
+        ("olga", "capture-start", True),
+        ("otto", "capture-stop", False),
+        ("olga", "capture-stop", True),
+    ]
+    start = next(e for e in entries if e.get("via") == "socket")
+    assert start["body"] == {"name": "Run", "duration_s": 1}

@@ -130,6 +130,8 @@ DEFAULTS: dict[str, Any] = {
     # State-changing requests under these prefixes need the control lock.
     "LANXI_CONTROL_PREFIXES": ("/api/",),
     "LANXI_CONTROL_EXEMPT": ("/api/auth/",),
+    # Socket.IO events that need the operator role and the control lock, and are audited.
+    "LANXI_CONTROL_EVENTS": ("capture:arm", "capture:start", "capture:stop", "capture:disarm"),
     # What a share link may read (GET only); capture links also get /api/captures/<their id>.
     "LANXI_SHARE_LIVE_PATHS": (
         "/",
@@ -193,6 +195,7 @@ class AccessControl:
         self._ended: dict[str, float] = {}  # logged-out session nonces → when they expire anyway
         self._ended_lock = threading.Lock()
         self.socketio: Any = None
+        self.guarded_events: set[str] = set()
         self._sweeper_running = False
         self._sweeper_lock = threading.Lock()
 
@@ -232,6 +235,53 @@ class AccessControl:
             share = self.shares.active(share_id)
             return Identity(role="viewer", share=share) if share is not None else None
         return None
+
+    def guard_control_events(self, socketio: Any) -> None:
+        """Control lock and audit for the configured Socket.IO control events, whoever
+        registered their handlers: each handler is wrapped once, where python-socketio keeps it.
+        """
+        handlers = socketio.server.handlers.get("/", {})
+        for event in self.app.config["LANXI_CONTROL_EVENTS"]:
+            handler = handlers.get(event)
+            if handler is None or getattr(handler, "_lanxi_guarded", False):
+                continue
+            guarded = self._guarded(socketio, event, handler)
+            socketio.server.on(event, guarded, namespace="/")
+            self.guarded_events.add(event)
+
+    def _guarded(self, socketio: Any, event: str, handler: Callable[..., Any]) -> Any:
+        action = event.replace(":", "-")
+
+        def guarded(sid: str, *args: Any) -> Any:
+            environ = socketio.server.get_environ(sid, namespace="/") or {}
+            addr = environ.get("REMOTE_ADDR")
+            with self.app.request_context(environ):
+                ident = self.identity_of(self.session_of_environ(environ))
+                if ident is not None and ident.share is not None and ident.share.scope != "live":
+                    ident = None
+                refusal = _control_refusal(ident)
+            actor = ident.actor if ident else "anonymous"
+            if refusal is not None:
+                status, message, snapshot = refusal
+                if status != 401:
+                    self.audit_log.append(action, actor, via="socket", ok=False, status=status,
+                                          error=message, addr=addr)  # fmt: skip
+                body: dict[str, Any] = {"ok": False, "error": message, "status": status}
+                if snapshot is not None:
+                    body["control"] = snapshot
+                socketio.emit(AUTH_ERROR_EVENT, body, to=sid)
+                return body
+            result = handler(sid, *args)
+            ok = result.get("ok", True) if isinstance(result, dict) else True
+            details: dict[str, Any] = {"via": "socket", "ok": bool(ok), "addr": addr}
+            small = _small_body(args[0] if args else None)
+            if small:
+                details["body"] = small
+            self.audit_log.append(action, actor, **details)
+            return result
+
+        guarded._lanxi_guarded = True  # type: ignore[attr-defined]
+        return guarded
 
     def drop_stale_holder(self) -> None:
         """Free control held by a user removed or demoted (e.g. by the ``user`` command)."""
@@ -490,6 +540,10 @@ def socket_require_control(action: str) -> Callable[[Callable[..., Any]], Callab
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         @wraps(handler)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
+            ac = access_or_none()
+            event = (getattr(request, "event", None) or {}).get("message")
+            if ac is not None and event in ac.guarded_events:
+                return handler(*args, **kwargs)  # the server-level guard has done it all
             ident = identity()
             if socket_role() is None:
                 ident = None
@@ -797,6 +851,7 @@ def init_socketio(socketio: Any, app: Flask | None = None) -> None:
         return original(eio_sid, environ) if original else None
 
     eio.on("connect", gate)
+    ac.guard_control_events(socketio)
 
 
 def _handshake_refusal(app: Flask, ac: AccessControl, environ: dict[str, Any]) -> str | None:
@@ -856,8 +911,13 @@ def _share_permits(share: Share) -> bool:
 
 
 def _ensure_socket_gate(ac: AccessControl) -> None:
-    if ac.socketio is None and "socketio" in current_app.extensions:
-        init_socketio(current_app.extensions["socketio"], current_app._get_current_object())  # type: ignore[attr-defined]
+    socketio = current_app.extensions.get("socketio")
+    if socketio is None:
+        return
+    if ac.socketio is None:
+        init_socketio(socketio, current_app._get_current_object())  # type: ignore[attr-defined]
+    # Handlers may be registered after init_socketio (create_app registers them last).
+    ac.guard_control_events(socketio)
 
 
 def _gate() -> Any:
