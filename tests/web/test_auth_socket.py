@@ -258,3 +258,16 @@ def test_socket_control_events_respect_the_control_lock_and_are_audited(app, orc
     ]
     start = next(e for e in entries if e.get("via") == "socket")
     assert start["body"] == {"name": "Run", "duration_s": 1}
+
+
+def test_every_viewer_is_told_who_holds_control(app):
+    add_rig(app)
+    viewer = sio_client(app, login(app, "vic"))
+    viewer.get_received()
+    olga = login(app, "olga")
+    assert send(olga, "POST", "/api/auth/control/request").get_json()["granted"] is True
+    pushed = [p["args"][0] for p in viewer.get_received() if p["name"] == "control-lock"]
+    assert pushed[-1]["holder"]["user"] == "olga" and pushed[-1]["enabled"] is True
+    send(olga, "POST", "/api/auth/control/release")
+    pushed = [p["args"][0] for p in viewer.get_received() if p["name"] == "control-lock"]
+    assert pushed[-1]["holder"] is None

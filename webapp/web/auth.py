@@ -114,6 +114,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 AUTH_ERROR_EVENT = "auth_error"
+CONTROL_EVENT = "control-lock"  # pushed to every socket when the control lock changes
 
 DEFAULTS: dict[str, Any] = {
     # "auto": Secure cookies when the request came over https (directly, or per
@@ -852,6 +853,10 @@ def init_socketio(socketio: Any, app: Flask | None = None) -> None:
 
     eio.on("connect", gate)
     ac.guard_control_events(socketio)
+    # Everybody sees who holds control, as it changes.
+    ac.control.subscribe(
+        lambda snapshot: socketio.emit(CONTROL_EVENT, {"enabled": ac.enabled, **snapshot})
+    )
 
 
 def _handshake_refusal(app: Flask, ac: AccessControl, environ: dict[str, Any]) -> str | None:
