@@ -52,7 +52,7 @@ class SignalReport:
 
     @property
     def period_ticks(self) -> int:
-        k, l, m, n, count = self.descriptors["period_time"]  # type: ignore[misc]
+        k, l, m, n, count = self.descriptors["period_time"]  # type: ignore[misc]  # noqa: E741
         divisor = (2**k) * (3**l) * (5**m) * (7**n)
         ticks, rem = divmod(count << 32, divisor)
         if rem:
@@ -237,7 +237,9 @@ def check_file(path: str | Path, keep_values: bool = False) -> StreamReport:
     return check_stream(Path(path).read_bytes(), keep_values)
 
 
-def tone_phase(values: np.ndarray, sample_rate: float, frequency: float, t0_seconds: float) -> float:
+def tone_phase(
+    values: np.ndarray, sample_rate: float, frequency: float, t0_seconds: float
+) -> float:
     """Phase (radians, at absolute time 0 of the whole-second grid) of a tone in a signal whose
     first sample is at ``t0_seconds`` — equal across modules that sample the same tone in sync."""
     t = t0_seconds + np.arange(len(values)) / sample_rate

@@ -65,15 +65,15 @@ class Api:
         self.ok("put", "/open", json={"performTransducerDetection": False, "singleModule": single})
         self.ok("put", "/create")
         setup = self.ok("get", "/channels/input/default").json()
-        for ch in setup["channels"]:
-            ch["destinations"] = [destination]
-            ch.update(channel)
         self.ok("post", "/channels/input/all/transducers/detect")
         self.wait_for("transducerDetectionActive", False)
-        for ch, t in zip(setup["channels"], self.ok("get", "/channels/input/all/transducers").json(), strict=True):
+        found = self.ok("get", "/channels/input/all/transducers").json()
+        for ch, t in zip(setup["channels"], found, strict=True):
+            ch["destinations"] = [destination]
             if t is not None:
                 ch["transducer"] = t
                 ch["ccld"] = t["requiresCcld"]
+            ch.update(channel)
         self.ok("put", "/channels/input", json=setup)
         return setup
 

@@ -57,7 +57,7 @@ class EmulatedModule:
         self.port: int = self.http.server_address[1]
         self._thread = threading.Thread(
             target=self.http.serve_forever,
-            kwargs={"poll_interval": 0.25},
+            kwargs={"poll_interval": 0.1},
             name=f"{self.emulator.name}-http",
             daemon=True,
         )
@@ -162,15 +162,25 @@ class EmulatedRig:
         return [m.address for m in self.modules]
 
     def stop(self) -> None:
-        for m in self.modules:
-            with contextlib.suppress(Exception):
-                m.stop()
+        # In parallel: each module's servers take a moment to notice the shutdown.
+        threads = [threading.Thread(target=_stop_quietly, args=(m,)) for m in self.modules]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(5.0)
 
     def __enter__(self) -> EmulatedRig:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _stop_quietly(module: EmulatedModule) -> None:
+    try:
+        module.stop()
+    except Exception:  # a module that fails to stop must not keep the others running
+        log.exception("stopping %s failed", module.emulator.name)
 
 
 def _type_list(types: Sequence[str] | str | None, n: int) -> list[str]:

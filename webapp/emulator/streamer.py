@@ -179,6 +179,8 @@ class StreamPort:
             self._closed = True
             self.end_session()
         with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes a blocked accept() at once
+        with contextlib.suppress(OSError):
             self._listener.close()
 
     def join(self, timeout: float = 2.0) -> None:
@@ -283,7 +285,7 @@ class StreamPort:
         if s.conn is not None and s.conn.dead:
             s.conn = None
             s.interpreted = False
-            s.overrun_pending = True
+            s.overrun_pending = s.overrun_pending or s.cursor > 0
         if s.conn is None:
             self._attach(s)
             if s.conn is None:
