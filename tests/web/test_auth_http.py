@@ -571,3 +571,12 @@ def test_control_held_by_a_user_removed_elsewhere_is_freed(app, data_dir, orches
     UserStore(data_dir).set_role("olga", "viewer")  # `lanxi-dashboard user role olga viewer`
     assert otto.get("/api/auth/control").get_json()["holder"] is None
     assert send(otto, "POST", "/api/capture/disarm").status_code == 202
+
+
+@pytest.mark.parametrize("name", ["../../users", "a/b", "a\\b", ".hidden", "x\x00y", "C:evil"])
+def test_unsafe_capture_names_are_refused_before_anything_starts(app, orchestrator, name):
+    add_rig(app)
+    op = login(app, "olga")
+    r = send(op, "POST", "/api/capture/start", {"name": name, "duration_s": 1})
+    assert r.status_code == 400 and r.get_json()["field"] == "name"
+    assert orchestrator.calls == []

@@ -28,7 +28,7 @@ from webapp.web.safepaths import safe_capture_file, safe_name
     [
         ("My Measurement", "My Measurement"),
         ("  Run   7 ", "Run 7"),
-        ("Prøve_1.b-2", "Prøve_1.b-2"),
+        ("Run_1.b-2", "Run_1.b-2"),
         ("x" * 100, "x" * 100),
     ],
 )
@@ -53,6 +53,7 @@ def test_safe_name_keeps_good_names(raw, clean):
         ("a:b", "':'"),
         ("a%2fb", "'%'"),
         ("<script>", "'<'"),
+        ("Prøve", "'ø'"),
     ],
 )
 def test_safe_name_rejects_with_a_message(raw, words):

@@ -28,9 +28,10 @@ _WINDOWS_RESERVED = frozenset(
 def safe_name(name: str) -> str:
     """A capture name fit for file and folder names, or ValueError saying what is wrong.
 
-    Letters, digits, space and ``._-`` (docs/capture-format.md), no leading dot or dash, at most
-    100 characters. Surrounding white space is dropped and inner runs of white space become one
-    space; Unicode is normalised (NFC) so the same name always gives the same bytes.
+    ASCII letters and digits, space and ``._-`` (docs/capture-format.md, and what the capture
+    settings accept), no leading dot or dash (a file name that reads as an option), at most 100
+    characters. Surrounding white space is dropped and inner runs of white space become one
+    space.
     """
     if not isinstance(name, str):
         raise ValueError("the capture name must be text")
@@ -39,11 +40,13 @@ def safe_name(name: str) -> str:
         raise ValueError("the capture name is empty")
     if len(cleaned) > MAX_NAME:
         raise ValueError(f"the capture name is longer than {MAX_NAME} characters")
-    bad = sorted({c for c in cleaned if not (c.isalnum() or c in _NAME_PUNCTUATION)})
+    bad = sorted(
+        {c for c in cleaned if not ((c.isascii() and c.isalnum()) or c in _NAME_PUNCTUATION)}
+    )
     if bad:
         shown = " ".join(repr(c) for c in bad)
         raise ValueError(
-            f"the capture name may hold letters, digits, space and . _ - only, not {shown}"
+            f"the capture name may hold ASCII letters, digits, space and . _ - only, not {shown}"
         )
     if cleaned[0] in ".-":
         raise ValueError("the capture name must not start with a dot or a dash")
