@@ -7,6 +7,7 @@ The async mode therefore stays one setting, chosen in ``webapp.cli`` alone.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,8 @@ T = TypeVar("T")
 
 def eventlet_active() -> bool:
     """True once the entry point has monkey-patched the standard library with eventlet."""
+    if "eventlet" not in sys.modules:  # not imported, so not patched (and no import cost)
+        return False
     try:
         import eventlet.patcher
     except ImportError:  # pragma: no cover - eventlet is a dependency

@@ -618,7 +618,7 @@ class Orchestrator:
             )
             m.channels = enabled_channel_numbers(m.setup)
 
-        _parallel(s.modules, configure)
+        self._each(s, step.order, configure)
         self._each(s, step.order, lambda m: m.client.put_setup(m.setup))
         assert step.wait is not None
         self._await(s, step.wait)
@@ -861,6 +861,9 @@ class Orchestrator:
             if not getattr(exc, "reported", False):
                 self._publish(_error_event(exc, reason))
                 exc.reported = True  # type: ignore[attr-defined]
+            for m in s.modules:
+                for r in m.receivers:
+                    r.expect_end = True  # from here on a closing stream is part of the wind-down
             if s.measuring:
                 # Stop every module now (best effort) so the others' files end cleanly.
                 self._best_effort_each(s, Order.MASTER_LAST, "stop_measurement", lambda m: True)
