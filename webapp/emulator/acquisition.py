@@ -23,7 +23,9 @@ from webapp.openapi.model import ChannelSetup, enabled_channels
 from webapp.openapi.stream import SignalInterpretation, encode_interpretation, encode_signal_data
 
 OVERLOAD_GAIN = 8
-"""How much an injected analog overload amplifies a signal before the converter clips it."""
+OVERLOAD_PEAK = 2.0
+"""An injected analog overload amplifies a signal at least OVERLOAD_GAIN times and so that its
+peak reaches OVERLOAD_PEAK times full scale, so the converter really clips it."""
 
 
 class Variant(Enum):
@@ -59,7 +61,9 @@ class SignalPlan:
 
     def _raw(self, variant: Variant) -> np.ndarray:
         if variant is Variant.OVERLOAD:
-            wide = self.raw.astype(np.int64) * OVERLOAD_GAIN
+            peak = max(1, int(np.max(np.abs(self.raw))))
+            gain = max(OVERLOAD_GAIN, OVERLOAD_PEAK * FULL_SCALE / peak)
+            wide = np.rint(self.raw.astype(np.float64) * gain)
             return np.clip(wide, -FULL_SCALE, FULL_SCALE - 1).astype(np.int32)
         if variant is Variant.DEAD:
             return np.zeros_like(self.raw)

@@ -246,8 +246,6 @@ class ModuleEmulator:
                 if mono >= deadline:
                     self._expiries.remove((deadline, fault))
                     self._set_fault(fault, False, "duration over")
-                else:
-                    deadlines.append(deadline)
             if self.detect_until is not None:
                 if mono >= self.detect_until:
                     self.detect_until = None
@@ -297,6 +295,8 @@ class ModuleEmulator:
                     deadlines.append(mono + (next_second - now) / TICKS_PER_SECOND)
             elif m is not None and m.stop_tick is None:
                 deadlines.append(mono + 1.0)
+            # Faults set above may have added expiries: collect them last.
+            deadlines.extend(deadline for deadline, _fault in self._expiries)
             if changed:
                 self._changed()
             return min(deadlines) if deadlines else None
