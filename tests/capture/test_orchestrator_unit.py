@@ -155,6 +155,9 @@ def test_synchronized_capture_runs_the_tutorial_sequence_in_order(rig: FakeRig, 
     assert levels and {lv["channel"] for lv in levels[-1].levels} == {1, 2, 3, 4}
     waves = rec.kinds("waveform")
     assert waves and waves[0].sample_rate == 8192
+    assert {(w.module, w.channel) for w in waves} == {
+        (a, c) for a in (A, B, C) for c in (1, 2, 3, 4)
+    }
     stats = [e for e in rec.kinds("stream-stats") if e.module == A]
     assert stats[-1].bytes_received == rig.modules[A].sent_bytes
 
@@ -426,7 +429,9 @@ def test_faults_and_data_quality_are_reported_once_per_change(rig: FakeRig, tmp_
 def test_waveform_follows_the_selected_channel(rig: FakeRig, tmp_path: Path):
     rig.add(A)
     rig.add(B)
-    orch, rec = make(rig, tmp_path)
+    bus = EventBus()
+    rec = Recorder(bus)
+    orch = Orchestrator(bus, tmp_path, client_factory=rig.client, waveforms="selected")
     orch.select_waveform(B, 3)
     orch.start(settings(A, B, duration_s=0.3))
     assert orch.wait(20)

@@ -78,7 +78,8 @@ class LiveModule:
         self.levels_enabled = levels
         self.levels_interval_s = levels_interval_s
         self.stats_interval_s = stats_interval_s
-        self.waveform_channel: int | None = None
+        self.waveform_channels: frozenset[int] | None = None
+        """Channels whose blocks also go out as Waveform events; None means every channel."""
         self._lock = threading.Lock()
         self._levels: dict[int, dict[str, Any]] = {}
         self._validity: dict[int, int] = {}
@@ -113,7 +114,8 @@ class LiveModule:
         }
         with self._lock:
             self._levels[channel] = entry
-        if channel == self.waveform_channel and sample_rate:
+        wanted = self.waveform_channels
+        if sample_rate and (wanted is None or channel in wanted):
             reduced, factor = decimate(values)
             self._publish(
                 Waveform(

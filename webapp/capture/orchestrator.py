@@ -196,11 +196,18 @@ class Orchestrator:
         client_factory: Callable[[str], ModuleClient] = ModuleClient,
         *,
         live_levels: bool = True,
+        waveforms: str = "all",
     ) -> None:
+        if waveforms not in ("all", "selected", "none"):
+            raise ValueError(f"waveforms must be 'all', 'selected' or 'none', not {waveforms!r}")
         self.bus = bus
         self.data_dir = Path(data_dir)
         self.client_factory = client_factory
         self.live_levels = live_levels
+        self.waveforms = waveforms
+        """Which channels emit Waveform events (one decimated block per channel about five
+        times a second, from the blocks already decoded for the levels): "all" channels, the
+        "selected" one (:meth:`select_waveform`), or "none"."""
         self.phase: Phase = Phase.IDLE
         self.current_capture_id: str | None = None
         self.last_capture_id: str | None = None
@@ -266,13 +273,14 @@ class Orchestrator:
         return out
 
     def select_waveform(self, module: str | None, channel: int | None) -> None:
-        """Which channel the live Waveform events show (default: the master's first channel)."""
+        """With ``waveforms="selected"``: the one channel whose Waveform events are emitted
+        (default: the master's first channel). Ignored with ``"all"`` and ``"none"``."""
         self._waveform = (module, channel)
         s = self._session
         if s is not None:
             for m in s.modules:
                 if m.live is not None:
-                    m.live.waveform_channel = self._waveform_channel_for(s, m)
+                    m.live.waveform_channels = self._waveform_channels_for(s, m)
 
     # --- public commands --------------------------------------------------------------------
 
@@ -891,13 +899,18 @@ class Orchestrator:
             signals=[{"signal_id": i + 1, "channel": c} for i, c in enumerate(m.channels)],
         )
 
-    def _waveform_channel_for(self, s: Session, m: ModuleRun) -> int | None:
+    def _waveform_channels_for(self, s: Session, m: ModuleRun) -> frozenset[int] | None:
+        if self.waveforms == "all":
+            return None
+        if self.waveforms == "none":
+            return frozenset()
         module, channel = self._waveform
         if module is None:
-            return (m.channels[0] if m.channels else None) if m is s.master else None
+            first = m.channels[:1] if m is s.master else []
+            return frozenset(first)
         if module != m.address:
-            return None
-        return channel if channel is not None else (m.channels[0] if m.channels else None)
+            return frozenset()
+        return frozenset([channel] if channel is not None else m.channels[:1])
 
     def _connect_streams(
         self, s: Session, pending: PendingCapture, capture: store.CaptureRecord
@@ -907,7 +920,7 @@ class Orchestrator:
             m.receivers = []
             m.faults = {}
             m.live = LiveModule(m.address, self._publish, levels=self.live_levels)
-            m.live.waveform_channel = self._waveform_channel_for(s, m)
+            m.live.waveform_channels = self._waveform_channels_for(s, m)
         for m in s.modules:
             record = capture.modules[m.number - 1]
             record.setup, record.transducers = m.setup, m.transducers
