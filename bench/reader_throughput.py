@@ -1,0 +1,177 @@
+"""Capture reader throughput beside a plain read of the same files, and its peak memory.
+
+Synthesises a multi-module capture (default 4 modules × 4 channels at 131072 S/s, 256 MB of
+stream files) into a temporary folder, then, in the same run:
+
+* plain read: every file read front to back into one reused 4 MiB buffer (the I/O limit);
+* reader: ``Capture.open`` (index every message) and every channel of every module read as
+  calibrated float32 arrays through ``iter_windows`` (what the exports do), in a child process
+  whose peak resident memory (ru_maxrss) and peak Python/numpy heap (tracemalloc) are reported.
+
+Both are measured cold (the files' pages dropped from the kernel's cache with
+``posix_fadvise(DONTNEED)`` first: the case of a capture larger than memory, read from disk)
+and warm (pages cached: the plain read is then a memory copy). The temporary folder is removed
+at the end. Usage: python bench/reader_throughput.py [--mb 256] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from webapp.analysis.reader import Capture  # noqa: E402
+from webapp.analysis.synthetic import (  # noqa: E402
+    SynthChannel,
+    SynthModule,
+    calibrator_channel,
+    write_capture,
+)
+
+RATE = 131072
+BYTES_PER_SECOND_PER_CHANNEL = RATE * 3 * (12324 / 12288)
+
+
+def synthesise(folder: Path, mb: float, modules: int, channels: int) -> None:
+    seconds = mb * 1e6 / (BYTES_PER_SECOND_PER_CHANNEL * modules * channels)
+    mods = []
+    for m in range(1, modules + 1):
+        chans = [calibrator_channel(1)] + [
+            SynthChannel(c, "tone", frequency=100 * c + m, amplitude=1.0)
+            for c in range(2, channels + 1)
+        ]
+        mods.append(SynthModule(m, chans))
+    write_capture(folder, mods, seconds=seconds, sample_rate=RATE, name="bench")
+
+
+def files_of(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.stream"))
+
+
+def evict(paths: list[Path]) -> None:
+    """Drop the files' pages from the kernel's cache (they are clean: written and synced)."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def plain_read(paths: list[Path]) -> float:
+    buf = bytearray(1 << 22)
+    start = time.perf_counter()
+    for p in paths:
+        with open(p, "rb", buffering=0) as f:
+            while f.readinto(buf):
+                pass
+    return time.perf_counter() - start
+
+
+def read_capture(folder: Path) -> tuple[float, int]:
+    start = time.perf_counter()
+    samples = 0
+    with Capture.open(folder) as cap:
+        for window in cap.iter_windows(chunk=1 << 18, dtype=np.float32, reuse=True):
+            for _i0, values in window.parts.values():
+                samples += len(values)
+    return time.perf_counter() - start, samples
+
+
+def child(folder: Path, cold: bool, heap: bool) -> None:
+    if cold:
+        evict(files_of(folder))
+    if heap:
+        tracemalloc.start()
+    seconds, samples = read_capture(folder)
+    peak_heap = tracemalloc.get_traced_memory()[1] if heap else None
+    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps({"seconds": seconds, "samples": samples, "rss_kib": rss_kib, "heap": peak_heap})
+    )
+
+
+def run_child(folder: Path, cold: bool, heap: bool = False) -> dict:
+    cmd = [sys.executable, __file__, "--child", str(folder)]
+    cmd += ["--cold"] if cold else []
+    cmd += ["--heap"] if heap else []
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mb", type=float, default=256.0, help="size of the capture (>= 200)")
+    parser.add_argument("--modules", type=int, default=4)
+    parser.add_argument("--channels", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N for each figure")
+    parser.add_argument("--dir", help="parent folder for the temporary capture")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--heap", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(Path(args.child), args.cold, args.heap)
+        return
+
+    tmp = Path(tempfile.mkdtemp(prefix="lanxi-bench-", dir=args.dir))
+    try:
+        t = time.perf_counter()
+        synthesise(tmp, args.mb, args.modules, args.channels)
+        paths = files_of(tmp)
+        total = sum(p.stat().st_size for p in paths)
+        mb = total / 1e6
+        print(
+            f"capture: {mb:.1f} MB in {len(paths)} files ({args.modules} modules × "
+            f"{args.channels} channels at {RATE} S/s), synthesised in {time.perf_counter() - t:.1f} s"
+        )
+        rows = []
+        for cold in (True, False):
+            plain = []
+            reader = []
+            for _ in range(args.repeat):
+                if cold:
+                    evict(paths)
+                else:
+                    plain_read(paths)  # make sure every page is cached
+                plain.append(plain_read(paths))
+                if not cold:
+                    plain_read(paths)
+                reader.append(run_child(tmp, cold)["seconds"])
+            rows.append((cold, mb / min(plain), mb / min(reader)))
+        mem = run_child(tmp, cold=False, heap=True)
+        rss = run_child(tmp, cold=True)
+        print(f"{'':6} {'plain read':>14} {'reader':>14} {'reader/plain':>13}")
+        for cold, p, r in rows:
+            label = "cold" if cold else "warm"
+            print(f"{label:6} {p:9.0f} MB/s {r:9.0f} MB/s {r / p:12.2f}x")
+        samples = mem["samples"]
+        print(
+            f"reader output: {samples / 1e6:.1f} M calibrated float32 samples "
+            f"({samples * 4 / 1e6:.0f} MB) per pass"
+        )
+        print(
+            f"peak memory of the reader process: heap {mem['heap'] / 1e6:.1f} MB (tracemalloc), "
+            f"resident {rss['rss_kib'] / 1024:.1f} MiB (ru_maxrss, cold pass; includes the "
+            "interpreter and numpy)"
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
