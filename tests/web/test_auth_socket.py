@@ -36,11 +36,25 @@ def data_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def app(data_dir, bus, orchestrator):
     # Sockets of a link revoked in another process are found by a periodic sweep; make it quick.
-    return secure_app(data_dir, bus, orchestrator, LANXI_SOCKET_RECHECK_S=0.02)
+    app = secure_app(data_dir, bus, orchestrator, LANXI_SOCKET_RECHECK_S=0.05)
+    app.test_sockets = []
+    yield app
+    # The sweep runs while sockets are open; a real server's may outlive the test.
+    for client in app.test_sockets:
+        if client.is_connected():
+            client.disconnect()
+    ac = app.extensions[auth.EXTENSION]
+    ac.stop()
+    deadline = time.monotonic() + 5
+    while ac._sweeper_running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not ac._sweeper_running
 
 
 def sio_client(app, http_client=None):
-    return app.extensions["lanxi"].socketio.test_client(app, flask_test_client=http_client)
+    client = app.extensions["lanxi"].socketio.test_client(app, flask_test_client=http_client)
+    app.test_sockets.append(client)
+    return client
 
 
 def wait_until(predicate, timeout: float = 5.0) -> None:

@@ -199,6 +199,7 @@ class AccessControl:
         self.guarded_events: set[str] = set()
         self._sweeper_running = False
         self._sweeper_lock = threading.Lock()
+        self._stopped = threading.Event()
 
     # sessions ------------------------------------------------------------------------------
 
@@ -325,9 +326,13 @@ class AccessControl:
                     dropped += 1
         return dropped
 
+    def stop(self) -> None:
+        """Stop the socket sweep for good (the server is shutting down; tests)."""
+        self._stopped.set()
+
     def start_sweeper(self) -> None:
         sio = self.socketio
-        if sio is None or not self.enabled:
+        if sio is None or not self.enabled or self._stopped.is_set():
             return
         with self._sweeper_lock:
             if self._sweeper_running:
@@ -349,8 +354,8 @@ class AccessControl:
         interval = float(self.app.config["LANXI_SOCKET_RECHECK_S"])
         try:
             while True:
-                self.socketio.sleep(interval)
-                if not self._any_sockets():
+                # A stdlib Event: green under eventlet's monkey patching, and ``stop`` wakes it.
+                if self._stopped.wait(interval) or not self._any_sockets():
                     return
                 try:
                     self.sweep_sockets()
