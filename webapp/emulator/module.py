@@ -17,6 +17,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,8 @@ from webapp.openapi.stream import Validity
 log = logging.getLogger(__name__)
 
 FIRMWARE = "2.10.0.501"
-MAX_LEVEL_UPDATES = 1.0  # seconds between rms/peak refreshes while recording
+FIN_LINGER_SECONDS = 0.05
+"""After a stream's end of file went out: time for the reader to see it before the stop answer."""
 
 
 @dataclass
@@ -801,25 +803,31 @@ class ModuleEmulator:
             self._end_group(group)
 
     def _end_group(self, group: TriggerGroup) -> None:
-        """The last module of a trigger group stopped: once every member's final blocks are on
-        their way (and, with several modules, readers had time to drain them), close the
-        connections. A client reading all modules in one loop thus sees every stream end only
-        after it has received all of them."""
+        """The last module of a trigger group stopped: end every member's stream.
+
+        HBK's tutorial clients read all modules in one thread that returns at the first end of
+        file, and close their sockets right after the stop answer. So: first every member's
+        final blocks go out; with several modules the readers get time to drain them before
+        any connection is closed; then the connections are closed; and the stop is answered
+        only a moment after that, so the reader has seen the end before its socket is closed.
+        """
         members = list(group.members)
+        limit = max(2.0, self.options.buffer_seconds)
+        _wait_until(lambda: all(m._stream_state(group)[0] for m in members), limit)
         if len(members) > 1:
-            deadline = time.monotonic() + max(2.0, self.options.buffer_seconds)
-            while time.monotonic() < deadline and not all(m._drained(group) for m in members):
-                time.sleep(0.01)
             time.sleep(self.options.stop_linger_seconds)
         for member in members:
             member._allow_fin(group)
+        _wait_until(lambda: all(m._stream_state(group)[1] for m in members), limit)
+        time.sleep(FIN_LINGER_SECONDS)
 
-    def _drained(self, group: TriggerGroup) -> bool:
+    def _stream_state(self, group: TriggerGroup) -> tuple[bool, bool]:
+        """(final data handed over, connections closed) for this member's group streams."""
         with self.cond:
             m = self.measurement
             if m is None or m.group is not group:
-                return True
-            return all(p.drained() for p in self.ports)
+                return True, True
+            return all(p.drained() for p in self.ports), all(p.ended() for p in self.ports)
 
     def _allow_fin(self, group: TriggerGroup) -> None:
         with self.cond:
@@ -1009,6 +1017,15 @@ class ModuleEmulator:
                     ],
                 },
             }
+
+
+def _wait_until(condition: Callable[[], bool], limit: float) -> bool:
+    deadline = time.monotonic() + limit
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 def wake_all(modules: list[ModuleEmulator]) -> None:

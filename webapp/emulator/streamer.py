@@ -199,6 +199,11 @@ class StreamPort:
             return False
         return s.cursor >= total or s.conn is None or s.conn.dead
 
+    def ended(self) -> bool:
+        """The current measurement's connection has been closed (or there is none to close)."""
+        s = self.session
+        return s is None or s.done or s.conn is None or s.conn.dead
+
     # --- threads ---------------------------------------------------------------------------
 
     def _accept_loop(self) -> None:
