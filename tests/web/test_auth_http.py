@@ -181,7 +181,10 @@ def test_csrf_token_is_bound_to_the_session(app, orchestrator):
 def test_login_itself_needs_the_csrf_token(app):
     client = app.test_client()
     r = client.post("/login", data={"username": "ada", "password": PASSWORD})
-    assert r.status_code == 403
+    assert r.status_code == 403 and b"login form expired" in r.data
+    assert client.get("/api/state").status_code == 401
+    r = client.post("/login", json={"username": "ada", "password": PASSWORD})
+    assert r.status_code == 403 and "CSRF" in r.get_json()["error"]
     assert client.get("/api/state").status_code == 401
 
 

@@ -327,3 +327,9 @@ def test_user_command(monkeypatch, capsys, tmp_path):
     assert code == 0 and not UserStore(tmp_path / "data").any()
     actions = [e["action"] for e in AuditLog(tmp_path / "data").tail()]
     assert actions == ["user-add", "share-create", "share-revoke", "user-password", "user-remove"]
+
+
+def test_transport_warning_for_plain_http_off_the_loopback():
+    assert auth.transport_warning("127.0.0.1", tls=False) is None
+    assert auth.transport_warning("0.0.0.0", tls=True) is None
+    assert "unencrypted" in auth.transport_warning("0.0.0.0", tls=False)

@@ -52,6 +52,7 @@ from flask import (
     has_request_context,
     jsonify,
     redirect,
+    render_template,
     request,
     session,
     url_for,
@@ -102,6 +103,7 @@ __all__ = [
     "socket_require_control",
     "socket_require_role",
     "socket_role",
+    "transport_warning",
     "trust_proxy",
     "users_configured",
 ]
@@ -747,6 +749,17 @@ def bind_refusal(host: str, data_dir: Path) -> str | None:
     )
 
 
+def transport_warning(host: str, tls: bool) -> str | None:
+    """A warning for ``serve`` to print when logins would cross the network in clear text."""
+    if tls or is_loopback(host):
+        return None
+    return (
+        f"serving plain HTTP on {host or 'all addresses'}: passwords and session cookies cross "
+        "the network unencrypted. Use --certfile/--keyfile, or a TLS reverse proxy in front of "
+        "a loopback address (docs/security.md)."
+    )
+
+
 def init_app(
     app: Flask,
     data_dir: Path,
@@ -948,6 +961,12 @@ def _gate() -> Any:
     csrf_refusal = "CSRF check failed: missing or wrong X-CSRF-Token, or another site"
     if request.endpoint in PUBLIC_ENDPOINTS:
         if unsafe and not (same_origin() and csrf_ok()):
+            if request.endpoint == "lanxi_auth.login" and not request.is_json:
+                # A login form left open longer than the session lives: a new form, not JSON.
+                page = render_template(
+                    "login.html", next="/", error="the login form expired; please try again"
+                )
+                return page, 403
             return refuse(403, csrf_refusal)
         return None
     ident = identity()
