@@ -101,6 +101,36 @@ def select(
     return Selection(keys, t0, t1, trim)
 
 
+def check(cap: Capture, sel: Selection, fmt: str, per: str = "module") -> None:
+    """Raise ExportError now for an export the format cannot hold (before writing anything)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    if fmt == "wav":
+        if per not in ("module", "channel"):
+            raise ExportError("WAV files are made per module or per channel")
+        if per == "module":
+            for number in sorted({cap.channel(k).module for k in sel.keys}):
+                _grid(cap, [k for k in sel.keys if cap.channel(k).module == number], "a WAV file")
+    elif fmt == "csv":
+        tps, phase = _grid(cap, sel.keys, "CSV")
+        t0 = sel.start + (phase - sel.start) % tps
+        values = -(-(sel.end - t0) // tps) * (len(sel.keys) + 1)
+        if values > CSV_MAX_VALUES:
+            raise ExportError(
+                f"CSV is for short captures: this selection has {values:,} values "
+                f"(limit {CSV_MAX_VALUES:,}). Use --format hdf5 or wav, or cut a span with "
+                "--start/--duration or fewer channels with --channels"
+            )
+    elif fmt in ("mat", "uff"):
+        _check_in_memory(cap, sel, fmt.upper())
+        samples = sum(hi - lo for lo, hi in (sel.range(cap, k) for k in sel.keys))
+        if fmt == "uff" and samples > UFF_MAX_SAMPLES:
+            raise ExportError(
+                f"UFF export is limited to {UFF_MAX_SAMPLES:,} samples (this selection has "
+                f"{samples:,}): use hdf5, or cut a span with --start/--duration or --channels"
+            )
+
+
 def export(
     cap: Capture,
     fmt: str,
@@ -117,10 +147,9 @@ def export(
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     sel = select(cap, keys, trim, start_s, duration_s)
+    check(cap, sel, fmt, per)
     target = Path(out) if out is not None else Path.cwd()
     if fmt == "wav":
-        if per not in ("module", "channel"):
-            raise ExportError("WAV files are made per module or per channel")
         return write_wav(cap, sel, target, per, progress)
     path = target
     if target.is_dir() or (out is None) or not target.suffix:
@@ -410,7 +439,7 @@ def write_mat(
 ) -> ExportResult:
     import scipy.io
 
-    _check_in_memory(cap, sel, "MAT")
+    check(cap, sel, "mat")
     result = ExportResult()
     ref = cap.start_ticks
     variables: dict[str, Any] = {
@@ -459,16 +488,10 @@ def _mat_name(ch: Channel) -> str:
 def write_csv(
     cap: Capture, sel: Selection, path: Path, progress: Progress | None = None
 ) -> ExportResult:
+    check(cap, sel, "csv")
     tps, phase = _grid(cap, sel.keys, "CSV")
     t0 = sel.start + (phase - sel.start) % tps
     frames = -(-(sel.end - t0) // tps)
-    values = frames * (len(sel.keys) + 1)
-    if values > CSV_MAX_VALUES:
-        raise ExportError(
-            f"CSV is for short captures: this selection has {values:,} values "
-            f"(limit {CSV_MAX_VALUES:,}). Use --format hdf5 or wav, or cut a span with "
-            "--start/--duration or fewer channels with --channels"
-        )
     result = ExportResult()
     ref = cap.start_ticks
     heads = ["time_s"] + [
@@ -510,13 +533,7 @@ def write_uff(
 ) -> ExportResult:
     import pyuff
 
-    _check_in_memory(cap, sel, "UFF")
-    samples = sum(hi - lo for lo, hi in (sel.range(cap, k) for k in sel.keys))
-    if samples > UFF_MAX_SAMPLES:
-        raise ExportError(
-            f"UFF export is limited to {UFF_MAX_SAMPLES:,} samples (this selection has "
-            f"{samples:,}): use hdf5, or cut a span with --start/--duration or --channels"
-        )
+    check(cap, sel, "uff")
     result = ExportResult()
     ref = cap.start_ticks
     if path.exists():

@@ -1,0 +1,334 @@
+// The capture page: integrity report, time plot (min/max envelope when zoomed out, every
+// sample when zoomed in), spectrum of the window shown, data-quality timeline, exports.
+// All data comes from /api/captures/<id>/analysis/...; times are seconds from the capture start.
+"use strict";
+
+(() => {
+  const { el, api } = Dash;
+  const $ = (id) => document.getElementById(id);
+  const page = $("capture-page");
+  const captureId = page.dataset.capture;
+  const base = `/api/captures/${encodeURIComponent(captureId)}/analysis`;
+
+  let info = null;          // channels endpoint
+  let channel = null;       // key of the plotted channel
+  let full = [0, 1];        // whole span in seconds
+  let view = [0, 1];        // window shown
+  let timeReq = 0, specReq = 0;
+  let settingScale = false;
+
+  const fmtS = (s) => (Math.abs(s) >= 100 ? s.toFixed(2) : Math.abs(s) >= 1 ? s.toFixed(4) : s.toFixed(6));
+  const num = (n) => (n === null || n === undefined ? "–" : Number(n).toLocaleString());
+
+  // --- plots ----------------------------------------------------------------------------------
+  function plotSize(node, h) {
+    return { width: Math.max(240, node.clientWidth), height: h };
+  }
+
+  const timePlot = new uPlot({
+    ...plotSize($("time-plot"), 260),
+    scales: { x: { time: false } },
+    series: [
+      { label: "t (s)", value: (u, v) => (v == null ? "–" : fmtS(v)) },
+      { label: "min", stroke: "#0b63c5", width: 1 },
+      { label: "max", stroke: "#0b63c5", width: 1 },
+    ],
+    bands: [{ series: [2, 1], fill: "rgba(11,99,197,0.25)" }],
+    axes: [{ label: "time from capture start (s)" }, { label: "" }],
+    legend: { show: false },
+    cursor: {
+      drag: { x: true, y: false },
+      bind: { dblclick: () => () => { zoomTo(full[0], full[1]); return null; } },
+    },
+    hooks: {
+      setScale: [(u, key) => {
+        if (key !== "x" || settingScale) return;
+        const { min, max } = u.scales.x;
+        if (min == null || max == null) return;
+        view = [min, max];
+        scheduleFetch();
+      }],
+    },
+  }, [[], [], []], $("time-plot"));
+
+  let logF = $("log-f").checked;
+  function makeSpecPlot() {
+    return new uPlot({
+      ...plotSize($("spec-plot"), 240),
+      scales: { x: { time: false, distr: logF ? 3 : 1 } },
+      series: [{ label: "f (Hz)" }, { label: "dB", stroke: "#c0392b", width: 1 }],
+      axes: [{ label: "frequency (Hz)" }, { label: "dB" }],
+      legend: { show: false },
+    }, [[], []], $("spec-plot"));
+  }
+  let specPlot = makeSpecPlot();
+
+  new ResizeObserver(() => {
+    timePlot.setSize(plotSize($("time-plot"), 260));
+    specPlot.setSize(plotSize($("spec-plot"), 240));
+  }).observe($("time-plot"));
+
+  // --- time window ----------------------------------------------------------------------------
+  let fetchTimer = null;
+  function scheduleFetch() {
+    clearTimeout(fetchTimer);
+    fetchTimer = setTimeout(() => {
+      loadTime();
+      loadSpectrum();
+      drawQualityWindow();
+      if ($("exp-window").checked) updateExport();
+    }, 120);
+  }
+
+  function zoomTo(a, b) {
+    const span = full[1] - full[0];
+    let w = Math.max(b - a, 1e-6);
+    if (w > span) w = span;
+    a = Math.min(Math.max(a, full[0]), full[1] - w);
+    view = [a, a + w];
+    scheduleFetch();
+  }
+
+  $("zoom-in").onclick = () => { const c = (view[0] + view[1]) / 2, w = (view[1] - view[0]) / 4; zoomTo(c - w, c + w); };
+  $("zoom-out").onclick = () => { const c = (view[0] + view[1]) / 2, w = view[1] - view[0]; zoomTo(c - w, c + w); };
+  $("pan-left").onclick = () => { const w = view[1] - view[0]; zoomTo(view[0] - w / 2, view[1] - w / 2); };
+  $("pan-right").onclick = () => { const w = view[1] - view[0]; zoomTo(view[0] + w / 2, view[1] + w / 2); };
+  $("zoom-full").onclick = () => zoomTo(full[0], full[1]);
+
+  async function loadTime() {
+    if (!channel) return;
+    const id = ++timeReq;
+    const points = Math.min(4000, Math.max(400, Math.round($("time-plot").clientWidth * 1.5)));
+    const q = new URLSearchParams({ channel, start: view[0], end: view[1], points });
+    let d;
+    try { d = await api("GET", `${base}/data?${q}`); } catch (e) { Dash.showError($("plot-error"), e); return; }
+    if (id !== timeReq) return;  // a newer window was asked for meanwhile
+    Dash.showError($("plot-error"), null);
+    const lo = d.mode === "samples" ? d.values : d.min;
+    const hi = d.mode === "samples" ? d.values : d.max;
+    settingScale = true;
+    timePlot.setData([d.t, lo, hi], false);
+    timePlot.setScale("x", { min: view[0], max: view[1] });
+    settingScale = false;
+    timePlot.axes[1].label = d.unit || "";
+    const res = d.mode === "samples" ? "every sample" : `min/max of ${num(d.bin)} samples per point`;
+    $("window-info").textContent =
+      `${fmtS(view[0])} – ${fmtS(view[1])} s · ${num(d.samples)} samples · ${res}`;
+    page.dataset.timeMode = d.mode;
+  }
+
+  async function loadSpectrum() {
+    if (!channel) return;
+    const id = ++specReq;
+    const q = new URLSearchParams({ channel, start: view[0], end: view[1], nfft: $("nfft").value });
+    let d;
+    try { d = await api("GET", `${base}/spectrum?${q}`); } catch (e) { $("spec-info").textContent = e.message; return; }
+    if (id !== specReq) return;
+    let f = d.freq, db = d.db;
+    if (logF && f.length) { f = f.slice(1); db = db.slice(1); }
+    specPlot.setData([f, db]);
+    specPlot.axes[1].label = d.reference ? `dB re ${d.reference}` : "dB";
+    $("spec-info").textContent = d.segments
+      ? `${num(d.segments)} averages · ${d.resolution_hz.toFixed(2)} Hz lines · peak ${peak(d)}`
+      : "no complete segment in this window";
+  }
+
+  function peak(d) {
+    let best = -1;
+    for (let i = 1; i < d.db.length; i++) if (best < 0 || d.db[i] > d.db[best]) best = i;
+    return best < 0 ? "–" : `${d.db[best].toFixed(2)} dB at ${d.freq[best].toFixed(1)} Hz`;
+  }
+
+  $("nfft").onchange = loadSpectrum;
+  $("log-f").onchange = () => {
+    logF = $("log-f").checked;
+    specPlot.destroy();
+    specPlot = makeSpecPlot();
+    loadSpectrum();
+  };
+
+  // --- channels -------------------------------------------------------------------------------
+  function selectChannel(key) {
+    channel = key;
+    $("channel-select").value = key;
+    for (const n of document.querySelectorAll(".q-label")) n.classList.toggle("selected", n.dataset.key === key);
+    updateExport();
+    scheduleFetch();
+  }
+  $("channel-select").onchange = () => selectChannel($("channel-select").value);
+
+  async function loadChannels() {
+    try { info = await api("GET", `${base}/channels`); } catch (e) { Dash.showError($("page-error"), e); return; }
+    const sel = $("channel-select");
+    sel.replaceChildren(...info.channels.map((c) => el("option", { value: c.key },
+      `${c.key} · ${c.name}${c.unit ? " [" + c.unit + "]" : ""}`)));
+    full = info.span;
+    view = full.slice();
+    if (info.channels.length) selectChannel(info.channels[0].key);
+    $("cap-title").textContent = info.name;
+    loadQuality();
+  }
+
+  // --- quality timeline -----------------------------------------------------------------------
+  let quality = null;
+  function pct(t) { return ((t - quality.start_s) / Math.max(1e-12, quality.end_s - quality.start_s)) * 100; }
+
+  async function loadQuality() {
+    try { quality = await api("GET", `${base}/quality`); } catch (e) { Dash.showError($("page-error"), e); return; }
+    const box = $("quality");
+    box.replaceChildren();
+    for (const c of quality.channels) {
+      const bar = el("div", { class: "q-bar", dataset: { key: c.key } },
+        el("span", { class: "present", style: `left:${pct(c.start_s)}%;width:${pct(c.end_s) - pct(c.start_s)}%` }));
+      const marks = [
+        ...c.intervals.map((iv) => ({ ...iv, cls: iv.flags.includes("invalid") ? "invalid" : iv.flags.includes("overload") ? "overload" : iv.flags.includes("overrun") ? "overrun" : "invalid", text: iv.flags.join(", ") })),
+        ...c.gaps.map((g) => ({ ...g, cls: "gap", text: `${num(g.missing)} samples lost` })),
+      ];
+      for (const m of marks) {
+        bar.append(el("span", {
+          class: `mark ${m.cls}`, title: `${m.text}: ${fmtS(m.start_s)} – ${fmtS(m.end_s)} s`,
+          style: `left:${pct(m.start_s)}%;width:${Math.max(0, pct(m.end_s) - pct(m.start_s))}%`,
+          dataset: { kind: m.cls },
+          onclick: () => {
+            const w = Math.max(m.end_s - m.start_s, (full[1] - full[0]) / 1000);
+            selectChannel(c.key);
+            zoomTo(m.start_s - w, m.end_s + w);
+          },
+        }));
+      }
+      bar.append(el("span", { class: "shown" }));
+      box.append(el("span", { class: "q-label", dataset: { key: c.key }, onclick: () => selectChannel(c.key) }, c.key), bar);
+    }
+    for (const n of document.querySelectorAll(".q-label")) n.classList.toggle("selected", n.dataset.key === channel);
+    drawQualityWindow();
+  }
+
+  function drawQualityWindow() {
+    if (!quality) return;
+    for (const s of document.querySelectorAll(".q-bar .shown")) {
+      s.style.left = `${pct(view[0])}%`;
+      s.style.width = `${Math.max(0, pct(view[1]) - pct(view[0]))}%`;
+    }
+  }
+
+  // --- report ---------------------------------------------------------------------------------
+  async function loadReport() {
+    $("report-json").href = `${base}/report`;
+    let r;
+    try { r = await api("GET", `${base}/report`); } catch (e) {
+      $("verdict").textContent = "report failed";
+      $("verdict").className = "verdict errors";
+      Dash.showError($("page-error"), e);
+      return;
+    }
+    renderReport(r);
+  }
+
+  function renderReport(r) {
+    const c = r.capture;
+    const v = $("verdict");
+    v.textContent = { ok: "all samples accounted for", warnings: "warnings", errors: "problems found" }[r.verdict] || r.verdict;
+    v.className = `verdict ${r.verdict}`;
+    v.dataset.verdict = r.verdict;
+    if (c.outcome) {
+      const o = $("cap-outcome");
+      o.hidden = false;
+      o.textContent = c.outcome;
+      o.className = `badge ${c.outcome}`;
+    }
+    $("cap-meta").replaceChildren(
+      el("span", {}, `start ${c.start_time} UTC`),
+      c.sample_rate ? el("span", {}, `${num(c.sample_rate)} S/s (${c.bandwidth})`) : null,
+      c.recorded_s != null ? el("span", {}, `${Number(c.recorded_s).toFixed(3)} s recorded`) : null,
+      c.streaming ? el("span", {}, c.streaming) : null,
+      c.reason ? el("span", { class: "err" }, c.reason) : null);
+    $("problems").replaceChildren(...r.problems.map((p) =>
+      el("li", { class: p.severity }, el("b", {}, `${p.where}: `), p.message)));
+
+    const s = r.sync;
+    const sync = $("sync");
+    sync.replaceChildren();
+    if (s.common_start_ticks != null) {
+      sync.append(
+        el("div", { class: s.synchronous ? "good" : s.on_grid ? "" : "bad" },
+          s.synchronous ? "Sample-synchronous: every channel's first sample is at the same instant."
+            : s.on_grid ? "Channels start at different samples of one common sample grid (trim aligns them)."
+              : "First samples are NOT on one sample grid."),
+        el("div", { class: "small" }, `Common span ${s.common_start_time} – ${s.common_end_time} UTC: `,
+          `${s.common_duration_s.toFixed(6)} s = `,
+          Object.entries(s.common_samples).map(([rate, n]) => `${num(n)} samples at ${num(rate)} S/s`).join(", ")));
+    }
+    const mb = $("modules-table").querySelector("tbody");
+    mb.replaceChildren(...r.modules.map((m) => el("tr", {},
+      el("td", {}, m.number), el("td", {}, `${m.name} ${m.type}`), el("td", {}, m.role || "–"),
+      el("td", {}, m.address || "–"), el("td", {}, m.first_sample_time || "no samples"),
+      el("td", { class: "num" }, num(m.samples_before_common_start)),
+      el("td", { class: "small" }, m.files.join(", ")))));
+    const cb = $("channels-table").querySelector("tbody");
+    cb.replaceChildren(...r.channels.map((ch) => {
+      const flags = Object.entries(ch.flagged_samples).filter(([k]) => k !== "overrun")
+        .map(([k, n]) => `${k} ${num(n)}`);
+      if (ch.overruns) flags.push(`overrun ×${ch.overruns}`);
+      return el("tr", { dataset: { key: ch.key } },
+        el("td", {}, el("a", { href: "#signals-card", onclick: () => selectChannel(ch.key) }, ch.key)),
+        el("td", {}, ch.name), el("td", {}, ch.unit || "–"), el("td", { class: "num" }, num(ch.sample_rate)),
+        el("td", { class: "num" }, num(ch.samples)),
+        el("td", { class: `num ${ch.lost ? "bad" : ""}` }, num(ch.lost)),
+        el("td", { class: "num" }, num(ch.past_common_end)),
+        el("td", { class: flags.length ? "warn" : "" }, flags.join(", ") || "–"),
+        el("td", { class: "small" }, ch.transducer_label || "–"));
+    }));
+    const fb = $("files-table").querySelector("tbody");
+    fb.replaceChildren(...r.files.map((f) => el("tr", { dataset: { file: f.file } },
+      el("td", {}, f.file), el("td", { class: "num" }, Dash.fmtBytes(f.bytes)),
+      el("td", { class: "num" }, num(f.messages)),
+      el("td", { class: f.checksum === "mismatch" ? "bad" : "" }, f.checksum),
+      el("td", { class: f.truncated_bytes ? "bad" : "" }, f.truncated_bytes ? `${num(f.truncated_bytes)} bytes` : "–"))));
+    $("faults-wrap").hidden = !r.faults.length;
+    $("faults").replaceChildren(...r.faults.map((f) => el("li", { class: f.kind === "error" ? "error" : "warning" },
+      `${f.time ? Dash.fmtTime(f.time) + " " : ""}${f.kind} ${f.module || ""}${f.channel ? " ch" + f.channel : ""}: ${f.detail}`)));
+  }
+
+  // --- export ---------------------------------------------------------------------------------
+  function exportQuery() {
+    const q = new URLSearchParams({ format: $("exp-format").value });
+    if ($("exp-format").value === "wav") q.set("per", $("exp-per").value);
+    if ($("exp-trim").checked) q.set("trim", "1");
+    if ($("exp-channels").value === "shown" && channel) q.set("channels", channel);
+    if ($("exp-window").checked) {
+      q.set("start", view[0]);
+      q.set("duration", view[1] - view[0]);
+    }
+    return q;
+  }
+
+  let estimateTimer = null;
+  function updateExport() {
+    $("exp-per-label").hidden = $("exp-format").value !== "wav";
+    const q = exportQuery();
+    $("exp-link").href = `${base}/export?${q}`;
+    clearTimeout(estimateTimer);
+    estimateTimer = setTimeout(async () => {
+      try {
+        const e = await api("GET", `${base}/export/estimate?${q}`);
+        $("exp-size").textContent = `about ${Dash.fmtBytes(e.bytes)}`;
+        Dash.showError($("exp-error"), null);
+        $("exp-link").classList.remove("disabled");
+      } catch (err) {
+        $("exp-size").textContent = "";
+        Dash.showError($("exp-error"), err);
+        $("exp-link").classList.add("disabled");
+      }
+    }, 200);
+  }
+  for (const id of ["exp-format", "exp-per", "exp-channels", "exp-trim", "exp-window"]) $(id).onchange = updateExport;
+  // The estimate has already checked the selection, so the link is a plain download that the
+  // browser streams to disk (exports can be gigabytes).
+  $("exp-link").addEventListener("click", (ev) => {
+    if ($("exp-link").classList.contains("disabled")) { ev.preventDefault(); return; }
+    $("exp-size").textContent = "preparing the file… (the download starts when it is ready)";
+  });
+
+  loadChannels();
+  loadReport();
+})();
