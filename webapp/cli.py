@@ -12,6 +12,7 @@ import importlib
 import logging
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 # Commands that run many concurrent sockets (stream receivers, long polls, Socket.IO clients).
@@ -35,6 +36,9 @@ def _first_command(argv: Sequence[str]) -> str | None:
 def _monkey_patch() -> None:
     # LANXI_ASYNC=threading runs the same code on native threads (debugging, profiling).
     if os.environ.get("LANXI_ASYNC", "eventlet") == "eventlet":
+        # eventlet announces its maintenance mode on import; the choice of eventlet is
+        # deliberate and the notice would only clutter every command's output.
+        warnings.filterwarnings("ignore", message="\\s*Eventlet is deprecated")
         import eventlet
 
         eventlet.monkey_patch()
