@@ -30,12 +30,17 @@ def test_emulate_command_runs_modules_on_consecutive_addresses() -> None:
         "--fault",
         "1:http-500:create",
     ]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         lines = [proc.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
         urls = [re.search(r"at (http://\S+/rest/rec)", line).group(1) for line in lines]  # type: ignore[union-attr]
         assert urls[0].startswith("http://127.0.1.51:") and urls[1].startswith("http://127.0.1.52:")
-        types = [requests.get(u + "/module/info", timeout=5).json()["module"]["type"]["number"] for u in urls]
+        types = [
+            requests.get(u + "/module/info", timeout=5).json()["module"]["type"]["number"]
+            for u in urls
+        ]
         assert types == ["3160", "3677"]
         assert requests.put(urls[0] + "/open", timeout=5).status_code == 200
         assert requests.put(urls[0] + "/create", timeout=5).status_code == 500

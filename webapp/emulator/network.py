@@ -62,9 +62,13 @@ class PtpNetwork:
     def join_ptp(self, module: Any, domain: int, preferred_master: bool) -> list[Any]:
         """Put a module into a domain; returns the modules whose lock state may have changed."""
         with self._lock:
+            old = self._ptp.get(id(module))
             self._ptp[id(module)] = PtpMember(domain, preferred_master, time.monotonic())
             self._modules[id(module)] = module
-            return self._domain_members(domain)
+            touched = self._domain_members(domain)
+            if old is not None and old.domain != domain:
+                touched += self._domain_members(old.domain)  # they may have lost their master
+            return touched
 
     def leave_ptp(self, module: Any) -> list[Any]:
         with self._lock:

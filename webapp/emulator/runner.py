@@ -22,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 from webapp.emulator.faults import FaultSpec, parse_fault_spec
-from webapp.emulator.module import EmulatorOptions, ModuleEmulator
+from webapp.emulator.module import EmulatorOptions, ModuleEmulator, wake_all
 from webapp.emulator.network import PtpNetwork
 from webapp.emulator.server import ModuleHTTPServer
 from webapp.openapi.model import STREAM_PORT
@@ -92,10 +92,13 @@ class EmulatedModule:
         self.emulator.schedule_fault(spec)
 
     def stop(self) -> None:
+        # Modules that locked to this one as their PTP master notice that it is gone.
+        peers = self.emulator.network.leave_ptp(self.emulator)
         self.http.shutdown()
         self.http.server_close()
         self.emulator.stop()
         self._thread.join(2.0)
+        wake_all([p for p in peers if p is not self.emulator and not p._stopped])
 
 
 class EmulatedRig:
