@@ -211,3 +211,11 @@ def test_fault_endpoint_rejects_nonsense(api: Api) -> None:
     fault(api, kind="ptp-no-lock")
     assert sorted(api.control("get", "faults").json()["active"]) == ["cmol:1", "ptp-no-lock"]
     assert api.control("delete", "faults").json()["active"] == []
+
+
+def test_fault_endpoint_aliases(start_rig) -> None:
+    api = Api(start_rig(1, module_type="3160").modules[0])
+    assert api.ok("get", "/module/info").json()["module"]["type"]["number"] == "3160"
+    assert fault(api, kind="overload", channel=2, active=True)["active"] == ["overload:2"]
+    assert fault(api, kind="overload", channel=2, active=False)["active"] == []
+    assert fault(api, kind="http-500", path="open")["active"] == ["http-500:open"]

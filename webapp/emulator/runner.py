@@ -119,11 +119,13 @@ class EmulatedRig:
         consecutive_addresses: bool | None = None,
         faults: Iterable[str | FaultSpec] = (),
         options: EmulatorOptions | None = None,
+        module_type: str | None = None,
         **option_values: Any,
     ) -> EmulatedRig:
         """Start ``n`` modules.
 
-        ``types``: one type for all, or one per module (a shorter list repeats its last type).
+        ``types``: one type for all, or one per module (a shorter list repeats its last type);
+        ``module_type`` is the same for one type.
         ``port`` 0 puts every module on free ports of ``host``; a fixed port (80) puts module
         *i* on ``host + i`` unless ``consecutive_addresses`` says otherwise. ``stream_port``
         defaults to 1536 with a fixed HTTP port, else free ports. Timings and limits are
@@ -131,7 +133,7 @@ class EmulatedRig:
         """
         if n < 1:
             raise ValueError("at least one module")
-        type_list = _type_list(types, n)
+        type_list = _type_list(types if types is not None else module_type, n)
         opts = replace(options or EmulatorOptions(), **option_values)
         if consecutive_addresses is None:
             consecutive_addresses = port != 0

@@ -10,7 +10,8 @@ Endpoints outside /rest/rec, for tests and demos (docs/emulator.md):
 
 * ``GET /emulator/faults`` — active and scheduled faults, fault event log;
   ``POST /emulator/faults`` ``{"kind": "overload", "arg": 2, "at": 3, "duration": 5}`` sets a
-  fault (``"clear": true`` clears it, or every fault without ``kind``);
+  fault (``"clear": true`` or ``"active": false`` clears it, or every fault without ``kind``;
+  ``"channel"`` or ``"path"`` may stand for ``"arg"``);
   ``DELETE /emulator/faults`` clears all.
 * ``GET /emulator/requests`` — the module's request log (method, path, status, body);
   ``DELETE /emulator/requests`` empties it.
@@ -206,13 +207,15 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
         if not isinstance(req, dict):
             return Response(400, 'a fault request is an object: {"kind": ..., "arg": ...}')
         kind = req.get("kind")
-        clear = bool(req.get("clear", False))
+        # "channel"/"path" name the argument too; "active": false clears like "clear": true.
+        clear = bool(req.get("clear", False)) or req.get("active", True) is False
+        arg = next((req[k] for k in ("arg", "channel", "path") if req.get(k) is not None), None)
         if kind is None:
             if clear:
                 module.clear_fault(None)
                 return Response(200, module.faults_snapshot())
             return Response(400, "a fault request needs 'kind' (or 'clear': true)")
-        fault = make_fault(kind, req.get("arg"))
+        fault = make_fault(kind, arg)
         if clear:
             module.clear_fault(fault)
             return Response(200, module.faults_snapshot())
