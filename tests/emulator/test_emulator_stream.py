@@ -129,7 +129,8 @@ def test_trigger_gives_identical_start_times(start_rig) -> None:
     assert firsts.pop() % block == 0, "T0 lies on the absolute block grid"
 
 
-def test_late_slave_joins_on_the_common_grid(start_rig) -> None:
+@pytest.mark.parametrize("master_stops_first", [False, True])  # TUT-M's order, REF17's order
+def test_late_slave_joins_on_the_common_grid(start_rig, master_stops_first: bool) -> None:
     rig = start_rig(2)
     master, slave = (Api(m) for m in rig.modules)
     multi_module_setup([master, slave])
@@ -138,8 +139,8 @@ def test_late_slave_joins_on_the_common_grid(start_rig) -> None:
     time.sleep(0.3)
     slave.ok("post", "/measurements")  # after the trigger: joins at the next block boundary
     time.sleep(0.3)
-    slave.ok("put", "/measurements/stop")
-    master.ok("put", "/measurements/stop")
+    for api in (master, slave) if master_stops_first else (slave, master):
+        api.ok("put", "/measurements/stop")
     m_report, s_report = (check_stream(r.wait_closed()) for r in readers)
     t_master = m_report.signal(1).first_time
     t_slave = s_report.signal(1).first_time

@@ -93,8 +93,10 @@ def _check_tutorial_files(paths: list[Path], seconds: float) -> list[StreamRepor
         assert len(counts) == 1, f"{path.name}: signals of unequal length {counts}"
         for sig in report.signals.values():
             duration = sig.samples / sig.sample_rate
-            # The client stops at the first status answer after its wall-clock time is up
-            assert seconds <= duration < seconds + 0.6, f"{path.name}: {duration} s"
+            # The client stops at the first status answer (one a second) after its own clock
+            # says the time is up: normally right after T0 + seconds, one status later if its
+            # clock started after T0 (a slow answer to the start request on a loaded machine).
+            assert seconds <= duration < seconds + 1.2, f"{path.name}: {duration} s"
             assert not sig.gaps and not sig.qualities
             firsts.add(sig.first_time)
         ref = report.signal(3)
