@@ -55,7 +55,8 @@
   function makeSpecPlot() {
     return new uPlot({
       ...plotSize($("spec-plot"), 240),
-      scales: { x: { time: false, distr: logF ? 3 : 1 } },
+      // Exactly the lines' range (a log scale would otherwise round out to whole decades).
+      scales: { x: { time: false, distr: logF ? 3 : 1, range: (u, min, max) => [min, max] } },
       series: [{ label: "f (Hz)" }, { label: "dB", stroke: "#c0392b", width: 1 }],
       axes: [{ label: "frequency (Hz)" }, { label: "dB" }],
       legend: { show: false },
@@ -236,12 +237,13 @@
       o.textContent = c.outcome;
       o.className = `badge ${c.outcome}`;
     }
-    $("cap-meta").replaceChildren(
+    $("cap-meta").replaceChildren(...[
       el("span", {}, `start ${c.start_time} UTC`),
       c.sample_rate ? el("span", {}, `${num(c.sample_rate)} S/s (${c.bandwidth})`) : null,
       c.recorded_s != null ? el("span", {}, `${Number(c.recorded_s).toFixed(3)} s recorded`) : null,
       c.streaming ? el("span", {}, c.streaming) : null,
-      c.reason ? el("span", { class: "err" }, c.reason) : null);
+      c.reason ? el("span", { class: "err" }, c.reason) : null,
+    ].filter(Boolean));
     $("problems").replaceChildren(...r.problems.map((p) =>
       el("li", { class: p.severity }, el("b", {}, `${p.where}: `), p.message)));
 
@@ -304,7 +306,7 @@
 
   let estimateTimer = null;
   function updateExport() {
-    $("exp-per-label").hidden = $("exp-format").value !== "wav";
+    $("exp-per-label").style.display = $("exp-format").value === "wav" ? "" : "none";
     const q = exportQuery();
     $("exp-link").href = `${base}/export?${q}`;
     clearTimeout(estimateTimer);
