@@ -190,6 +190,18 @@ def _sync(cap: Capture, problems: list[Problem]) -> dict[str, Any]:
                     "sample-synchronous",
                 )
             )
+    for mod in (cap.meta or {}).get("modules", []):
+        recorded = mod.get("first_ticks") if isinstance(mod, dict) else None
+        number = mod.get("number") if isinstance(mod, dict) else None
+        if isinstance(recorded, int) and number in firsts and firsts[number] != recorded:
+            problems.append(
+                Problem(
+                    "warning",
+                    f"module {number}",
+                    f"first sample at {iso_time(firsts[number])} in the file, capture.json "
+                    f"first_ticks says {iso_time(recorded)}",
+                )
+            )
     if cap.meta and isinstance(cap.meta.get("start_ticks"), int):
         recorded = int(cap.meta["start_ticks"])
         if recorded != first:
