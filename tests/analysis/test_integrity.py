@@ -102,3 +102,21 @@ def test_scale_factor_checked_against_the_setup(clean_capture: Path, tmp_path: P
     (folder / "capture.json").write_text(json.dumps(meta))
     report = report_of(folder, checksums=False)
     assert any("differs from the setup" in p["message"] for p in report["problems"])
+
+
+def test_running_capture_lists_files_without_size_or_checksum(
+    clean_capture: Path, tmp_path: Path
+) -> None:
+    """What capture.json holds while recording (or after a crash): files, no size, no hash."""
+    folder = tmp_path / "copy"
+    shutil.copytree(clean_capture, folder)
+    meta = json.loads((folder / "capture.json").read_text())
+    meta["outcome"] = "running"
+    for mod in meta["modules"]:
+        for f in mod["files"]:
+            f["bytes"], f["sha256"] = 0, ""
+    (folder / "capture.json").write_text(json.dumps(meta))
+    report = report_of(folder)
+    assert [f["checksum"] for f in report["files"]] == ["not recorded", "not recorded"]
+    assert report["verdict"] == "warnings"
+    assert [p["where"] for p in report["problems"]] == ["capture.json"]

@@ -133,7 +133,10 @@ def _file_entry(cap: Capture, i: int, checksums: bool, problems: list[Problem]) 
         "expected_sha256": sf.expected_sha256,
         "checksum": "skipped",
     }
-    if sf.expected_bytes is not None and sf.expected_bytes != idx.size:
+    # Size and checksum are recorded when the file is closed; a capture that is still running
+    # (or crashed) lists its files with neither.
+    closed = bool(sf.expected_sha256)
+    if closed and sf.expected_bytes is not None and sf.expected_bytes != idx.size:
         problems.append(
             Problem(
                 "error",
