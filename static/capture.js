@@ -213,24 +213,28 @@
   }
 
   // --- report ---------------------------------------------------------------------------------
+  // The report without checksums comes first (hashing a large capture takes a while), then
+  // the full one replaces it.
   async function loadReport() {
     $("report-json").href = `${base}/report`;
-    let r;
-    try { r = await api("GET", `${base}/report`); } catch (e) {
+    try {
+      const quick = await api("GET", `${base}/report?checksums=0`);
+      renderReport(quick, true);
+      renderReport(await api("GET", `${base}/report`), false);
+    } catch (e) {
       $("verdict").textContent = "report failed";
       $("verdict").className = "verdict errors";
       Dash.showError($("page-error"), e);
-      return;
     }
-    renderReport(r);
   }
 
-  function renderReport(r) {
+  function renderReport(r, hashing) {
     const c = r.capture;
     const v = $("verdict");
     v.textContent = { ok: "all samples accounted for", warnings: "warnings", errors: "problems found" }[r.verdict] || r.verdict;
+    if (hashing) v.textContent += " (checking checksums…)";
     v.className = `verdict ${r.verdict}`;
-    v.dataset.verdict = r.verdict;
+    if (!hashing) v.dataset.verdict = r.verdict;
     if (c.outcome) {
       const o = $("cap-outcome");
       o.hidden = false;
