@@ -1032,16 +1032,16 @@ class Orchestrator:
                         log.warning("fsync of %s failed: %s", r.file.path, exc)
 
     def _close_streams(self, s: Session, capture: store.CaptureRecord) -> None:
+        def close(r: StreamReceiver) -> None:
+            try:
+                r.close()  # the final fsync of many big files: in parallel, off the hub
+            except OSError as exc:
+                self._publish(
+                    Warning(message=f"closing {r.file.path.name} failed: {exc}", module=r.module)
+                )
+
+        _parallel([r for m in s.modules for r in m.receivers], close)
         for m in s.modules:
-            for r in m.receivers:
-                try:
-                    r.close()
-                except OSError as exc:
-                    self._publish(
-                        Warning(
-                            message=f"closing {r.file.path.name} failed: {exc}", module=m.address
-                        )
-                    )
             record = capture.modules[m.number - 1]
             for f, r in zip(record.files, m.receivers, strict=False):
                 f.bytes, f.sha256 = r.file.bytes, r.file.digest

@@ -28,6 +28,7 @@ import numpy as np
 from webapp import runtime
 from webapp.capture.levels import LiveModule
 from webapp.openapi.stream import (
+    HEADER_FAMILY,
     HEADER_SIZE,
     Interpretation,
     MessageType,
@@ -44,10 +45,10 @@ log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 256 * 1024
 SOCKET_BUFFER = 4 * 1024 * 1024
-POLL_S = 0.25
-"""Receive timeout: how often an idle receiver checks whether it should end."""
 
 _SD_PREFIX = struct.Struct("<HHHH")
+_HEAD_AND_PREFIX = struct.Struct("<2sHHHI4BQIHHHH")
+"""A message header followed by a SignalData prefix (count, reserved, signal id, values)."""
 _HEADER, _SD_PREFIX_STAGE, _SD_VALUES, _CONTENT = range(4)
 
 
@@ -81,6 +82,8 @@ class StreamTap:
         self._time = 0
         self._sid = 0
         self._nval = 0
+        self._tps: dict[int, int] = {}
+        """Ticks per sample of each signal (0 when unknown)."""
 
     @property
     def signals(self) -> list[int]:
@@ -99,6 +102,8 @@ class StreamTap:
         view = memoryview(data)
         n = len(view)
         pos = 0
+        head = _HEAD_AND_PREFIX
+        head_size = head.size
         while True:
             if self._skip:
                 k = min(self._skip, n - pos)
@@ -112,6 +117,33 @@ class StreamTap:
                 continue
             if pos >= n:
                 return
+            if self._stage == _HEADER and not self._part and n - pos >= head_size:
+                # The common case, kept tight: a SignalData message nobody looks at.
+                (magic, hlen, mtype, _r1, _r2, k2, k3, k5, k7, count, length, nsig, _r3, sid,
+                 nval) = head.unpack_from(view, pos)  # fmt: skip
+                if (
+                    mtype == MessageType.SIGNAL_DATA
+                    and magic == b"BK"
+                    and hlen == 20
+                    and k2 == 32
+                    and not (k3 or k5 or k7)
+                    and length >= _SD_PREFIX.size
+                    and sid not in self.wanted
+                ):
+                    self.messages += 1
+                    self.signal_messages += 1
+                    if self.first_ticks is None:
+                        self.first_ticks = count
+                    tps = self._tps.get(sid)
+                    if tps:
+                        self.end_ticks[sid] = count + nval * tps
+                    total = HEADER_SIZE + length
+                    if n - pos >= total:
+                        pos += total
+                    else:
+                        self._skip = total - (n - pos)
+                        pos = n
+                    continue
             if not self._part and n - pos >= self._need:
                 chunk = view[pos : pos + self._need]
                 pos += self._need
@@ -138,7 +170,7 @@ class StreamTap:
         if stage == _HEADER:
             mtype, family, count, length = parse_header(chunk)
             self._mtype, self._family, self._count, self._length = mtype, family, count, length
-            self._time = Time(family, count).ticks
+            self._time = count if family == HEADER_FAMILY else Time(family, count).ticks
             if mtype == MessageType.SIGNAL_DATA and length >= _SD_PREFIX.size:
                 self._expect(_SD_PREFIX_STAGE, _SD_PREFIX.size)
             elif mtype in (MessageType.DATA_QUALITY, MessageType.INTERPRETATION):
@@ -152,9 +184,9 @@ class StreamTap:
             self.signal_messages += 1
             if self.first_ticks is None:
                 self.first_ticks = self._time
-            interp = self.interpretations.get(sid)
-            if interp is not None and interp.sample_rate:
-                self.end_ticks[sid] = self._time + nval * ticks_per_sample(interp.sample_rate)
+            tps = self._tps.get(sid)
+            if tps:
+                self.end_ticks[sid] = self._time + nval * tps
             rest = self._length - _SD_PREFIX.size
             if sid in self.wanted and nsig >= 1 and 3 * nval <= rest:
                 self._expect(_SD_VALUES, rest)
@@ -173,10 +205,15 @@ class StreamTap:
                 for interp in message.signals:
                     known = self.interpretations.get(interp.signal_id)
                     if known is None:
-                        self.interpretations[interp.signal_id] = interp
+                        self.interpretations[interp.signal_id] = known = interp
                         self.wanted.add(interp.signal_id)  # the live view starts at once
                     else:
                         known.merge(interp, message.present.get(interp.signal_id, set()))
+                    rate = known.sample_rate
+                    try:
+                        self._tps[interp.signal_id] = ticks_per_sample(rate) if rate else 0
+                    except ValueError:  # a rate that does not divide 2^32: no coverage
+                        self._tps[interp.signal_id] = 0
             elif self.on_quality is not None:
                 for sid, validity in getattr(message, "qualities", []):
                     self.on_quality(sid, validity, self._time)
@@ -264,11 +301,14 @@ class StreamReceiver:
         self.ended = threading.Event()
         self.error: str | None = None
         self.last_data = time.monotonic()
+        self.receives = 0
         self._thread: threading.Thread | None = None
         self._tap_failed = False
         with contextlib.suppress(OSError):  # only a hint to the kernel
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
-        sock.settimeout(POLL_S)
+        # Blocking receives without a timeout: a timeout would cost a timer per receive under
+        # eventlet. close() ends a waiting receive with shutdown().
+        sock.settimeout(None)
 
     @property
     def bytes(self) -> int:
@@ -284,12 +324,11 @@ class StreamReceiver:
     # --- live view --------------------------------------------------------------------------
 
     def _block(self, sid: int, raw: np.ndarray, interp: SignalInterpretation | None) -> None:
-        scale = interp.scale_factor if interp else 1.0
-        offset = interp.offset if interp else 0.0
-        values = raw * (scale / (1 << 23)) + offset
         self.live.block(
             self.channel_of(sid),
-            values,
+            raw,
+            interp.scale_factor if interp else 1.0,
+            interp.offset if interp else 0.0,
             interp.unit if interp else "",
             interp.sample_rate if interp else None,
         )
@@ -308,10 +347,6 @@ class StreamReceiver:
             while True:
                 try:
                     n = sock.recv_into(buffer)
-                except TimeoutError:
-                    if self._closing:
-                        break
-                    continue
                 except OSError as exc:
                     if not self._closing and not self.expect_end:
                         error = f"stream socket error after {self.file.bytes} bytes: {exc.strerror or exc}"
@@ -321,6 +356,7 @@ class StreamReceiver:
                         error = f"the module closed its stream socket after {self.file.bytes} bytes"
                     break
                 self.last_data = time.monotonic()
+                self.receives += 1
                 data = view[:n]
                 self.file.write(data)
                 self.live.add_bytes(n)

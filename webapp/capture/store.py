@@ -174,11 +174,14 @@ class CaptureRecord:
     def write(self) -> None:
         """Write capture.json atomically (temporary file, fsync, rename)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        text = json.dumps(self.to_json(), indent=2, ensure_ascii=False, allow_nan=False)
+        document = self.to_json()
+        document["events"] = list(self.events)  # a snapshot: events may still be added
         path = self.folder / CAPTURE_JSON
         tmp = path.with_name(f".{CAPTURE_JSON}.tmp")
 
         def write_file() -> None:
+            # Serialising a big capture takes a while: off the hub, like the file writing.
+            text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False)
             with open(tmp, "w", encoding="utf-8") as f:
                 f.write(text)
                 f.flush()

@@ -1,0 +1,414 @@
+"""How many full-bandwidth modules the capture receivers take, beside a bare receiver.
+
+Runs, on loopback only and bounded in time:
+
+* the emulator in its own process: up to ``--max-modules`` Type 3050 modules at full bandwidth
+  (6 signals × 131072 S/s, about 2.37 MB/s each), every module on a free port of 127.0.2.1;
+* in this process, under eventlet as in production, for a rising number N of modules, two
+  recordings of ``--seconds`` each on the same armed modules (the same emulated load):
+
+  - **bare**: one green thread per stream socket, ``recv_into`` and ``os.write``, nothing else;
+  - **capture**: the orchestrator's own recording (:class:`StreamReceiver`: raw bytes to file,
+    running SHA-256, message framing, live levels and waveforms for every channel at ~5 Hz,
+    data-quality tracking, stream statistics, fsync once a second).
+
+A run passes when the emulator dropped no block (no Overrun) and the receivers had no backlog:
+at the end of the recording every module's bytes are within ``--max-lag`` seconds of what the
+module produced since its first byte. The largest passing N of each receiver is reported with
+CPU use of both processes.
+
+    python bench/receiver_capacity.py [--max-modules 120] [--seconds 4] [--steps 10,25,50,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from webapp import cli as entry  # noqa: E402
+
+entry._monkey_patch()  # production runs the receivers on eventlet; so does this benchmark
+
+import requests  # noqa: E402
+
+from webapp import runtime  # noqa: E402
+from webapp.capture.events import Event, EventBus  # noqa: E402
+from webapp.capture.orchestrator import Orchestrator, Order, ordered  # noqa: E402
+from webapp.capture.settings import CaptureSettings  # noqa: E402
+
+HOST = "127.0.2.1"
+RATE_PER_MODULE = 6 * (28 + 8 + 3 * 4096) * 131072 / 4096
+"""Bytes per second a full-bandwidth 3050 sends: 6 SignalData messages per 4096-sample block."""
+CHUNK = 256 * 1024
+
+
+@dataclass
+class Flow:
+    """What one module delivered to one receiver."""
+
+    bytes: int = 0
+    first: float | None = None
+    end: threading.Event = field(default_factory=threading.Event)
+
+    def lag_s(self, now: float) -> float:
+        """How far the received bytes trail what the module produced since its first byte."""
+        if self.first is None:
+            return 0.0
+        return (now - self.first) - self.bytes / RATE_PER_MODULE
+
+
+@dataclass
+class Result:
+    receiver: str
+    modules: int
+    seconds: float
+    bytes: int
+    dropped_blocks: int
+    overrun_flags: int
+    lag_s: float
+    drain_s: float
+    cpu_self: float
+    cpu_emulator: float
+    error: str = ""
+
+    def ok(self, max_lag: float) -> bool:
+        return (
+            not self.error
+            and self.dropped_blocks == 0
+            and self.overrun_flags == 0
+            and self.lag_s <= max_lag
+        )
+
+    def row(self, max_lag: float) -> str:
+        rate = self.bytes / self.seconds / 1e6 if self.seconds else 0.0
+        verdict = "ok" if self.ok(max_lag) else f"FAIL {self.error}".strip()
+        return (
+            f"{self.receiver:8} N={self.modules:4d}  {rate:7.1f} MB/s  lag {self.lag_s:6.3f} s  "
+            f"drain {self.drain_s:5.2f} s  dropped {self.dropped_blocks:5d}  overrun flags "
+            f"{self.overrun_flags:3d}  CPU this {self.cpu_self * 100:5.1f} %  emulator "
+            f"{self.cpu_emulator * 100:5.1f} %  {verdict}"
+        )
+
+
+# --- the emulator in its own process ------------------------------------------------------
+
+
+class Emulator:
+    def __init__(self, modules: int) -> None:
+        cmd = [
+            sys.executable,
+            "-m",
+            "webapp",
+            "emulate",
+            "--modules",
+            str(modules),
+            "--address",
+            HOST,
+            "--port",
+            "0",
+            "--type",
+            "3050",
+            "--ptp-lock-seconds",
+            "0.5",
+            "--teds-seconds",
+            "0.1",
+            "--settle-seconds",
+            "0.1",
+        ]
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT, env=env
+        )
+        self.addresses: list[str] = []
+        deadline = time.monotonic() + 60
+        assert self.proc.stdout is not None
+        while len(self.addresses) < modules:
+            line = self.proc.stdout.readline()
+            if not line or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("the emulator did not start")
+            match = re.search(r"at http://([^/]+)/rest/rec", line)
+            if match:
+                self.addresses.append(match.group(1))
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def dropped_blocks(self, addresses: list[str]) -> int:
+        total = 0
+        for address in addresses:
+            info = requests.get(f"http://{address}/emulator/info", timeout=10).json()
+            measurement = info.get("measurement") or {}
+            total += sum(p.get("droppedBlocks", 0) for p in measurement.get("ports", []))
+        return total
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+# --- the two receivers --------------------------------------------------------------------
+
+
+def bare_receiver(sock, path: Path, flow: Flow) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    buf = bytearray(CHUNK)
+    view = memoryview(buf)
+    try:
+        while True:
+            try:
+                n = sock.recv_into(buf)
+            except OSError:
+                break
+            if n == 0:
+                break
+            if flow.first is None:
+                flow.first = time.monotonic()
+            done = 0
+            while done < n:
+                done += os.write(fd, view[done:n])
+            flow.bytes += n
+            if n == CHUNK:
+                runtime.sleep(0)
+    finally:
+        os.close(fd)
+        flow.end.set()
+
+
+def record_bare(
+    orch: Orchestrator, seconds: float, folder: Path
+) -> tuple[list[Flow], float, float]:
+    """A recording on the orchestrator's armed modules, received by bare receivers."""
+    session = orch._session
+    assert session is not None and session.armed
+    flows, socks = [], []
+    for m in session.modules:
+        sock = m.client.connect_stream(m.ports[0])
+        flow = Flow()
+        flows.append(flow)
+        socks.append(sock)
+        runtime.spawn(bare_receiver, sock, folder / f"bare.{m.number}.stream", flow)
+    for batch in ordered(session.modules, Order.MASTER_LAST):
+        for m in batch:
+            m.client.start_measurement()
+    time.sleep(seconds)
+    now = time.monotonic()
+    lag = max(f.lag_s(now) for f in flows)
+    for batch in ordered(session.modules, Order.MASTER_LAST):
+        for m in batch:
+            m.client.stop_measurement()
+    drain = _drain(flows)
+    for sock in socks:
+        sock.close()
+    return flows, lag, drain
+
+
+def _drain(flows: list[Flow]) -> float:
+    """Seconds until every stream has been quiet for 0.3 s (or closed) after the stop."""
+    started = time.monotonic()
+    last = [f.bytes for f in flows]
+    quiet_since = time.monotonic()
+    while time.monotonic() - started < 30:
+        time.sleep(0.05)
+        now_bytes = [f.bytes for f in flows]
+        if now_bytes != last:
+            last, quiet_since = now_bytes, time.monotonic()
+        elif time.monotonic() - quiet_since >= 0.3 or all(f.end.is_set() for f in flows):
+            break
+    return max(0.0, quiet_since - started)
+
+
+class CaptureProbe:
+    """Watches the orchestrator's recording: first byte per module, overrun flags."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.overrun_flags = 0
+        bus.subscribe(self.on_event)
+
+    def on_event(self, e: Event) -> None:
+        if e.kind == "data-quality" and "overrun" in e.flags:  # type: ignore[attr-defined]
+            self.overrun_flags += 1
+
+
+def record_capture(
+    orch: Orchestrator, probe: CaptureProbe, seconds: float
+) -> tuple[int, float, float, str]:
+    session = orch._session
+    assert session is not None
+    probe.overrun_flags = 0
+    firsts: dict[int, float] = {}
+    lag = 0.0
+    stop_seen = threading.Event()
+
+    def lag_now() -> float:
+        now = time.monotonic()
+        worst = 0.0
+        for m in session.modules:
+            if m.live is None:
+                continue
+            if m.number not in firsts and m.live.bytes_received:
+                firsts[m.number] = now
+            first = firsts.get(m.number)
+            if first is not None:
+                worst = max(worst, (now - first) - m.live.bytes_received / RATE_PER_MODULE)
+        return worst
+
+    def on_event(e: Event) -> None:
+        nonlocal lag
+        if e.kind == "phase" and e.phase == "stopping":  # type: ignore[attr-defined]
+            lag = lag_now()
+            stop_seen.set()
+
+    unsubscribe = orch.bus.subscribe(on_event)
+    orch.start()  # the armed settings: same modules, ``seconds`` long
+    # first-byte times are sampled often, as the bare receivers take them on arrival
+    while orch.busy and not stop_seen.is_set():
+        lag_now()
+        time.sleep(0.01)
+    stopped = time.monotonic()
+    orch.wait(120)
+    unsubscribe()
+    total = sum(m.live.bytes_received for m in session.modules if m.live)
+    error = "" if orch.last_outcome == "completed" else f"{orch.last_outcome}: {orch.last_error}"
+    return total, lag, time.monotonic() - stopped, error
+
+
+# --- one step of the ladder ---------------------------------------------------------------
+
+
+def step(emulator: Emulator, n: int, seconds: float, work: Path) -> list[Result]:
+    addresses = emulator.addresses[:n]
+    bus = EventBus()
+    probe = CaptureProbe(bus)
+    orch = Orchestrator(bus, work, live_levels=True, waveforms="all")
+    settings = CaptureSettings(
+        modules=addresses, duration_s=seconds, ptp_timeout_s=60, state_timeout_s=60
+    )
+    orch.arm(settings)
+    orch.wait(180)
+    if not orch.armed:
+        raise RuntimeError(f"arming {n} modules failed: {orch.last_error}")
+    results = []
+    try:
+        bare_dir = work / f"bare-{n}"
+        bare_dir.mkdir()
+        cpu0, emu0, t0 = time.process_time(), emulator.cpu_seconds(), time.monotonic()
+        flows, lag, drain = record_bare(orch, seconds, bare_dir)
+        wall = time.monotonic() - t0
+        results.append(
+            Result(
+                "bare",
+                n,
+                seconds,
+                sum(f.bytes for f in flows),
+                emulator.dropped_blocks(addresses),
+                0,
+                lag,
+                drain,
+                (time.process_time() - cpu0) / wall,
+                (emulator.cpu_seconds() - emu0) / wall,
+            )
+        )
+        shutil.rmtree(bare_dir)
+        cpu0, emu0, t0 = time.process_time(), emulator.cpu_seconds(), time.monotonic()
+        total, lag, drain, error = record_capture(orch, probe, seconds)
+        wall = time.monotonic() - t0
+        results.append(
+            Result(
+                "capture",
+                n,
+                seconds,
+                total,
+                emulator.dropped_blocks(addresses),
+                probe.overrun_flags,
+                lag,
+                drain,
+                (time.process_time() - cpu0) / wall,
+                (emulator.cpu_seconds() - emu0) / wall,
+                error,
+            )
+        )
+        if orch.last_folder is not None:
+            meta = json.loads((orch.last_folder / "capture.json").read_text())
+            for m in meta["modules"]:
+                for f in m["files"]:
+                    size = (orch.last_folder / f["file"]).stat().st_size
+                    if size != f["bytes"]:
+                        results[
+                            -1
+                        ].error = f"{f['file']}: {size} bytes on disk, {f['bytes']} recorded"
+            shutil.rmtree(orch.last_folder)
+    finally:
+        orch.disarm()
+        orch.wait(120)
+    return results
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--max-modules", type=int, default=120)
+    p.add_argument("--seconds", type=float, default=4.0, help="length of each recording")
+    p.add_argument("--steps", default="10,25,40,50,60,75,90,105,120")
+    p.add_argument("--max-lag", type=float, default=0.25, help="seconds of backlog allowed")
+    p.add_argument("--time-limit", type=float, default=300.0, help="stop climbing after this")
+    p.add_argument("--dir", default=None, help="scratch folder (default: a temporary one)")
+    args = p.parse_args()
+    steps = [int(s) for s in args.steps.split(",") if int(s) <= args.max_modules]
+    work = Path(args.dir or tempfile.mkdtemp(prefix="receiver-capacity-"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"cores: {os.cpu_count()}, scratch: {work}, {args.seconds:g} s per recording", flush=True)
+    print(f"starting {max(steps)} emulated Type 3050 modules ...", flush=True)
+    started = time.monotonic()
+    emulator = Emulator(max(steps))
+    best = {"bare": 0, "capture": 0}
+    failed = {"bare": False, "capture": False}
+    try:
+        for n in steps:
+            if time.monotonic() - started > args.time_limit:
+                print(f"time limit reached before N={n}")
+                break
+            for r in step(emulator, n, args.seconds, work):
+                print(r.row(args.max_lag), flush=True)
+                if r.ok(args.max_lag) and not failed[r.receiver]:
+                    best[r.receiver] = n
+                elif not r.ok(args.max_lag):
+                    failed[r.receiver] = True
+            if all(failed.values()):
+                break
+    finally:
+        emulator.stop()
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(
+        f"largest N without overrun or backlog: bare receiver {best['bare']}, "
+        f"capture receivers (levels + waveforms on) {best['capture']}"
+        f"{' (the ladder ended before either failed)' if not any(failed.values()) else ''}"
+    )
+    if best["bare"]:
+        print(f"capture / bare: {best['capture'] / best['bare']:.2f}")
+    print(f"total time {time.monotonic() - started:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
