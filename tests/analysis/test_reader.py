@@ -267,10 +267,25 @@ def test_several_signals_in_one_message_and_scale_change(tmp_path: Path) -> None
         assert any("changed mid-stream" in p.message for p in cap.problems)
 
 
-def test_index_of_bytes_matches_index_of_file(clean_capture: Path) -> None:
-    path = clean_capture / "clean.1.stream"
-    a = scan_file(path)
-    b = scan_bytes(path.read_bytes())
-    assert a.messages == b.messages == 2 + 16
-    for name in ("sid", "count", "voff", "time"):
-        assert np.array_equal(getattr(a, name), getattr(b, name))
+@pytest.mark.parametrize("chunk", [40, 1000, 12324, 50000, 1 << 23])
+def test_index_does_not_depend_on_read_size(
+    faulty_capture: Path, tmp_path: Path, chunk: int
+) -> None:
+    """Messages across read boundaries, messages larger than the buffer, framing lost across a
+    boundary and a cut final message all index the same whatever the piece size."""
+    data = (faulty_capture / "faulty.1.stream").read_bytes()
+    garbage = b"\x00BK\x14\x00junk" * 700  # lost framing longer than small read sizes
+    mixed = data[:50000] + garbage + data[50000 + 12324 - 50000 % 12324 :]
+    for name, content in (("cut.1.stream", data), ("mixed.1.stream", mixed)):
+        path = tmp_path / name
+        path.write_bytes(content)
+        a = scan_file(path, chunk=chunk)
+        b = scan_bytes(content)
+        assert (a.messages, a.end, a.truncated_bytes) == (b.messages, b.end, b.truncated_bytes)
+        assert a.truncated_message == b.truncated_message
+        assert [(e.offset, e.skipped) for e in a.framing_errors] == [
+            (e.offset, e.skipped) for e in b.framing_errors
+        ]
+        assert a.qualities == b.qualities
+        for field in ("sid", "count", "voff", "time"):
+            assert np.array_equal(getattr(a, field), getattr(b, field))

@@ -17,7 +17,6 @@ framing was lost and had to be found again.
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import struct
 from collections import Counter
@@ -159,93 +158,139 @@ class _Builder:
             index.time = np.concatenate(self.time)
 
 
-def scan_file(path: str | Path) -> FileIndex:
-    """Index one stream file (any size: it is memory-mapped, never read into memory)."""
+READ_CHUNK = 8 << 20
+
+
+def scan_file(path: str | Path, chunk: int = READ_CHUNK) -> FileIndex:
+    """Index one stream file of any size, read front to back in ``chunk``-byte pieces.
+
+    Plain reads (rather than page faults on a mapping) keep the disk streaming at its full
+    sequential speed; afterwards the file's pages are in the kernel's cache for the decoding
+    pass if it fits in memory.
+    """
     path = Path(path)
     size = path.stat().st_size
     index = FileIndex(path, size)
-    if size == 0:
-        return index
-    with open(path, "rb") as f:
+    scanner = _Scanner(index)
+    buf = bytearray(chunk)
+    have = 0
+    base = 0
+    with open(path, "rb", buffering=0) as f:
         with contextlib.suppress(AttributeError, OSError):  # not on every platform
             os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    try:
-        buf = np.frombuffer(mm, dtype=np.uint8)
-        try:
-            _scan(mm, buf, index)
-        finally:
-            del buf
-    finally:
-        mm.close()
+        while True:
+            if have == len(buf):  # one message larger than the buffer: make room
+                buf.extend(bytes(len(buf)))
+            with memoryview(buf) as view:
+                n = f.readinto(view[have:])
+            have += n or 0
+            final = not n
+            used = scanner.feed(buf, have, base, final)
+            if final:
+                break
+            buf[: have - used] = buf[used:have]
+            have -= used
+            base += used
+    scanner.finish(buf[:have][used:] if have else b"", base + used)
+    index.size = max(size, base + have)
     return index
 
 
 def scan_bytes(data: bytes, path: str | Path = "<bytes>") -> FileIndex:
     """Index a stream held in memory (tests, small pieces)."""
     index = FileIndex(Path(path), len(data))
-    if data:
-        _scan(data, np.frombuffer(data, dtype=np.uint8), index)
+    scanner = _Scanner(index)
+    used = scanner.feed(data, len(data), 0, True)
+    scanner.finish(data[used:], used)
     return index
 
 
-def _scan(mm: mmap.mmap | bytes, buf: np.ndarray, index: FileIndex) -> None:
-    size = len(buf)
-    builder = _Builder()
-    pos = 0
-    while pos + HEADER_SIZE <= size:
-        try:
-            magic, hlen, mtype, _r1, _r2, k, l, m, n, tcount, length = _HEADER.unpack_from(mm, pos)  # noqa: E741
+class _Scanner:
+    """Indexes a stream fed in consecutive pieces (whole messages; the caller keeps the rest)."""
+
+    def __init__(self, index: FileIndex) -> None:
+        self.index = index
+        self.builder = _Builder()
+        self.lost_at: int | None = None
+        """File offset where the framing was lost, while looking for the next header."""
+        self.lost_reason = ""
+
+    def feed(self, data: bytes | bytearray, size: int, base: int, final: bool) -> int:
+        """Index the messages in ``data[:size]`` (at file offset ``base``); return the number
+        of bytes used. Bytes of an incomplete message at the end are left for the next call."""
+        index = self.index
+        builder = self.builder
+        buf = np.frombuffer(data, dtype=np.uint8, count=size)
+        pos = 0
+        while True:
+            if self.lost_at is not None:
+                nxt = _resync(data, pos, size)
+                if nxt < 0:
+                    if not final:  # a header may start in the last bytes: keep them
+                        return max(pos, size - (HEADER_SIZE - 1))
+                    nxt = size
+                index.framing_errors.append(
+                    FramingError(self.lost_at, base + nxt - self.lost_at, self.lost_reason)
+                )
+                self.lost_at = None
+                pos = nxt
+            if pos + HEADER_SIZE > size:
+                break
+            fields = _HEADER.unpack_from(data, pos)
+            magic, hlen, mtype, _r1, _r2, k, ll, m, n, tcount, length = fields
             if magic != MAGIC or hlen != HEADER_LENGTH_FIELD:
-                raise StreamFormatError(f"no message header at byte {pos}")
-        except StreamFormatError as exc:
-            nxt = _resync(mm, pos + 1, size)
-            index.framing_errors.append(FramingError(pos, nxt - pos, str(exc)))
-            pos = nxt
-            continue
-        end = pos + HEADER_SIZE + length
-        if end > size:
-            break
-        family = TimeFamily(k, l, m, n)
-        ticks = tcount if family == HEADER_FAMILY else Time(family, tcount).ticks
-        if mtype == MessageType.SIGNAL_DATA:
-            nsig = struct.unpack_from("<H", mm, pos + HEADER_SIZE)[0]
-            if nsig == 1 and family == HEADER_FAMILY:
-                taken = _take_run(buf, pos, HEADER_SIZE + length, builder)
-                if taken:
-                    index.messages += taken
-                    index.types[MessageType.SIGNAL_DATA] += taken
-                    pos += taken * (HEADER_SIZE + length)
-                    continue
-            try:
-                _add_blocks(mm, pos, end, nsig, ticks, builder)
-            except StreamFormatError as exc:
-                index.framing_errors.append(FramingError(pos, end - pos, str(exc)))
-        elif mtype == MessageType.DATA_QUALITY:
-            msg = decode_content(mtype, family, tcount, mm[pos + HEADER_SIZE : end])
-            for sid, validity in msg.qualities:  # type: ignore[attr-defined]
-                index.qualities.append((ticks, sid, validity, builder.n))
-        elif mtype == MessageType.INTERPRETATION:
-            msg = decode_content(mtype, family, tcount, mm[pos + HEADER_SIZE : end])
-            assert isinstance(msg, Interpretation)
-            _remember(index, msg, ticks, builder)
-        index.messages += 1
-        index.types[mtype] += 1
-        pos = end
-    builder.finish(index)
-    index.end = pos
-    index.truncated_bytes = size - pos
-    if index.truncated_bytes >= HEADER_SIZE:
-        magic, hlen, mtype, *_rest, tcount, length = _HEADER.unpack_from(mm, pos)
-        if magic == MAGIC:
-            info = {"type": mtype, "length": HEADER_SIZE + length, "time": tcount}
-            if mtype == MessageType.SIGNAL_DATA and index.truncated_bytes >= HEADER_SIZE + 8:
-                sid, count = struct.unpack_from("<HH", mm, pos + HEADER_SIZE + 4)
-                info.update(signal_id=sid, values=count)
-            index.truncated_message = info
+                self.lost_at = base + pos
+                self.lost_reason = f"no message header at byte {base + pos}"
+                pos += 1
+                continue
+            end = pos + HEADER_SIZE + length
+            if end > size:
+                break
+            family = TimeFamily(k, ll, m, n)
+            ticks = tcount if family == HEADER_FAMILY else Time(family, tcount).ticks
+            if mtype == MessageType.SIGNAL_DATA:
+                nsig = struct.unpack_from("<H", data, pos + HEADER_SIZE)[0]
+                if nsig == 1 and family == HEADER_FAMILY:
+                    taken = _take_run(buf, pos, HEADER_SIZE + length, builder, base)
+                    if taken:
+                        index.messages += taken
+                        index.types[MessageType.SIGNAL_DATA] += taken
+                        pos += taken * (HEADER_SIZE + length)
+                        continue
+                try:
+                    _add_blocks(data, pos, end, nsig, ticks, builder, base)
+                except StreamFormatError as exc:
+                    index.framing_errors.append(FramingError(base + pos, end - pos, str(exc)))
+            elif mtype == MessageType.DATA_QUALITY:
+                msg = decode_content(mtype, family, tcount, bytes(data[pos + HEADER_SIZE : end]))
+                for sid, validity in msg.qualities:  # type: ignore[attr-defined]
+                    index.qualities.append((ticks, sid, validity, builder.n))
+            elif mtype == MessageType.INTERPRETATION:
+                msg = decode_content(mtype, family, tcount, bytes(data[pos + HEADER_SIZE : end]))
+                assert isinstance(msg, Interpretation)
+                _remember(index, msg, ticks, builder)
+            index.messages += 1
+            index.types[mtype] += 1
+            pos = end
+        return pos
+
+    def finish(self, rest: bytes | bytearray, end: int) -> None:
+        """End of the stream at file offset ``end`` + len(rest); ``rest`` is unusable."""
+        index = self.index
+        self.builder.finish(index)
+        index.end = end
+        index.truncated_bytes = len(rest)
+        if len(rest) >= HEADER_SIZE:
+            magic, _hlen, mtype, *_x, tcount, length = _HEADER.unpack_from(rest, 0)
+            if magic == MAGIC:
+                info = {"type": mtype, "length": HEADER_SIZE + length, "time": tcount}
+                if mtype == MessageType.SIGNAL_DATA and len(rest) >= HEADER_SIZE + 8:
+                    sid, count = struct.unpack_from("<HH", rest, HEADER_SIZE + 4)
+                    info.update(signal_id=sid, values=count)
+                index.truncated_message = info
 
 
-def _take_run(buf: np.ndarray, pos: int, stride: int, builder: _Builder) -> int:
+def _take_run(buf: np.ndarray, pos: int, stride: int, builder: _Builder, base: int = 0) -> int:
     """Record the run of same-length one-signal SignalData messages starting at ``pos``.
 
     Returns how many messages were taken (0 if even the first does not qualify). Every header
@@ -278,7 +323,7 @@ def _take_run(buf: np.ndarray, pos: int, stride: int, builder: _Builder) -> int:
         )
         good = k if ok.all() else int(np.argmin(ok))
         if good:
-            starts = pos + (taken + np.arange(good, dtype=np.int64)) * stride
+            starts = base + pos + (taken + np.arange(good, dtype=np.int64)) * stride
             builder.add_run(
                 recs["sid"][:good],
                 np.full(good, count, np.int64),
@@ -293,7 +338,7 @@ def _take_run(buf: np.ndarray, pos: int, stride: int, builder: _Builder) -> int:
 
 
 def _add_blocks(
-    mm: mmap.mmap | bytes, pos: int, end: int, nsig: int, ticks: int, builder: _Builder
+    mm: bytes | bytearray, pos: int, end: int, nsig: int, ticks: int, builder: _Builder, base: int
 ) -> None:
     q = pos + HEADER_SIZE + 4
     for _ in range(nsig):
@@ -304,7 +349,7 @@ def _add_blocks(
         if q + 3 * count > end:
             raise StreamFormatError(f"a signal block at byte {pos} runs past its message")
         if count:
-            builder.add_one(sid, count, q, ticks)
+            builder.add_one(sid, count, base + q, ticks)
         q += 3 * count
 
 
@@ -335,14 +380,15 @@ def _differs(a: SignalInterpretation, b: SignalInterpretation) -> bool:
     )
 
 
-def _resync(mm: mmap.mmap | bytes, start: int, size: int) -> int:
-    """The next offset that holds a plausible message header (or the end of the data)."""
+def _resync(data: bytes | bytearray, start: int, size: int) -> int:
+    """The next offset in ``data[start:size]`` holding a plausible message header, or -1."""
     pos = start
+    key = MAGIC + struct.pack("<H", HEADER_LENGTH_FIELD)
     while True:
-        pos = mm.find(MAGIC + struct.pack("<H", HEADER_LENGTH_FIELD), pos, size)
+        pos = data.find(key, pos, size)
         if pos < 0 or pos + HEADER_SIZE > size:
-            return size
-        _m, _h, mtype, r1, r2, k, _l, _mm, _n, _t, length = _HEADER.unpack_from(mm, pos)
+            return -1
+        _m, _h, mtype, r1, r2, k, _l, _mm, _n, _t, length = _HEADER.unpack_from(data, pos)
         if mtype in _KNOWN_TYPES and r1 == 0 and r2 == 0 and k == 32 and length <= MAX_CONTENT:
             return pos
         pos += 1
