@@ -825,7 +825,6 @@ class Orchestrator:
             self.current_capture_id = pending.capture_id
         s.stream_failure = None
         outcome, reason = Outcome.COMPLETED, ""
-        flusher_stop = threading.Event()
         try:
             self._set_phase(Phase.CONNECTING, pending.capture_id)
             capture.write()
@@ -842,7 +841,6 @@ class Orchestrator:
             for m in s.modules:
                 for r in m.receivers:
                     r.start()
-            runtime.spawn(self._flush_files, s, flusher_stop, name="stream file flusher")
             self._set_phase(Phase.RECORDING, pending.capture_id)
             s.measuring = True
             self._send(s, Order.MASTER_LAST, "start_measurement")
@@ -879,7 +877,6 @@ class Orchestrator:
             self._drain(s)
             raise
         finally:
-            flusher_stop.set()
             self._close_streams(s, capture)
             self._finish_capture(s, capture, pending, outcome, reason)
 
@@ -1021,15 +1018,6 @@ class Orchestrator:
                 return
             time.sleep(DRAIN_IDLE_S / 3)
         self._publish(Warning(message="streams were still delivering data when they were closed"))
-
-    def _flush_files(self, s: Session, stop: threading.Event) -> None:
-        while not stop.wait(1.0):
-            for m in s.modules:
-                for r in list(m.receivers):
-                    try:
-                        r.file.sync()
-                    except (OSError, ValueError) as exc:
-                        log.warning("fsync of %s failed: %s", r.file.path, exc)
 
     def _close_streams(self, s: Session, capture: store.CaptureRecord) -> None:
         def close(r: StreamReceiver) -> None:

@@ -1,0 +1,152 @@
+"""Stream receivers: the tap follows messages across any chunking, files keep every byte."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from webapp.capture.levels import LiveModule, db_of, decimate
+from webapp.capture.receiver import StreamFile, StreamReceiver, StreamTap, _int24_values
+from webapp.openapi.stream import (
+    SignalInterpretation,
+    decode_int24,
+    encode_data_quality,
+    encode_int24,
+    encode_interpretation,
+    encode_signal_data,
+    ticks_per_sample,
+)
+
+RATE = 65536
+T0 = 7301444404273741824
+STEP = ticks_per_sample(RATE)
+
+
+def stream(blocks: int = 4, signals: int = 3, values: int = 64) -> bytes:
+    out = [
+        encode_interpretation(
+            T0, SignalInterpretation(s, scale_factor=2.0, sample_rate=RATE, unit="Pa")
+        )
+        for s in range(1, signals + 1)
+    ]
+    for b in range(blocks):
+        t = T0 + b * values * STEP
+        if b == 2:
+            out.append(encode_data_quality(t, [(2, 0x02)]))
+        for s in range(1, signals + 1):
+            out.append(
+                encode_signal_data(t, s, np.full(values, 1000 * s * (b + 1), dtype=np.int32))
+            )
+    return b"".join(out)
+
+
+@given(st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=60))
+@settings(max_examples=60, deadline=None)
+def test_tap_is_independent_of_chunking(cuts: list[int]):
+    data = stream()
+    seen: list[tuple[int, int]] = []
+    qualities: list[tuple[int, int, int]] = []
+    tap = StreamTap(
+        on_block=lambda sid, raw, interp: seen.append((sid, int(raw[0]))),
+        on_quality=lambda sid, v, t: qualities.append((sid, v, t)),
+    )
+    pos = 0
+    for cut in cuts:
+        tap.feed(data[pos : pos + cut])
+        pos += cut
+    tap.feed(data[pos:])
+    assert tap.messages == 3 + 12 + 1 and tap.signal_messages == 12
+    assert tap.first_ticks == T0
+    assert tap.covered_ticks() == 4 * 64 * STEP
+    assert qualities == [(2, 0x02, T0 + 2 * 64 * STEP)]
+    # the first block of each signal is decoded for the live view, then none until asked
+    assert seen == [(1, 1000), (2, 2000), (3, 3000)]
+    tap.wanted = {2}
+    tap.feed(encode_signal_data(T0 + 4 * 64 * STEP, 2, np.full(64, -7, dtype=np.int32)))
+    assert seen[-1] == (2, -7)
+
+
+@given(
+    st.lists(st.integers(min_value=-(1 << 23), max_value=(1 << 23) - 1), min_size=1, max_size=300)
+)
+def test_fast_int24_matches_the_codec(values: list[int]):
+    v = np.array(values, dtype=np.int32)
+    raw = encode_int24(v)
+    assert (_int24_values(raw, len(v)) == decode_int24(raw, len(v))).all()
+
+
+def test_stream_file_keeps_every_byte(tmp_path: Path):
+    f = StreamFile(tmp_path / "x.stream")
+    chunks = [bytes([i]) * (1000 + i * 777) for i in range(200)]
+    for c in chunks:
+        f.write(memoryview(c))
+    f.close()
+    data = (tmp_path / "x.stream").read_bytes()
+    assert data == b"".join(chunks)
+    assert f.bytes == f.written == len(data)
+    assert f.digest == hashlib.sha256(data).hexdigest()
+
+
+def test_receiver_reports_an_unexpected_end_and_an_expected_one(tmp_path: Path):
+    ends: list[str | None] = []
+    events = []
+    for expect in (False, True):
+        ours, theirs = socket.socketpair()
+        live = LiveModule("m", events.append)
+        r = StreamReceiver(
+            "m", ours, tmp_path / f"{expect}.stream", live, lambda s: s, lambda r, e: ends.append(e)
+        )
+        r.expect_end = expect
+        r.start()
+        theirs.sendall(stream())
+        theirs.close()
+        assert r.ended.wait(5)
+        r.close()
+        assert (tmp_path / f"{expect}.stream").read_bytes() == stream()
+    assert ends[0] is not None and "closed its stream socket after" in ends[0]
+    assert ends[1] is None
+    kinds = {e.kind for e in events}
+    assert {"levels", "waveform", "data-quality"} <= kinds
+
+
+def test_close_ends_a_waiting_receiver(tmp_path: Path):
+    ours, theirs = socket.socketpair()
+    ended = threading.Event()
+    r = StreamReceiver(
+        "m",
+        ours,
+        tmp_path / "w.stream",
+        LiveModule("m", lambda e: None),
+        lambda s: s,
+        lambda r, e: ended.set(),
+    )
+    r.start()
+    theirs.sendall(b"BK")  # a partial header, then silence
+    r.close(timeout=5)
+    assert ended.is_set() and r.error is None
+    assert (tmp_path / "w.stream").read_bytes() == b"BK"
+    theirs.close()
+
+
+def test_levels_and_decimation():
+    events = []
+    live = LiveModule("m", events.append)
+    raw = np.round(np.sin(np.arange(4096) * 2 * np.pi / 64) * (1 << 22)).astype(np.int32)
+    live.block(1, raw, 2.0, 0.0, "Pa", 65536)  # amplitude 1 Pa
+    assert live.tick()
+    (levels,) = [e for e in events if e.kind == "levels"]
+    entry = levels.levels[0]
+    assert abs(entry["rms"] - 2**-0.5) < 1e-3 and abs(entry["peak"] - 1.0) < 1e-3
+    assert abs(entry["db"] - db_of(2**-0.5, "Pa")) < 1e-6 and 90 < entry["db"] < 92
+    (wave,) = [e for e in events if e.kind == "waveform"]
+    assert wave.sample_rate == 32768 and len(wave.values) == 2048
+    assert wave.values.dtype == np.float32 and abs(float(np.max(wave.values)) - 1.0) < 0.01
+    reduced, factor = decimate(np.arange(10.0), 3)
+    assert factor == 4 and list(reduced) == [1.5, 5.5]
+    assert db_of(0.0, "V") is None
