@@ -235,3 +235,30 @@ def test_connect_stream_failure_names_the_port(server):
         port = s.getsockname()[1]
     with pytest.raises(ModuleError, match=f"connect stream port {port}"):
         client_for(server).connect_stream(port)
+
+
+def test_ipv6_loopback_requests_and_stream_socket():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+
+    class Server6(ThreadingHTTPServer):
+        address_family = socket.AF_INET6
+
+    try:
+        srv = Server6(("::1", 0), Handler)
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    srv.routes = {("GET", "/rest/rec/onchange"): (200, {"lastUpdateTag": 3})}
+    srv.seen = []
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        port = srv.server_address[1]
+        c = ModuleClient(f"[::1]:{port}")
+        assert c.base_url == f"http://[::1]:{port}/rest/rec"
+        assert c.onchange() == {"lastUpdateTag": 3}
+        assert srv.seen[0][3]["Host"] == f"[::1]:{port}"
+        with c.connect_stream(port) as s:
+            assert s.family == socket.AF_INET6
+    finally:
+        srv.shutdown()
+        srv.server_close()

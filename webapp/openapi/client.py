@@ -18,14 +18,13 @@ Choices where PROTOCOL.md leaves room:
 
 from __future__ import annotations
 
+import http.client
 import ipaddress
 import json
 import socket
 import time
 from dataclasses import dataclass
 from typing import Any
-
-import requests
 
 from webapp.openapi.model import ModuleInfo
 
@@ -126,8 +125,21 @@ def _check_ipv6(host: str, address: str) -> None:
         raise ValueError(f"module address {address!r} has an empty zone index")
 
 
-def _message_of(response: requests.Response) -> str:
-    text = response.text.strip()
+@dataclass(frozen=True)
+class Answer:
+    """A module's answer: status, reason phrase and body."""
+
+    status: int
+    reason: str
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", errors="replace")
+
+
+def _message_of(answer: Answer) -> str:
+    text = answer.text.strip()
     if text.startswith("{"):
         try:
             body = json.loads(text)
@@ -140,7 +152,7 @@ def _message_of(response: requests.Response) -> str:
                     break
     text = " ".join(text.split())
     if not text:
-        text = response.reason or "no message"
+        text = answer.reason or "no message"
     return text[:_MESSAGE_LIMIT]
 
 
@@ -152,10 +164,6 @@ class ModuleClient:
         self.address: str = self._address.text
         self.base_url: str = f"http://{self._address.netloc}/rest/rec"
         self.timeout = float(timeout)
-        self._session = requests.Session()
-        self._session.headers["Connection"] = "close"
-        # Proxies from the environment must never see module traffic (loopback or lab LAN).
-        self._session.trust_env = False
 
     @property
     def host(self) -> str:
@@ -179,38 +187,74 @@ class ModuleClient:
         *,
         data: str | None = None,
         read_timeout: float | None = None,
-    ) -> requests.Response:
-        """One request; returns the 2xx response or raises :class:`ModuleError`."""
+    ) -> Answer:
+        """One request; returns the 2xx answer or raises :class:`ModuleError`.
+
+        Plain ``http.client`` on a fresh connection: a module allows few connections, answers
+        HTTP/1.0 and closes, and a status poll per module per second must stay cheap."""
         name = f"{method} /rest/rec/{path}"
-        url = f"{self.base_url}/{path}"
-        timeout = (self.timeout, read_timeout if read_timeout is not None else self.timeout)
+        headers = {"Connection": "close"}
+        payload: bytes | None = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        elif data is not None:
+            payload = data.encode()
+            headers["Content-Type"] = "text/plain"
+        wait = self.timeout if read_timeout is None else read_timeout
         for attempt in range(_RETRIES_ON_503 + 1):
+            answer = self._exchange(name, method, f"/rest/rec/{path}", payload, headers, wait)
+            if answer.status == 503 and attempt < _RETRIES_ON_503:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            if not 200 <= answer.status < 300:
+                raise ModuleError(self.address, name, answer.status, _message_of(answer))
+            return answer
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _exchange(
+        self,
+        name: str,
+        method: str,
+        target: str,
+        payload: bytes | None,
+        headers: dict[str, str],
+        wait: float,
+    ) -> Answer:
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+        try:
             try:
-                response = self._session.request(
-                    method, url, json=body, data=data, timeout=timeout, allow_redirects=False
-                )
-            except requests.ConnectTimeout:
+                conn.connect()
+            except TimeoutError:
                 raise ModuleError(
                     self.address,
                     name,
                     None,
                     f"unreachable (no connection within {self.timeout:g} s)",
                 ) from None
-            except requests.ReadTimeout:
-                raise ModuleError(
-                    self.address, name, None, f"no answer within {timeout[1]:g} s"
-                ) from None
-            except requests.ConnectionError as exc:
+            except OSError as exc:
                 raise ModuleError(self.address, name, None, _connection_reason(exc)) from None
-            except requests.RequestException as exc:
-                raise ModuleError(self.address, name, None, str(exc)) from None
-            if response.status_code == 503 and attempt < _RETRIES_ON_503:
-                time.sleep(0.2 * (attempt + 1))
-                continue
-            if not 200 <= response.status_code < 300:
-                raise ModuleError(self.address, name, response.status_code, _message_of(response))
-            return response
-        raise AssertionError("unreachable")  # pragma: no cover
+            assert conn.sock is not None
+            conn.sock.settimeout(wait)
+            try:
+                conn.request(method, target, body=payload, headers=headers)
+                response = conn.getresponse()
+                content = response.read()
+            except TimeoutError:
+                raise ModuleError(
+                    self.address, name, None, f"no answer within {wait:g} s"
+                ) from None
+            except http.client.RemoteDisconnected:
+                raise ModuleError(
+                    self.address, name, None, "the module closed the connection without answering"
+                ) from None
+            except http.client.HTTPException as exc:
+                raise ModuleError(self.address, name, None, f"bad HTTP answer ({exc!r})") from None
+            except OSError as exc:
+                raise ModuleError(self.address, name, None, _connection_reason(exc)) from None
+            return Answer(response.status, response.reason or "", content)
+        finally:
+            conn.close()
 
     def _get_json(self, path: str, read_timeout: float | None = None) -> Any:
         response = self.request("GET", path, read_timeout=read_timeout)
@@ -218,14 +262,14 @@ class ModuleClient:
             return json.loads(response.content.lstrip(b"\xef\xbb\xbf") or b"null")
         except ValueError:
             raise ModuleError(
-                self.address, f"GET /rest/rec/{path}", response.status_code, "answer is not JSON"
+                self.address, f"GET /rest/rec/{path}", response.status, "answer is not JSON"
             ) from None
 
     def _put(self, path: str, body: Any = None) -> int:
-        return self.request("PUT", path, body).status_code
+        return self.request("PUT", path, body).status
 
     def _post(self, path: str, body: Any = None) -> int:
-        return self.request("POST", path, body).status_code
+        return self.request("POST", path, body).status
 
     # --- module -----------------------------------------------------------------------------
 
@@ -376,17 +420,12 @@ class ModuleClient:
         return sock
 
 
-def _connection_reason(exc: requests.ConnectionError) -> str:
-    text = str(exc)
-    for needle, reason in (
-        ("Connection refused", "unreachable (connection refused)"),
-        ("Name or service not known", "unreachable (host name does not resolve)"),
-        ("No route to host", "unreachable (no route to host)"),
-        ("Network is unreachable", "unreachable (network is unreachable)"),
-        ("RemoteDisconnected", "the module closed the connection without answering"),
-        ("Connection reset", "the module reset the connection"),
-        ("timed out", "unreachable (timed out)"),
-    ):
-        if needle in text:
-            return reason
-    return f"unreachable ({text[:_MESSAGE_LIMIT]})"
+def _connection_reason(exc: OSError) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "unreachable (connection refused)"
+    if isinstance(exc, ConnectionResetError):
+        return "the module reset the connection"
+    if isinstance(exc, socket.gaierror):
+        return "unreachable (host name does not resolve)"
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return f"unreachable ({reason[:_MESSAGE_LIMIT]})"
