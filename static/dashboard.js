@@ -1,9 +1,12 @@
 // Shared by every dashboard page: the Socket.IO connection, the state it keeps, the JSON API
-// helper (with the CSRF header) and a few formatting helpers. Page scripts register renderers
-// with Dash.on(topic, fn); a "state" snapshot calls every renderer, a topic event only its own.
+// helper (with the CSRF header), the login/control-lock bar and a few formatting helpers. Page
+// scripts register renderers with Dash.on(topic, fn); a "state" snapshot calls every renderer,
+// a topic event only its own.
 "use strict";
 
 const Dash = (() => {
+  const body = document.body.dataset;
+  const AUTH = { enabled: body.auth === "on", user: body.user || null, role: body.role || null };
   const renderers = {};
   const state = { log: [] };
   let connected = false;
@@ -34,7 +37,16 @@ const Dash = (() => {
     return meta ? meta.getAttribute("content") : "";
   }
 
+  // The session ended (or never was): to the login page, back here afterwards.
+  let leaving = false;
+  function toLogin() {
+    if (leaving) return;
+    leaving = true;
+    location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+  }
+
   // JSON API call; resolves to the body, rejects with an Error carrying .field and .status.
+  // A 401 (not logged in any more) goes to the login page.
   async function api(method, url, body) {
     const opts = { method, headers: { "Accept": "application/json" }, credentials: "same-origin" };
     if (method !== "GET") opts.headers["X-CSRF-Token"] = csrfToken();
@@ -52,6 +64,7 @@ const Dash = (() => {
     }
     let data = null;
     try { data = await res.json(); } catch (e) { data = null; }
+    if (res.status === 401 && AUTH.enabled) toLogin();
     if (!res.ok) {
       const err = new Error((data && data.error) || `${res.status} ${res.statusText}`);
       err.field = data && data.field;
@@ -79,7 +92,7 @@ const Dash = (() => {
   const socket = io({ reconnectionDelay: 500, reconnectionDelayMax: 3000, timeout: 5000 });
   socket.on("connect", () => { everConnected = true; setConn(true); });
   socket.on("disconnect", () => setConn(false));
-  socket.on("connect_error", () => setConn(false));
+  socket.on("connect_error", () => { setConn(false); checkSession(); });
   socket.io.on("reconnect_attempt", () => setConn(false));
 
   socket.on("state", (snap) => {
@@ -90,7 +103,7 @@ const Dash = (() => {
 
   const TOPICS = ["phase", "capture", "ptp", "module-status", "recording-time", "channel-fault",
     "data-quality", "transducers", "stream-stats", "levels", "rig", "setup", "viewers",
-    "history", "emulator", "waveform-channel"];
+    "history", "emulator"];
   for (const topic of TOPICS) {
     socket.on(topic, (value) => { state[topic] = value; fire(topic); });
   }
@@ -101,6 +114,72 @@ const Dash = (() => {
     });
   }
   socket.on("waveform", (w) => { state.waveform = w; fire("waveform"); });
+
+  // --- access control: refusals, session end, the control lock --------------------------------
+  const authBanner = document.getElementById("auth-banner");
+  let bannerTimer = null;
+  function showAuthProblem(message) {
+    authBanner.textContent = message;
+    authBanner.hidden = false;
+    clearTimeout(bannerTimer);
+    bannerTimer = setTimeout(() => { authBanner.hidden = true; }, 8000);
+  }
+  // A refused control event: the server says why (role, control lock, session over).
+  socket.on("auth_error", (e) => {
+    if (e && e.status === 401) { toLogin(); return; }
+    showAuthProblem((e && e.error) || "not allowed");
+  });
+
+  // The Socket.IO handshake is refused once a session is over (logout elsewhere, removed
+  // user, revoked share link): ask the server whether we are still anybody, at most every 5 s.
+  let lastSessionCheck = 0;
+  async function checkSession() {
+    if (!AUTH.enabled || Date.now() - lastSessionCheck < 5000) return;
+    lastSessionCheck = Date.now();
+    try {
+      const res = await fetch("/api/auth/session", { credentials: "same-origin", headers: { "Accept": "application/json" } });
+      if (!res.ok) return;
+      const info = await res.json();
+      if (info.enabled && !info.user && !info.share) toLogin();
+    } catch (e) { /* the server is away: keep reconnecting */ }
+  }
+
+  function renderControl(c) {
+    const box = document.getElementById("control-box");
+    if (!box || !c) return;
+    box.hidden = !c.enabled;
+    const holder = c.holder;
+    const mine = holder && AUTH.user && holder.user === AUTH.user;
+    const label = document.getElementById("control-holder");
+    label.textContent = holder
+      ? `control: ${mine ? "you" : holder.user} since ${new Date(holder.since * 1000).toLocaleTimeString()}`
+      : "control: free";
+    label.dataset.holder = holder ? holder.user : "";
+    const asking = (c.requests || []).map((r) => r.user);
+    if (asking.length) label.textContent += ` · asking: ${asking.join(", ")}`;
+    const show = (id, visible) => { const b = document.getElementById(id); if (b) b.hidden = !visible; };
+    show("control-request", !mine);
+    show("control-take", !!holder && !mine);
+    show("control-release", !!mine);
+    const request = document.getElementById("control-request");
+    if (request) request.textContent = holder ? "Request control" : "Take control";
+    state.controlLock = c;
+    fire("control-lock");
+  }
+  socket.on("control-lock", renderControl);
+  function controlAction(id, path) {
+    const button = document.getElementById(id);
+    if (!button) return;
+    button.addEventListener("click", async () => {
+      try { renderControl(await api("POST", path, {})); } catch (e) { showAuthProblem(e.message); }
+    });
+  }
+  if (AUTH.enabled) {
+    controlAction("control-request", "/api/auth/control/request");
+    controlAction("control-take", "/api/auth/control/take");
+    controlAction("control-release", "/api/auth/control/release");
+    socket.on("connect", () => api("GET", "/api/auth/control").then(renderControl).catch(() => {}));
+  }
 
   // Common header: phase chip and viewer count.
   on("phase", (p) => {
@@ -153,6 +232,10 @@ const Dash = (() => {
     return sign + (h ? `${h}:${String(m).padStart(2, "0")}:${ss}` : `${String(m).padStart(2, "0")}:${ss}`);
   }
 
+  function fmtSeconds(s) {
+    return s >= 120 ? `${+(s / 60).toFixed(1)} min` : `${+s.toFixed(1)} s`;
+  }
+
   function fmtTime(t) {
     if (!t) return "–";
     const d = typeof t === "number" ? new Date(t * 1000) : new Date(t);
@@ -167,7 +250,7 @@ const Dash = (() => {
   }
 
   return {
-    state, on, fire, api, socket, el, fmtBytes, fmtRate, fmtDuration, fmtTime, showError,
-    PHASE_LABELS, isConnected: () => connected,
+    state, on, fire, api, socket, el, fmtBytes, fmtRate, fmtDuration, fmtSeconds, fmtTime, showError,
+    PHASE_LABELS, AUTH, isConnected: () => connected,
   };
 })();

@@ -16,6 +16,12 @@
   // --- controls ------------------------------------------------------------------------------
   const controlError = $("control-error");
   const untilBox = $("cap-until");
+  // Until this viewer types into the form, it shows the capture that is running (started by
+  // anybody), so every viewer sees its name and duration.
+  let formEdited = false;
+  for (const id of ["cap-name", "cap-duration", "cap-until"]) {
+    $(id).addEventListener("input", () => { formEdited = true; });
+  }
   untilBox.addEventListener("change", () => { $("cap-duration").disabled = untilBox.checked; });
 
   function captureBody() {
@@ -64,6 +70,9 @@
   });
 
   // --- PTP lock progress -----------------------------------------------------------------------
+  // The fill follows the module's own lock sequence (Unlocked, Settling, Locking, Locked); the
+  // thin mark and the text give the time waited against the phase's timeout.
+  const PTP_STAGE = { Unknown: 0, Unlocked: 0.04, Settling: 1 / 3, Locking: 2 / 3, Locked: 1 };
   on("ptp", (ptp) => {
     const box = $("ptp");
     box.replaceChildren();
@@ -73,14 +82,18 @@
       return;
     }
     for (const [module, p] of entries) {
-      const frac = p.locked ? 1 : Math.min(1, p.elapsed_s / Math.max(p.timeout_s, 0.001));
+      const stage = p.locked ? 1 : (PTP_STAGE[p.status] ?? 0);
+      const waited = Math.min(1, p.elapsed_s / Math.max(p.timeout_s, 0.001));
       const label = p.locked
         ? `${module}: ${p.status} after ${p.elapsed_s.toFixed(1)} s`
-        : `${module}: ${p.status} — ${p.elapsed_s.toFixed(1)} s of ${p.timeout_s.toFixed(0)} s`;
+        : `${module}: ${p.status} — ${p.elapsed_s.toFixed(1)} s of ${Dash.fmtSeconds(p.timeout_s)} timeout`;
       box.append(el("div", { class: "row", dataset: { module } },
         el("div", { class: "bar" + (p.locked ? " locked" : ""), style: "flex:1",
-          dataset: { ptpModule: module, locked: p.locked ? "1" : "0" } },
-          el("span", { style: `width:${(frac * 100).toFixed(1)}%` }), el("em", {}, label))));
+          title: `waited ${p.elapsed_s.toFixed(1)} s of the ${p.timeout_s} s timeout`,
+          dataset: { ptpModule: module, locked: p.locked ? "1" : "0", status: p.status } },
+          el("span", { style: `width:${(stage * 100).toFixed(1)}%` }),
+          p.locked ? null : el("i", { style: `left:${(waited * 100).toFixed(2)}%` }),
+          el("em", {}, label))));
     }
   });
 
@@ -93,6 +106,12 @@
     node.dataset.elapsed = r.elapsed_s;
   });
   on("capture", (c) => {
+    if (c.current && !formEdited) {
+      $("cap-name").value = c.current.name;
+      untilBox.checked = c.current.duration_s === null;
+      $("cap-duration").disabled = untilBox.checked;
+      if (c.current.duration_s !== null) $("cap-duration").value = c.current.duration_s;
+    }
     const box = $("cap-current");
     box.replaceChildren();
     if (c.current) {
@@ -146,15 +165,35 @@
     return { color: "off", text: "" };
   }
 
+  // Levels in dB: sound pressure re 20 µPa (the server's), acceleration re 1 µm/s² (ISO 1683),
+  // anything else re 1 unit. dB values are null for a silent channel (a cable fault delivers
+  // zeros).
+  const UNIT_LABEL = { "m/s^2": "m/s²", "m/s2": "m/s²" };
+  const unitLabel = (u) => UNIT_LABEL[u] || u;
+  function shown(level) {
+    const accel = level.unit === "m/s^2" || level.unit === "m/s2";
+    const shift = accel ? 120 : 0;  // re 1 m/s² → re 1 µm/s²
+    const dB = (v) => (v === null || v === undefined ? null : v + shift);
+    const ref = level.unit === "Pa" ? "SPL" : accel ? "re 1 µm/s²" : `re 1 ${unitLabel(level.unit)}`;
+    const range = level.unit === "Pa" ? [20, 140] : accel ? [40, 160] : [-80, 40];
+    return { db: dB(level.db), peak: dB(level.peak_db), ref, range };
+  }
+
   function meter(level) {
-    if (!level) return el("div", { class: "meter" });
-    const pa = level.unit === "Pa";
-    const lo = pa ? 20 : -80, hi = pa ? 140 : 40;
+    const v = level ? shown(level) : null;
+    if (!v || v.db === null) return el("div", { class: "meter" });
+    const [lo, hi] = v.range;
     const pos = (db) => Math.max(0, Math.min(100, ((db - lo) / (hi - lo)) * 100));
-    const peakDb = level.rms > 0 && level.peak > 0 ? level.db + 20 * Math.log10(level.peak / level.rms) : null;
-    return el("div", { class: "meter", title: `rms ${level.rms.toPrecision(4)} ${level.unit}, peak ${level.peak.toPrecision(4)} ${level.unit}` },
-      el("span", { style: `width:${pos(level.db).toFixed(1)}%` }),
-      peakDb === null ? null : el("i", { style: `left:${pos(peakDb).toFixed(1)}%` }));
+    const unit = unitLabel(level.unit);
+    return el("div", { class: "meter", title: `rms ${level.rms.toPrecision(4)} ${unit}, peak ${level.peak.toPrecision(4)} ${unit}` },
+      el("span", { style: `width:${pos(v.db).toFixed(1)}%` }),
+      v.peak === null ? null : el("i", { style: `left:${pos(v.peak).toFixed(1)}%` }));
+  }
+
+  function levelText(level) {
+    if (!level) return "–";
+    const v = shown(level);
+    return `${v.db === null ? "−∞" : v.db.toFixed(1)} dB ${v.ref}`;
   }
 
   function moduleErrors(address) {
@@ -181,8 +220,7 @@
           el("span", {}, `Ch ${ch.channel}`),
           el("div", {}, meter(level),
             L.text ? el("div", { class: "fault-name" + (L.color === "magenta" ? " prev" : "") }, L.text) : null),
-          el("span", { class: "db", dataset: { level: `${address}/${ch.channel}` } },
-            level ? `${level.db.toFixed(1)} dB ${level.unit === "Pa" ? "SPL" : "re 1 " + level.unit}` : "–"));
+          el("span", { class: "db", dataset: { level: `${address}/${ch.channel}` } }, levelText(level)));
       }
       const errs = moduleErrors(address);
       cards.push(el("section", { class: "card module-card", dataset: { module: address } },
@@ -228,12 +266,10 @@
   });
 
   // --- waveform and spectrum ------------------------------------------------------------------
-  // The displayed channel is shared by every viewer (the orchestrator decimates one channel).
+  // Each viewer chooses its own channel (the server sends this browser only that one); the
+  // choice is sent again after a reconnection, since the server forgets it with the socket.
   const waveSelect = $("wave-select");
-  function selectedKey() {
-    const w = state["waveform-channel"] || {};
-    return w.module && w.channel ? `${w.module}/${w.channel}` : "";
-  }
+  let waveChoice = "";
   function renderWaveSelect() {
     const options = [];
     for (const address of moduleList()) {
@@ -244,17 +280,17 @@
     const current = Array.from(waveSelect.options).map((o) => o.value).slice(1);
     if (current.join("|") !== options.join("|")) {
       waveSelect.replaceChildren(el("option", { value: "" }, "master's first channel"),
-        ...options.map((o) => el("option", { value: o }, o.replace("/", " · Ch "))));
+        ...options.map((o) => el("option", { value: o }, o.replace(/\/(\d+)$/, " · Ch $1"))));
+      waveSelect.value = options.includes(waveChoice) ? waveChoice : "";
     }
-    if (document.activeElement !== waveSelect) waveSelect.value = selectedKey();
   }
-  on("waveform-channel", renderWaveSelect);
-  waveSelect.addEventListener("change", () => {
-    const value = waveSelect.value;
-    if (!value) { socket.emit("select-waveform", { module: null, channel: null }); return; }
-    const cut = value.lastIndexOf("/");
-    socket.emit("select-waveform", { module: value.slice(0, cut), channel: Number(value.slice(cut + 1)) });
-  });
+  function sendWaveChoice() {
+    if (!waveChoice) { socket.emit("select-waveform", { module: null, channel: null }); return; }
+    const cut = waveChoice.lastIndexOf("/");
+    socket.emit("select-waveform", { module: waveChoice.slice(0, cut), channel: Number(waveChoice.slice(cut + 1)) });
+  }
+  waveSelect.addEventListener("change", () => { waveChoice = waveSelect.value; sendWaveChoice(); });
+  socket.on("connect", () => { if (waveChoice) sendWaveChoice(); });
 
   function plotSize(node) {
     return { width: Math.max(200, node.clientWidth), height: 200 };
@@ -264,8 +300,9 @@
     series: [{ label: "t (ms)" }, { label: "value", stroke: "#0b63c5", width: 1 }],
     axes: [{ label: "time (ms)" }, { label: "" }], legend: { show: false },
   }, [[], []], $("wave-plot"));
+  // Logarithmic frequency axis, as acoustic spectra are read (bin 0 is left out).
   const specPlot = new uPlot({
-    ...plotSize($("spec-plot")), scales: { x: { time: false } },
+    ...plotSize($("spec-plot")), scales: { x: { time: false, distr: 3 } },
     series: [{ label: "f (Hz)" }, { label: "dB", stroke: "#c0392b", width: 1 }],
     axes: [{ label: "frequency (Hz)" }, { label: "dB" }], legend: { show: false },
   }, [[], []], $("spec-plot"));
@@ -313,25 +350,37 @@
   }
 
   let waveCount = 0;
+  let plotUnit = null;
+  function labelPlots(unit) {
+    if (unit === plotUnit) return;
+    plotUnit = unit;
+    const ref = unit === "Pa" ? "dB re 20 µPa" : `dB re 1 ${unitLabel(unit)}`;
+    // uPlot draws axis labels from its options; set them and redraw.
+    wavePlot.axes[1].label = unitLabel(unit);
+    specPlot.axes[1].label = ref;
+    wavePlot.redraw(false, true);
+    specPlot.redraw(false, true);
+  }
   on("waveform", (w) => {
     if (!w) return;
+    labelPlots(w.unit);
     const values = new Float32Array(w.values);
     const x = new Float64Array(values.length);
     for (let i = 0; i < values.length; i++) x[i] = (i / w.sample_rate) * 1000;
     wavePlot.setData([x, values]);
     if (values.length >= 16) {
       const { n, mags } = spectrum(values);
-      const f = new Float64Array(mags.length), db = new Float64Array(mags.length);
+      const f = new Float64Array(mags.length - 1), db = new Float64Array(mags.length - 1);
       const ref = w.unit === "Pa" ? 20e-6 : 1;
-      for (let k = 0; k < mags.length; k++) {
-        f[k] = (k * w.sample_rate) / n;
-        db[k] = 20 * Math.log10(Math.max(mags[k] / Math.SQRT2, 1e-12) / ref);
+      for (let k = 1; k < mags.length; k++) {
+        f[k - 1] = (k * w.sample_rate) / n;
+        db[k - 1] = 20 * Math.log10(Math.max(mags[k] / Math.SQRT2, 1e-12) / ref);
       }
       specPlot.setData([f, db]);
     }
     waveCount += 1;
     const info = $("wave-info");
-    info.textContent = `${w.module} Ch ${w.channel}: ${values.length} points at ${w.sample_rate} S/s, ${w.unit}`;
+    info.textContent = `${w.module} Ch ${w.channel}: ${values.length} points at ${w.sample_rate} S/s, ${unitLabel(w.unit)}`;
     info.dataset.count = waveCount;
   });
 
@@ -361,8 +410,11 @@
     fillSelect(fi.kind, em.kinds.map((k) => [k.kind, k.label]));
     renderFaultChannels();
     const list = $("fi-list");
-    list.replaceChildren(...em.injected.map((f) => el("li", {},
-      `${new Date(f.t * 1000).toLocaleTimeString()} ${f.module}: ${f.fault}${f.channel ? " on Ch " + f.channel : ""}`)));
+    const label = Object.fromEntries(em.kinds.map((k) => [k.kind, k.label]));
+    list.replaceChildren(...em.injected.slice().reverse().map((f) => el("li", { class: f.active ? "error" : "" },
+      `${new Date(f.t * 1000).toLocaleTimeString()} ${f.module}: ${label[f.fault] || f.fault}`,
+      f.channel ? ` on Ch ${f.channel}` : "",
+      el("span", { class: "muted" }, f.active ? (f.until ? ` — until ${new Date(f.until * 1000).toLocaleTimeString()}` : " — until cleared") : " — over"))));
   });
   on("rig", renderFaultChannels);
   fi.module.addEventListener("change", renderFaultChannels);

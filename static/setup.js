@@ -26,7 +26,8 @@
     if (draft) select.value = draft.bandwidth || "";
   }
 
-  function tedsText(t) {
+  function tedsText(t, detected) {
+    if (!detected) return el("span", { class: "muted", title: "detection runs when the rig is armed" }, "not detected yet");
     if (!t) return el("span", { class: "muted" }, "none found");
     const type = t.type || {};
     const name = [type.prefix, type.number, type.model, type.variant].filter(Boolean).join("-");
@@ -79,7 +80,8 @@
     for (const m of modules) {
       const info = m.info || {};
       const rows = draft.channels[m.address] || [];
-      const detected = ((state.transducers || {})[m.address] || {}).transducers || [];
+      const result = (state.transducers || {})[m.address];
+      const detected = (result || {}).transducers || [];
       const body = el("tbody");
       for (const row of rows) {
         const enabled = el("input", { type: "checkbox", checked: row.enabled, "aria-label": `enable ${m.address} channel ${row.channel}` });
@@ -87,7 +89,7 @@
         body.append(el("tr", { dataset: { channel: row.channel } },
           el("td", {}, `Ch ${row.channel}`),
           el("td", {}, enabled),
-          el("td", {}, tedsText(detected[row.channel - 1])),
+          el("td", {}, tedsText(detected[row.channel - 1], !!result)),
           el("td", {}, optSelect(info.ranges || [], row.range, (v) => { row.range = v; }, "range")),
           el("td", {}, optSelect(info.filters || [], row.filter, (v) => { row.filter = v; }, "filter")),
           el("td", {}, triSelect(row.ccld, (v) => { row.ccld = v; }, "CCLD")),

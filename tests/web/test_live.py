@@ -69,28 +69,53 @@ def test_updates_are_coalesced_to_latest_values(app, dash, bus):
     client.disconnect()
 
 
-def test_waveform_choice_is_shared_and_sent_as_binary(app, dash, bus, orchestrator):
+def test_each_viewer_chooses_its_waveform_sent_as_binary(app, dash, bus):
+    bus.publish(
+        ev.CaptureStarted(
+            capture_id="c1", name="c", folder="", modules=["127.0.3.1", "127.0.3.2"], duration_s=5
+        )
+    )
     a = dash.socketio.test_client(app)
     b = dash.socketio.test_client(app)
     a.get_received()
     b.get_received()
-    ack = a.emit("select-waveform", {"module": "127.0.3.1", "channel": 2}, callback=True)
-    assert ack == {"ok": True}
-    assert orchestrator.calls[-1] == ("select_waveform", ("127.0.3.1", 2))
+    ack = a.emit("select-waveform", {"module": "127.0.3.2", "channel": 2}, callback=True)
+    assert ack == {"ok": True, "module": "127.0.3.2", "channel": 2}
     bad = a.emit("select-waveform", {"module": "127.0.3.1", "channel": "2; drop"}, callback=True)
     assert bad["ok"] is False and bad["field"] == "channel"
-    values = np.sin(np.linspace(0, 20, 1024)).astype(np.float32)
-    bus.publish(
-        ev.Waveform(module="127.0.3.1", channel=2, sample_rate=8192.0, unit="Pa", values=values)
-    )
-    for viewer in (a, b):  # every viewer sees the chosen channel and the choice itself
-        got = received_until(viewer, lambda g: {"waveform", "waveform-channel"} <= set(names(g)))
-        wave = [p for p in got if p["name"] == "waveform"][0]["args"][0]
+    half = a.emit("select-waveform", {"module": "127.0.3.1"}, callback=True)
+    assert half["ok"] is False
+
+    def block(module: str, channel: int) -> np.ndarray:
+        values = (np.sin(np.linspace(0, 20, 1024)) * channel).astype(np.float32)
+        unit = "Pa" if channel == 1 else "V"
+        bus.publish(
+            ev.Waveform(
+                module=module, channel=channel, sample_rate=8192.0, unit=unit, values=values
+            )
+        )
+        return values
+
+    for module in ("127.0.3.1", "127.0.3.2"):
+        for channel in (3, 2, 1):
+            block(module, channel)
+    # a sees the channel it chose; b, which chose nothing, sees the master's first channel.
+    for viewer, want in ((a, ("127.0.3.2", 2)), (b, ("127.0.3.1", 1))):
+        got = received_until(viewer, lambda g: "waveform" in names(g))
+        waves = [p["args"][0] for p in got if p["name"] == "waveform"]
+        assert {(w["module"], w["channel"]) for w in waves} == {want}
+        wave = waves[-1]
         assert isinstance(wave["values"], bytes)
-        assert np.array_equal(np.frombuffer(wave["values"], "<f4"), values)
-        assert wave["unit"] == "Pa" and wave["sample_rate"] == 8192.0
-        choice = [p for p in got if p["name"] == "waveform-channel"][-1]["args"][0]
-        assert choice == {"module": "127.0.3.1", "channel": 2}
+        expected = (np.sin(np.linspace(0, 20, 1024)) * want[1]).astype(np.float32)
+        assert np.array_equal(np.frombuffer(wave["values"], "<f4"), expected)
+        assert wave["sample_rate"] == 8192.0
+        assert wave["unit"] == ("Pa" if want[1] == 1 else "V")
+    # Back to the default: the latest block of the master's first channel comes at once.
+    assert a.emit("select-waveform", {"module": None, "channel": None}, callback=True)["ok"]
+    got = received_until(a, lambda g: "waveform" in names(g))
+    assert [
+        (p["args"][0]["module"], p["args"][0]["channel"]) for p in got if p["name"] == "waveform"
+    ][-1] == ("127.0.3.1", 1)
     a.disconnect()
     b.disconnect()
 
@@ -121,7 +146,7 @@ def test_control_events_over_socketio(app, dash, client, orchestrator):
     assert ack["ok"] is True and ack["capture_id"].endswith("Good")
     ack = sio.emit("capture:stop", callback=True)
     assert ack["ok"] is True
-    assert [c[0] for c in orchestrator.calls if c[0] != "select_waveform"] == ["start", "stop"]
+    assert [c[0] for c in orchestrator.calls] == ["start", "stop"]
     sio.disconnect()
 
 

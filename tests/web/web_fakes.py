@@ -51,9 +51,6 @@ class FakeOrchestrator:
         if self.busy:
             raise RuntimeError("a capture is already being recorded")
 
-    def select_waveform(self, module: str | None, channel: int | None) -> None:
-        self.calls.append(("select_waveform", (module, channel)))
-
     def arm(self, settings: Any) -> None:
         self._refuse_if_busy()
         self.calls.append(("arm", settings))

@@ -7,7 +7,6 @@ The web layer only translates: the orchestrator runs captures and publishes even
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,20 +87,22 @@ def create_app(
         static_folder=str(PROJECT_ROOT / "static"),
         static_url_path="/static",
     )
-    app.config["SECRET_KEY"] = _secret_key(data_dir)
     app.config["JSON_SORT_KEYS"] = False
     app.config["LANXI_DATA_DIR"] = data_dir
-    auth.init_app(app, data_dir, auth_enabled)
+    auth.init_app(app, data_dir, auth_enabled)  # also the session key (.secret_key, 0600)
 
     bus = bus or ev.EventBus()
     if orchestrator is None:
         from webapp.capture.orchestrator import Orchestrator
 
-        orchestrator = Orchestrator(bus, data_dir)
+        # Waveforms of every channel: each viewer picks the one it shows.
+        orchestrator = Orchestrator(bus, data_dir, waveforms="all")
 
     socketio = SocketIO(app, async_mode=async_mode(), max_http_buffer_size=1_000_000)
     state = LiveState()
     setups = SetupStore(data_dir)
+
+    fault_panel: list[FaultPanel] = []  # set below; the panel lists the rig's emulated modules
 
     def on_rig_change(view: dict[str, Any]) -> None:
         # The setup's channel table follows the rig (a probed module brings its channels).
@@ -109,16 +110,14 @@ def create_app(
         state.set_topic(
             "setup", {"setup": setups.for_rig(view["modules"]), "setups": setups.names()}
         )
+        for panel in fault_panel:
+            panel.publish()
 
     rig = RigStore(data_dir / "rig.json", orchestrator.probe, on_rig_change)
     control = Control(orchestrator, rig, setups, state)
     faults = FaultPanel(rig, emulator, lambda v: state.set_topic("emulator", v))
-    hub = live.LiveHub(
-        socketio,
-        state,
-        rate_hz=rate_hz,
-        select_source=getattr(orchestrator, "select_waveform", None),
-    )
+    fault_panel.append(faults)
+    hub = live.LiveHub(socketio, state, rate_hz=rate_hz)
     dashboard = Dashboard(
         data_dir=data_dir,
         bus=bus,
@@ -150,19 +149,7 @@ def create_app(
     else:
         app.register_blueprint(analysis_bp)
     live.register(socketio, hub, control)
+    # Last, with every handler registered: anonymous Socket.IO handshakes are refused (401)
+    # from the very first one, before any HTTP request reached the app.
+    auth.init_socketio(socketio, app)
     return app
-
-
-def _secret_key(data_dir: Path) -> bytes:
-    """A key per data directory, kept across restarts so sessions survive them."""
-    path = data_dir / ".secret_key"
-    try:
-        key = path.read_bytes()
-        if len(key) >= 32:
-            return key
-    except OSError:
-        pass
-    key = secrets.token_bytes(32)
-    path.write_bytes(key)
-    path.chmod(0o600)
-    return key

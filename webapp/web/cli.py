@@ -49,6 +49,14 @@ def add_parser(subparsers: Any) -> None:
     )
     p.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS directly")
     p.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
+    p.add_argument(
+        "--proxy-hops",
+        type=int,
+        default=None,
+        metavar="N",
+        help="N reverse proxies in front: trust their X-Forwarded-* headers (never without a "
+        "proxy; default $LANXI_PROXY_HOPS or 0; docs/security.md)",
+    )
     p.set_defaults(func=serve)
 
 
@@ -68,6 +76,12 @@ def serve(args: argparse.Namespace) -> int:
     if args.emulate < 0 or args.emulate > 64:
         print("lanxi-dashboard serve: --emulate takes 0..64 modules", file=sys.stderr)
         return 2
+    if args.proxy_hops is not None and not 0 <= args.proxy_hops <= 10:
+        print("lanxi-dashboard serve: --proxy-hops takes 0..10", file=sys.stderr)
+        return 2
+    warning = auth.transport_warning(args.host, bool(args.certfile))
+    if warning:
+        print(f"lanxi-dashboard serve: warning: {warning}", file=sys.stderr)
 
     emulated = None
     if args.emulate:
@@ -82,6 +96,8 @@ def serve(args: argparse.Namespace) -> int:
             auth_enabled=_access_control_on(args.host, data_dir),
             emulator=emulated,
         )
+        if args.proxy_hops:
+            auth.trust_proxy(app, args.proxy_hops)
         dashboard = app.extensions["lanxi"]
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
@@ -104,14 +120,11 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _access_control_on(host: str, data_dir: Path) -> bool:
-    """On when users are configured, and always off the loopback (bind_refusal has ensured
-    that users exist there)."""
+    """On as soon as users exist, and always off the loopback (where bind_refusal has already
+    made sure that users exist)."""
     from webapp.web import auth
 
-    configured = getattr(auth, "access_configured", None)
-    if configured is not None and configured(data_dir):
-        return True
-    return not auth.is_loopback(host)
+    return auth.access_configured(data_dir) or not auth.is_loopback(host)
 
 
 def _replace_rig(rig: Any, addresses: list[str]) -> None:

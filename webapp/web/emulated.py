@@ -1,21 +1,21 @@
 """Emulated modules run inside ``serve --emulate N``, and the fault panel's backend for them.
 
-The emulator package offers the in-process rig (N modules on free ports of 127.0.0.1, each with
-an ``address`` "host:port") and, per module, the emulator-only fault endpoint described in
-docs/emulator.md. This module is the one place the web layer touches it: the web layer never
-imports emulator internals, and the emulator never imports the web layer.
+The emulator package offers the in-process rig (:class:`webapp.emulator.EmulatedRig`: N modules
+on free ports of 127.0.0.1, each with an ``address`` "host:port", sharing one PTP network) and,
+per module, the emulator-only fault endpoint ``/emulator/faults`` described in
+docs/emulator.md. This module is the one place the web layer touches the emulator, and only
+through that public surface; the emulator never imports the web layer.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 import requests
 
 from webapp.web.faults import FAULTS
 
-# The fault panel's kinds as the emulator names them (webapp/emulator/faults.py FaultKind).
+# The fault panel's kinds as the emulator names them (docs/emulator.md, "Faults").
 EMULATOR_KINDS = {
     "cable-fault": "cable-fault",
     "overload": "overload",
@@ -27,33 +27,28 @@ FAULT_PATH = "/emulator/faults"
 TIMEOUT_S = 5.0
 
 
-def _rig_class() -> Any:
-    for name in ("webapp.emulator.server", "webapp.emulator.module", "webapp.emulator"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError:
-            continue
-        rig = getattr(module, "EmulatedRig", None)
-        if rig is not None:
-            return rig
-    raise RuntimeError("this build has no in-process emulated rig (webapp.emulator.EmulatedRig)")
-
-
 class EmulatedModules:
     """N emulated modules in this process plus the fault backend the panel calls."""
 
     def __init__(self, rig: Any):
         self._rig = rig
-        self.addresses: list[str] = [m.address for m in rig.modules]
+        self.addresses: list[str] = list(rig.addresses)
 
     @classmethod
     def start(
-        cls, count: int, module_type: str = "3050", ptp_lock_s: float | None = None
+        cls,
+        count: int,
+        module_type: str = "3050",
+        ptp_lock_s: float | None = None,
+        host: str = "127.0.0.1",
     ) -> EmulatedModules:
-        kwargs: dict[str, Any] = {"module_type": module_type}
+        """``module_type``: one type, or one per module comma-separated (the last repeats)."""
+        from webapp.emulator import EmulatedRig
+
+        options: dict[str, Any] = {}
         if ptp_lock_s is not None:
-            kwargs["ptp_lock_seconds"] = ptp_lock_s
-        return cls(_rig_class().start(count, **kwargs))
+            options["ptp_lock_seconds"] = ptp_lock_s
+        return cls(EmulatedRig.start(count, types=module_type, host=host, port=0, **options))
 
     def stop(self) -> None:
         self._rig.stop()
@@ -63,29 +58,39 @@ class EmulatedModules:
     def inject(
         self, address: str, kind: str, channel: int | None, duration_s: float | None
     ) -> None:
-        if address not in self.addresses:
-            raise ValueError(f"{address} is not one of this dashboard's emulated modules")
-        body: dict[str, Any] = {"kind": EMULATOR_KINDS[kind], "active": True}
+        self._check_address(address)
+        body: dict[str, Any] = {"kind": EMULATOR_KINDS[kind]}
         if FAULTS[kind][1]:
-            body["channel"] = channel
+            body["arg"] = channel
         if duration_s is not None:
             body["duration"] = duration_s
-        self._post(address, body)
+        self._request("POST", address, body)
 
     def clear(self, address: str) -> None:
+        self._check_address(address)
+        self._request("DELETE", address, None)
+
+    def active(self, address: str) -> list[str]:
+        """The module's active faults as the emulator lists them, e.g. ``["overload:2"]``."""
+        self._check_address(address)
+        return list(self._request("GET", address, None).get("active", []))
+
+    def _check_address(self, address: str) -> None:
         if address not in self.addresses:
             raise ValueError(f"{address} is not one of this dashboard's emulated modules")
-        response = requests.delete(f"http://{address}{FAULT_PATH}", timeout=TIMEOUT_S)
-        self._check(address, "DELETE", response)
-
-    def _post(self, address: str, body: dict[str, Any]) -> None:
-        response = requests.post(f"http://{address}{FAULT_PATH}", json=body, timeout=TIMEOUT_S)
-        self._check(address, "POST", response)
 
     @staticmethod
-    def _check(address: str, method: str, response: requests.Response) -> None:
+    def _request(method: str, address: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        response = requests.request(
+            method, f"http://{address}{FAULT_PATH}", json=body, timeout=TIMEOUT_S
+        )
         if response.status_code >= 400:
             raise RuntimeError(
                 f"module {address}: {method} {FAULT_PATH} answered {response.status_code}: "
                 f"{response.text[:200]}"
             )
+        try:
+            answer = response.json()
+        except ValueError:
+            return {}
+        return answer if isinstance(answer, dict) else {}

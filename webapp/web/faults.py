@@ -12,8 +12,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from webapp import runtime
 from webapp.web.control import RequestError
 from webapp.web.rig import RigStore
+
+_KEEP = 20
+"""Injections listed on the panel (the latest)."""
+ONE_SHOT = frozenset({"stream-drop"})
+"""Faults that happen once (the emulator tears the stream down) rather than last."""
 
 # kind -> (label, needs a channel)
 FAULTS: dict[str, tuple[str, bool]] = {
@@ -45,14 +51,30 @@ class FaultPanel:
 
     def view(self) -> dict[str, Any]:
         rig = self.rig.view()
+        now = time.time()
         with self._lock:
-            active = list(self._active)
+            active = [
+                {
+                    **e,
+                    "active": e["fault"] not in ONE_SHOT
+                    and not e.get("cleared")
+                    and e.get("until", now + 1) > now,
+                }
+                for e in self._active
+            ]
         return {
             "available": self.backend is not None,
-            "modules": [m["address"] for m in rig["modules"] if m.get("emulated")],
+            "modules": [m["address"] for m in rig["modules"] if self._emulated(m["address"])],
             "kinds": [{"kind": k, "label": v[0], "channel": v[1]} for k, v in FAULTS.items()],
             "injected": active,
         }
+
+    def _emulated(self, address: Any) -> bool:
+        """A module of the rig that this dashboard's emulator runs (also when it was removed
+        and added back by address)."""
+        if not isinstance(address, str) or self.backend is None:
+            return False
+        return self.rig.is_emulated(address) or address in getattr(self.backend, "addresses", ())
 
     def publish(self) -> None:
         self._on_change(self.view())
@@ -63,7 +85,7 @@ class FaultPanel:
         if self.backend is None:
             raise RequestError(None, "no emulated modules in this dashboard", 409)
         module = body.get("module")
-        if not isinstance(module, str) or not self.rig.is_emulated(module):
+        if not self._emulated(module) or module not in self.view()["modules"]:
             raise RequestError("module", "module must be the address of an emulated module")
         kind = body.get("fault")
         if kind not in FAULTS:
@@ -93,16 +115,23 @@ class FaultPanel:
         if duration is not None:
             entry["until"] = entry["t"] + float(duration)
         with self._lock:
-            self._active.append(entry)
+            self._active = [*self._active, entry][-_KEEP:]
         self.publish()
+        if duration is not None:
+            # Show the end of a timed fault when it happens (the emulator clears it itself).
+            runtime.spawn(self._publish_later, float(duration), name="fault panel expiry")
         return entry
+
+    def _publish_later(self, delay: float) -> None:
+        runtime.sleep(delay + 0.05)
+        self.publish()
 
     def clear(self, module: Any = None) -> dict[str, Any]:
         if self.backend is None:
             raise RequestError(None, "no emulated modules in this dashboard", 409)
         targets = [module] if module else self.view()["modules"]
         for address in targets:
-            if not isinstance(address, str) or not self.rig.is_emulated(address):
+            if not self._emulated(address):
                 raise RequestError("module", "module must be the address of an emulated module")
             try:
                 self.backend.clear(address)
@@ -111,6 +140,8 @@ class FaultPanel:
                     None, f"clearing faults of {address} failed: {exc}", 502
                 ) from None
         with self._lock:
-            self._active = [e for e in self._active if e["module"] not in targets]
+            self._active = [
+                {**e, "cleared": True} if e["module"] in targets else e for e in self._active
+            ]
         self.publish()
         return self.view()

@@ -34,29 +34,54 @@ def _files(folder: Path) -> list[dict[str, Any]]:
     return sorted(out, key=lambda f: (f["file"] != "capture.json", f["file"]))
 
 
+def _count(events: Any, kind: str) -> int:
+    if not isinstance(events, list):
+        return 0
+    return sum(1 for e in events if isinstance(e, dict) and e.get("kind") == kind)
+
+
 def summary(capture_id: str, manifest: dict[str, Any] | None, folder: Path) -> dict[str, Any]:
+    """What History lists of a capture: its ``capture.json`` summary (no setups, no event
+    timeline, only counts of its warnings, errors and channel-fault reports) and its files."""
     m = manifest or {}
     modules = m.get("modules") or []
+    events = m.get("events")
     return {
         "id": capture_id,
         "name": m.get("name", capture_id),
         "created": m.get("created"),
+        "ended": m.get("ended"),
         "outcome": m.get("outcome", "unknown" if manifest is None else "running"),
         "reason": m.get("reason", "" if manifest else "capture.json is missing or unreadable"),
         "requested_duration_s": m.get("requested_duration_s"),
         "recorded_s": m.get("recorded_s"),
+        "start_time": m.get("start_time"),
         "bandwidth": m.get("bandwidth"),
         "sample_rate": m.get("sample_rate"),
+        "streaming": m.get("streaming"),
         "ptp": m.get("ptp"),
         "modules": [
             {
                 k: mod.get(k)
-                for k in ("number", "address", "role", "type", "serial", "name", "bytes")
+                for k in (
+                    "number",
+                    "address",
+                    "role",
+                    "type",
+                    "serial",
+                    "name",
+                    "firmware",
+                    "bytes",
+                    "first_ticks",
+                )
             }
             for mod in modules
             if isinstance(mod, dict)
         ],
         "bytes": sum(int(mod.get("bytes") or 0) for mod in modules if isinstance(mod, dict)),
+        "warnings": _count(events, "warning"),
+        "errors": _count(events, "error"),
+        "fault_reports": _count(events, "channel-fault"),
         "files": _files(folder),
     }
 

@@ -35,6 +35,8 @@ class _Viewer:
     seq: int
     log_id: int
     wave_seq: int = 0
+    wave_key: tuple[str, int] | None = None
+    """The channel whose waveform this viewer shows (None: the master's first channel)."""
     stop: threading.Event = field(default_factory=threading.Event)
     wake: threading.Event = field(default_factory=threading.Event)
 
@@ -47,13 +49,9 @@ class LiveHub:
         socketio: SocketIO,
         state: LiveState,
         rate_hz: float = DEFAULT_RATE_HZ,
-        select_source: Any = None,
     ):
         self.socketio = socketio
         self.state = state
-        # The orchestrator decimates one channel for display; choosing it is shared by all
-        # viewers, like the one scope on a bench.
-        self._select_source = select_source
         self.interval = 1.0 / rate_hz
         self._viewers: dict[str, _Viewer] = {}
         self._lock = threading.Lock()
@@ -82,10 +80,16 @@ class LiveHub:
             viewer.wake.set()
         self.state.set_topic("viewers", {"count": count})
 
-    def select_waveform(self, module: str | None, channel: int | None) -> None:
-        if self._select_source is not None:
-            self._select_source(module, channel)
-        self.state.set_topic("waveform-channel", {"module": module, "channel": channel})
+    def select_waveform(self, sid: str, module: str | None, channel: int | None) -> None:
+        """This viewer's channel for the live waveform; each viewer chooses its own (the
+        orchestrator decimates every channel, so one viewer's choice never changes another's)."""
+        with self._lock:
+            viewer = self._viewers.get(sid)
+        if viewer is None:
+            return
+        viewer.wave_key = (module, channel) if module is not None and channel is not None else None
+        viewer.wave_seq = 0  # send the new channel's latest block at once
+        viewer.wake.set()
 
     @property
     def viewer_count(self) -> int:
@@ -127,7 +131,7 @@ class LiveHub:
             self.socketio.emit(topic, value, to=viewer.sid)
         for entry in entries:
             self.socketio.emit(entry["level"], entry, to=viewer.sid)
-        wave_seq, wave = self.state.waveform_since(viewer.wave_seq)
+        wave_seq, wave = self.state.waveform_since(viewer.wave_seq, viewer.wave_key)
         if wave is not None:
             viewer.wave_seq = wave_seq
             # ``values`` is bytes (float32 LE): Socket.IO sends it as a binary attachment.
@@ -156,8 +160,10 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
             return {"ok": False, "error": "module must be an address", "field": "module"}
         if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)):
             return {"ok": False, "error": "channel must be a number", "field": "channel"}
-        hub.select_waveform(module, channel)
-        return {"ok": True}
+        if (module is None) != (channel is None):
+            return {"ok": False, "error": "give module and channel, or neither", "field": "channel"}
+        hub.select_waveform(request.sid, module, channel)
+        return {"ok": True, "module": module, "channel": channel}
 
     def controlled(name: str, role: str, action: Any) -> None:
         def handler(data: Any = None) -> dict[str, Any]:

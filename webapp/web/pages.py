@@ -22,7 +22,7 @@ TEMPLATES = {"capture": "live.html"}
 
 
 def _render(page: str) -> Any:
-    title = dict(PAGES)[page]
+    title = dict(PAGES).get(page) or page.capitalize()
     return render_template(TEMPLATES.get(page, f"{page}.html"), page=page, title=title, pages=PAGES)
 
 
@@ -54,3 +54,9 @@ def setup() -> Any:
 @auth.require_role("viewer")
 def history() -> Any:
     return _render("history")
+
+
+@bp.get("/admin")
+@auth.require_role("admin")
+def admin() -> Any:
+    return _render("admin")

@@ -34,7 +34,6 @@ TOPICS = (
     "viewers",
     "history",
     "emulator",
-    "waveform-channel",
 )
 
 _LOG_LENGTH = 100
@@ -69,13 +68,13 @@ class LiveState:
             "viewers": {"count": 0},
             "history": {"version": 0},
             "emulator": {"modules": []},
-            "waveform-channel": {"module": None, "channel": None},
         }
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_LENGTH)
         self._log_seq = 0
-        # The orchestrator decimates one channel at a time (the shared "scope"): its latest
-        # stretch, with the sequence number it arrived at.
-        self._wave: tuple[int, dict[str, Any]] | None = None
+        # The orchestrator sends a decimated block of every channel about five times a second;
+        # each viewer chooses the channel it shows. Latest block per (module, channel), with
+        # the sequence number it arrived at.
+        self._waves: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -110,7 +109,7 @@ class LiveState:
             item = event.to_dict()
             with self._lock:
                 self._seq += 1
-                self._wave = (self._seq, item)
+                self._waves[(event.module, event.channel)] = (self._seq, item)
             return
         with self._lock:
             fold = _FOLDS.get(type(event))
@@ -142,8 +141,9 @@ class LiveState:
             for topic in ("ptp", "channel-fault", "data-quality", "stream-stats", "levels"):
                 self._data[topic] = {}
                 self._touch(topic)
-            self._wave = None
+            self._waves = {}
         if e.phase == ev.Phase.CONNECTING:
+            self._waves = {}
             self._data["recording-time"] = {"elapsed_s": 0.0, "duration_s": None, "t": e.t}
             self._touch("recording-time")
             for topic in ("stream-stats", "levels"):
@@ -285,13 +285,32 @@ class LiveState:
             entries = [e for e in self._log if e["id"] > log_id]
             return self._seq, changed, entries, self._log_seq
 
-    def waveform_since(self, seq: int) -> tuple[int, Any]:
-        """The latest waveform if it arrived after ``seq``."""
+    def waveform_since(
+        self, seq: int, key: tuple[str, int] | None = None
+    ) -> tuple[int, dict[str, Any] | None]:
+        """The latest block of channel ``key`` (None: the default channel) if it arrived after
+        ``seq``; returns the block's sequence number with it."""
         with self._lock:
-            got = self._wave
+            if key is None:
+                key = self._default_wave_key()
+            got = self._waves.get(key) if key is not None else None
         if got is None or got[0] <= seq:
             return seq, None
         return got
+
+    def _default_wave_key(self) -> tuple[str, int] | None:
+        """The master's first channel: the first module of the running capture, else of the
+        rig, else any channel that has a waveform."""
+        if not self._waves:
+            return None
+        current = self._data["capture"]["current"] or {}
+        rig = self._data["rig"].get("modules") or []
+        order = list(current.get("modules") or []) + [m.get("address") for m in rig]
+        for module in order:
+            channels = sorted(c for m, c in self._waves if m == module)
+            if channels:
+                return (module, channels[0])
+        return min(self._waves)
 
     @property
     def log_id(self) -> int:
