@@ -42,7 +42,8 @@ const Dash = (() => {
   function toLogin() {
     if (leaving) return;
     leaving = true;
-    location.assign("/login?next=" + encodeURIComponent(location.pathname + location.search));
+    const next = encodeURIComponent(location.pathname + location.search).replace(/%2F/g, "/");
+    location.assign("/login?next=" + next);
   }
 
   // JSON API call; resolves to the body, rejects with an Error carrying .field and .status.

@@ -363,6 +363,10 @@
   }
   on("waveform", (w) => {
     if (!w) return;
+    if ($("plots").hidden) {
+      $("plots").hidden = false;
+      $("wave-empty").hidden = true;
+    }
     labelPlots(w.unit);
     const values = new Float32Array(w.values);
     const x = new Float64Array(values.length);
