@@ -309,3 +309,23 @@ def test_channel_faults_and_levels_during_a_capture(rig_factory, tmp_path: Path)
     assert stats[-1].bytes_received == meta["modules"][1]["bytes"]
     timeline = [e["kind"] for e in meta["events"]]
     assert "channel-fault" in timeline and "data-quality" in timeline
+
+
+def test_module_that_stops_answering_mid_recording_fails_the_capture(rig_factory, tmp_path: Path):
+    rig = rig_factory(2, faults=["2:unreachable@0.5"])
+    bus = EventBus()
+    rec = Recorder(bus)
+    orch = Orchestrator(
+        bus, tmp_path, client_factory=lambda a: ModuleClient(a, timeout=1.0), stall_timeout_s=1.0
+    )
+    orch.start(CaptureSettings(modules=rig.addresses, duration_s=5.0))
+    assert orch.wait(30)
+    assert orch.phase == Phase.FAILED
+    second = rig.addresses[1]
+    assert orch.last_error == f"module {second}: no stream data for 1 s"
+    assert [e.module for e in rec.kinds("error")] == [second]
+    meta = json.loads((orch.last_folder / "capture.json").read_text())
+    assert meta["outcome"] == "failed" and meta["modules"][0]["bytes"] > 0
+    # the reachable module was stopped, finished and closed; the other one is reported
+    assert ModuleClient(rig.addresses[0]).onchange()["moduleState"] == "Idle"
+    assert any(second in e.message for e in rec.kinds("warning"))

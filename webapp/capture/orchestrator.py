@@ -65,6 +65,7 @@ from webapp.capture.settings import CaptureSettings, SettingsError
 from webapp.capture.setup import build_setup, enabled_channel_numbers
 from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
+    BLOCK_VALUES,
     FAULT_KINDS,
     FaultHistory,
     ModuleInfo,
@@ -85,6 +86,10 @@ NO_DATA_GRACE_S = 5.0
 WATCH_FAILURES = 3
 """Consecutive failed status polls after which a module counts as unreachable."""
 WATCH_RETRY_S = 0.5
+UNREACHABLE_AFTER_S = 10.0
+STALL_TIMEOUT_S = 5.0
+"""A recording fails when a stream brings nothing for this long (or three blocks' time at low
+sample rates): the module is gone or no longer sending."""
 
 
 class CaptureBusyError(RuntimeError):
@@ -123,6 +128,8 @@ class ModuleRun:
     info: ModuleInfo | None = None
     status: dict[str, Any] = field(default_factory=dict)
     watch_error: ModuleError | None = None
+    gone: bool = False
+    """The module stopped answering during the teardown: later steps skip it."""
     opened: bool = False
     ptp_configured: bool = False
     transducers: list[dict[str, Any] | None] | None = None
@@ -197,6 +204,7 @@ class Orchestrator:
         *,
         live_levels: bool = True,
         waveforms: str = "all",
+        stall_timeout_s: float = STALL_TIMEOUT_S,
     ) -> None:
         if waveforms not in ("all", "selected", "none"):
             raise ValueError(f"waveforms must be 'all', 'selected' or 'none', not {waveforms!r}")
@@ -204,6 +212,7 @@ class Orchestrator:
         self.data_dir = Path(data_dir)
         self.client_factory = client_factory
         self.live_levels = live_levels
+        self.stall_timeout_s = stall_timeout_s
         self.waveforms = waveforms
         """Which channels emit Waveform events (one decimated block per channel about five
         times a second, from the blocks already decoded for the levels): "all" channels, the
@@ -725,17 +734,25 @@ class Orchestrator:
     # --- status watchers --------------------------------------------------------------------
 
     def _watch(self, s: Session, m: ModuleRun) -> None:
-        """One long poll after another for the whole session."""
+        """One long poll after another for the whole session. A module counts as unreachable
+        after :data:`WATCH_FAILURES` failed polls in a row, or when polls have been failing
+        for :data:`UNREACHABLE_AFTER_S` (a module that holds a poll past its 30 s cap)."""
         tag: int | None = None
         failures = 0
+        failing_since = 0.0
         while not s.closed:
+            asked = time.monotonic()
             try:
                 status = m.client.onchange(last=tag)
             except ModuleError as exc:
                 if s.closed:
                     return
                 failures += 1
-                if failures >= WATCH_FAILURES:
+                failing_since = failing_since or asked
+                if (
+                    failures >= WATCH_FAILURES
+                    or time.monotonic() - failing_since >= UNREACHABLE_AFTER_S
+                ):
                     with self._cond:
                         m.watch_error = exc
                         self._status_version += 1
@@ -746,7 +763,7 @@ class Orchestrator:
                 continue
             if s.closed:
                 return
-            failures = 0
+            failures, failing_since = 0, 0.0
             new_tag = status.get("lastUpdateTag")
             tag = int(new_tag) if isinstance(new_tag, int) else None
             self._update_status(s, m, status)
@@ -972,6 +989,10 @@ class Orchestrator:
         started = time.monotonic()
         duration = pending.duration_s
         next_time_event = 0.0
+        stall_limit = max(self.stall_timeout_s, 3 * BLOCK_VALUES / s.sample_rate)
+        receivers = [r for m in s.modules for r in m.receivers]
+        for r in receivers:
+            r.last_data = started  # the measurement has just been started everywhere
         while True:
             with self._cond:
                 if s.stream_failure is not None:
@@ -983,6 +1004,11 @@ class Orchestrator:
                     return True
                 self._cond.wait(RECORDING_TIME_INTERVAL_S / 2)
             now = time.monotonic()
+            for r in receivers:
+                if not r.ended.is_set() and r.idle_s > stall_limit:
+                    raise StreamFailure(
+                        f"module {r.module}: no stream data for {r.idle_s:.0f} s", r.module
+                    )
             covered = min(m.covered_ticks() for m in s.modules) / (1 << 32)
             if now >= next_time_event:
                 next_time_event = now + RECORDING_TIME_INTERVAL_S
@@ -1060,6 +1086,13 @@ class Orchestrator:
         )
         covered = [m.covered_ticks() for m in s.modules]
         capture.recorded_s = round(min(covered) / (1 << 32), 6) if covered else None
+        lossy = [
+            f"{m.address} ({m.live.overruns}x)" for m in s.modules if m.live and m.live.overruns
+        ]
+        if lossy:
+            note = f"data lost in transfer (overrun) reported by {', '.join(lossy)}"
+            self._publish(Warning(message=note))
+            reason = f"{reason}; {note}" if reason else note
         capture.outcome, capture.reason = str(outcome), reason
         capture.ended = time.time()
         finished = CaptureFinished(
@@ -1090,27 +1123,18 @@ class Orchestrator:
         if s.closed:
             return
         self._set_phase(phase)
-        opened = lambda m: m.opened  # noqa: E731
+
+        def in_state(state: str) -> Callable[[ModuleRun], bool]:
+            return lambda m: m.opened and not m.gone and m.state[0] == state
+
         steps: Iterable[tuple[Phase | None, str, Callable[[ModuleRun], bool]]] = (
-            (
-                Phase.STOPPING,
-                "stop_measurement",
-                lambda m: m.opened and m.state[0] == ModuleState.RECORDER_RECORDING,
-            ),
-            (
-                Phase.FINISHING,
-                "finish",
-                lambda m: m.opened and m.state[0] == ModuleState.RECORDER_STREAMING,
-            ),
-            (None, "cancel", lambda m: m.opened and m.state[0] == ModuleState.RECORDER_CONFIGURING),
-            (
-                Phase.CLOSING,
-                "close",
-                lambda m: m.opened and m.state[0] == ModuleState.RECORDER_OPENED,
-            ),
+            (Phase.STOPPING, "stop_measurement", in_state(ModuleState.RECORDER_RECORDING)),
+            (Phase.FINISHING, "finish", in_state(ModuleState.RECORDER_STREAMING)),
+            (None, "cancel", in_state(ModuleState.RECORDER_CONFIGURING)),
+            (Phase.CLOSING, "close", in_state(ModuleState.RECORDER_OPENED)),
         )
         for step_phase, method, needed in steps:
-            self._best_effort(s, lambda m: self._refresh(s, m), opened)
+            self._best_effort(s, lambda m: self._refresh(s, m), lambda m: m.opened and not m.gone)
             todo = [m for m in s.modules if needed(m)]
             if method == "stop_measurement":
                 for m in s.modules:
@@ -1132,7 +1156,7 @@ class Orchestrator:
                 self._best_effort_each(s, Order.MASTER_LAST, method, lambda m, t=todo: m in t)
         if s.settings.return_to_standalone and s.synchronized:
             self._best_effort_each(
-                s, Order.MASTER_LAST, "set_standalone", lambda m: m.ptp_configured
+                s, Order.MASTER_LAST, "set_standalone", lambda m: m.ptp_configured and not m.gone
             )
         with self._cond:
             s.closed = True
@@ -1153,7 +1177,16 @@ class Orchestrator:
             try:
                 fn(m)
             except ModuleError as exc:
-                log.info("teardown: %s", exc)
+                if exc.status is None:  # no answer at all: leave it be from here on
+                    m.gone = True
+                    self._publish(
+                        Warning(
+                            message=f"teardown: {exc}; the module may need a reset",
+                            module=m.address,
+                        )
+                    )
+                else:
+                    log.info("teardown: %s", exc)
 
         _parallel([m for m in s.modules if which(m)], run)
 
@@ -1168,14 +1201,16 @@ class Orchestrator:
         def run(m: ModuleRun) -> None:
             try:
                 getattr(m.client, method)()
-            except ModuleError:
-                if fallback is not None:
-                    try:
-                        fallback(m)
-                        return
-                    except ModuleError as exc2:
-                        exc = exc2
-                self._publish(Warning(message=f"teardown: {exc}", module=m.address))
+                return
+            except ModuleError as exc:
+                failure = exc
+            if fallback is not None:
+                try:
+                    fallback(m)
+                    return
+                except ModuleError as exc:
+                    failure = exc
+            self._publish(Warning(message=f"teardown: {failure}", module=m.address))
 
         for batch in ordered([m for m in s.modules if which(m)], order):
             _parallel(batch, run)
