@@ -78,7 +78,8 @@ def request_log(rig: EmulatedRig) -> list[tuple[float, str, str, str]]:
             path = e["path"].split("?")[0]
             if path.endswith("/onchange"):
                 continue
-            entries.append((e["time"], m.address, e["method"], path.removeprefix("/rest/rec/")))
+            # by arrival: a request sent after another's answer arrives after it
+            entries.append((e["received"], m.address, e["method"], path.removeprefix("/rest/rec/")))
     return sorted(entries)
 
 

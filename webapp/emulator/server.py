@@ -69,6 +69,7 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
     do_PUT = do_POST = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET  # noqa: N815
 
     def _dispatch(self) -> None:
+        self._received = time.time()  # the request log orders requests by arrival
         path, _, query = self.path.partition("?")
         try:
             length = int(self.headers.get("Content-Length") or 0)
@@ -161,6 +162,7 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
             self.server.module.log_request(
                 {
                     "time": time.time(),
+                    "received": getattr(self, "_received", None),
                     "method": self.command,
                     "path": path,
                     "query": self.path.partition("?")[2],
