@@ -10,8 +10,14 @@ Runs, on loopback only and bounded in time:
 
 It prints, per run, the status latency (wall-clock time from the orchestrator's
 ``recording-time`` event to its arrival at a viewer) p50/p99 over all viewers, the packets and
-bytes the viewers received, and checks the capture: outcome completed, every stream file's size
-equals the bytes ``capture.json`` records, no data-quality overrun flag in the timeline.
+bytes the viewers received, the dashboard's CPU time, and checks the capture for data loss:
+outcome completed; every stream file's size equals the bytes ``capture.json`` records; no
+data-quality overrun flag in the timeline; the emulator dropped no block for a slow reader
+(its ``/emulator/info``, polled while recording); and the integrity report of the analysis
+package (every file read back: no gap, no overrun, no framing error, checksums) says ``ok``.
+
+Each viewer behaves like a browser tab on the live page: it receives every topic and the
+waveform of the master's first channel about five times a second.
 
     python bench/viewers.py [--viewers 50] [--seconds 8] [--modules 4]
 """
@@ -33,7 +39,8 @@ import requests
 import websocket
 
 ROOT = Path(__file__).resolve().parents[1]
-EMULATOR_BASE = "127.0.3.41"
+sys.path.insert(0, str(ROOT))
+EMULATOR_BASE = "127.0.3.41"  # this area's loopback block; module i on .41 + i
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -116,24 +123,66 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def check_capture(data_dir: Path, capture_id: str) -> list[str]:
-    manifest = json.loads((data_dir / "captures" / capture_id / "capture.json").read_text())
+    from webapp.analysis.integrity import build_report
+    from webapp.analysis.reader import Capture
+
+    folder = data_dir / "captures" / capture_id
+    manifest = json.loads((folder / "capture.json").read_text())
     problems = []
     if manifest.get("outcome") != "completed":
         problems.append(f"outcome {manifest.get('outcome')}: {manifest.get('reason')}")
     for module in manifest.get("modules", []):
         for f in module.get("files", []):
-            size = (data_dir / "captures" / capture_id / f["file"]).stat().st_size
+            size = (folder / f["file"]).stat().st_size
             if size != f["bytes"]:
                 problems.append(f"{f['file']}: {size} bytes on disk, {f['bytes']} recorded")
     for event in manifest.get("events", []):
-        if event.get("kind") == "data-quality" and any(
-            "overrun" in str(flag).lower() for flag in event.get("flags", [])
-        ):
+        if event.get("kind") == "data-quality" and "overrun" in event.get("flags", []):
             problems.append(f"overrun on {event.get('module')} channel {event.get('channel')}")
+    with Capture.open(folder) as cap:
+        report = build_report(cap)
+    if report["verdict"] != "ok":
+        problems += [
+            f"integrity {p['severity']}: {p.get('where', '')} {p['message']}"
+            for p in report["problems"]
+            if p["severity"] != "info"
+        ]
     return problems
 
 
-def run_once(base: str, data_dir: Path, viewers: int, seconds: float, modules: list[str]) -> dict:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class DropWatch(threading.Thread):
+    """Polls every module's /emulator/info while recording: blocks the emulator had to drop
+    because the dashboard read too slowly (kept as the largest count seen per port)."""
+
+    def __init__(self, modules: list[str], stop: threading.Event):
+        super().__init__(daemon=True)
+        self.modules = modules
+        self.stop = stop
+        self.dropped: dict[tuple[str, int], int] = {}
+        self.sent: dict[tuple[str, int], int] = {}
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            for address in self.modules:
+                try:
+                    info = requests.get(f"http://{address}/emulator/info", timeout=2).json()
+                except (requests.RequestException, ValueError):
+                    continue
+                for port in (info.get("measurement") or {}).get("ports", []):
+                    key = (address, port["port"])
+                    self.dropped[key] = max(self.dropped.get(key, 0), port["droppedBlocks"])
+                    self.sent[key] = max(self.sent.get(key, 0), port["sentBlocks"])
+
+
+def run_once(
+    base: str, data_dir: Path, viewers: int, seconds: float, modules: list[str], pid: int
+) -> dict:
     stop = threading.Event()
     port = base.rsplit(":", 1)[1]
     url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
@@ -143,6 +192,10 @@ def run_once(base: str, data_dir: Path, viewers: int, seconds: float, modules: l
     for c in clients:
         c.connected.wait(10)
     failed = [c.error for c in clients if not c.connected.is_set()]
+    watch_stop = threading.Event()
+    drops = DropWatch(modules, watch_stop)
+    drops.start()
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
     r = requests.post(
         f"{base}/api/capture/start",
         json={"name": f"bench {viewers}", "duration_s": seconds, "modules": modules},
@@ -157,19 +210,30 @@ def run_once(base: str, data_dir: Path, viewers: int, seconds: float, modules: l
         if last and last.get("id") == capture_id and not state["control"]["busy"]:
             break
         time.sleep(0.5)
+    cpu, wall = cpu_seconds(pid) - cpu0, time.monotonic() - t0
+    watch_stop.set()
+    drops.join(5)
     stop.set()
     for c in clients:
         c.join(5)
     latencies = [x for c in clients for x in c.latencies]
+    problems = check_capture(data_dir, capture_id)
+    dropped = sum(drops.dropped.values())
+    if dropped:
+        problems.append(f"the emulator dropped {dropped} blocks for a slow reader")
+    if not drops.sent:
+        problems.append("no emulator measurement was seen while recording")
     return {
         "viewers": viewers,
         "connect_failures": len(failed),
         "p50_ms": percentile(latencies, 0.5) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
+        "max_ms": max(latencies, default=float("nan")) * 1000,
         "samples": len(latencies),
         "packets": sum(c.packets for c in clients),
         "mbytes": sum(c.bytes for c in clients) / 1e6,
-        "problems": check_capture(data_dir, capture_id),
+        "cpu_pct": 100 * cpu / wall,
+        "problems": problems,
     }
 
 
@@ -208,19 +272,23 @@ def main() -> int:
             wait_http(f"{base}/api/state", dashboard)
 
             print(
-                f"{args.modules} emulated modules at full bandwidth, {args.seconds:.0f} s per capture"
+                f"{args.modules} emulated Type 3050 modules at full bandwidth (6 x 131072 S/s), "
+                f"{args.seconds:g} s per capture; status latency = recording-time event to viewer"
             )
             print(
-                f"{'viewers':>8} {'p50 ms':>8} {'p99 ms':>8} {'samples':>8} {'packets':>8} {'MB':>7}  files"
+                f"{'viewers':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'samples':>8} "
+                f"{'packets':>8} {'MB out':>7} {'CPU %':>6}  data loss"
             )
             for n in (1, args.viewers):
-                res = run_once(base, data_dir, n, args.seconds, modules)
-                verdict = "ok" if not res["problems"] else "; ".join(res["problems"])
+                res = run_once(base, data_dir, n, args.seconds, modules, dashboard.pid)
+                verdict = "none" if not res["problems"] else "; ".join(res["problems"])
                 if res["connect_failures"]:
                     verdict += f"; {res['connect_failures']} viewers failed to connect"
                 print(
                     f"{res['viewers']:>8} {res['p50_ms']:>8.1f} {res['p99_ms']:>8.1f} "
-                    f"{res['samples']:>8} {res['packets']:>8} {res['mbytes']:>7.1f}  {verdict}"
+                    f"{res['max_ms']:>8.1f} {res['samples']:>8} {res['packets']:>8} "
+                    f"{res['mbytes']:>7.1f} {res['cpu_pct']:>6.0f}  {verdict}",
+                    flush=True,
                 )
         finally:
             for p in reversed(procs):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,20 +110,25 @@ class LiveHub:
             return 0
 
     def _send_loop(self, viewer: _Viewer) -> None:
+        # One tick per interval, aligned to a fixed schedule so the rate is rate_hz however
+        # long a send takes; a wake (a waveform selection) sends at once, but never sooner
+        # than one interval after the previous send, so a client cannot make its sender spin.
+        last = time.monotonic()  # the first tick comes after the snapshot sent on connect
         while not viewer.stop.is_set():
-            viewer.wake.wait(self.interval)
+            viewer.wake.wait(max(0.0, last + self.interval - time.monotonic()))
             viewer.wake.clear()
             if viewer.stop.is_set():
                 break
+            early = last + self.interval - time.monotonic()
+            if early > 0:
+                self.socketio.sleep(early)
+            last = time.monotonic()
             if self._pending(viewer.sid) > MAX_PENDING_PACKETS:
                 continue  # behind: its slots keep the latest values for the next tick
             try:
                 self._send_changes(viewer)
             except Exception:
                 log.exception("sending to viewer %s failed", viewer.sid)
-            # Sleep off the rest of the tick even when woken early (a waveform selection), so
-            # a client can never make its sender spin.
-            self.socketio.sleep(self.interval / 2)
 
     def _send_changes(self, viewer: _Viewer) -> None:
         seq, changed, entries, log_id = self.state.changes_since(viewer.seq, viewer.log_id)
