@@ -330,3 +330,61 @@ def test_module_that_stops_answering_mid_recording_fails_the_capture(rig_factory
     # the reachable module was stopped, finished and closed; the other one is reported
     assert ModuleClient(rig.addresses[0]).onchange()["moduleState"] == "Idle"
     assert any(second in e.message for e in rec.kinds("warning"))
+
+
+def _popen_cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "webapp", "capture", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def _read_until(proc: subprocess.Popen, needle: str, timeout: float = 30) -> str:
+    seen = []
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return "".join(seen)
+    proc.kill()
+    raise AssertionError(f"{needle!r} not in output:\n{''.join(seen)}")
+
+
+def test_ctrl_c_stops_a_recording_and_tears_down(rig_factory, tmp_path: Path):
+    import signal
+
+    rig = rig_factory(2)
+    proc = _popen_cli(*rig.addresses, "--until-stopped", "-o", str(tmp_path))
+    _read_until(proc, "Measuring   1.")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
+    assert "Capture stopped" in out
+    meta = json.loads((tmp_path / "capture.json").read_text())
+    assert meta["outcome"] == "stopped" and meta["recorded_s"] >= 1.0
+    for m in meta["modules"]:
+        assert check_file(tmp_path / m["files"][0]["file"]).messages > 0
+    assert states(rig) == ["Idle"] * 2
+
+
+def test_ctrl_c_while_waiting_for_ptp_tears_down(rig_factory, tmp_path: Path):
+    import signal
+
+    rig = rig_factory(2, faults=["2:ptp-no-lock"])
+    proc = _popen_cli(*rig.addresses, "-o", str(tmp_path))
+    _read_until(proc, "ptp-lock")
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out
+    assert states(rig) == ["Idle"] * 2
+    syncs = [(a, p) for _, a, m, p in request_log(rig) if p == "syncmode"]
+    assert len(syncs) == 4  # PTP parameters, then back to stand-alone

@@ -129,7 +129,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         signal.signal(signal.SIGINT, previous)
 
     if orchestrator.phase == Phase.FAILED:
-        printer.line(f"error: {orchestrator.last_error}")
+        if orchestrator.last_error not in printer.errors:
+            printer.line(f"error: {orchestrator.last_error}")
         _summary(printer, folder)
         return EXIT_FAILED
     _summary(printer, folder)
@@ -177,6 +178,7 @@ class ProgressPrinter:
         self._ptp: dict[str, str] = {}
         self._ptp_report = time.monotonic()
         self._recorded_second = -1
+        self.errors: set[str] = set()
 
     def line(self, text: str) -> None:
         with self._lock:
@@ -227,9 +229,10 @@ class ProgressPrinter:
         elif isinstance(e, ev.Warning):
             self.line(f"warning: {e.message}")
         elif isinstance(e, ev.Error):
+            self.errors.add(e.message)
             self.line(f"error: {e.message}")
         elif isinstance(e, ev.CaptureFinished):
-            reason = f" ({e.reason})" if e.reason else ""
+            reason = f" ({e.reason})" if e.reason and e.reason not in self.errors else ""
             self.line(f"Capture {e.outcome}{reason}")
 
     def _on_ptp(self, e: ev.PtpProgress) -> None:
