@@ -302,7 +302,7 @@
   }, [[], []], $("wave-plot"));
   // Logarithmic frequency axis, as acoustic spectra are read (bin 0 is left out).
   const specPlot = new uPlot({
-    ...plotSize($("spec-plot")), scales: { x: { time: false, distr: 3 } },
+    ...plotSize($("spec-plot")), scales: { x: { time: false, distr: 3, range: (u, min, max) => [min, max] } },
     series: [{ label: "f (Hz)" }, { label: "dB", stroke: "#c0392b", width: 1 }],
     axes: [{ label: "frequency (Hz)" }, { label: "dB" }], legend: { show: false },
   }, [[], []], $("spec-plot"));

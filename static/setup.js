@@ -31,8 +31,11 @@
     if (!t) return el("span", { class: "muted" }, "none found");
     const type = t.type || {};
     const name = [type.prefix, type.number, type.model, type.variant].filter(Boolean).join("-");
-    return el("span", {}, el("b", {}, name || "?"), ` s/n ${t.serialNumber ?? "?"}`,
-      el("div", { class: "small muted" }, `${Number(t.sensitivity).toPrecision(4)} V/${t.unit}`,
+    const unit = t.unit === "m/s^2" ? "m/s²" : t.unit;
+    const sens = Number(t.sensitivity);
+    const sensText = sens < 1 ? `${(sens * 1000).toPrecision(4)} mV/${unit}` : `${sens.toPrecision(4)} V/${unit}`;
+    return el("span", {}, el("b", {}, name || "?"),
+      el("div", { class: "small muted" }, `s/n ${t.serialNumber ?? "?"} · ${sensText}`,
         t.requiresCcld ? " · CCLD" : "", t.requires200V ? " · 200 V" : ""));
   }
 
@@ -89,7 +92,7 @@
         body.append(el("tr", { dataset: { channel: row.channel } },
           el("td", {}, `Ch ${row.channel}`),
           el("td", {}, enabled),
-          el("td", {}, tedsText(detected[row.channel - 1], !!result)),
+          el("td", { class: "teds" }, tedsText(detected[row.channel - 1], !!result)),
           el("td", {}, optSelect(info.ranges || [], row.range, (v) => { row.range = v; }, "range")),
           el("td", {}, optSelect(info.filters || [], row.filter, (v) => { row.filter = v; }, "filter")),
           el("td", {}, triSelect(row.ccld, (v) => { row.ccld = v; }, "CCLD")),
@@ -99,7 +102,7 @@
       box.append(el("section", { class: "card", dataset: { module: m.address } },
         el("h2", {}, m.address, " ", el("span", { class: "muted small" }, info.name || (m.reachable === false ? "unreachable" : "not probed yet"))),
         rows.length ? el("div", { class: "table-wrap" }, el("table", {},
-          el("thead", {}, el("tr", {}, ["Channel", "On", "TEDS detected", "Range", "Filter", "CCLD", "Polarisation", "Manual transducer (sensitivity, unit, s/n)"].map((h) => el("th", {}, h)))),
+          el("thead", {}, el("tr", {}, ["Channel", "On", "TEDS detected", "Range", "Filter", "CCLD", "Polarisation", "Manual transducer"].map((h) => el("th", h === "Manual transducer" ? { title: "sensitivity (V per unit), unit, serial number" } : {}, h)))),
           body)) : el("p", { class: "muted" }, "Channels appear once the module has answered.")));
     }
   }

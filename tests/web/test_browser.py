@@ -281,6 +281,12 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     watcher.goto(f"{base}/history")
     expect(watcher.locator("#history-table tr[data-capture]").first).to_be_visible()
     shoot(watcher, "history-tablet")
+    watcher.goto(f"{base}/rig")
+    expect(watcher.locator('#rig-table tr[data-reachable="true"]')).to_have_count(3)
+    shoot(watcher, "rig-tablet")
+    watcher.goto(f"{base}/setup")
+    expect(watcher.locator("#module-tables section[data-module]")).to_have_count(3)
+    shoot(watcher, "setup-detected-tablet")
     links = row.locator("a[data-file]")
     names = [links.nth(i).get_attribute("data-file") for i in range(links.count())]
     streams = [n for n in names if n.endswith(".stream")]
