@@ -122,7 +122,7 @@
       body.append(el("tr", { dataset: { action: e.action } },
         el("td", { class: "small nowrap" }, Dash.fmtTime(e.ts)),
         el("td", {}, e.actor),
-        el("td", {}, e.action),
+        el("td", { class: "nowrap" }, e.action),
         el("td", { class: e.ok === false ? "err small" : "small" }, outcome, e.status ? ` (${e.status})` : ""),
         el("td", { class: "small muted details" }, details(e))));
     }
