@@ -73,7 +73,8 @@
   // The fill follows the module's own lock sequence (Unlocked, Settling, Locking, Locked); the
   // thin mark and the text give the time waited against the phase's timeout.
   const PTP_STAGE = { Unknown: 0, Unlocked: 0.04, Settling: 1 / 3, Locking: 2 / 3, Locked: 1 };
-  on("ptp", (ptp) => {
+  function renderPtp() {
+    const ptp = state.ptp;
     const box = $("ptp");
     box.replaceChildren();
     const entries = Object.entries(ptp || {});
@@ -82,6 +83,15 @@
       return;
     }
     for (const [module, p] of entries) {
+      // Lock lost after it was reached (seen in the module's status): say so, in red.
+      const now = (state["module-status"] || {})[module];
+      if (p.locked && now && now.ptp_status && now.ptp_status !== "Locked" && now.t > p.t) {
+        box.append(el("div", { class: "row", dataset: { module } },
+          el("div", { class: "bar lost", style: "flex:1", dataset: { ptpModule: module, locked: "0", status: now.ptp_status } },
+            el("span", { style: "width:100%" }),
+            el("em", {}, `${module}: lock lost — ${now.ptp_status} since ${new Date(now.t * 1000).toLocaleTimeString()}`))));
+        continue;
+      }
       const stage = p.locked ? 1 : (PTP_STAGE[p.status] ?? 0);
       const waited = Math.min(1, p.elapsed_s / Math.max(p.timeout_s, 0.001));
       const label = p.locked
@@ -95,7 +105,9 @@
           p.locked ? null : el("i", { style: `left:${(waited * 100).toFixed(2)}%` }),
           el("em", {}, label))));
     }
-  });
+  }
+  on("ptp", renderPtp);
+  on("module-status", renderPtp);
 
   // --- recording time and current capture ---------------------------------------------------
   on("recording-time", (r) => {
@@ -196,6 +208,13 @@
     return `${v.db === null ? "−∞" : v.db.toFixed(1)} dB ${v.ref}`;
   }
 
+  // A module that was locked and no longer is, while the rig is armed or recording.
+  function ptpLost(address, ms) {
+    const p = (state.ptp || {})[address];
+    const phase = (state.phase || {}).phase || "idle";
+    return !!(p && p.locked && ms.ptp_status !== "Locked" && (BUSY.has(phase) || phase === "armed") && phase !== "stopping");
+  }
+
   function moduleErrors(address) {
     return (state.log || []).filter((e) => e.module === address).slice(-3);
   }
@@ -227,12 +246,13 @@
         el("div", { class: "head" },
           el("b", {}, address),
           el("span", { class: "muted" }, [info.name, rm.role].filter(Boolean).join(" · ")),
-          ms ? el("span", { class: "small muted" }, `${ms.module_state} · ${ms.input_status} · PTP ${ms.ptp_status}`) : null),
+          ms ? el("span", { class: "small muted" }, `${ms.module_state} · ${ms.input_status} · PTP ${ms.ptp_status}`) : null,
+          ms && ptpLost(address, ms) ? el("span", { class: "badge failed", dataset: { ptpLost: address } }, `PTP ${ms.ptp_status}`) : null),
         el("div", { class: "channels" }, rows),
         el("div", { class: "stats" },
           el("span", { dataset: { bytes: address } }, "received ", Dash.fmtBytes(stats ? stats.bytes_received : null)),
           el("span", { dataset: { rate: address } }, "rate ", Dash.fmtRate(stats ? stats.rate_bps : null))),
-        errs.map((e) => el("div", { class: e.level === "error" ? "err small" : "small" }, e.message))));
+        errs.map((e) => el("div", { class: e.level === "error" ? "err small" : "warn small" }, e.message))));
     }
     if (!cards.length) {
       cards.push(el("section", { class: "card" }, el("p", { class: "muted" },
@@ -260,7 +280,7 @@
     for (const e of entries) {
       list.append(el("li", { class: e.level },
         el("span", { class: "muted" }, new Date(e.t * 1000).toLocaleTimeString(), " "),
-        e.module ? el("b", {}, e.module, ": ") : null, e.message,
+        e.module && !e.message.includes(e.module) ? el("b", {}, e.module, ": ") : null, e.message,
         e.request ? el("span", { class: "muted" }, ` (${e.request})`) : null));
     }
   });
@@ -302,7 +322,8 @@
   }, [[], []], $("wave-plot"));
   // Logarithmic frequency axis, as acoustic spectra are read (bin 0 is left out).
   const specPlot = new uPlot({
-    ...plotSize($("spec-plot")), scales: { x: { time: false, distr: 3, range: (u, min, max) => [min, max] } },
+    ...plotSize($("spec-plot")), scales: { x: { time: false, distr: 3,
+      range: (u, min, max) => [10 ** Math.floor(Math.log10(Math.max(min, 1))), max] } },
     series: [{ label: "f (Hz)" }, { label: "dB", stroke: "#c0392b", width: 1 }],
     axes: [{ label: "frequency (Hz)" }, { label: "dB" }], legend: { show: false },
   }, [[], []], $("spec-plot"));

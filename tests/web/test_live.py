@@ -169,3 +169,46 @@ def test_the_publisher_never_sends(app, dash, bus, monkeypatch):
     received_until(slow, lambda g: any(p["name"] == "stream-stats" for p in g))
     assert emitted_on and threading.get_ident() not in emitted_on
     slow.disconnect()
+
+
+def test_ptp_lock_lost_while_recording_is_a_warning_once(dash, bus):
+    module = "127.0.3.2"
+    bus.publish(ev.PhaseChanged(phase="ptp-lock", previous="ptp-sync"))
+    bus.publish(
+        ev.ModuleStatus(
+            module=module, module_state="Idle", input_status="Unknown", ptp_status="Locked"
+        )
+    )
+    bus.publish(ev.PhaseChanged(phase="recording", previous="connecting"))
+    bus.publish(
+        ev.ModuleStatus(
+            module=module,
+            module_state="RecorderRecording",
+            input_status="Streaming",
+            ptp_status="Locked",
+        )
+    )
+    assert dash.state.snapshot()["log"] == []
+    bus.publish(
+        ev.ModuleStatus(
+            module=module,
+            module_state="RecorderRecording",
+            input_status="Streaming",
+            ptp_status="Unlocked",
+        )
+    )
+    log = dash.state.snapshot()["log"]
+    assert len(log) == 1 and log[0]["level"] == "warning" and log[0]["module"] == module
+    assert "PTP lock lost" in log[0]["message"] and "Unlocked" in log[0]["message"]
+
+
+def test_a_failure_reported_as_it_happened_is_not_logged_twice(dash, bus):
+    message = "module 127.0.3.2: the module closed its stream socket after 100 bytes"
+    bus.publish(ev.Error(message=message, module="127.0.3.2", request="stream"))
+    bus.publish(ev.CaptureFinished(capture_id="c1", outcome="failed", reason=message, folder=""))
+    bus.publish(
+        ev.CaptureFinished(capture_id="c2", outcome="failed", reason="another reason", folder="")
+    )
+    log = dash.state.snapshot()["log"]
+    assert [e["message"] for e in log] == [message, "another reason"]
+    assert dash.state.snapshot()["capture"]["last"]["reason"] == "another reason"

@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from webapp.capture import events as ev
+from webapp.openapi.model import PtpStatus
 
 # Socket.IO event names; each is also a key of the snapshot.
 TOPICS = (
@@ -37,6 +38,22 @@ TOPICS = (
 )
 
 _LOG_LENGTH = 100
+# Phases in which every module must stay PTP-locked (from the lock on, until stopping).
+_SYNCHRONIZED_PHASES = frozenset(
+    str(p)
+    for p in (
+        ev.Phase.OPENING,
+        ev.Phase.CREATING,
+        ev.Phase.DETECTING,
+        ev.Phase.CONFIGURING,
+        ev.Phase.SETTLING,
+        ev.Phase.SYNCHRONIZING,
+        ev.Phase.STARTING_STREAM,
+        ev.Phase.ARMED,
+        ev.Phase.CONNECTING,
+        ev.Phase.RECORDING,
+    )
+)
 
 
 class LiveState:
@@ -151,6 +168,22 @@ class LiveState:
                 self._touch(topic)
 
     def _fold_module_status(self, e: ev.ModuleStatus) -> None:
+        before = (self._data["module-status"].get(e.module) or {}).get("ptp_status")
+        locked = str(PtpStatus.LOCKED)
+        if (
+            before == locked
+            and e.ptp_status != locked
+            and self._data["phase"]["phase"] in _SYNCHRONIZED_PHASES
+        ):
+            # A module that loses PTP lock while armed or recording no longer samples in step
+            # with the others; the orchestrator reports it as a status change only.
+            self._append_log(
+                "warning",
+                f"PTP lock lost: the module reports {e.ptp_status or 'no PTP status'}; its "
+                "samples are no longer synchronous with the others",
+                e.t,
+                {"module": e.module},
+            )
         self._data["module-status"] = {
             **self._data["module-status"],
             e.module: {
@@ -249,7 +282,9 @@ class LiveState:
             "last": {**current, "outcome": e.outcome, "reason": e.reason, "ended": e.t},
         }
         self._touch("capture")
-        if e.outcome == ev.Outcome.FAILED and e.reason:
+        reported = any(x["message"] == e.reason for x in list(self._log)[-5:])
+        if e.outcome == ev.Outcome.FAILED and e.reason and not reported:
+            # The failure itself was usually reported the moment it happened (an Error event).
             self._append_log("error", e.reason, e.t, {"capture": e.capture_id})
         self._data["history"] = {"version": self._data["history"]["version"] + 1}
         self._touch("history")
