@@ -2,7 +2,7 @@
 
 Runs, on loopback only and bounded in time:
 
-* the emulator in its own process: up to ``--max-modules`` Type 3050 modules at full bandwidth
+* the emulator in its own process: as many Type 3050 modules as the largest step, at full bandwidth
   (6 signals × 131072 S/s, about 2.37 MB/s each), every module on a free port of 127.0.2.1;
 * in this process, under eventlet as in production, for a rising number N of modules, two
   recordings of ``--seconds`` each on the same armed modules (the same emulated load):
@@ -14,10 +14,11 @@ Runs, on loopback only and bounded in time:
 
 A run passes when the emulator dropped no block (no Overrun) and the receivers had no backlog:
 at the end of the recording every module's bytes are within ``--max-lag`` seconds of what the
-module produced since its first byte. The largest passing N of each receiver is reported with
-CPU use of both processes.
+module produced since its first byte. A failed step is run once more (the machine is shared;
+a load spike is not a limit). The largest passing N of each receiver is reported with CPU use
+of both processes. A single emulator process tops out at about 120 modules on one core.
 
-    python bench/receiver_capacity.py [--max-modules 120] [--seconds 4] [--steps 10,25,50,...]
+    python bench/receiver_capacity.py [--seconds 4] [--steps 10,25,50,75,90,105,120]
 """
 
 from __future__ import annotations
@@ -99,7 +100,7 @@ class Result:
             f"{self.receiver:8} N={self.modules:4d}  {rate:7.1f} MB/s  lag {self.lag_s:6.3f} s  "
             f"drain {self.drain_s:5.2f} s  dropped {self.dropped_blocks:5d}  overrun flags "
             f"{self.overrun_flags:3d}  CPU this {self.cpu_self * 100:5.1f} %  emulator "
-            f"{self.cpu_emulator * 100:5.1f} %  {verdict}"
+            f"{self.cpu_emulator * 100:5.1f} %  load {os.getloadavg()[0]:4.1f}  {verdict}"
         )
 
 
@@ -295,7 +296,38 @@ def record_capture(
 # --- one step of the ladder ---------------------------------------------------------------
 
 
-def step(emulator: Emulator, n: int, seconds: float, work: Path) -> list[Result]:
+def _measure(
+    name: str, n: int, seconds: float, emulator: Emulator, addresses: list[str], run
+) -> Result:
+    cpu0, emu0, t0 = time.process_time(), emulator.cpu_seconds(), time.monotonic()
+    try:
+        total, lag, drain, flags, error = run()
+    except Exception as exc:  # an overloaded emulator may stop answering: that is a result too
+        total, lag, drain, flags, error = 0, 0.0, 0.0, 0, f"{type(exc).__name__}: {exc}"
+    wall = time.monotonic() - t0
+    try:
+        dropped = emulator.dropped_blocks(addresses)
+    except Exception as exc:
+        dropped, error = 0, error or f"emulator info: {exc}"
+    return Result(
+        name,
+        n,
+        seconds,
+        total,
+        dropped,
+        flags,
+        lag,
+        drain,
+        (time.process_time() - cpu0) / wall,
+        (emulator.cpu_seconds() - emu0) / wall,
+        error,
+    )
+
+
+def step(
+    emulator: Emulator, n: int, seconds: float, work: Path, receivers: list[str]
+) -> list[Result]:
+    """Arm N modules, record with each receiver in ``receivers`` on them, disarm."""
     addresses = emulator.addresses[:n]
     bus = EventBus()
     probe = CaptureProbe(bus)
@@ -303,60 +335,45 @@ def step(emulator: Emulator, n: int, seconds: float, work: Path) -> list[Result]
     settings = CaptureSettings(
         modules=addresses, duration_s=seconds, ptp_timeout_s=60, state_timeout_s=60
     )
-    orch.arm(settings)
+    try:
+        orch.arm(settings)
+    except Exception as exc:
+        return [Result(r, n, seconds, 0, 0, 0, 0, 0, 0, 0, f"arming: {exc}") for r in receivers]
     orch.wait(180)
     if not orch.armed:
-        raise RuntimeError(f"arming {n} modules failed: {orch.last_error}")
+        error = f"arming failed: {orch.last_error}"
+        return [Result(r, n, seconds, 0, 0, 0, 0, 0, 0, 0, error) for r in receivers]
     results = []
-    try:
-        bare_dir = work / f"bare-{n}"
-        bare_dir.mkdir()
-        cpu0, emu0, t0 = time.process_time(), emulator.cpu_seconds(), time.monotonic()
-        flows, lag, drain = record_bare(orch, seconds, bare_dir)
-        wall = time.monotonic() - t0
-        results.append(
-            Result(
-                "bare",
-                n,
-                seconds,
-                sum(f.bytes for f in flows),
-                emulator.dropped_blocks(addresses),
-                0,
-                lag,
-                drain,
-                (time.process_time() - cpu0) / wall,
-                (emulator.cpu_seconds() - emu0) / wall,
-            )
-        )
-        shutil.rmtree(bare_dir)
-        cpu0, emu0, t0 = time.process_time(), emulator.cpu_seconds(), time.monotonic()
+
+    def bare() -> tuple[int, float, float, int, str]:
+        folder = work / f"bare-{n}"
+        folder.mkdir(exist_ok=True)
+        try:
+            flows, lag, drain = record_bare(orch, seconds, folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return sum(f.bytes for f in flows), lag, drain, 0, ""
+
+    def capture() -> tuple[int, float, float, int, str]:
         total, lag, drain, error = record_capture(orch, probe, seconds)
-        wall = time.monotonic() - t0
-        results.append(
-            Result(
-                "capture",
-                n,
-                seconds,
-                total,
-                emulator.dropped_blocks(addresses),
-                probe.overrun_flags,
-                lag,
-                drain,
-                (time.process_time() - cpu0) / wall,
-                (emulator.cpu_seconds() - emu0) / wall,
-                error,
-            )
-        )
-        if orch.last_folder is not None:
-            meta = json.loads((orch.last_folder / "capture.json").read_text())
+        folder = orch.last_folder
+        if folder is not None and folder.is_dir():
+            meta = json.loads((folder / "capture.json").read_text())
             for m in meta["modules"]:
                 for f in m["files"]:
-                    size = (orch.last_folder / f["file"]).stat().st_size
+                    size = (folder / f["file"]).stat().st_size
                     if size != f["bytes"]:
-                        results[
-                            -1
-                        ].error = f"{f['file']}: {size} bytes on disk, {f['bytes']} recorded"
-            shutil.rmtree(orch.last_folder)
+                        error = f"{f['file']}: {size} bytes on disk, {f['bytes']} recorded"
+            shutil.rmtree(folder, ignore_errors=True)
+        return total, lag, drain, probe.overrun_flags, error
+
+    try:
+        for name in receivers:
+            if not orch.armed:
+                results.append(Result(name, n, seconds, 0, 0, 0, 0, 0, 0, 0, "not armed"))
+                continue
+            run = bare if name == "bare" else capture
+            results.append(_measure(name, n, seconds, emulator, addresses, run))
     finally:
         orch.disarm()
         orch.wait(120)
@@ -365,44 +382,55 @@ def step(emulator: Emulator, n: int, seconds: float, work: Path) -> list[Result]
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--max-modules", type=int, default=120)
     p.add_argument("--seconds", type=float, default=4.0, help="length of each recording")
-    p.add_argument("--steps", default="10,25,40,50,60,75,90,105,120")
-    p.add_argument("--max-lag", type=float, default=0.25, help="seconds of backlog allowed")
+    p.add_argument("--steps", default="10,25,50,75,90,105,120", help="numbers of modules")
+    p.add_argument("--max-lag", type=float, default=0.5, help="seconds of backlog allowed")
     p.add_argument("--time-limit", type=float, default=300.0, help="stop climbing after this")
     p.add_argument("--dir", default=None, help="scratch folder (default: a temporary one)")
     args = p.parse_args()
-    steps = [int(s) for s in args.steps.split(",") if int(s) <= args.max_modules]
+    steps = sorted(int(s) for s in args.steps.split(","))
     work = Path(args.dir or tempfile.mkdtemp(prefix="receiver-capacity-"))
     work.mkdir(parents=True, exist_ok=True)
-    print(f"cores: {os.cpu_count()}, scratch: {work}, {args.seconds:g} s per recording", flush=True)
+    print(
+        f"cores: {os.cpu_count()}, {args.seconds:g} s per recording, backlog allowed "
+        f"{args.max_lag:g} s; a failed step is run once more to tell a load spike on this "
+        "shared machine from a limit",
+        flush=True,
+    )
     print(f"starting {max(steps)} emulated Type 3050 modules ...", flush=True)
     started = time.monotonic()
     emulator = Emulator(max(steps))
     best = {"bare": 0, "capture": 0}
-    failed = {"bare": False, "capture": False}
+    climbing = ["bare", "capture"]
     try:
         for n in steps:
             if time.monotonic() - started > args.time_limit:
                 print(f"time limit reached before N={n}")
                 break
-            for r in step(emulator, n, args.seconds, work):
+            results = step(emulator, n, args.seconds, work, climbing)
+            for r in results:
                 print(r.row(args.max_lag), flush=True)
-                if r.ok(args.max_lag) and not failed[r.receiver]:
-                    best[r.receiver] = n
-                elif not r.ok(args.max_lag):
-                    failed[r.receiver] = True
-            if all(failed.values()):
+            again = [r.receiver for r in results if not r.ok(args.max_lag)]
+            if again:
+                for r in step(emulator, n, args.seconds, work, again):
+                    print(r.row(args.max_lag) + "  (second try)", flush=True)
+                    if not r.ok(args.max_lag):
+                        climbing.remove(r.receiver)
+            for name in ("bare", "capture"):
+                if name in climbing and any(r.receiver == name for r in results):
+                    best[name] = n
+            if not climbing:
                 break
     finally:
         emulator.stop()
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)
     print()
+    limit = " (the largest N tried)" if climbing else ""
     print(
-        f"largest N without overrun or backlog: bare receiver {best['bare']}, "
-        f"capture receivers (levels + waveforms on) {best['capture']}"
-        f"{' (the ladder ended before either failed)' if not any(failed.values()) else ''}"
+        f"largest N without overrun or backlog: bare receiver {best['bare']}"
+        f"{limit if 'bare' in climbing else ''}, capture receivers (levels and waveforms of "
+        f"every channel on) {best['capture']}{limit if 'capture' in climbing else ''}"
     )
     if best["bare"]:
         print(f"capture / bare: {best['capture'] / best['bare']:.2f}")

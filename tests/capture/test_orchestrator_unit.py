@@ -437,3 +437,14 @@ def test_waveform_follows_the_selected_channel(rig: FakeRig, tmp_path: Path):
     assert orch.wait(20)
     waves = rec.kinds("waveform")
     assert waves and {(w.module, w.channel) for w in waves} == {(B, 3)}
+
+
+def test_watched_waveforms_are_the_only_ones(rig: FakeRig, tmp_path: Path):
+    rig.add(A)
+    rig.add(B)
+    orch, rec = make(rig, tmp_path)
+    orch.watch_waveforms([(A, 2), (B, 4)])
+    orch.start(settings(A, B, duration_s=0.3))
+    assert orch.wait(20)
+    assert {(w.module, w.channel) for w in rec.kinds("waveform")} == {(A, 2), (B, 4)}
+    assert {lv["channel"] for e in rec.kinds("levels") for lv in e.levels} == {1, 2, 3, 4}

@@ -21,6 +21,16 @@ from webapp.capture.events import DataQualityChanged, Event, Levels, StreamStats
 from webapp.openapi.stream import Validity
 
 LEVELS_INTERVAL_S = 0.2
+LIVE_BLOCKS_PER_S = 1000.0
+"""Budget for the whole capture: with many channels each is decoded less often than
+LEVELS_INTERVAL_S (1000 channels: once a second) so the live view never crowds out receiving."""
+
+
+def levels_interval(channels: int) -> float:
+    """Seconds between two decoded blocks of one signal for a capture of ``channels``."""
+    return max(LEVELS_INTERVAL_S, channels / LIVE_BLOCKS_PER_S)
+
+
 STATS_INTERVAL_S = 1.0
 WAVEFORM_POINTS = 2048
 """At most this many points per Waveform event (a block is averaged down to it)."""

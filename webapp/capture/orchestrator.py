@@ -50,7 +50,7 @@ from webapp.capture.events import (
     TransducersDetected,
     Warning,
 )
-from webapp.capture.levels import LiveModule
+from webapp.capture.levels import LiveModule, levels_interval
 from webapp.capture.phases import (
     WAIT_DETECTED,
     Order,
@@ -234,6 +234,7 @@ class Orchestrator:
         self._disarm_after = False
         self._recording = False
         self._waveform: tuple[str | None, int | None] = (None, None)
+        self._watched: frozenset[tuple[str, int]] | None = None
         self._status_version = 0
 
     # --- public state -----------------------------------------------------------------------
@@ -285,6 +286,15 @@ class Orchestrator:
         """With ``waveforms="selected"``: the one channel whose Waveform events are emitted
         (default: the master's first channel). Ignored with ``"all"`` and ``"none"``."""
         self._waveform = (module, channel)
+        self._apply_waveform_choice()
+
+    def watch_waveforms(self, channels: Iterable[tuple[str, int]] | None) -> None:
+        """Emit Waveform events for exactly these (module address, channel) pairs, e.g. the
+        channels viewers have chosen; ``None`` returns to the constructor's ``waveforms``."""
+        self._watched = None if channels is None else frozenset((a, int(c)) for a, c in channels)
+        self._apply_waveform_choice()
+
+    def _apply_waveform_choice(self) -> None:
         s = self._session
         if s is not None:
             for m in s.modules:
@@ -914,6 +924,9 @@ class Orchestrator:
         )
 
     def _waveform_channels_for(self, s: Session, m: ModuleRun) -> frozenset[int] | None:
+        watched = self._watched
+        if watched is not None:
+            return frozenset(c for a, c in watched if a == m.address)
         if self.waveforms == "all":
             return None
         if self.waveforms == "none":
@@ -933,7 +946,12 @@ class Orchestrator:
         for m in s.modules:
             m.receivers = []
             m.faults = {}
-            m.live = LiveModule(m.address, self._publish, levels=self.live_levels)
+            m.live = LiveModule(
+                m.address,
+                self._publish,
+                levels=self.live_levels,
+                levels_interval_s=levels_interval(sum(len(x.channels) for x in s.modules)),
+            )
             m.live.waveform_channels = self._waveform_channels_for(s, m)
         for m in s.modules:
             record = capture.modules[m.number - 1]
