@@ -167,6 +167,7 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     expect(
         page.locator(f'#rig-table tr[data-module="{third}"][data-reachable="true"]')
     ).to_have_count(1, timeout=10000)
+    expect(page.locator(f'#rig-table tr[data-module="{third}"]')).to_contain_text("emulated")
     expect(page.locator("#rig-table tbody")).to_contain_text("Type 3050")
     shoot(page, "rig-laptop")
     modules = [rows.nth(i).get_attribute("data-module") for i in range(3)]

@@ -72,7 +72,12 @@ def add_module() -> Any:
     body = _body()
     if not isinstance(body, dict):
         raise RequestError(None, "the request body must be a JSON object")
-    dash().rig.add(body.get("address"))
+    address = body.get("address")
+    # A module of this dashboard's own emulator stays marked as such when added back.
+    emulated = isinstance(address, str) and address.strip() in getattr(
+        dash().faults.backend, "addresses", ()
+    )
+    dash().rig.add(address, emulated=emulated)
     return jsonify(dash().rig.view()), 201
 
 

@@ -87,6 +87,11 @@ def serve(args: argparse.Namespace) -> int:
     if args.emulate:
         from webapp.web.emulated import EmulatedModules
 
+        if not getattr(args, "verbose", False):
+            # One line per emulated HTTP request (long polls included) would drown the
+            # dashboard's own messages; -v shows them.
+            logging.getLogger("webapp.emulator.http").setLevel(logging.WARNING)
+
         emulated = EmulatedModules.start(
             args.emulate, module_type=args.emulate_type, ptp_lock_s=args.ptp_lock_seconds
         )
