@@ -212,3 +212,32 @@ def test_a_failure_reported_as_it_happened_is_not_logged_twice(dash, bus):
     log = dash.state.snapshot()["log"]
     assert [e["message"] for e in log] == [message, "another reason"]
     assert dash.state.snapshot()["capture"]["last"]["reason"] == "another reason"
+
+
+def test_the_orchestrator_decodes_only_the_waveforms_viewers_show(app, dash, client, orchestrator):
+    for address in ("127.0.3.1", "127.0.3.2"):
+        client.post("/api/rig/modules", json={"address": address})
+    wait = time.monotonic() + 3
+    while len(dash.state.get("setup")["setup"]["channels"]) < 2 and time.monotonic() < wait:
+        time.sleep(0.01)  # the probes bring each module's channels
+    assert orchestrator.watched == set()  # nobody watches: nothing to decode
+    a = dash.socketio.test_client(app)
+    assert orchestrator.watched == {("127.0.3.1", 1)}  # the master's first channel
+    a.emit("select-waveform", {"module": "127.0.3.2", "channel": 3}, callback=True)
+    assert orchestrator.watched == {("127.0.3.2", 3)}
+    b = dash.socketio.test_client(app)
+    assert orchestrator.watched == {("127.0.3.2", 3), ("127.0.3.1", 1)}
+    # The master's first channel follows the setup: channel 1 disabled makes it channel 2.
+    rows = dash.state.get("setup")["setup"]["channels"]["127.0.3.1"]
+    rows[0]["enabled"] = False
+    r = client.put("/api/setup", json={"channels": {"127.0.3.1": rows}})
+    assert r.status_code == 200, r.get_json()
+    received_until(b, lambda g: "setup" in names(g))
+    deadline = time.monotonic() + 3
+    while orchestrator.watched != {("127.0.3.2", 3), ("127.0.3.1", 2)}:
+        assert time.monotonic() < deadline, orchestrator.watched
+        time.sleep(0.02)
+    b.disconnect()
+    assert orchestrator.watched == {("127.0.3.2", 3)}
+    a.disconnect()
+    assert orchestrator.watched == set()

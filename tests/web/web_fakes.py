@@ -36,6 +36,7 @@ class FakeOrchestrator:
         self.calls: list[tuple[str, Any]] = []
         self.unreachable = unreachable or set()
         self.probed = threading.Event()
+        self.watched: set[tuple[str, int]] | None = None
 
     def probe(self, address: str) -> ModuleInfo:
         self.probed.set()
@@ -50,6 +51,9 @@ class FakeOrchestrator:
     def _refuse_if_busy(self) -> None:
         if self.busy:
             raise RuntimeError("a capture is already being recorded")
+
+    def watch_waveforms(self, channels: Any) -> None:
+        self.watched = set(channels) if channels is not None else None
 
     def arm(self, settings: Any) -> None:
         self._refuse_if_busy()

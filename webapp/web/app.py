@@ -95,7 +95,8 @@ def create_app(
     if orchestrator is None:
         from webapp.capture.orchestrator import Orchestrator
 
-        # Waveforms of every channel: each viewer picks the one it shows.
+        # Each viewer picks the channel it shows; the hub tells the orchestrator which ones
+        # are watched (watch_waveforms), so only those are decimated.
         orchestrator = Orchestrator(bus, data_dir, waveforms="all")
 
     socketio = SocketIO(app, async_mode=async_mode(), max_http_buffer_size=1_000_000)
@@ -117,7 +118,12 @@ def create_app(
     control = Control(orchestrator, rig, setups, state)
     faults = FaultPanel(rig, emulator, lambda v: state.set_topic("emulator", v))
     fault_panel.append(faults)
-    hub = live.LiveHub(socketio, state, rate_hz=rate_hz)
+    hub = live.LiveHub(
+        socketio,
+        state,
+        rate_hz=rate_hz,
+        watch_waveforms=getattr(orchestrator, "watch_waveforms", None),
+    )
     dashboard = Dashboard(
         data_dir=data_dir,
         bus=bus,
@@ -136,6 +142,7 @@ def create_app(
     state.set_topic("rig", rig.view())
     dashboard.publish_setup()
     faults.publish()
+    hub.refresh_watch()  # nobody watches yet: no waveform is decoded
 
     from webapp.web import api, pages
 

@@ -50,9 +50,17 @@ class LiveHub:
         socketio: SocketIO,
         state: LiveState,
         rate_hz: float = DEFAULT_RATE_HZ,
+        watch_waveforms: Any = None,
     ):
         self.socketio = socketio
         self.state = state
+        # The orchestrator decodes waveforms only for the channels some viewer shows
+        # (``Orchestrator.watch_waveforms``); None: it sends what it sends.
+        self._watch = watch_waveforms
+        self._watched: frozenset[tuple[str, int]] | None = None
+        self._watch_version: tuple[Any, ...] | None = None
+        self._selection_version = 0
+        self._watch_lock = threading.Lock()
         self.interval = 1.0 / rate_hz
         self._viewers: dict[str, _Viewer] = {}
         self._lock = threading.Lock()
@@ -69,6 +77,7 @@ class LiveHub:
         snapshot["viewers"] = {"count": count}
         snapshot["log_id"] = viewer.log_id
         self.state.set_topic("viewers", {"count": count})
+        self._selection_changed()
         self.socketio.start_background_task(self._send_loop, viewer)
         return snapshot
 
@@ -80,6 +89,7 @@ class LiveHub:
             viewer.stop.set()
             viewer.wake.set()
         self.state.set_topic("viewers", {"count": count})
+        self._selection_changed()
 
     def select_waveform(self, sid: str, module: str | None, channel: int | None) -> None:
         """This viewer's channel for the live waveform; each viewer chooses its own (the
@@ -90,7 +100,47 @@ class LiveHub:
             return
         viewer.wave_key = (module, channel) if module is not None and channel is not None else None
         viewer.wave_seq = 0  # send the new channel's latest block at once
+        self._selection_changed()
         viewer.wake.set()
+
+    # --- which waveforms the orchestrator decodes ------------------------------------------
+
+    def _selection_changed(self) -> None:
+        with self._watch_lock:
+            self._selection_version += 1
+        self.refresh_watch()
+
+    def watched(self) -> frozenset[tuple[str, int]]:
+        """Every channel some viewer shows: the chosen ones, and the default channel (the
+        master's first) when a viewer chose none."""
+        with self._lock:
+            keys = [v.wave_key for v in self._viewers.values()]
+        channels = {k for k in keys if k is not None}
+        if any(k is None for k in keys):
+            default = self.state.default_wave_target()
+            if default is not None:
+                channels.add(default)
+        return frozenset(channels)
+
+    def refresh_watch(self) -> None:
+        """Tell the orchestrator which waveforms to decode, when that may have changed (a
+        viewer came, went or chose; a capture started; the rig or setup changed). Cheap when
+        nothing changed: every sender calls it at each tick."""
+        if self._watch is None:
+            return
+        with self._watch_lock:
+            version = (self._selection_version, *self.state.watch_version())
+            if version == self._watch_version:
+                return
+            self._watch_version = version
+            channels = self.watched()
+            if channels == self._watched:
+                return
+            self._watched = channels
+        try:
+            self._watch(channels)
+        except Exception:
+            log.exception("choosing the waveforms to decode failed")
 
     @property
     def viewer_count(self) -> int:
@@ -123,6 +173,7 @@ class LiveHub:
             if early > 0:
                 self.socketio.sleep(early)
             last = time.monotonic()
+            self.refresh_watch()
             if self._pending(viewer.sid) > MAX_PENDING_PACKETS:
                 continue  # behind: its slots keep the latest values for the next tick
             try:

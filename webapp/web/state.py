@@ -333,11 +333,34 @@ class LiveState:
             return seq, None
         return got
 
+    def default_wave_target(self) -> tuple[str, int] | None:
+        """The channel a viewer who chose none sees: the master's first enabled channel (the
+        master is the first module of the running capture, else the rig's master)."""
+        with self._lock:
+            return self._default_target()
+
+    def _default_target(self) -> tuple[str, int] | None:
+        current = self._data["capture"]["current"] or {}
+        master = (current.get("modules") or [None])[0] or self._data["rig"].get("master")
+        if not master:
+            return None
+        rows = ((self._data["setup"].get("setup") or {}).get("channels") or {}).get(master) or []
+        enabled = [r["channel"] for r in rows if isinstance(r, dict) and r.get("enabled", True)]
+        return (master, min(enabled) if enabled else 1)
+
+    def watch_version(self) -> tuple[int, ...]:
+        """Changes when the default waveform target may have changed."""
+        with self._lock:
+            return tuple(self._changed.get(t, 0) for t in ("capture", "rig", "setup"))
+
     def _default_wave_key(self) -> tuple[str, int] | None:
-        """The master's first channel: the first module of the running capture, else of the
-        rig, else any channel that has a waveform."""
+        """The master's first channel (see ``default_wave_target``), else the first channel
+        of the capture's or the rig's modules that has a waveform."""
         if not self._waves:
             return None
+        target = self._default_target()
+        if target in self._waves:
+            return target
         current = self._data["capture"]["current"] or {}
         rig = self._data["rig"].get("modules") or []
         order = list(current.get("modules") or []) + [m.get("address") for m in rig]
