@@ -76,7 +76,9 @@ const Dash = (() => {
   }
 
   function setConn(ok) {
+    const changed = connected !== ok;
     connected = ok;
+    if (changed) fire("connection");
     const conn = document.getElementById("conn");
     const banner = document.getElementById("reconnect-banner");
     if (ok) {

@@ -44,6 +44,10 @@
     const phase = (state.phase || {}).phase || "idle";
     const armed = phase === "armed";
     const busy = BUSY.has(phase);
+    if (!Dash.isConnected()) {  // what the buttons would do is unknown until reconnected
+      for (const id of ["btn-arm", "btn-start", "btn-stop", "btn-disarm"]) $(id).disabled = true;
+      return;
+    }
     $("btn-arm").disabled = busy || armed;
     $("btn-start").disabled = busy;
     $("btn-stop").disabled = !busy;
@@ -457,5 +461,6 @@
     try { await api("DELETE", "/api/emulator/faults", { module: fi.module.value }); } catch (e) { Dash.showError($("fi-error"), e); }
   };
 
+  Dash.on("connection", renderButtons);
   renderButtons();
 })();

@@ -371,12 +371,14 @@ def test_page_reconnects_after_server_restart_shows_reconnecting(tmp_path, brows
     first.close()  # terminates the server
     expect(page.locator("#reconnect-banner")).to_be_visible(timeout=5000)
     expect(page.locator("#conn")).to_have_text("reconnecting…")
+    expect(page.locator("#btn-start")).to_be_disabled()
     shoot(page, "capture-reconnecting-laptop")
     second = _serve(tmp_path, port=port)
     next(second)
     try:
         expect(page.locator("#conn")).to_have_text("live", timeout=10000)
         expect(page.locator("#reconnect-banner")).to_be_hidden()
+        expect(page.locator("#btn-start")).to_be_enabled()
         expect(page.locator("#viewers")).to_have_text("1 viewer")
     finally:
         second.close()
