@@ -94,10 +94,10 @@ class Result:
         )
 
     def row(self, max_lag: float) -> str:
-        rate = self.bytes / self.seconds / 1e6 if self.seconds else 0.0
         verdict = "ok" if self.ok(max_lag) else f"FAIL {self.error}".strip()
         return (
-            f"{self.receiver:8} N={self.modules:4d}  {rate:7.1f} MB/s  lag {self.lag_s:6.3f} s  "
+            f"{self.receiver:8} N={self.modules:4d}  {self.bytes / 1e6:7.1f} MB  "
+            f"lag {self.lag_s:6.3f} s  "
             f"drain {self.drain_s:5.2f} s  dropped {self.dropped_blocks:5d}  overrun flags "
             f"{self.overrun_flags:3d}  CPU this {self.cpu_self * 100:5.1f} %  emulator "
             f"{self.cpu_emulator * 100:5.1f} %  load {os.getloadavg()[0]:4.1f}  {verdict}"

@@ -256,6 +256,7 @@ class StreamFile:
         self.error: OSError | None = None
         self._pending: list[bytes] = []
         self._pending_bytes = 0
+        self._batch_bytes = 0
         self._closing = False
         self._cond = threading.Condition()
         self._writer = runtime.spawn(self._write_loop, name=f"writer {self.path.name}")
@@ -268,6 +269,7 @@ class StreamFile:
             if self._closing:
                 raise ValueError(f"{self.path.name} is closed")
             self._pending.append(chunk)
+            self._batch_bytes += len(chunk)
             self._pending_bytes += len(chunk)
             self.bytes += len(chunk)
             if self._pending_bytes >= WRITE_BATCH:
@@ -283,6 +285,7 @@ class StreamFile:
                 if not self._pending and not self._closing:
                     self._cond.wait(WRITE_INTERVAL_S)
                 batch, self._pending = self._pending, []
+                size, self._batch_bytes = self._batch_bytes, 0
                 done = self._closing and not batch
             if batch:
                 try:
@@ -291,7 +294,7 @@ class StreamFile:
                     log.error("writing %s failed: %s", self.path, exc)
                     self.error = exc
                 with self._cond:
-                    self._pending_bytes -= sum(len(c) for c in batch)
+                    self._pending_bytes -= size
                     self._cond.notify_all()
             now = time.monotonic()
             if self.error is None and self.written != synced and now - last_sync >= SYNC_INTERVAL_S:
