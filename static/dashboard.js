@@ -94,7 +94,14 @@ const Dash = (() => {
 
   const socket = io({ reconnectionDelay: 500, reconnectionDelayMax: 3000, timeout: 5000 });
   socket.on("connect", () => { everConnected = true; setConn(true); });
-  socket.on("disconnect", () => setConn(false));
+  socket.on("disconnect", (reason) => {
+    setConn(false);
+    // The server dropped this connection on purpose (the session ended: logout elsewhere,
+    // a removed user, a revoked share link); Socket.IO does not reconnect by itself then.
+    if (reason === "io server disconnect") {
+      checkSession(true).then((ended) => { if (!ended) setTimeout(() => socket.connect(), 1000); });
+    }
+  });
   socket.on("connect_error", () => { setConn(false); checkSession(); });
   socket.io.on("reconnect_attempt", () => setConn(false));
 
@@ -136,15 +143,23 @@ const Dash = (() => {
   // The Socket.IO handshake is refused once a session is over (logout elsewhere, removed
   // user, revoked share link): ask the server whether we are still anybody, at most every 5 s.
   let lastSessionCheck = 0;
-  async function checkSession() {
-    if (!AUTH.enabled || Date.now() - lastSessionCheck < 5000) return;
+  // Resolves true when the session is over (and the page is on its way to the login page).
+  async function checkSession(force) {
+    if (!AUTH.enabled || (!force && Date.now() - lastSessionCheck < 5000)) return false;
     lastSessionCheck = Date.now();
     try {
       const res = await fetch("/api/auth/session", { credentials: "same-origin", headers: { "Accept": "application/json" } });
-      if (!res.ok) return;
+      if (!res.ok) return false;
       const info = await res.json();
-      if (info.enabled && !info.user && !info.share) toLogin();
+      if (info.enabled && !info.user && !info.share) {
+        const banner = document.getElementById("reconnect-banner");
+        banner.textContent = "Your session has ended — taking you to the login page…";
+        banner.hidden = false;
+        setTimeout(toLogin, 1500);
+        return true;
+      }
     } catch (e) { /* the server is away: keep reconnecting */ }
+    return false;
   }
 
   function renderControl(c) {

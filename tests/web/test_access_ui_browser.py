@@ -198,13 +198,21 @@ def test_control_lock_admin_page_and_session_end(server, browser):
     expect(ada.locator('#shares-table tr[data-state="revoked"]')).to_have_count(1)
     expect(guest.locator("#conn")).not_to_have_text("live", timeout=3000)
 
-    # --- A removed user is sent to the login page at her next action.
-    ada.once("dialog", lambda d: d.accept())
-    ada.click('button[aria-label="remove olga"]')
-    expect(ada.locator('#users-table tr[data-user="olga"]')).to_have_count(0)
-    expect(olga.locator("#conn")).not_to_have_text("live", timeout=3000)
-    olga.click("#btn-start")
+    # --- A session that ended sends the page to the login page: at the next API call (401)...
+    olga.context.clear_cookies()
+    olga.click("#control-request")
     expect(olga).to_have_url(f"{base}/login?next=/capture", timeout=5000)
+    # ...and by itself when the server drops the page's connection (a removed user).
+    vera_page = browser.new_context(viewport=TABLET).new_page()
+    vera_page.goto(f"{base}/setup")
+    vera_page.fill("#username", "vera")
+    vera_page.fill("#password", "a long enough password")
+    vera_page.click("#login-submit")
+    expect(vera_page.locator("#conn")).to_have_text("live", timeout=10000)
+    ada.once("dialog", lambda d: d.accept())
+    ada.click('button[aria-label="remove vera"]')
+    expect(ada.locator('#users-table tr[data-user="vera"]')).to_have_count(0)
+    expect(vera_page).to_have_url(f"{base}/login?next=/setup", timeout=8000)
 
     # --- Log out.
     ada.click("#logout-btn")
