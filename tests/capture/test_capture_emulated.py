@@ -273,8 +273,11 @@ def test_single_module_and_multi_socket(rig_factory, tmp_path: Path):
         report = check_file(orch.last_folder / name)
         (signal,) = report.signals.values()
         assert signal.samples >= 0.5 * 65536
-    requests = {p for _, _, _, p in request_log(rig)}
-    assert "syncmode" not in requests and "synchronize" not in requests
+    requests = [p for _, _, _, p in request_log(rig)]
+    assert "synchronize" not in requests and "startstreaming" not in requests
+    assert requests.index("module/time") < requests.index("syncmode") < requests.index("open")
+    (sync,) = [e for e in rig.modules[0].emulator.requests if e["path"].endswith("/syncmode")]
+    assert json.loads(sync["body"]) == {"synchronization": {"mode": "stand-alone"}}
     assert states(rig) == ["Idle"]
 
 

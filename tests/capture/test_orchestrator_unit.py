@@ -171,7 +171,8 @@ def test_single_module_flow_sends_no_ptp(rig: FakeRig, tmp_path: Path):
     requests = [r for _, r in rig.log]
     assert "syncmode" not in requests and "synchronize" not in requests
     assert "startstreaming" not in requests
-    assert requests.index("module/time") < requests.index("open")
+    assert requests.index("module/time") < requests.index("syncmode-standalone")
+    assert requests.index("syncmode-standalone") < requests.index("open")
     assert rig.modules[A].state == "Idle"
     assert "ptp-lock" not in rec.phases()
     meta = capture_json(orch.last_folder)

@@ -613,6 +613,9 @@ class Orchestrator:
     def _phase_open_single(self, s: Session, step: Step) -> None:
         def open_(m: ModuleRun) -> None:
             m.client.set_time()
+            # A module left in PTP mode (e.g. by a capture with --keep-ptp) would wait for a
+            # master that is not there; stand-alone is what a single module runs in (REF17 §5.2).
+            m.client.set_standalone()
             m.opened = True
             m.client.open(single_module=True, detect_transducers=False)
 

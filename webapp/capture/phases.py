@@ -107,7 +107,8 @@ SINGLE_ARM_SEQUENCE: tuple[Step, ...] = (
     Step(Phase.DETECTING, "detect", wait=WAIT_DETECTED, custom=True),
     Step(Phase.CONFIGURING, "configure", wait=WAIT_STREAMING_SINGLE, custom=True),
 )
-"""open (single module) -> create -> detect -> setup (the module then streams internally)."""
+"""module time, stand-alone sync, open (single module) -> create -> detect -> setup (the module
+then streams internally)."""
 
 
 def arm_sequence(synchronized: bool) -> tuple[Step, ...]:
