@@ -6,11 +6,6 @@ test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import io
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import h5py
@@ -18,83 +13,26 @@ import numpy as np
 import pytest
 
 from tests.analysis.helpers import two_modules
+from tests.support.browser import shoot, skip_without_chromium, watch_errors
+from tests.support.processes import serve
 from webapp.analysis.reader import Capture
 from webapp.analysis.synthetic import write_capture
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 CID = "20231114-221320-demo"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    import requests
-
+    skip_without_chromium()
     data = tmp_path_factory.mktemp("capture-page")
     modules = two_modules(quality=[(20, 1, 0x02), (24, 1, 0)], dropped=[(30, 3)], truncate=1000)
     modules[1].first_block = 1
     folder = data / "captures" / CID
     write_capture(folder, modules, seconds=3, sample_rate=65536, name="demo")
-    port = free_port()
-    log = open(data / "serve.log", "w+")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webapp", "serve", "--port", str(port), "--data-dir", str(data)],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{base}/api/state", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.seek(0)
-            pytest.fail(f"serve did not come up:\n{log.read()}")
-        time.sleep(0.1)
-    try:
+    with serve(data) as base:
         yield base, folder
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.mark.parametrize(
@@ -106,8 +44,7 @@ def test_capture_page(served, browser, viewport) -> None:
     base, folder = served
     page = browser.new_page(viewport=viewport, accept_downloads=True)
     errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    watch_errors(page, errors)
     page.goto(f"{base}/history")
     page.click(f'a[href="/captures/{CID}"]')
     page.wait_for_selector('#verdict[data-verdict="errors"]', timeout=20000)
@@ -118,8 +55,7 @@ def test_capture_page(served, browser, viewport) -> None:
     assert page.get_attribute("#capture-page", "data-time-mode") == "minmax"
     page.wait_for_function("document.querySelector('#spec-info').textContent.includes('peak')")
     assert "at 1000.0 Hz" in page.text_content("#spec-info")
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"capture-page-{viewport['width']}.png"), full_page=True)
+    shoot(page, f"capture-page-{viewport['width']}")
 
     # Zoomed in far enough, the plot shows every sample.
     for _ in range(10):

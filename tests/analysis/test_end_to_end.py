@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from tests.support.emulator import FAST_EMULATOR
 from webapp.analysis.export import export
 from webapp.analysis.integrity import build_report
 from webapp.analysis.reader import Capture
@@ -21,13 +22,6 @@ from webapp.capture.settings import CaptureSettings
 from webapp.emulator import EmulatedRig
 from webapp.openapi.stream import HEADER_SIZE, parse_header
 
-FAST = {
-    "ptp_lock_seconds": 0.3,
-    "teds_seconds": 0.1,
-    "settle_seconds": 0.05,
-    "long_poll_seconds": 5.0,
-    "stop_linger_seconds": 0.1,
-}
 CALIBRATOR_CHANNEL = 1  # the emulator's default rig: microphone on a 94 dB calibrator
 TIME_TONE_CHANNEL = 3  # 160 Hz, 1 V peak, phase from absolute PTP time
 TIME_TONE_HZ = 160
@@ -36,7 +30,7 @@ TIME_TONE_HZ = 160
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("e2e")
-    rig = EmulatedRig.start(3, **FAST)
+    rig = EmulatedRig.start(3, **FAST_EMULATOR)
     try:
         orch = Orchestrator(EventBus(), out)
         orch.start(CaptureSettings(modules=rig.addresses, duration_s=1.0, name="e2e"))

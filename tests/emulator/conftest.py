@@ -11,16 +11,8 @@ from typing import Any
 import pytest
 import requests
 
+from tests.support.emulator import FAST_EMULATOR
 from webapp.emulator import EmulatedRig
-
-FAST = {
-    "ptp_lock_seconds": 0.3,
-    "teds_seconds": 0.1,
-    "settle_seconds": 0.05,
-    "reboot_seconds": 0.3,
-    "long_poll_seconds": 5.0,
-    "stop_linger_seconds": 0.1,
-}
 
 
 class Api:
@@ -120,7 +112,7 @@ def start_rig() -> Iterator[Callable[..., EmulatedRig]]:
     rigs: list[EmulatedRig] = []
 
     def start(n: int = 1, **kw: Any) -> EmulatedRig:
-        options = {**FAST, **kw}
+        options = {**FAST_EMULATOR, **kw}
         rig = EmulatedRig.start(n, host="127.0.0.1", port=0, **options)
         rigs.append(rig)
         return rig

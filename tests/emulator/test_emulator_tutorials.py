@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,64 +21,32 @@ import pytest
 import requests
 from streamcheck import StreamReport, check_file, tone_phase
 
+from tests.support.net import port_bindable
+from tests.support.processes import REPO, Emulate
 from webapp.emulator.rig import PTP_TONE_HZ
 
 from .tutorial_clients import single_module_capture
 
-REPO = Path(__file__).resolve().parents[2]
 SEED = REPO.parent / "shared" / "seed" / "streaming_multi_module.py"
 ADDRESSES = ["127.0.1.41", "127.0.1.42", "127.0.1.43"]
 SECONDS = 2
 
 
-def _port80_available(address: str) -> bool:
-    try:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((address, 80))
-        return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
 def emulate_cli():
     """``lanxi-dashboard emulate`` on port 80 of 127.0.1.41-43 (as real modules)."""
-    if not _port80_available(ADDRESSES[0]):
+    if not port_bindable(ADDRESSES[0], 80):
         pytest.skip("port 80 of 127.0.1.41 cannot be bound here (needs root or a free port)")
-    cmd = [
-        sys.executable,
-        "-m",
-        "webapp",
-        "emulate",
-        "--modules",
-        "3",
-        "--address",
-        ADDRESSES[0],
-        "--port",
-        "80",
-        "--ptp-lock-seconds",
-        "1",
-        "--teds-seconds",
-        "0.3",
-        "--settle-seconds",
-        "0.2",
-    ]
-    proc = subprocess.Popen(
-        cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    emulate = Emulate(
+        "--modules", "3", "--address", ADDRESSES[0], "--port", "80",
+        "--ptp-lock-seconds", "1", "--teds-seconds", "0.3", "--settle-seconds", "0.2",
+    )  # fmt: skip
     try:
-        ready = [proc.stdout.readline() for _ in range(3)]  # type: ignore[union-attr]
-        assert all(line.startswith("module ") for line in ready), (ready, proc.stderr.read())  # type: ignore[union-attr]
-        yield proc
+        ready = emulate.ready(3)
+        assert all(line.startswith("module ") for line in ready), (ready, emulate.stderr())
+        yield emulate.proc
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        assert rc == 0
+        assert emulate.stop() == 0
 
 
 def _check_tutorial_files(paths: list[Path], seconds: float) -> list[StreamReport]:

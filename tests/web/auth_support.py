@@ -3,48 +3,24 @@ password hashing, and logged-in test clients."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
-from argon2 import PasswordHasher
 
+from tests.support.accounts import PASSWORD, cheap_hasher
+from tests.support.captures import CAPTURE_ID, make_capture
 from webapp.web import accounts
 from webapp.web.accounts import ShareStore, UserStore
 from webapp.web.app import create_app
 
-PASSWORD = "correct horse battery"
-CAPTURE_ID = "20260101-120000-Run"
 OTHER_CAPTURE_ID = "20260102-120000-Other"
 ROLE_USERS = {"vic": "viewer", "olga": "operator", "otto": "operator", "ada": "admin"}
 
 
 @pytest.fixture(autouse=True)
 def cheap_hashes(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Same algorithm (argon2id), tiny cost: the tests are about who may do what, not about
-    # how slow a guess is.
-    monkeypatch.setattr(
-        accounts, "HASHER", PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    )
-
-
-def make_capture(data_dir: Path, capture_id: str = CAPTURE_ID) -> Path:
-    folder = data_dir / "captures" / capture_id
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Run.1.stream").write_bytes(b"\x01\x02\x03")
-    manifest = {
-        "format": "lanxi-capture/1",
-        "id": capture_id,
-        "name": "Run",
-        "created": "2026-01-01T12:00:00+00:00",
-        "outcome": "completed",
-        "reason": "",
-        "recorded_s": 5.0,
-        "modules": [{"number": 1, "address": "127.0.5.1", "role": "master", "bytes": 3}],
-    }
-    (folder / "capture.json").write_text(json.dumps(manifest))
-    return folder
+    monkeypatch.setattr(accounts, "HASHER", cheap_hasher())
 
 
 def secure_app(data_dir: Path, bus: Any, orchestrator: Any, **config: Any) -> Any:
@@ -52,8 +28,8 @@ def secure_app(data_dir: Path, bus: Any, orchestrator: Any, **config: Any) -> An
     for name, role in ROLE_USERS.items():
         if users.get(name) is None:
             users.add(name, role, PASSWORD)
-    make_capture(data_dir)
-    make_capture(data_dir, OTHER_CAPTURE_ID)
+    make_capture(data_dir, CAPTURE_ID, address="127.0.5.1")
+    make_capture(data_dir, OTHER_CAPTURE_ID, address="127.0.5.1")
     app = create_app(data_dir, orchestrator=orchestrator, bus=bus, rate_hz=50.0, auth_enabled=True)
     app.config["TESTING"] = True
     app.config.update(config)

@@ -6,100 +6,33 @@ Screenshots go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 
-from webapp.web.accounts import UserStore
+from tests.support.accounts import PASSWORD, add_users
+from tests.support.browser import (
+    LAPTOP,
+    TABLET,
+    shoot,
+    skip_without_chromium,
+    submit_login,
+    watch_errors,
+)
+from tests.support.processes import serve
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 HOST = "127.0.3.1"  # this area's loopback block
-PASSWORD = "correct horse battery"
-LAPTOP = {"width": 1366, "height": 768}
-TABLET = {"width": 820, "height": 1180}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    import requests
-
+    skip_without_chromium()
     data_dir = tmp_path_factory.mktemp("access-ui")
-    users = UserStore(data_dir, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    users.add("ada", "admin", PASSWORD)
-    users.add("olga", "operator", PASSWORD)
-    port = free_port()
-    log = open(data_dir / "serve.log", "w+")  # noqa: SIM115 - closed in the teardown
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "webapp", "serve", "--host", HOST, "--port", str(port),
-         "--data-dir", str(data_dir)],
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    base = f"http://{HOST}:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{base}/login", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.seek(0)
-            pytest.fail(f"serve did not come up:\n{log.read()}")
-        time.sleep(0.1)
-    try:
+    add_users(data_dir, {"ada": "admin", "olga": "operator"})
+    with serve(data_dir, host=HOST, ready_path="/login") as base:
         yield base, data_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def log_in(browser, base: str, name: str, viewport=LAPTOP, path: str = "/capture"):
@@ -107,9 +40,7 @@ def log_in(browser, base: str, name: str, viewport=LAPTOP, path: str = "/capture
 
     page = browser.new_context(viewport=viewport).new_page()
     page.goto(f"{base}{path}")
-    page.fill("#username", name)
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
+    submit_login(page, name, PASSWORD)
     expect(page).to_have_url(f"{base}{path}")
     expect(page.locator("#conn")).to_have_text("live", timeout=10000)
     return page
@@ -121,7 +52,7 @@ def test_control_lock_admin_page_and_session_end(server, browser):
     base, _ = server
     errors: list[str] = []
     ada = log_in(browser, base, "ada")
-    ada.on("pageerror", lambda e: errors.append(str(e)))
+    watch_errors(ada, errors, console=False)
     expect(ada.locator("#account-user")).to_have_text("ada · admin")
     expect(ada.locator('nav a[data-nav="admin"]')).to_be_visible()
     expect(ada.locator("#control-holder")).to_have_text("control: free")
@@ -131,7 +62,7 @@ def test_control_lock_admin_page_and_session_end(server, browser):
     expect(ada.locator("#control-holder")).to_have_text(re.compile("^control: you since"))
     expect(ada.locator("#control-release")).to_be_visible()
     olga = log_in(browser, base, "olga", viewport=TABLET)
-    olga.on("pageerror", lambda e: errors.append(str(e)))
+    watch_errors(olga, errors, console=False)
     expect(olga.locator("#account-user")).to_have_text("olga · operator")
     expect(olga.locator('nav a[data-nav="admin"]')).to_have_count(0)
     expect(olga.locator("#control-take")).to_have_count(0)  # only admins take control
@@ -180,7 +111,7 @@ def test_control_lock_admin_page_and_session_end(server, browser):
     url = ada.locator("#share-url").input_value()
     assert re.match(rf"{re.escape(base)}/share/\S+$", url)
     guest = browser.new_context(viewport=LAPTOP).new_page()
-    guest.on("pageerror", lambda e: errors.append(str(e)))
+    watch_errors(guest, errors, console=False)
     guest.goto(url)
     expect(guest.locator("#conn")).to_have_text("live", timeout=10000)
     expect(guest.locator("#account-user")).to_have_text("shared view")
@@ -205,9 +136,7 @@ def test_control_lock_admin_page_and_session_end(server, browser):
     # ...and by itself when the server drops the page's connection (a removed user).
     vera_page = browser.new_context(viewport=TABLET).new_page()
     vera_page.goto(f"{base}/setup")
-    vera_page.fill("#username", "vera")
-    vera_page.fill("#password", "a long enough password")
-    vera_page.click("#login-submit")
+    submit_login(vera_page, "vera", "a long enough password")
     expect(vera_page.locator("#conn")).to_have_text("live", timeout=10000)
     ada.once("dialog", lambda d: d.accept())
     ada.click('button[aria-label="remove vera"]')

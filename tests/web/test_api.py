@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
-from pathlib import Path
 
 import pytest
 
+from tests.support.captures import make_capture
+from tests.support.waiting import wait_until
 from webapp.capture import events as ev
-
-
-def wait_for(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
 
 
 def add_modules(client, *addresses: str) -> None:
@@ -27,7 +19,7 @@ def add_modules(client, *addresses: str) -> None:
 
 def test_rig_add_probe_master_remove(client, dash):
     add_modules(client, "127.0.3.1", "127.0.3.2", "127.0.3.99")
-    wait_for(lambda: all(m.get("probing") is False for m in dash.rig.view()["modules"]))
+    wait_until(lambda: all(m.get("probing") is False for m in dash.rig.view()["modules"]))
     rig = client.get("/api/rig").get_json()
     by_address = {m["address"]: m for m in rig["modules"]}
     assert by_address["127.0.3.1"]["role"] == "master"
@@ -76,7 +68,7 @@ def test_rig_rejects_bad_domain_and_master(client):
 
 def test_start_builds_settings_from_rig_setup_and_overrides(client, dash, orchestrator):
     add_modules(client, "127.0.3.1", "127.0.3.2")
-    wait_for(lambda: all(m.get("probing") is False for m in dash.rig.view()["modules"]))
+    wait_until(lambda: all(m.get("probing") is False for m in dash.rig.view()["modules"]))
     setup = client.get("/api/setup").get_json()["setup"]
     assert len(setup["channels"]["127.0.3.1"]) == 6
     rows = setup["channels"]["127.0.3.2"]
@@ -203,27 +195,8 @@ def test_setup_rejects_bad_values(client):
     assert r.status_code == 400 and r.get_json()["field"] == "bandwidth"
 
 
-def make_capture(data_dir: Path, capture_id: str = "20260101-120000-Run") -> Path:
-    folder = data_dir / "captures" / capture_id
-    folder.mkdir(parents=True)
-    (folder / "Run.1.stream").write_bytes(b"\x01\x02\x03")
-    manifest = {
-        "format": "lanxi-capture/1",
-        "id": capture_id,
-        "name": "Run",
-        "created": "2026-01-01T12:00:00+00:00",
-        "outcome": "completed",
-        "reason": "",
-        "recorded_s": 5.0,
-        "requested_duration_s": 5.0,
-        "modules": [{"number": 1, "address": "127.0.3.1", "role": "master", "bytes": 3}],
-    }
-    (folder / "capture.json").write_text(json.dumps(manifest))
-    return folder
-
-
 def test_history_lists_and_downloads(client, dash):
-    make_capture(dash.data_dir)
+    make_capture(dash.data_dir, address="127.0.3.1")
     captures = client.get("/api/captures").get_json()["captures"]
     assert [c["id"] for c in captures] == ["20260101-120000-Run"]
     assert captures[0]["outcome"] == "completed" and captures[0]["bytes"] == 3
@@ -249,7 +222,7 @@ def test_history_lists_and_downloads(client, dash):
     ],
 )
 def test_downloads_reject_traversal(client, dash, url):
-    folder = make_capture(dash.data_dir)
+    folder = make_capture(dash.data_dir, address="127.0.3.1")
     (folder / ".secret").write_text("x")
     (dash.data_dir / "rig.json").write_text("{}")
     r = client.get(url)

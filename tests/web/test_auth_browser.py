@@ -5,126 +5,40 @@ revoked. Screenshots go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
-from argon2 import PasswordHasher
 
-from webapp.web.accounts import ShareStore, UserStore
+from tests.support.accounts import PASSWORD, add_users
+from tests.support.browser import LAPTOP, TABLET, shoot, skip_without_chromium, submit_login
+from tests.support.processes import serve
+from webapp.web.accounts import ShareStore
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 HOST = "127.0.5.1"  # this area's loopback block
-PASSWORD = "correct horse battery"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    import requests
-
+    skip_without_chromium()
     data_dir = tmp_path_factory.mktemp("secured")
-    users = UserStore(data_dir, hasher=PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
-    users.add("vic", "viewer", PASSWORD)
-    users.add("ada", "admin", PASSWORD)
-    port = free_port()
-    log = open(data_dir / "serve.log", "w+")  # noqa: SIM115 - closed in the teardown
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "webapp",
-            "serve",
-            "--host",
-            HOST,
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],  # fmt: skip
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://{HOST}:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{base}/login", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.seek(0)
-            pytest.fail(f"serve did not come up:\n{log.read()}")
-        time.sleep(0.1)
-    try:
+    add_users(data_dir, {"vic": "viewer", "ada": "admin"})
+    with serve(data_dir, host=HOST, ready_path="/login") as base:
         yield base, data_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def test_login_then_live_view_and_refused_control(server, browser):
     from playwright.sync_api import expect
 
     base, _ = server
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    context = browser.new_context(viewport=LAPTOP)
     page = context.new_page()
     page.goto(f"{base}/history")
     expect(page).to_have_url(f"{base}/login?next=/history")
-    page.fill("#username", "vic")
-    page.fill("#password", "not the password")
-    page.click("#login-submit")
+    submit_login(page, "vic", "not the password")
     expect(page.locator("#login-error")).to_have_text("wrong user name or password")
     shoot(page, "login-error-laptop")
 
-    page.fill("#password", PASSWORD)
-    page.click("#login-submit")
+    submit_login(page, "vic", PASSWORD)
     expect(page).to_have_url(f"{base}/history")
     page.goto(f"{base}/capture")
     expect(page.locator("#conn")).to_have_text("live", timeout=10000)
@@ -153,7 +67,7 @@ def test_login_then_live_view_and_refused_control(server, browser):
 
 def test_login_page_on_a_tablet(server, browser):
     base, _ = server
-    page = browser.new_context(viewport={"width": 820, "height": 1180}).new_page()
+    page = browser.new_context(viewport=TABLET).new_page()
     page.goto(f"{base}/login")
     shoot(page, "login-tablet")
     page.context.close()
@@ -164,7 +78,7 @@ def test_share_link_live_view_drops_when_revoked(server, browser):
 
     base, data_dir = server
     token, _ = ShareStore(data_dir).create("live", None, "test", 1)
-    page = browser.new_context(viewport={"width": 1366, "height": 768}).new_page()
+    page = browser.new_context(viewport=LAPTOP).new_page()
     page.goto(f"{base}/share/{token}")
     expect(page).to_have_url(f"{base}/")
     expect(page.locator("#conn")).to_have_text("live", timeout=10000)

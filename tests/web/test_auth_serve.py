@@ -4,21 +4,13 @@ create one (run as a real process, as a user would)."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support.net import free_port
+from tests.support.processes import REPO, webapp_command
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
@@ -27,19 +19,8 @@ def test_serve_on_all_addresses_without_users_exits_with_a_clear_message(tmp_pat
     port = free_port()
     started = time.monotonic()
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "webapp",
-            "serve",
-            "--host",
-            host,
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],  # fmt: skip
-        cwd=ROOT,
+        webapp_command("serve", "--host", host, "--port", str(port), "--data-dir", str(data_dir)),
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,

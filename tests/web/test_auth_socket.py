@@ -22,6 +22,7 @@ from auth_support import (
 )
 from werkzeug.serving import make_server
 
+from tests.support.waiting import wait_until
 from webapp.web import auth
 from webapp.web.accounts import ShareStore, UserStore
 
@@ -57,12 +58,12 @@ def sio_client(app, http_client=None):
     return client
 
 
-def wait_until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.01)
+def share_guest(app, data_dir: Path, scope: str, capture_id: str | None = None):
+    """A browser that opened a share link: its HTTP client, the link's token and id."""
+    token, share_id = share_token(data_dir, scope, capture_id)
+    guest = app.test_client()
+    guest.get(f"/share/{token}")
+    return guest, token, share_id
 
 
 def add_rig(app) -> None:
@@ -145,16 +146,12 @@ def test_socket_decorators_check_role_and_control_lock(app, orchestrator):
 
 
 def test_capture_share_link_cannot_open_a_socket(app, data_dir):
-    token, _ = share_token(data_dir, "capture", CAPTURE_ID)
-    guest = app.test_client()
-    guest.get(f"/share/{token}")
+    guest, _, _ = share_guest(app, data_dir, "capture", CAPTURE_ID)
     assert not sio_client(app, guest).is_connected()
 
 
 def test_live_socket_of_a_revoked_share_link_is_disconnected_at_once(app, data_dir):
-    token, share_id = share_token(data_dir, "live")
-    guest = app.test_client()
-    guest.get(f"/share/{token}")
+    guest, _, share_id = share_guest(app, data_dir, "live")
     live = sio_client(app, guest)
     assert live.is_connected()
     assert live.emit("capture:start", {"name": "x"}, callback=True)["status"] == 403
@@ -166,9 +163,7 @@ def test_live_socket_of_a_revoked_share_link_is_disconnected_at_once(app, data_d
 
 
 def test_live_socket_of_a_link_revoked_from_the_command_line_is_disconnected(app, data_dir):
-    token, _ = share_token(data_dir, "live")
-    guest = app.test_client()
-    guest.get(f"/share/{token}")
+    guest, token, _ = share_guest(app, data_dir, "live")
     live = sio_client(app, guest)
     assert live.is_connected()
     ShareStore(data_dir).revoke(token)  # another process: only the sweep can notice

@@ -6,130 +6,37 @@ go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support.browser import LAPTOP, TABLET, shoot, skip_without_chromium, watch_errors
+from tests.support.net import free_port
+from tests.support.processes import serve
+
 pytestmark = pytest.mark.browser
-
-ROOT = Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
-LAPTOP = {"width": 1366, "height": 768}
-TABLET = {"width": 820, "height": 1180}
-
-
-def _emulator_ready() -> str | None:
-    try:
-        from webapp.emulator import EmulatedRig  # noqa: F401
-    except ImportError as exc:
-        return str(exc)
-    if not Path(CHROMIUM).exists():
-        return f"{CHROMIUM} is not installed"
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(data_dir: Path, *extra: str, port: int | None = None):
-    """Start ``python -m webapp serve`` (on a free port unless given); yields its base URL."""
-    import requests
-
-    port = port or free_port()
-    log = open(data_dir / "serve.log", "w+")  # noqa: SIM115 - closed in the teardown
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "webapp",
-            "serve",
-            *extra,
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{base}/api/state", timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            log.seek(0)
-            pytest.fail(f"serve did not come up:\n{log.read()}")
-        time.sleep(0.1)
-    try:
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    missing = _emulator_ready()
-    if missing:
-        pytest.skip(missing)
+    try:
+        from webapp.emulator import EmulatedRig  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    skip_without_chromium()
     data_dir = tmp_path_factory.mktemp("dashboard")
-    for base in _serve(data_dir, "--emulate", "3", "--ptp-lock-seconds", "1"):
+    with serve(data_dir, "--emulate", "3", "--ptp-lock-seconds", "1") as base:
         yield base, data_dir
 
 
 @pytest.fixture(scope="module")
 def plain_server(tmp_path_factory):
     """The dashboard without modules: pages, layout and reconnection need no emulator."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+    skip_without_chromium()
     data_dir = tmp_path_factory.mktemp("plain")
-    for base in _serve(data_dir):
+    with serve(data_dir) as base:
         yield base, data_dir
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield b
-        b.close()
-
-
-def shoot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar belongs at the top
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 def lamp_color(page, lamp: str) -> str | None:
@@ -144,15 +51,9 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
 
     errors: list[str] = []
 
-    def watch_errors(p) -> None:
-        p.on("pageerror", lambda e: errors.append(f"{p.url}: {e}"))
-        p.on(
-            "console", lambda m: errors.append(f"{p.url}: {m.text}") if m.type == "error" else None
-        )
-
     user = browser.new_context(viewport=LAPTOP, accept_downloads=True)
     page = user.new_page()
-    watch_errors(page)
+    watch_errors(page, errors)
 
     # --- Rig: the user removes the third emulated module and adds it back by address.
     page.goto(f"{base}/rig")
@@ -182,7 +83,7 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     page.fill("#cap-name", "Browser run")
     page.fill("#cap-duration", "5")
     watcher = browser.new_context(viewport=TABLET).new_page()
-    watch_errors(watcher)
+    watch_errors(watcher, errors)
     watcher.goto(f"{base}/capture")
     expect(watcher.locator("#conn")).to_have_text("live")
     expect(page.locator("#viewers")).to_have_text("2 viewers")
@@ -240,7 +141,7 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     # A third viewer that opens now shows the current state, the fault included, within a
     # second of loading.
     late = browser.new_context(viewport=LAPTOP).new_page()
-    watch_errors(late)
+    watch_errors(late, errors)
     late.goto(f"{base}/capture", wait_until="domcontentloaded")
     expect(late.locator("#phase-chip")).to_have_attribute("data-phase", "recording", timeout=1000)
     expect(late.locator("#rec-time")).not_to_have_text("–", timeout=1000)
@@ -325,11 +226,8 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
 def _check_stream(data: bytes) -> int:
     """Parse a whole stream file with the strict grammar checker; every signal complete, no
     overrun, no gap. Returns the first sample's time."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    try:
-        import streamcheck
-    finally:
-        sys.path.pop(0)
+    from tests import streamcheck
+
     report = streamcheck.check_stream(data)
     assert report.by_type.get("signal_data", 0) > 0
     signals = list(report.signals.values())
@@ -360,26 +258,21 @@ def test_page_reconnects_after_server_restart_shows_reconnecting(tmp_path, brows
     reconnects by itself and gets the new server's state."""
     from playwright.sync_api import expect
 
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
     port = free_port()
-    first = _serve(tmp_path, port=port)
-    base = next(first)
     page = browser.new_context(viewport=LAPTOP).new_page()
-    page.goto(f"{base}/capture")
-    expect(page.locator("#conn")).to_have_text("live", timeout=10000)
-    first.close()  # terminates the server
-    expect(page.locator("#reconnect-banner")).to_be_visible(timeout=5000)
-    expect(page.locator("#conn")).to_have_text("reconnecting…")
-    expect(page.locator("#btn-start")).to_be_disabled()
-    shoot(page, "capture-reconnecting-laptop")
-    second = _serve(tmp_path, port=port)
-    next(second)
     try:
-        expect(page.locator("#conn")).to_have_text("live", timeout=10000)
-        expect(page.locator("#reconnect-banner")).to_be_hidden()
-        expect(page.locator("#btn-start")).to_be_enabled()
-        expect(page.locator("#viewers")).to_have_text("1 viewer")
+        with serve(tmp_path, port=port) as base:
+            page.goto(f"{base}/capture")
+            expect(page.locator("#conn")).to_have_text("live", timeout=10000)
+        # The server has been terminated.
+        expect(page.locator("#reconnect-banner")).to_be_visible(timeout=5000)
+        expect(page.locator("#conn")).to_have_text("reconnecting…")
+        expect(page.locator("#btn-start")).to_be_disabled()
+        shoot(page, "capture-reconnecting-laptop")
+        with serve(tmp_path, port=port):
+            expect(page.locator("#conn")).to_have_text("live", timeout=10000)
+            expect(page.locator("#reconnect-banner")).to_be_hidden()
+            expect(page.locator("#btn-start")).to_be_enabled()
+            expect(page.locator("#viewers")).to_have_text("1 viewer")
     finally:
-        second.close()
         page.context.close()

@@ -1,0 +1,66 @@
+"""Debian's chromium through Playwright, launched with the project's flags; screenshots, page
+errors and the login form as the browser tests use them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.processes import REPO
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+SHOTS = REPO / "test-artifacts" / "screenshots"
+LAPTOP = {"width": 1366, "height": 768}
+TABLET = {"width": 820, "height": 1180}
+
+
+def skip_without_chromium() -> None:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+
+
+def launch_chromium() -> Iterator[Any]:
+    """A headless chromium for the duration of a fixture (skips when it is not installed)."""
+    skip_without_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def shoot(page: Any, name: str) -> None:
+    """A full-page screenshot to test-artifacts/screenshots/NAME.png (scrolled to the top
+    first: the sticky top bar belongs there)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def watch_errors(page: Any, errors: list[str], console: bool = True) -> None:
+    """Append the page's uncaught errors (and console errors) to ``errors``."""
+    page.on("pageerror", lambda e: errors.append(f"{page.url}: {e}"))
+    if console:
+        page.on(
+            "console",
+            lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None,
+        )
+
+
+def submit_login(page: Any, name: str, password: str) -> None:
+    """Fill the login page's form and send it."""
+    page.fill("#username", name)
+    page.fill("#password", password)
+    page.click("#login-submit")
