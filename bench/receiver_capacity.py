@@ -95,8 +95,10 @@ class Result:
 
     def row(self, max_lag: float) -> str:
         verdict = "ok" if self.ok(max_lag) else f"FAIL {self.error}".strip()
+        per_module_s = self.bytes / self.modules / RATE_PER_MODULE if self.modules else 0.0
         return (
-            f"{self.receiver:8} N={self.modules:4d}  {self.bytes / 1e6:7.1f} MB  "
+            f"{self.receiver:8} N={self.modules:4d}  {self.bytes / 1e6:7.1f} MB "
+            f"({per_module_s:4.1f} s/module)  "
             f"lag {self.lag_s:6.3f} s  "
             f"drain {self.drain_s:5.2f} s  dropped {self.dropped_blocks:5d}  overrun flags "
             f"{self.overrun_flags:3d}  CPU this {self.cpu_self * 100:5.1f} %  emulator "
@@ -195,6 +197,12 @@ def bare_receiver(sock, path: Path, flow: Flow) -> None:
         flow.end.set()
 
 
+def _parallel(items: list, fn) -> None:
+    threads = [runtime.spawn(fn, item) for item in items]
+    for t in threads:
+        t.join()
+
+
 def record_bare(
     orch: Orchestrator, seconds: float, folder: Path
 ) -> tuple[list[Flow], float, float]:
@@ -208,15 +216,14 @@ def record_bare(
         flows.append(flow)
         socks.append(sock)
         runtime.spawn(bare_receiver, sock, folder / f"bare.{m.number}.stream", flow)
+    # the same requests in the same way as the orchestrator: slaves concurrently, master last
     for batch in ordered(session.modules, Order.MASTER_LAST):
-        for m in batch:
-            m.client.start_measurement()
+        _parallel(batch, lambda m: m.client.start_measurement())
     time.sleep(seconds)
     now = time.monotonic()
     lag = max(f.lag_s(now) for f in flows)
     for batch in ordered(session.modules, Order.MASTER_LAST):
-        for m in batch:
-            m.client.stop_measurement()
+        _parallel(batch, lambda m: m.client.stop_measurement())
     drain = _drain(flows)
     for sock in socks:
         sock.close()
