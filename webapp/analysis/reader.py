@@ -334,17 +334,7 @@ class Capture:
                         Problem("error", path.name, f"listed for module {number} but missing")
                     )
                     continue
-                channels = entry.get("channels")
-                self.files.append(
-                    StreamFile(
-                        path,
-                        number,
-                        [int(c) for c in channels] if channels else None,
-                        scan_file(path),
-                        _int_or_none(entry.get("bytes")),
-                        entry.get("sha256") or None,
-                    )
-                )
+                self.files.append(_listed_file(path, number, entry))
         for path in sorted(self.folder.glob("*.stream")):
             if path.resolve() not in listed:
                 self.problems.append(
@@ -373,17 +363,7 @@ class Capture:
                 for entry in entries:
                     path = self.folder / str(entry["file"])
                     wanted.discard(path.resolve())
-                    channels = entry.get("channels")
-                    self.files.append(
-                        StreamFile(
-                            path,
-                            number,
-                            [int(c) for c in channels] if channels else None,
-                            scan_file(path),
-                            _int_or_none(entry.get("bytes")),
-                            entry.get("sha256") or None,
-                        )
-                    )
+                    self.files.append(_listed_file(path, number, entry))
         rest = [p for p in paths if p.resolve() in wanted]
         if rest:
             if meta is None:
@@ -963,6 +943,19 @@ def _module_from_json(number: int, mod: dict[str, Any]) -> CaptureModule:
         role=str(mod.get("role", "")),
         firmware=str(mod.get("firmware", "")),
         hardware=str(mod.get("hardware", "")),
+    )
+
+
+def _listed_file(path: Path, module: int, entry: dict[str, Any]) -> StreamFile:
+    """A stream file as capture.json lists it (channels, size, checksum), scanned."""
+    channels = entry.get("channels")
+    return StreamFile(
+        path,
+        module,
+        [int(c) for c in channels] if channels else None,
+        scan_file(path),
+        _int_or_none(entry.get("bytes")),
+        entry.get("sha256") or None,
     )
 
 

@@ -27,6 +27,13 @@ def _body() -> Any:
     return body
 
 
+def _object_body() -> dict[str, Any]:
+    body = _body()
+    if not isinstance(body, dict):
+        raise RequestError(None, "the request body must be a JSON object")
+    return body
+
+
 @bp.errorhandler(RequestError)
 def _request_error(exc: RequestError) -> Any:
     return jsonify(exc.to_json()), exc.status
@@ -69,9 +76,7 @@ def get_rig() -> Any:
 @bp.post("/rig/modules")
 @auth.require_role("admin")
 def add_module() -> Any:
-    body = _body()
-    if not isinstance(body, dict):
-        raise RequestError(None, "the request body must be a JSON object")
+    body = _object_body()
     address = body.get("address")
     # A module of this dashboard's own emulator stays marked as such when added back.
     emulated = isinstance(address, str) and address.strip() in getattr(
@@ -91,9 +96,7 @@ def remove_module(address: str) -> Any:
 @bp.put("/rig")
 @auth.require_role("operator")
 def configure_rig() -> Any:
-    body = _body()
-    if not isinstance(body, dict):
-        raise RequestError(None, "the request body must be a JSON object")
+    body = _object_body()
     unknown = set(body) - {"master", "ptp_domain"}
     if unknown:
         raise RequestError(sorted(unknown)[0], "unknown field")

@@ -14,6 +14,11 @@ log = logging.getLogger(__name__)
 DEFAULT_DATA_DIR = "data"
 
 
+def default_data_dir() -> Path:
+    """Where ``serve`` and ``user`` keep their data unless told: $LANXI_DATA_DIR, else ./data."""
+    return Path(os.environ.get("LANXI_DATA_DIR", DEFAULT_DATA_DIR))
+
+
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "serve",
@@ -26,7 +31,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("LANXI_DATA_DIR", DEFAULT_DATA_DIR)),
+        default=default_data_dir(),
         help="captures, setups, rig and users live here (default ./data)",
     )
     p.add_argument(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -16,9 +15,8 @@ from typing import Any
 
 from webapp.web.accounts import ROLES, AccessError, ShareStore, UserStore
 from webapp.web.auditlog import AuditLog
+from webapp.web.cli import default_data_dir
 from webapp.web.safepaths import capture_dir
-
-DEFAULT_DATA_DIR = "data"  # the same default as ``serve``
 
 
 def _actor() -> str:
@@ -39,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument(
         "--data-dir",
         type=Path,
-        default=Path(os.environ.get("LANXI_DATA_DIR", DEFAULT_DATA_DIR)),
+        default=default_data_dir(),
         help="the dashboard's data directory (default ./data, or $LANXI_DATA_DIR)",
     )
     # --data-dir is accepted after the action too ("user add NAME --role admin --data-dir D").
