@@ -45,3 +45,21 @@ def test_emulate_rejects_a_bad_fault_spec() -> None:
     )
     assert run.returncode == 2
     assert "unknown fault kind" in run.stderr
+
+
+def test_emulate_rejects_a_fault_on_a_channel_the_module_lacks() -> None:
+    """A Type 3050 has six input channels: overload on channel 7 is refused before any module
+    starts, like a malformed spec."""
+    run = subprocess.run(
+        webapp_command(
+            "emulate", "--port", "0", "--address", "127.0.1.55", "--fault", "1:overload:7"
+        ),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 2
+    assert "--fault: module 1: overload on channel 7" in run.stderr
+    assert "Type 3050 has input channels 1 to 6" in run.stderr
+    assert run.stdout == ""  # no module was started

@@ -213,6 +213,55 @@ def test_fault_endpoint_rejects_nonsense(api: Api) -> None:
     assert api.control("delete", "faults").json()["active"] == []
 
 
+@pytest.mark.parametrize(
+    ("module_type", "body", "field"),
+    [
+        ("3050", {"kind": "overload", "channel": 7}, "channel"),
+        ("3050", {"kind": "cable-fault", "arg": 7, "at": 1}, "arg"),
+        ("3160", {"kind": "cmol", "channel": 5}, "channel"),
+    ],
+)
+def test_fault_endpoint_rejects_a_channel_the_module_does_not_have(
+    start_rig, module_type: str, body: dict, field: str
+) -> None:
+    api = Api(start_rig(1, module_type=module_type).modules[0])
+    channels = 6 if module_type == "3050" else 4
+    r = api.control("post", "faults", json=body)
+    assert r.status_code == 400
+    assert r.text.startswith(f"{field}: ")
+    assert f"channel {body.get('channel', body.get('arg'))}" in r.text
+    assert f"Type {module_type} has input channels 1 to {channels}" in r.text
+    snapshot = api.control("get", "faults").json()
+    assert snapshot["active"] == [] and snapshot["scheduled"] == []
+    # The module's last channel is a channel like any other.
+    assert fault(api, kind=body["kind"], channel=channels)["active"] == [
+        f"{body['kind']}:{channels}"
+    ]
+
+
+def test_fault_endpoint_names_the_field_of_other_mistakes(api: Api) -> None:
+    r = api.control("post", "faults", json={"kind": "meltdown"})
+    assert r.status_code == 400 and r.text.startswith("kind: ")
+    r = api.control("post", "faults", json={"kind": "overload", "channel": 0})
+    assert r.status_code == 400 and r.text.startswith("channel: ")
+    r = api.control("post", "faults", json={"kind": "overload", "channel": 1, "at": "soon"})
+    assert r.status_code == 400 and r.text.startswith("at: ")
+    r = api.control("post", "faults", json={"kind": "overload", "channel": 1, "duration": -1})
+    assert r.status_code == 400 and r.text.startswith("duration: ")
+    assert api.control("get", "faults").json()["active"] == []
+
+
+def test_rig_refuses_a_fault_spec_for_a_channel_the_module_lacks(start_rig) -> None:
+    with pytest.raises(FaultSpecError, match="Type 3160 has input channels 1 to 4") as exc:
+        start_rig(2, types=["3050", "3160"], faults=["2:overload:5"])
+    assert exc.value.field == "arg"
+    rig = start_rig(2, types=["3050", "3160"], faults=["1:overload:6", "2:overload:4"])
+    assert [Api(m).control("get", "faults").json()["active"] for m in rig.modules] == [
+        ["overload:6"],
+        ["overload:4"],
+    ]
+
+
 def test_fault_endpoint_aliases(start_rig) -> None:
     api = Api(start_rig(1, module_type="3160").modules[0])
     assert api.ok("get", "/module/info").json()["module"]["type"]["number"] == "3160"

@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         faults = [parse_fault_spec(f) for f in args.fault]
     except FaultSpecError as exc:
-        log.error("%s", exc)
+        log.error("--fault: %s", exc)
         return 2
     options = EmulatorOptions(
         ptp_lock_seconds=args.ptp_lock_seconds,
@@ -93,6 +93,9 @@ def run(args: argparse.Namespace) -> int:
             faults=faults,
             options=options,
         )
+    except FaultSpecError as exc:  # a fault the modules cannot have (a channel they lack)
+        log.error("--fault: %s", exc)
+        return 2
     except (OSError, ValueError) as exc:
         log.error("cannot start the emulated modules: %s", exc)
         return 1

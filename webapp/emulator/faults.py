@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from webapp.openapi.model import ModuleTypeProfile
 from webapp.openapi.stream import Validity
 
 
@@ -41,7 +42,12 @@ CHANNEL_FAULT_VALIDITY = {
 
 
 class FaultSpecError(ValueError):
-    pass
+    """A fault that cannot be set; ``field`` is the part of the request that is wrong: "kind",
+    "arg" (the channel or path), "module", "at" or "duration"."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -84,18 +90,20 @@ def make_fault(kind: str, arg: object = None) -> Fault:
         fkind = FaultKind(str(kind).strip().lower())
     except ValueError:
         known = ", ".join(k.value for k in FaultKind)
-        raise FaultSpecError(f"unknown fault kind {kind!r} (known: {known})") from None
+        raise FaultSpecError(f"unknown fault kind {kind!r} (known: {known})", "kind") from None
     text = None if arg is None or arg == "" else str(arg).strip()
     if fkind in CHANNEL_FAULTS:
         if text is None or not text.isdigit() or int(text) < 1:
-            raise FaultSpecError(f"{fkind.value} needs a channel number from 1, e.g. {fkind}:2")
+            raise FaultSpecError(
+                f"{fkind.value} needs a channel number from 1, e.g. {fkind}:2", "arg"
+            )
         text = str(int(text))
     elif fkind is FaultKind.HTTP_500:
         if not text:
-            raise FaultSpecError("http-500 needs a path, e.g. http-500:measurements")
+            raise FaultSpecError("http-500 needs a path, e.g. http-500:measurements", "arg")
         text = normalise_path(text)
     elif text is not None:
-        raise FaultSpecError(f"{fkind.value} takes no argument (got {text!r})")
+        raise FaultSpecError(f"{fkind.value} takes no argument (got {text!r})", "arg")
     return Fault(fkind, text)
 
 
@@ -108,11 +116,22 @@ def parse_fault_spec(text: str) -> FaultSpec:
         )
     module = int(match["module"])
     if module < 1:
-        raise FaultSpecError(f"fault spec {text!r}: modules are numbered from 1")
+        raise FaultSpecError(f"fault spec {text!r}: modules are numbered from 1", "module")
     fault = make_fault(match["kind"], match["arg"])
     at = float(match["at"]) if match["at"] else None
     duration = float(match["dur"]) if match["dur"] else None
     return FaultSpec(module, fault, at, duration)
+
+
+def check_fault_fits(fault: Fault, profile: ModuleTypeProfile) -> None:
+    """A channel fault must name a channel the module type has (make_fault only knows it is
+    a number from 1)."""
+    if fault.kind in CHANNEL_FAULTS and fault.channel > profile.input_channels:
+        raise FaultSpecError(
+            f"{fault.kind.value} on channel {fault.channel}, but a Type {profile.number} has "
+            f"input channels 1 to {profile.input_channels}",
+            "arg",
+        )
 
 
 def normalise_path(path: str) -> str:

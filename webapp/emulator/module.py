@@ -30,6 +30,7 @@ from webapp.emulator.faults import (
     Fault,
     FaultKind,
     FaultSpec,
+    check_fault_fits,
     normalise_path,
 )
 from webapp.emulator.network import PtpNetwork, TriggerGroup
@@ -882,6 +883,7 @@ class ModuleEmulator:
 
     def schedule_fault(self, spec: FaultSpec) -> None:
         """A fault from the command line or the endpoint: now, or SECONDS into a measurement."""
+        check_fault_fits(spec.fault, self.profile)
         with self.cond:
             if spec.at_seconds is None:
                 self._set_fault(spec.fault, True, "requested", spec.duration)

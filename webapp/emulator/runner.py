@@ -21,11 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from webapp.emulator.faults import FaultSpec, parse_fault_spec
+from webapp.emulator.faults import FaultSpec, FaultSpecError, check_fault_fits, parse_fault_spec
 from webapp.emulator.module import EmulatorOptions, ModuleEmulator, wake_all
 from webapp.emulator.network import PtpNetwork
 from webapp.emulator.server import ModuleHTTPServer
-from webapp.openapi.model import STREAM_PORT
+from webapp.openapi.model import MODULE_TYPES, STREAM_PORT
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,17 @@ class EmulatedRig:
             stream_port = STREAM_PORT if port else 0
         specs = [parse_fault_spec(f) if isinstance(f, str) else f for f in faults]
         for spec in specs:
+            # Bad faults are refused before any module starts.
             if spec.module > n:
-                raise ValueError(f"fault for module {spec.module}, but only {n} modules run")
+                raise FaultSpecError(
+                    f"fault for module {spec.module}, but only {n} modules run", "module"
+                )
+            profile = MODULE_TYPES.get(type_list[spec.module - 1])
+            if profile is not None:  # an unknown type is refused by the module itself
+                try:
+                    check_fault_fits(spec.fault, profile)
+                except FaultSpecError as exc:
+                    raise FaultSpecError(f"module {spec.module}: {exc}", exc.field) from None
         network = PtpNetwork()
         modules: list[EmulatedModule] = []
         base = ipaddress.IPv4Address(host)

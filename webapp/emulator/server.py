@@ -211,26 +211,38 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
         kind = req.get("kind")
         # "channel"/"path" name the argument too; "active": false clears like "clear": true.
         clear = bool(req.get("clear", False)) or req.get("active", True) is False
-        arg = next((req[k] for k in ("arg", "channel", "path") if req.get(k) is not None), None)
+        arg_field = next((k for k in ("arg", "channel", "path") if req.get(k) is not None), "arg")
+        arg = req.get(arg_field)
         if kind is None:
             if clear:
                 module.clear_fault(None)
                 return Response(200, module.faults_snapshot())
-            return Response(400, "a fault request needs 'kind' (or 'clear': true)")
-        fault = make_fault(kind, arg)
-        if clear:
-            module.clear_fault(fault)
-            return Response(200, module.faults_snapshot())
-        at = req.get("at")
-        duration = req.get("duration")
-        spec = FaultSpec(
-            0,
-            fault,
-            None if at is None else float(at),
-            None if duration is None else float(duration),
-        )
-        module.schedule_fault(spec)
+            return Response(400, "kind: a fault request needs 'kind' (or 'clear': true)")
+        try:
+            fault = make_fault(kind, arg)
+            if clear:
+                module.clear_fault(fault)
+                return Response(200, module.faults_snapshot())
+            spec = FaultSpec(0, fault, _seconds(req, "at"), _seconds(req, "duration"))
+            module.schedule_fault(spec)
+        except FaultSpecError as exc:
+            # The message starts with the request's field at fault, as the client spelled it.
+            field = arg_field if exc.field == "arg" else exc.field
+            return Response(400, f"{field}: {exc}" if field else str(exc))
         return Response(200, module.faults_snapshot())
+
+
+def _seconds(req: dict[str, Any], key: str) -> float | None:
+    value = req.get(key)
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise FaultSpecError(f"must be a number of seconds from 0 (got {value!r})", key) from None
+    if not seconds >= 0:
+        raise FaultSpecError(f"must be a number of seconds from 0 (got {value!r})", key)
+    return seconds
 
 
 def request_is_reboot(path: str) -> bool:
