@@ -354,6 +354,27 @@ def test_control_actions_are_audited_with_who_and_outcome(app, orchestrator):
     assert start["body"]["name"] == "A" and start["ts"].endswith("+00:00")
 
 
+def test_a_write_refused_for_someone_elses_control_is_audited_once(app, orchestrator):
+    add_rig(app)
+    olga, otto, ada = login(app, "olga"), login(app, "otto"), login(app, "ada")
+    send(olga, "POST", "/api/capture/start", {"name": "A", "duration_s": 1})
+    audit_entries = lambda: ada.get("/api/auth/audit?limit=200").get_json()["entries"]  # noqa: E731
+    before = len(audit_entries())
+    assert send(otto, "PUT", "/api/setup", {"bandwidth": "51.2 kHz"}).status_code == 409
+    assert send(otto, "POST", "/api/capture/stop").status_code == 409
+    new = [e for e in audit_entries()[before:] if e["actor"] == "otto"]
+    assert [(e["action"], e["ok"], e["status"]) for e in new] == [
+        ("setup-change", False, 409),
+        ("capture-stop", False, 409),
+    ]
+    assert all("olga has control" in e["error"] for e in new)
+    assert new[0]["body"] == {"bandwidth": "51.2 kHz"}
+    # A write that reached its view is still audited once, after the response.
+    assert send(olga, "POST", "/api/capture/stop").status_code == 202
+    olgas = [e for e in audit_entries()[before:] if e["actor"] == "olga"]
+    assert [(e["action"], e["ok"], e["status"]) for e in olgas] == [("capture-stop", True, 202)]
+
+
 # --- share links ---------------------------------------------------------------------------
 
 

@@ -983,10 +983,24 @@ def _gate() -> Any:
         if refusal is not None:
             status, message, snapshot = refusal
             if status != 401:
-                audit(_audit_action(request.method, request.path), ok=False, status=status,
-                      error=message)  # fmt: skip
+                _audit_request(status, error=message)
             return refuse(status, message, **({"control": snapshot} if snapshot else {}))
     return None
+
+
+_AUDITED = "lanxi.audited"  # in the WSGI environ: this request has its audit entry
+
+
+def _audit_request(status: int, **extra: Any) -> None:
+    """One audit entry for this state-changing API request (marked, so it is not written
+    again after the response)."""
+    body = request.get_json(silent=True) if request.is_json else None
+    details: dict[str, Any] = {"ok": status < 400, "status": status, **extra}
+    small = _small_body(body)
+    if small:
+        details["body"] = small
+    audit(_audit_action(request.method, request.path), **details)
+    request.environ[_AUDITED] = True
 
 
 def _needs_control(path: str) -> bool:
@@ -997,21 +1011,17 @@ def _needs_control(path: str) -> bool:
 
 
 def _after(response: Response) -> Response:
-    # Audit every state-changing API request that reached a view (refusals by the gate were
-    # audited there, or are anonymous noise).
+    # Audit every state-changing API request that reached a view. The gate's refusals are
+    # audited by the gate (a 409 for someone else's control) or are anonymous noise (401/403).
     if (
         request.method not in SAFE_METHODS
         and request.path.startswith("/api/")
         and not request.path.startswith("/api/auth/")
         and response.status_code not in (401, 403)
         and request.endpoint is not None
+        and not request.environ.get(_AUDITED)
     ):
-        body = request.get_json(silent=True) if request.is_json else None
-        details: dict[str, Any] = {"ok": response.status_code < 400, "status": response.status_code}
-        small = _small_body(body)
-        if small:
-            details["body"] = small
-        audit(_audit_action(request.method, request.path), **details)
+        _audit_request(response.status_code)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
