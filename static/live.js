@@ -75,9 +75,48 @@
 
   // --- PTP lock progress -----------------------------------------------------------------------
   // The fill follows the module's own lock sequence (Unlocked, Settling, Locking, Locked); the
-  // thin mark and the text give the time waited against the phase's timeout.
+  // thin mark and the text beside the bar give the time waited against the phase's timeout.
+  // The server reports each module once a second and on every change; in between, the waited
+  // time runs on here from the arrival of the module's last report, so it never stands still
+  // while the rig waits (and stops with the wait: locked, or the phase has moved on).
   const PTP_STAGE = { Unknown: 0, Unlocked: 0.04, Settling: 1 / 3, Locking: 2 / 3, Locked: 1 };
+  const ptpArrived = {};  // module -> { t: the report's server time, at: performance.now() }
+  const ptpShown = {};  // module -> { run: this wait's start (server time), value: shown last }
+  function notePtpArrivals() {
+    const now = performance.now();
+    for (const [module, p] of Object.entries(state.ptp || {})) {
+      const got = ptpArrived[module];
+      if (!got || got.t !== p.t) ptpArrived[module] = { t: p.t, at: now };
+    }
+  }
+  function ptpWaiting(p) {
+    return !p.locked && ((state.phase || {}).phase === "ptp-lock");
+  }
+  function ptpWaited(module, p) {
+    let more = 0;
+    if (ptpWaiting(p)) {
+      const got = ptpArrived[module];
+      more = got ? (performance.now() - got.at) / 1000 : 0;
+    } else if (!p.locked) {
+      // The wait ended without a lock (failed, stopped): up to when the phase moved on.
+      const timeline = (state.phase || {}).timeline || [];
+      const i = timeline.map((t) => t.phase).lastIndexOf("ptp-lock");
+      if (i >= 0 && i + 1 < timeline.length) more = Math.max(0, timeline[i + 1].t - p.t);
+    }
+    // Never backwards: a report can arrive a little later than the count here ran.
+    const run = ((state.phase || {}).timeline || []).find((t) => t.phase === "ptp-lock");
+    const before = ptpShown[module];
+    let value = Math.min(p.elapsed_s + more, Math.max(p.timeout_s, p.elapsed_s));
+    if (before && run && before.run === run.t) value = Math.max(value, before.value);
+    ptpShown[module] = { run: run ? run.t : null, value };
+    return value;
+  }
+  function ptpElapsedText(module, p) {
+    return p.locked ? `locked after ${p.elapsed_s.toFixed(1)} s`
+      : `${ptpWaited(module, p).toFixed(1)} s of ${Dash.fmtSeconds(p.timeout_s)} timeout`;
+  }
   function renderPtp() {
+    notePtpArrivals();
     const ptp = state.ptp;
     const box = $("ptp");
     box.replaceChildren();
@@ -97,21 +136,34 @@
         continue;
       }
       const stage = p.locked ? 1 : (PTP_STAGE[p.status] ?? 0);
-      const waited = Math.min(1, p.elapsed_s / Math.max(p.timeout_s, 0.001));
-      const label = p.locked
-        ? `${module}: ${p.status} after ${p.elapsed_s.toFixed(1)} s`
-        : `${module}: ${p.status} — ${p.elapsed_s.toFixed(1)} s of ${Dash.fmtSeconds(p.timeout_s)} timeout`;
-      box.append(el("div", { class: "row", dataset: { module } },
+      const waited = Math.min(1, ptpWaited(module, p) / Math.max(p.timeout_s, 0.001));
+      box.append(el("div", { class: "row ptp-row", dataset: { module } },
         el("div", { class: "bar" + (p.locked ? " locked" : ""), style: "flex:1",
           title: `waited ${p.elapsed_s.toFixed(1)} s of the ${p.timeout_s} s timeout`,
           dataset: { ptpModule: module, locked: p.locked ? "1" : "0", status: p.status } },
           el("span", { style: `width:${(stage * 100).toFixed(1)}%` }),
           p.locked ? null : el("i", { style: `left:${(waited * 100).toFixed(2)}%` }),
-          el("em", {}, label))));
+          el("em", {}, `${module}: ${p.status}`)),
+        el("span", { class: "ptp-elapsed small", dataset: { ptpElapsed: module } },
+          ptpElapsedText(module, p))));
     }
   }
+  // Between reports: only the waited time and its mark move.
+  setInterval(() => {
+    for (const [module, p] of Object.entries(state.ptp || {})) {
+      if (!ptpWaiting(p)) continue;
+      const text = document.querySelector(`[data-ptp-elapsed="${CSS.escape(module)}"]`);
+      if (text) text.textContent = ptpElapsedText(module, p);
+      const mark = document.querySelector(`[data-ptp-module="${CSS.escape(module)}"] > i`);
+      if (mark) {
+        const waited = Math.min(1, ptpWaited(module, p) / Math.max(p.timeout_s, 0.001));
+        mark.style.left = `${(waited * 100).toFixed(2)}%`;
+      }
+    }
+  }, 200);
   on("ptp", renderPtp);
   on("module-status", renderPtp);
+  on("phase", renderPtp);  // the waited time stops running when the phase moves on
 
   // --- recording time and current capture ---------------------------------------------------
   on("recording-time", (r) => {
@@ -195,15 +247,35 @@
     return { db: dB(level.db), peak: dB(level.peak_db), ref, range };
   }
 
-  function meter(level) {
+  function meter(level, stale) {
     const v = level ? shown(level) : null;
-    if (!v || v.db === null) return el("div", { class: "meter" });
+    if (!v || v.db === null) return el("div", { class: "meter" + (stale && level ? " stale" : "") });
     const [lo, hi] = v.range;
     const pos = (db) => Math.max(0, Math.min(100, ((db - lo) / (hi - lo)) * 100));
     const unit = unitLabel(level.unit);
-    return el("div", { class: "meter", title: `rms ${level.rms.toPrecision(4)} ${unit}, peak ${level.peak.toPrecision(4)} ${unit}` },
+    return el("div", { class: "meter" + (stale ? " stale" : ""), title: `rms ${level.rms.toPrecision(4)} ${unit}, peak ${level.peak.toPrecision(4)} ${unit}` },
       el("span", { style: `width:${pos(v.db).toFixed(1)}%` }),
       v.peak === null ? null : el("i", { style: `left:${pos(v.peak).toFixed(1)}%` }));
+  }
+
+  // The levels of a capture that has ended stay on screen, dimmed: fresh are only levels
+  // measured since the rig went live (armed, connecting, recording), while it still is. New
+  // levels of the next run show undimmed as they arrive.
+  const LIVE_PHASES = new Set(["armed", "connecting", "recording"]);
+  function liveSince() {
+    const p = state.phase || {};
+    if (!LIVE_PHASES.has(p.phase)) return null;
+    const timeline = p.timeline || [];
+    let since = p.since || 0;
+    for (let i = timeline.length - 1; i >= 0 && LIVE_PHASES.has(timeline[i].phase); i--) {
+      since = timeline[i].t;
+    }
+    return since;
+  }
+  function levelsStale(address) {
+    const entry = (state.levels || {})[address];
+    const since = liveSince();
+    return !!entry && (since === null || entry.t < since);
   }
 
   function levelText(level) {
@@ -233,6 +305,7 @@
       const ms = (state["module-status"] || {})[address];
       const stats = (state["stream-stats"] || {})[address];
       const levels = Object.fromEntries((((state.levels || {})[address] || {}).levels || []).map((l) => [l.channel, l]));
+      const stale = levelsStale(address);
       const rows = [];
       for (const ch of channelsOf(address)) {
         const L = lamp(address, ch);
@@ -241,9 +314,12 @@
           el("span", { class: `lamp ${L.color}`, title: L.text || L.color,
             dataset: { lamp: `${address}/${ch.channel}`, color: L.color } }),
           el("span", {}, `Ch ${ch.channel}`),
-          el("div", {}, meter(level),
+          el("div", {}, meter(level, stale),
             L.text ? el("div", { class: "fault-name" + (L.color === "magenta" ? " prev" : "") }, L.text) : null),
-          el("span", { class: "db", dataset: { level: `${address}/${ch.channel}` } }, levelText(level)));
+          el("span", { class: "db" + (stale && level ? " stale" : ""),
+            title: stale && level ? "last level measured; the capture has ended" : null,
+            dataset: { level: `${address}/${ch.channel}`, stale: stale && level ? "1" : "0" } },
+            levelText(level)));
       }
       const errs = moduleErrors(address);
       cards.push(el("section", { class: "card module-card", dataset: { module: address } },

@@ -123,6 +123,7 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     )
     level = page.locator(f'[data-level="{modules[0]}/1"]')
     expect(level).to_have_text(re.compile(r"^9[0-9]\.[0-9] dB SPL$"), timeout=2000)  # 94 dB
+    expect(level).to_have_attribute("data-stale", "0")
     waves = int(page.get_attribute("#wave-info", "data-count") or 0)
     page.wait_for_function(
         f"Number(document.getElementById('wave-info').dataset.count || 0) > {waves + 2}",
@@ -164,6 +165,12 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
         "data-phase", re.compile("completed|idle"), timeout=30000
     )
     assert lamp_color(late, lamp) == "magenta"
+    # The last levels stay, dimmed as stale, in every viewer.
+    for viewer in (page, watcher, late):
+        stale = viewer.locator(f'[data-level="{modules[0]}/1"]')
+        expect(stale).to_have_attribute("data-stale", "1", timeout=2000)
+        expect(stale).to_have_class(re.compile(r"\bstale\b"))
+        expect(stale).to_have_text(re.compile(r"^9[0-9]\.[0-9] dB SPL$"))
     shoot(page, "capture-done-laptop")
     shoot(watcher, "capture-done-tablet")
 
@@ -221,6 +228,58 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     )
     shoot(watcher, "capture-analysis-tablet")
     assert not errors, errors
+
+
+def test_ptp_wait_shows_the_time_waited_running(server, browser):
+    """While a module cannot lock, the text beside its PTP bar counts the time waited (between
+    the server's once-a-second reports too) against the timeout, and stops with the wait."""
+    from playwright.sync_api import expect
+
+    base, _ = server
+    page = browser.new_context(viewport=TABLET).new_page()
+    page.goto(f"{base}/capture")
+    expect(page.locator("#conn")).to_have_text("live")
+    expect(page.locator("#phase-chip")).to_have_attribute(
+        "data-phase", re.compile("completed|idle|failed"), timeout=30000
+    )
+    slave = page.locator("#fi-module option").nth(1).get_attribute("value")
+    page.select_option("#fi-module", slave)
+    page.select_option("#fi-kind", "ptp-loss")
+    page.click("#fi-inject")
+    expect(page.locator("#fi-list li").first).to_contain_text("PTP loss")
+    try:
+        page.fill("#cap-name", "No lock")
+        page.click("#btn-start")
+        elapsed = page.locator(f'[data-ptp-elapsed="{slave}"]')
+        expect(elapsed).to_be_visible(timeout=10000)
+        expect(elapsed).to_have_text(re.compile(r"^\d+\.\d s of 10 min timeout$"))
+        box = elapsed.bounding_box()
+        assert box is not None and box["width"] > 50 and box["height"] > 5
+        shoot(page, "capture-ptp-waiting-tablet")
+        # The server reports once a second; the text moves in between, in small steps.
+        seen = page.wait_for_function(
+            """(module) => {
+                const text = document.querySelector(`[data-ptp-elapsed="${module}"]`).textContent;
+                const seen = (window.seenWaited = window.seenWaited || []);
+                const value = parseFloat(text);
+                if (seen[seen.length - 1] !== value) seen.push(value);
+                return seen.length >= 6 && seen;
+            }""",
+            arg=slave,
+            timeout=10000,
+        ).json_value()
+        steps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
+        assert all(step > 0 for step in steps) and min(steps) < 0.6, seen
+        page.click("#btn-stop")
+        expect(page.locator("#phase-chip")).not_to_have_attribute(
+            "data-phase", "ptp-lock", timeout=10000
+        )
+        stopped = elapsed.text_content()
+        page.wait_for_timeout(500)
+        assert elapsed.text_content() == stopped
+    finally:
+        page.click("#fi-clear")
+        page.context.close()
 
 
 def _check_stream(data: bytes) -> int:
