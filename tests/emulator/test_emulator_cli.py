@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-import subprocess
 
 import requests
 
-from tests.support.processes import REPO, Emulate, webapp_command
+from tests.support.processes import Emulate, run_webapp
 
 
 def test_emulate_command_runs_modules_on_consecutive_addresses() -> None:
@@ -36,13 +35,7 @@ def test_emulate_command_runs_modules_on_consecutive_addresses() -> None:
 
 
 def test_emulate_rejects_a_bad_fault_spec() -> None:
-    run = subprocess.run(
-        webapp_command("emulate", "--port", "0", "--fault", "1:meltdown"),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    run = run_webapp("emulate", "--port", "0", "--fault", "1:meltdown", timeout=30)
     assert run.returncode == 2
     assert "unknown fault kind" in run.stderr
 
@@ -50,14 +43,8 @@ def test_emulate_rejects_a_bad_fault_spec() -> None:
 def test_emulate_rejects_a_fault_on_a_channel_the_module_lacks() -> None:
     """A Type 3050 has six input channels: overload on channel 7 is refused before any module
     starts, like a malformed spec."""
-    run = subprocess.run(
-        webapp_command(
-            "emulate", "--port", "0", "--address", "127.0.1.55", "--fault", "1:overload:7"
-        ),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    run = run_webapp(
+        "emulate", "--port", "0", "--address", "127.0.1.55", "--fault", "1:overload:7", timeout=30
     )
     assert run.returncode == 2
     assert "--fault: module 1: overload on channel 7" in run.stderr

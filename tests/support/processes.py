@@ -25,6 +25,20 @@ def webapp_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "webapp", *args]
 
 
+def run_webapp(
+    *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m webapp ARGS`` run to its end, its output captured as text."""
+    return subprocess.run(
+        webapp_command(*args),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
 @contextmanager
 def serve(
     data_dir: Path,

@@ -4,13 +4,12 @@ create one (run as a real process, as a user would)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 
 import pytest
 
 from tests.support.net import free_port
-from tests.support.processes import REPO, webapp_command
+from tests.support.processes import run_webapp
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::"])
@@ -18,14 +17,10 @@ def test_serve_on_all_addresses_without_users_exits_with_a_clear_message(tmp_pat
     data_dir = tmp_path / "data"
     port = free_port()
     started = time.monotonic()
-    proc = subprocess.run(
-        webapp_command("serve", "--host", host, "--port", str(port), "--data-dir", str(data_dir)),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
+    proc = run_webapp(
+        "serve", "--host", host, "--port", str(port), "--data-dir", str(data_dir),
         env={**os.environ, "LANXI_DATA_DIR": ""},
-    )
+    )  # fmt: skip
     assert proc.returncode != 0
     assert "refusing to listen" in proc.stderr
     assert "lanxi-dashboard user add NAME --role admin" in proc.stderr
