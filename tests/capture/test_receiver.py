@@ -12,12 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from webapp.capture.levels import LiveModule, db_of, decimate
-from webapp.capture.receiver import StreamFile, StreamReceiver, StreamTap, _int24_values
+from webapp.capture.receiver import StreamFile, StreamReceiver, StreamTap
 from webapp.openapi.stream import (
     SignalInterpretation,
-    decode_int24,
     encode_data_quality,
-    encode_int24,
     encode_interpretation,
     encode_signal_data,
     ticks_per_sample,
@@ -70,15 +68,6 @@ def test_tap_is_independent_of_chunking(cuts: list[int]):
     tap.wanted = {2}
     tap.feed(encode_signal_data(T0 + 4 * 64 * STEP, 2, np.full(64, -7, dtype=np.int32)))
     assert seen[-1] == (2, -7)
-
-
-@given(
-    st.lists(st.integers(min_value=-(1 << 23), max_value=(1 << 23) - 1), min_size=1, max_size=300)
-)
-def test_fast_int24_matches_the_codec(values: list[int]):
-    v = np.array(values, dtype=np.int32)
-    raw = encode_int24(v)
-    assert (_int24_values(raw, len(v)) == decode_int24(raw, len(v))).all()
 
 
 def test_stream_file_keeps_every_byte(tmp_path: Path):

@@ -36,6 +36,7 @@ from webapp.openapi.stream import (
     StreamFormatError,
     Time,
     decode_content,
+    decode_int24,
     parse_header,
     ticks_per_sample,
 )
@@ -54,16 +55,6 @@ _SD_PREFIX = struct.Struct("<HHHH")
 _HEAD_AND_PREFIX = struct.Struct("<2sHHHI4BQIHHHH")
 """A message header followed by a SignalData prefix (count, reserved, signal id, values)."""
 _HEADER, _SD_PREFIX_STAGE, _SD_VALUES, _CONTENT = range(4)
-
-
-def _int24_values(raw: bytes | memoryview, count: int) -> np.ndarray:
-    """Little-endian 24-bit samples as int32, for the live view: each value is read as an
-    unaligned 32-bit word at a 3-byte stride and sign-extended from its low 24 bits, several
-    times faster than widening to 4-byte rows (one padding byte keeps the last read inside)."""
-    buffer = bytearray(raw[: 3 * count])
-    buffer += b"\0"
-    words = np.ndarray((count,), dtype="<i4", buffer=buffer, offset=0, strides=(3,))
-    return (words << 8) >> 8
 
 
 class StreamTap:
@@ -210,7 +201,7 @@ class StreamTap:
         elif stage == _SD_VALUES:
             self.wanted.discard(self._sid)
             if self.on_block is not None:
-                values = _int24_values(chunk, self._nval)
+                values = decode_int24(chunk, self._nval)
                 self.on_block(self._sid, values, self.interpretations.get(self._sid))
             self._next_message()
         else:

@@ -246,15 +246,21 @@ class UnknownMessage(Message):
 
 
 def decode_int24(raw: bytes | bytearray | memoryview, count: int | None = None) -> np.ndarray:
-    """Little-endian two's-complement 24-bit values -> int32, vectorised."""
-    data = np.frombuffer(raw, dtype=np.uint8)
+    """Little-endian two's-complement 24-bit values -> int32, vectorised.
+
+    Each value is read as the unaligned little-endian int32 that ends with its three bytes (a
+    3-byte stride over a copy with one leading byte); the arithmetic shift right by 8 drops the
+    borrowed low byte and sign-extends. One copy, one shift: several times faster than widening
+    to 4-byte rows.
+    """
     if count is None:
-        count = len(data) // 3
-    triples = data[: 3 * count].reshape(count, 3)
-    wide = np.zeros((count, 4), dtype=np.uint8)
-    wide[:, 1:] = triples
-    # The value sits in the top three bytes; an arithmetic shift sign-extends it.
-    return wide.view("<i4").reshape(count) >> 8
+        count = len(raw) // 3
+    if len(raw) < 3 * count:
+        raise ValueError(f"{len(raw)} bytes do not hold {count} 24-bit values")
+    buf = bytearray(3 * count + 1)
+    buf[1:] = raw[: 3 * count]
+    words = np.ndarray((count,), dtype="<i4", buffer=buf, offset=0, strides=(3,))
+    return words >> 8
 
 
 def encode_int24(values: np.ndarray) -> bytes:
