@@ -84,6 +84,8 @@ class Result:
     cpu_self: float
     cpu_emulator: float
     error: str = ""
+    hub_p99_ms: float = 0.0
+    hub_max_ms: float = 0.0
 
     def ok(self, max_lag: float) -> bool:
         return (
@@ -101,7 +103,8 @@ class Result:
             f"({per_module_s:4.1f} s/module)  "
             f"lag {self.lag_s:6.3f} s  "
             f"drain {self.drain_s:5.2f} s  dropped {self.dropped_blocks:5d}  overrun flags "
-            f"{self.overrun_flags:3d}  CPU this {self.cpu_self * 100:5.1f} %  emulator "
+            f"{self.overrun_flags:3d}  hub lag p99 {self.hub_p99_ms:5.1f} ms "
+            f"max {self.hub_max_ms:6.1f} ms  CPU this {self.cpu_self * 100:5.1f} %  emulator "
             f"{self.cpu_emulator * 100:5.1f} %  load {os.getloadavg()[0]:4.1f}  {verdict}"
         )
 
@@ -303,14 +306,46 @@ def record_capture(
 # --- one step of the ladder ---------------------------------------------------------------
 
 
+class HubLag:
+    """How late a green thread that asks to sleep 5 ms wakes up while the receivers run.
+
+    Every greenlet (stream receivers, long polls, Socket.IO pushes) shares one hub, so a long
+    CPU-bound slice anywhere shows up here as lateness; this is the responsiveness the
+    dashboard's viewers and status polls get under that load."""
+
+    PERIOD = 0.005
+
+    def __init__(self) -> None:
+        self.late_ms: list[float] = []
+        self._stop = threading.Event()
+        self._thread = runtime.spawn(self._run, name="hub-lag")
+
+    def _run(self) -> None:
+        while not self._stop.is_set() and len(self.late_ms) < 200_000:
+            asked = time.monotonic()
+            time.sleep(self.PERIOD)
+            self.late_ms.append((time.monotonic() - asked - self.PERIOD) * 1000)
+
+    def stop(self) -> tuple[float, float]:
+        """(p99, max) lateness in milliseconds."""
+        self._stop.set()
+        self._thread.join(5)
+        if not self.late_ms:
+            return 0.0, 0.0
+        ordered_ms = sorted(self.late_ms)
+        return ordered_ms[int(0.99 * (len(ordered_ms) - 1))], ordered_ms[-1]
+
+
 def _measure(
     name: str, n: int, seconds: float, emulator: Emulator, addresses: list[str], run
 ) -> Result:
     cpu0, emu0, t0 = time.process_time(), emulator.cpu_seconds(), time.monotonic()
+    hub = HubLag()
     try:
         total, lag, drain, flags, error = run()
     except Exception as exc:  # an overloaded emulator may stop answering: that is a result too
         total, lag, drain, flags, error = 0, 0.0, 0.0, 0, f"{type(exc).__name__}: {exc}"
+    hub_p99, hub_max = hub.stop()
     wall = time.monotonic() - t0
     try:
         dropped = emulator.dropped_blocks(addresses)
@@ -328,6 +363,8 @@ def _measure(
         (time.process_time() - cpu0) / wall,
         (emulator.cpu_seconds() - emu0) / wall,
         error,
+        hub_p99,
+        hub_max,
     )
 
 
