@@ -3,15 +3,19 @@
 Synthesises a multi-module capture (default 4 modules × 4 channels at 131072 S/s, 256 MB of
 stream files) into a temporary folder, then, in the same run:
 
-* plain read: every file read front to back into one reused 4 MiB buffer (the I/O limit);
+* plain read: every file read front to back into a reused 4 MiB buffer, the files one after
+  another and also two at a time (as the reader's index pass reads them); the faster of the two
+  is the I/O limit the reader is compared with;
 * reader: ``Capture.open`` (index every message) and every channel of every module read as
   calibrated float32 arrays through ``iter_windows`` (what the exports do), in a child process
   whose peak resident memory (ru_maxrss) and peak Python/numpy heap (tracemalloc) are reported.
 
 Both are measured cold (the files' pages dropped from the kernel's cache with
 ``posix_fadvise(DONTNEED)`` first: the case of a capture larger than memory, read from disk)
-and warm (pages cached: the plain read is then a memory copy). The temporary folder is removed
-at the end. Usage: python bench/reader_throughput.py [--mb 256] [--repeat 3]
+and warm (pages cached: the plain read is then a memory copy). Plain read and reader alternate
+in every repetition, each after its own eviction; the table shows the best of the repetitions
+and the spread (slowest–fastest MB/s) beside it, since the disk is shared. The temporary folder
+is removed at the end. Usage: python bench/reader_throughput.py [--mb 256] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import sys
 import tempfile
 import time
 import tracemalloc
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webapp.analysis.reader import Capture  # noqa: E402
+from webapp.analysis.reader import SCAN_WORKERS, Capture  # noqa: E402
 from webapp.analysis.synthetic import (  # noqa: E402
     SynthChannel,
     SynthModule,
@@ -72,13 +77,22 @@ def evict(paths: list[Path]) -> None:
             os.close(fd)
 
 
-def plain_read(paths: list[Path]) -> float:
+def read_file(path: Path) -> None:
     buf = bytearray(1 << 22)
+    with open(path, "rb", buffering=0) as f:
+        while f.readinto(buf):
+            pass
+
+
+def plain_read(paths: list[Path], workers: int = 1) -> float:
+    """Seconds to read every file (``workers`` files at a time)."""
     start = time.perf_counter()
-    for p in paths:
-        with open(p, "rb", buffering=0) as f:
-            while f.readinto(buf):
-                pass
+    if workers > 1:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(read_file, paths))
+    else:
+        for p in paths:
+            read_file(p)
     return time.perf_counter() - start
 
 
@@ -141,24 +155,40 @@ def main() -> None:
         )
         rows = []
         for cold in (True, False):
-            plain = []
-            reader = []
+            serial: list[float] = []
+            side: list[float] = []
+            reader: list[float] = []
             for _ in range(args.repeat):
+                for workers, times in ((1, serial), (SCAN_WORKERS, side)):
+                    if cold:
+                        evict(paths)
+                    else:
+                        plain_read(paths)  # make sure every page is cached
+                    times.append(plain_read(paths, workers))
                 if cold:
-                    evict(paths)
+                    evict(paths)  # again in the child, just before its clock starts
                 else:
-                    plain_read(paths)  # make sure every page is cached
-                plain.append(plain_read(paths))
-                if not cold:
                     plain_read(paths)
                 reader.append(run_child(tmp, cold)["seconds"])
-            rows.append((cold, mb / min(plain), mb / min(reader)))
+            rows.append((cold, serial, side, reader))
         mem = run_child(tmp, cold=False, heap=True)
         rss = run_child(tmp, cold=True)
-        print(f"{'':6} {'plain read':>14} {'reader':>14} {'reader/plain':>13}")
-        for cold, p, r in rows:
+
+        def rate(times: list[float]) -> str:
+            return f"{mb / min(times):6.0f} ({mb / max(times):.0f}–{mb / min(times):.0f})"
+
+        print(
+            f"MB/s, best of {args.repeat} (spread):\n"
+            f"{'':6} {'plain, serial':>22} {f'plain, {SCAN_WORKERS} at once':>22} "
+            f"{'reader':>22} {'reader/best plain':>18}"
+        )
+        for cold, serial, side, reader in rows:
             label = "cold" if cold else "warm"
-            print(f"{label:6} {p:9.0f} MB/s {r:9.0f} MB/s {r / p:12.2f}x")
+            best = min(min(serial), min(side))
+            print(
+                f"{label:6} {rate(serial):>22} {rate(side):>22} {rate(reader):>22} "
+                f"{best / min(reader):17.2f}x"
+            )
         samples = mem["samples"]
         print(
             f"reader output: {samples / 1e6:.1f} M calibrated float32 samples "

@@ -25,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import json
 import mmap
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from webapp import runtime
 from webapp.analysis.index import FileIndex, scan_file
 from webapp.openapi.stream import DataType, Validity, ticks_per_sample
 
@@ -42,6 +45,28 @@ FULL_SCALE = float(1 << 23)
 TICKS_PER_SECOND = 1 << 32
 BATCH_ROWS = 64
 """Blocks decoded per numpy call: 64 × 4096 int32 (1 MiB) stay in the CPU cache between passes."""
+
+
+SCAN_WORKERS = 2
+"""Files indexed at once: each waits mostly for the disk (reads release the GIL), and several
+sequential streams in flight keep the disk busier than one."""
+SCAN_CHUNK = 4 << 20
+"""Read size of each concurrent index pass (the kernel's read-ahead streams the file anyway)."""
+
+
+def decode_workers() -> int:
+    """Threads that decode a window's channels side by side (numpy's shifts and products run
+    without the GIL). One under eventlet, whose monkey-patched threads would be green and run
+    one after another on the hub's OS thread."""
+    if runtime.eventlet_active():
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def scan_workers() -> int:
+    """Threads that index files side by side; one under eventlet (see ``decode_workers``)."""
+    return 1 if runtime.eventlet_active() else SCAN_WORKERS
+
 
 _FILE_NAME = re.compile(r"^(?P<name>.*)\.(?P<module>\d+)(?:\.ch(?P<channel>\d+))?\.stream$")
 
@@ -257,6 +282,8 @@ class Capture:
         self._by_key: dict[str, Channel] = {}
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._scans: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[StreamFile, Future[FileIndex]]] = []
 
     # --- opening ------------------------------------------------------------------------
 
@@ -270,14 +297,24 @@ class Capture:
         for p in paths:
             if not p.exists():
                 raise CaptureError(f"{p} does not exist")
-        if len(paths) == 1 and paths[0].is_dir():
-            cap.folder = paths[0]
-            cap._open_folder()
-        elif len(paths) == 1 and paths[0].name == "capture.json":
-            cap.folder = paths[0].parent
-            cap._open_folder()
-        else:
-            cap._open_files(paths)
+        workers = scan_workers()
+        cap._scans = ThreadPoolExecutor(workers) if workers > 1 else None
+        try:
+            if len(paths) == 1 and paths[0].is_dir():
+                cap.folder = paths[0]
+                cap._open_folder()
+            elif len(paths) == 1 and paths[0].name == "capture.json":
+                cap.folder = paths[0].parent
+                cap._open_folder()
+            else:
+                cap._open_files(paths)
+            for sf, scan in cap._pending:
+                sf.index = scan.result()
+        finally:
+            cap._pending = []
+            if cap._scans is not None:
+                cap._scans.shutdown(cancel_futures=True)
+                cap._scans = None
         cap._build_channels()
         return cap
 
@@ -334,7 +371,7 @@ class Capture:
                         Problem("error", path.name, f"listed for module {number} but missing")
                     )
                     continue
-                self.files.append(_listed_file(path, number, entry))
+                self.files.append(self._listed_file(path, number, entry))
         for path in sorted(self.folder.glob("*.stream")):
             if path.resolve() not in listed:
                 self.problems.append(
@@ -363,7 +400,7 @@ class Capture:
                 for entry in entries:
                     path = self.folder / str(entry["file"])
                     wanted.discard(path.resolve())
-                    self.files.append(_listed_file(path, number, entry))
+                    self.files.append(self._listed_file(path, number, entry))
         rest = [p for p in paths if p.resolve() in wanted]
         if rest:
             if meta is None:
@@ -385,7 +422,34 @@ class Capture:
                 number, channels = next_number, None
             next_number = max(next_number, number + 1)
             self.modules.setdefault(number, CaptureModule(number, name=f"module {number}"))
-            self.files.append(StreamFile(path, number, channels, scan_file(path)))
+            self.files.append(self._stream_file(path, number, channels))
+
+    def _listed_file(self, path: Path, module: int, entry: dict[str, Any]) -> StreamFile:
+        """A stream file as capture.json lists it (channels, size, checksum)."""
+        channels = entry.get("channels")
+        return self._stream_file(
+            path,
+            module,
+            [int(c) for c in channels] if channels else None,
+            _int_or_none(entry.get("bytes")),
+            entry.get("sha256") or None,
+        )
+
+    def _stream_file(
+        self,
+        path: Path,
+        module: int,
+        channels: list[int] | None,
+        expected_bytes: int | None = None,
+        expected_sha256: str | None = None,
+    ) -> StreamFile:
+        """A stream file whose index pass is started (it completes before ``open`` returns)."""
+        sf = StreamFile(path, module, channels, FileIndex(path, 0), expected_bytes, expected_sha256)
+        if self._scans is None:
+            sf.index = scan_file(path)
+        else:
+            self._pending.append((sf, self._scans.submit(scan_file, path, SCAN_CHUNK)))
+        return sf
 
     # --- channels -----------------------------------------------------------------------
 
@@ -695,23 +759,45 @@ class Capture:
         step = chunk * min(c.ticks_per_sample for c in chans)
         limits = {ch.key: self.range_of(ch.key, t0, t1) for ch in chans}
         buffers: dict[str, np.ndarray] = {}
-        for a in range(t0, t1, step):
+
+        def spans(a: int) -> list[tuple[Channel, int, int]]:
             b = min(t1, a + step)
-            parts = {}
+            found = []
             for ch in chans:
                 lo, hi = limits[ch.key]
                 i0, i1 = max(ch.index_at(a), lo), min(ch.index_at(b), hi)
-                if i1 <= i0:
-                    continue
-                out = None
-                if reuse:
-                    buf = buffers.get(ch.key)
-                    if buf is None or len(buf) < i1 - i0:
-                        buf = buffers[ch.key] = np.empty(max(i1 - i0, chunk), dtype=dtype)
-                    out = buf[: i1 - i0]
-                parts[ch.key] = (i0, self.read(ch.key, i0, i1, dtype, out=out))
-            yield Window(a, b, parts)
-            self.release(keys, b)
+                if i1 > i0:
+                    found.append((ch, i0, i1))
+            return found
+
+        workers = decode_workers()
+        pool = ThreadPoolExecutor(workers) if workers > 1 and len(chans) > 1 else None
+        try:
+            for a in range(t0, t1, step):
+                b = min(t1, a + step)
+                jobs = []
+                for ch, i0, i1 in spans(a):
+                    out = None
+                    if reuse:
+                        buf = buffers.get(ch.key)
+                        if buf is None or len(buf) < i1 - i0:
+                            buf = buffers[ch.key] = np.empty(max(i1 - i0, chunk), dtype=dtype)
+                        out = buf[: i1 - i0]
+                    jobs.append((ch.key, i0, i1, out))
+
+                def decode(job: tuple[str, int, int, np.ndarray | None]) -> np.ndarray:
+                    key, i0, i1, out = job
+                    return self.read(key, i0, i1, dtype, out=out)
+
+                # The channels of a window are independent: with a second core two decode at
+                # once (numpy's loops and page faults run without the GIL).
+                values = pool.map(decode, jobs) if pool else map(decode, jobs)
+                parts = {job[0]: (job[1], v) for job, v in zip(jobs, values, strict=True)}
+                yield Window(a, b, parts)
+                self.release(keys, b)
+        finally:
+            if pool is not None:
+                pool.shutdown()
 
     def arrays(
         self, trim: bool = False, dtype: Any = np.float64, keys: Sequence[str] | None = None
@@ -943,19 +1029,6 @@ def _module_from_json(number: int, mod: dict[str, Any]) -> CaptureModule:
         role=str(mod.get("role", "")),
         firmware=str(mod.get("firmware", "")),
         hardware=str(mod.get("hardware", "")),
-    )
-
-
-def _listed_file(path: Path, module: int, entry: dict[str, Any]) -> StreamFile:
-    """A stream file as capture.json lists it (channels, size, checksum), scanned."""
-    channels = entry.get("channels")
-    return StreamFile(
-        path,
-        module,
-        [int(c) for c in channels] if channels else None,
-        scan_file(path),
-        _int_or_none(entry.get("bytes")),
-        entry.get("sha256") or None,
     )
 
 
