@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from webapp import runtime
-from webapp.analysis.index import FileIndex, scan_file
+from webapp.analysis.index import FileIndex, scan_file, signal_ids
 from webapp.openapi.stream import DataType, Validity, ticks_per_sample
 
 FULL_SCALE = float(1 << 23)
@@ -484,7 +484,7 @@ class Capture:
                     )
                 )
             mod_meta = self._module_meta(sf.module)
-            sids = [int(s) for s in np.unique(idx.sid)] if idx.blocks else []
+            sids = signal_ids(idx.sid)
             for sid in sorted(set(sids) | set(idx.interpretations)):
                 channel = self._channel_number(sf, sid, mod_meta, where)
                 self._add_channel(fnum, sf, sid, channel, mod_meta)
@@ -504,9 +504,7 @@ class Capture:
     def _channel_number(
         self, sf: StreamFile, sid: int, mod_meta: dict[str, Any] | None, where: str
     ) -> int:
-        ids_in_file = set(sf.index.interpretations) | (
-            {int(s) for s in np.unique(sf.index.sid)} if sf.index.blocks else set()
-        )
+        ids_in_file = set(sf.index.interpretations) | (set(signal_ids(sf.index.sid)))
         if sf.channels and len(sf.channels) == 1 and len(ids_in_file) == 1:
             return sf.channels[0]  # multi-socket: one channel per file, whatever its ID
         if mod_meta and mod_meta.get("signals"):
