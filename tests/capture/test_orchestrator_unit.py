@@ -140,6 +140,7 @@ def test_synchronized_capture_runs_the_tutorial_sequence_in_order(rig: FakeRig, 
     kinds = {e["kind"] for e in meta["events"]}
     assert {"phase", "ptp", "transducers", "capture-finished"} <= kinds
     assert not kinds & {"levels", "waveform", "stream-stats"}
+    assert "recording-time" not in kinds  # four a second: would grow without bound
 
     started = rec.kinds("capture-started")
     finished = rec.kinds("capture-finished")

@@ -53,6 +53,8 @@ def test_timeline_leaves_out_live_data_and_repeated_ptp_progress():
     seen: dict[str, str] = {}
     assert timeline_entry(ev.Levels(module="m", levels=[]), seen) is None
     assert timeline_entry(ev.StreamStats(module="m", bytes_received=1, rate_bps=1.0), seen) is None
+    # Four a second for the whole recording: kept, the session's timeline would grow unbounded.
+    assert timeline_entry(ev.RecordingTime(elapsed_s=1.0, duration_s=None), seen) is None
     ptp = ev.PtpProgress(module="m", status="Locking", locked=False, elapsed_s=1.0, timeout_s=600.0)
     assert timeline_entry(ptp, seen)["status"] == "Locking"
     assert timeline_entry(ptp, seen) is None  # only the elapsed time moved on

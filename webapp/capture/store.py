@@ -25,8 +25,10 @@ FORMAT = "lanxi-capture/1"
 CAPTURE_JSON = "capture.json"
 CAPTURES_DIR = "captures"
 
-TIMELINE_EXCLUDED = frozenset({"levels", "waveform", "stream-stats"})
-"""High-rate live data that the timeline leaves out."""
+TIMELINE_EXCLUDED = frozenset({"levels", "waveform", "stream-stats", "recording-time"})
+"""High-rate live data that the timeline leaves out (recording-time comes four times a second
+for the whole recording: kept, it would grow the session's and the capture's event lists without
+bound)."""
 
 
 def iso(t: float) -> str:
