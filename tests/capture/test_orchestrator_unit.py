@@ -348,6 +348,31 @@ def test_stream_drop_fails_the_capture_and_keeps_every_byte(rig: FakeRig, tmp_pa
     )
 
 
+def test_stream_file_that_cannot_be_created_closes_its_socket(rig: FakeRig, tmp_path: Path):
+    rig.add(A)
+    sockets = []
+
+    def client(address: str):
+        c = rig.client(address)
+        connect = c.connect_stream
+
+        def connect_stream(port: int, timeout: float | None = None):
+            sockets.append(connect(port, timeout))
+            return sockets[-1]
+
+        c.connect_stream = connect_stream  # type: ignore[method-assign]
+        return c
+
+    folder = tmp_path / "run"
+    (folder / "My Measurement.1.stream").mkdir(parents=True)  # os.open of the file fails
+    orch = Orchestrator(EventBus(), tmp_path, client_factory=client)
+    orch.start(settings(A), folder=folder)
+    assert orch.wait(10)
+    assert orch.phase == Phase.FAILED and "My Measurement.1.stream" in orch.last_error
+    assert sockets and all(s.fileno() == -1 for s in sockets)
+    assert rig.modules[A].state == "Idle"
+
+
 def test_unreachable_module_is_a_clear_error_before_anything_is_sent(tmp_path: Path):
     rig = FakeRig()
     rig.add(A)

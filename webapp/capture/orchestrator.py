@@ -978,15 +978,20 @@ class Orchestrator:
 
                 sock = m.client.connect_stream(port)
                 assert m.live is not None
-                receiver = StreamReceiver(
-                    m.address,
-                    sock,
-                    pending.folder / name,
-                    m.live,
-                    channel_of,
-                    lambda r, err, _s=s: self._receiver_ended(_s, r, err),
-                    label=f"{m.address} port {port}",
-                )
+                try:
+                    receiver = StreamReceiver(
+                        m.address,
+                        sock,
+                        pending.folder / name,
+                        m.live,
+                        channel_of,
+                        lambda r, err, _s=s: self._receiver_ended(_s, r, err),
+                        label=f"{m.address} port {port}",
+                    )
+                except BaseException:
+                    # No receiver owns the socket yet, so _close_streams would leave it open.
+                    sock.close()
+                    raise
                 m.receivers.append(receiver)
                 record.files.append(store.FileRecord(file=name, channels=channels))
 
