@@ -3,11 +3,15 @@ events checked for role; viewer counts."""
 
 from __future__ import annotations
 
+import threading
 import time
+from types import SimpleNamespace
 
 import numpy as np
 
 from webapp.capture import events as ev
+from webapp.web.live import LiveHub
+from webapp.web.state import LiveState
 
 
 def received_until(client, predicate, timeout: float = 3.0) -> list[dict]:
@@ -241,3 +245,30 @@ def test_the_orchestrator_decodes_only_the_waveforms_viewers_show(app, dash, cli
     assert orchestrator.watched == {("127.0.3.2", 3)}
     a.disconnect()
     assert orchestrator.watched == set()
+
+
+def test_concurrent_watch_refreshes_leave_the_latest_selection_in_force():
+    entered, release = threading.Event(), threading.Event()
+    block = False
+    applied: list[frozenset] = []
+
+    def watch(channels: frozenset) -> None:
+        if block and not entered.is_set():
+            entered.set()
+            release.wait(10)
+        applied.append(channels)
+
+    socketio = SimpleNamespace(start_background_task=lambda *a, **k: None)
+    hub = LiveHub(socketio, LiveState(), watch_waveforms=watch)  # type: ignore[arg-type]
+    hub.connect("viewer")
+    block = True
+    older = threading.Thread(target=hub.select_waveform, args=("viewer", "m", 1))
+    older.start()
+    assert entered.wait(10)  # the older selection is being applied, slowly
+    newer = threading.Thread(target=hub.select_waveform, args=("viewer", "m", 2))
+    newer.start()
+    newer.join(0.2)  # let the newer one run ahead if nothing orders the two
+    release.set()
+    older.join(10)
+    newer.join(10)
+    assert applied[-1] == frozenset({("m", 2)})

@@ -137,10 +137,12 @@ class LiveHub:
             if channels == self._watched:
                 return
             self._watched = channels
-        try:
-            self._watch(channels)
-        except Exception:
-            log.exception("choosing the waveforms to decode failed")
+            # Called under the lock: two senders that each saw a different selection must
+            # apply them in order, or the older one could land last and stay in force.
+            try:
+                self._watch(channels)
+            except Exception:
+                log.exception("choosing the waveforms to decode failed")
 
     @property
     def viewer_count(self) -> int:
