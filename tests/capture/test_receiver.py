@@ -139,3 +139,28 @@ def test_levels_and_decimation():
     reduced, factor = decimate(np.arange(10.0), 3)
     assert factor == 4 and list(reduced) == [1.5, 5.5]
     assert db_of(0.0, "V") is None
+
+
+def test_a_failing_live_view_never_stops_the_file(tmp_path: Path):
+    ends: list[str | None] = []
+
+    def channel_of(sid: int) -> int:
+        raise KeyError(sid)  # a bug in the display path
+
+    ours, theirs = socket.socketpair()
+    r = StreamReceiver(
+        "m",
+        ours,
+        tmp_path / "l.stream",
+        LiveModule("m", lambda e: None),
+        channel_of,
+        lambda r, e: ends.append(e),
+    )
+    r.expect_end = True
+    r.start()
+    theirs.sendall(stream())
+    theirs.close()
+    assert r.ended.wait(5)
+    r.close()
+    assert (tmp_path / "l.stream").read_bytes() == stream()
+    assert ends == [None]

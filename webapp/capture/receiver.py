@@ -33,7 +33,6 @@ from webapp.openapi.stream import (
     Interpretation,
     MessageType,
     SignalInterpretation,
-    StreamFormatError,
     Time,
     decode_content,
     decode_int24,
@@ -427,8 +426,9 @@ class StreamReceiver:
                 if not self._tap_failed:
                     try:
                         self.tap.feed(data)
-                    except (StreamFormatError, struct.error, ValueError) as exc:
-                        # The file keeps every byte; only the live view is lost.
+                    except Exception as exc:
+                        # The file keeps every byte; only the live view is lost (a bug in the
+                        # display path, not only bad framing, must never stop the recording).
                         self._tap_failed = True
                         log.warning("%s: live view stopped: %s", self.label, exc)
                 if self.live.tick():
