@@ -180,6 +180,16 @@ def test_error_status_raises_with_the_modules_message(server):
         c.synchronize()
 
 
+def test_an_answer_of_the_wrong_shape_names_module_and_request(server):
+    server.routes[("GET", "/rest/rec/channels/input/default")] = (200, [1, 2])
+    c = client_for(server)
+    with pytest.raises(ModuleError) as err:
+        c.default_setup()
+    e = err.value
+    assert (e.module, e.request) == (c.address, "GET /rest/rec/channels/input/default")
+    assert "not an object" in str(e)
+
+
 def test_503_is_retried(server):
     calls = []
 

@@ -265,6 +265,14 @@ class ModuleClient:
                 self.address, f"GET /rest/rec/{path}", response.status, "answer is not JSON"
             ) from None
 
+    def _get_object(self, path: str) -> dict[str, Any]:
+        # Callers index into the answer: anything else would fail later with a bare
+        # AttributeError that names neither the module nor the request.
+        answer = self._get_json(path)
+        if not isinstance(answer, dict):
+            raise ModuleError(self.address, f"GET /rest/rec/{path}", 200, "answer is not an object")
+        return answer
+
     def _put(self, path: str, body: Any = None) -> int:
         return self.request("PUT", path, body).status
 
@@ -308,7 +316,7 @@ class ModuleClient:
     # --- synchronisation --------------------------------------------------------------------
 
     def get_syncmode(self) -> dict[str, Any]:
-        return self._get_json("syncmode")
+        return self._get_object("syncmode")
 
     def set_syncmode(self, synchronization: dict[str, Any]) -> None:
         self._put("syncmode", {"synchronization": synchronization})
@@ -363,10 +371,10 @@ class ModuleClient:
     # --- channels ---------------------------------------------------------------------------
 
     def default_setup(self) -> dict[str, Any]:
-        return self._get_json("channels/input/default")
+        return self._get_object("channels/input/default")
 
     def get_setup(self) -> dict[str, Any]:
-        return self._get_json("channels/input")
+        return self._get_object("channels/input")
 
     def put_setup(self, setup: dict[str, Any]) -> None:
         self._put("channels/input", setup)
