@@ -164,3 +164,34 @@ def test_a_failing_live_view_never_stops_the_file(tmp_path: Path):
     r.close()
     assert (tmp_path / "l.stream").read_bytes() == stream()
     assert ends == [None]
+
+
+def test_a_writer_that_fails_releases_a_held_receiver(tmp_path: Path, monkeypatch):
+    from webapp.capture import receiver
+
+    monkeypatch.setattr(receiver, "MAX_PENDING", 1000)
+    f = StreamFile(tmp_path / "h.stream")
+
+    def broken(batch: list[bytes]) -> None:
+        raise RuntimeError("not an OSError")
+
+    f._write_batch = broken  # type: ignore[method-assign]
+    raised: list[BaseException] = []
+
+    def receive() -> None:
+        try:
+            for _ in range(100):
+                f.write(memoryview(b"x" * 4000))  # held: more pending than MAX_PENDING
+        except OSError as exc:
+            raised.append(exc)
+
+    t = threading.Thread(target=receive, daemon=True)
+    t.start()
+    t.join(10)
+    assert not t.is_alive() and raised and "not an OSError" in str(raised[0])
+    try:
+        f.close()
+    except OSError as exc:
+        assert "not an OSError" in str(exc)
+    else:
+        raise AssertionError("close() must report the write failure")

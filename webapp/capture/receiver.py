@@ -280,9 +280,13 @@ class StreamFile:
             if batch:
                 try:
                     runtime.offload(self._write_batch, batch)
-                except OSError as exc:
+                except Exception as exc:
+                    # Any failure must set error: a writer that just died would leave a
+                    # receiver held by MAX_PENDING waiting for ever.
                     log.error("writing %s failed: %s", self.path, exc)
-                    self.error = exc
+                    self.error = (
+                        exc if isinstance(exc, OSError) else OSError(f"write failed: {exc!r}")
+                    )
                 with self._cond:
                     self._pending_bytes -= size
                     self._cond.notify_all()
