@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +196,50 @@ def test_a_writer_that_fails_releases_a_held_receiver(tmp_path: Path, monkeypatc
         assert "not an OSError" in str(exc)
     else:
         raise AssertionError("close() must report the write failure")
+
+
+def test_close_waits_for_a_receiver_held_back_by_a_slow_disk(tmp_path: Path, monkeypatch):
+    from webapp.capture import receiver
+
+    monkeypatch.setattr(receiver, "MAX_PENDING", 64 * 1024)
+    monkeypatch.setattr(receiver, "WRITE_INTERVAL_S", 0.05)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        theirs = socket.create_connection(server.getsockname())
+        ours, _ = server.accept()
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    r = StreamReceiver(
+        "m",
+        ours,
+        tmp_path / "s.stream",
+        LiveModule("m", lambda e: None),
+        lambda s: s,
+        lambda r, e: None,
+        chunk_size=16 * 1024,
+    )
+    write = r.file._write_batch
+    batches = threading.Semaphore(0)
+
+    def slow(batch: list[bytes]) -> None:
+        batches.acquire()  # the disk writes only when the test lets it
+        write(batch)
+
+    r.file._write_batch = slow  # type: ignore[method-assign]
+    r.expect_end = True
+    r.start()
+    data = bytes(range(256)) * 8192  # 2 MiB: far more than MAX_PENDING
+    sender = threading.Thread(target=lambda: (theirs.sendall(data), theirs.close()), daemon=True)
+    sender.start()
+
+    def disk() -> None:
+        while not r.ended.is_set() or r.file.written < r.file.bytes:
+            batches.release()
+            time.sleep(0.02)
+
+    threading.Thread(target=disk, daemon=True).start()
+    sender.join(30)  # all sent: the rest waits in the socket buffers, the disk still behind
+    assert not sender.is_alive() and not r.ended.is_set()
+    closer = threading.Thread(target=r.close, kwargs={"timeout": 0.3}, daemon=True)
+    closer.start()
+    closer.join(30)
+    assert not closer.is_alive()
+    assert (tmp_path / "s.stream").read_bytes() == data

@@ -49,6 +49,8 @@ WRITE_INTERVAL_S = 0.2
 SYNC_INTERVAL_S = 1.0
 MAX_PENDING = 64 << 20
 SOCKET_BUFFER = 4 * 1024 * 1024
+CLOSE_LIMIT_S = 120.0
+"""Longest wait in :meth:`StreamReceiver.close` for a receiver still delivering bytes."""
 
 _SD_PREFIX = struct.Struct("<HHHH")
 _HEAD_AND_PREFIX = struct.Struct("<2sHHHI4BQIHHHH")
@@ -454,7 +456,17 @@ class StreamReceiver:
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         if self._thread is not None:
-            self.ended.wait(timeout)
+            # A receiver held back by a slow disk still has the socket's buffered bytes to
+            # deliver: wait as long as the file makes progress, give up when it stalls (or
+            # after CLOSE_LIMIT_S, for a module that never stops sending).
+            progress = (-1, -1)
+            limit = time.monotonic() + max(timeout, CLOSE_LIMIT_S)
+            while not self.ended.wait(timeout):
+                now = (self.file.bytes, self.file.written)
+                if now == progress or time.monotonic() > limit:
+                    log.warning("%s: closed while still receiving", self.label)
+                    break
+                progress = now
         with contextlib.suppress(OSError):
             self.sock.close()
         self.file.close()
