@@ -169,7 +169,7 @@ def time_data(
             "max": _json_values(hi),
         }
     lo_parts, hi_parts = [], []
-    # Read whole bins in slices of bounded size.
+    # Slices of whole bins, about 2 M values each: a long window never sits in memory at once.
     slab = per * max(1, (1 << 21) // per)
     for a in range(i0, i1, slab):
         b = min(i1, a + slab)

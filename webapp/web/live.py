@@ -54,8 +54,9 @@ class LiveHub:
     ):
         self.socketio = socketio
         self.state = state
-        # The orchestrator decodes waveforms only for the channels some viewer shows
-        # (``Orchestrator.watch_waveforms``); None: it sends what it sends.
+        # Decoding a waveform costs the receivers CPU, so the orchestrator decodes only the
+        # channels some viewer shows (``Orchestrator.watch_waveforms``); None: no such hook,
+        # the orchestrator keeps its own ``waveforms`` setting.
         self._watch = watch_waveforms
         self._watched: frozenset[tuple[str, int]] | None = None
         self._watch_version: tuple[Any, ...] | None = None
