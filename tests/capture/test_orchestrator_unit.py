@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.capture.fakes import FakeRig
+from tests.capture.fakes import FakeClient, FakeRig
 from webapp.capture.events import Event, EventBus, Phase
 from webapp.capture.orchestrator import CaptureBusyError, Orchestrator
 from webapp.capture.settings import CaptureSettings, ChannelSettings, SettingsError
@@ -317,6 +317,28 @@ def test_http_error_mid_sequence_closes_every_opened_module(rig: FakeRig, tmp_pa
     # configuring modules are cancelled, then closed; all back to Idle
     assert all(m.state == "Idle" for m in rig.modules.values())
     assert sorted(rig.requests("close")) == [A, B, C]
+
+
+def test_an_unexpected_error_in_teardown_still_reaches_every_module(
+    rig: FakeRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    for a in (A, B):
+        rig.add(a)
+    rig.add(C, fail={"synchronize": (500, "internal error in DSP")})
+    real_close = FakeClient.close
+
+    def close(self: FakeClient) -> None:
+        if self.address == A:
+            raise RuntimeError("a bug, not a module error")
+        real_close(self)
+
+    monkeypatch.setattr(FakeClient, "close", close)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B, C))
+    assert orch.wait(10)
+    assert orch.phase == Phase.FAILED and "synchronize" in orch.last_error
+    assert rig.modules[B].state == rig.modules[C].state == "Idle"
+    assert any(w.module == A and "a bug" in w.message for w in rec.kinds("warning"))
 
 
 def test_stream_drop_fails_the_capture_and_keeps_every_byte(rig: FakeRig, tmp_path: Path):

@@ -1213,6 +1213,9 @@ class Orchestrator:
                     )
                 else:
                     log.info("teardown: %s", exc)
+            except Exception as exc:  # a teardown must reach every module, whatever broke
+                log.exception("teardown of %s", m.address)
+                self._publish(Warning(message=f"teardown: {_describe(exc)}", module=m.address))
 
         _parallel([m for m in s.modules if which(m)], run)
 
@@ -1225,18 +1228,21 @@ class Orchestrator:
         fallback: Callable[[ModuleRun], None] | None = None,
     ) -> None:
         def run(m: ModuleRun) -> None:
+            # A teardown must reach every module, whatever broke: any failure is a warning.
             try:
                 getattr(m.client, method)()
                 return
-            except ModuleError as exc:
+            except Exception as exc:
                 failure = exc
             if fallback is not None:
                 try:
                     fallback(m)
                     return
-                except ModuleError as exc:
+                except Exception as exc:
                     failure = exc
-            self._publish(Warning(message=f"teardown: {failure}", module=m.address))
+            if not isinstance(failure, ModuleError):
+                log.error("teardown %s of %s", method, m.address, exc_info=failure)
+            self._publish(Warning(message=f"teardown: {_describe(failure)}", module=m.address))
 
         for batch in ordered([m for m in s.modules if which(m)], order):
             _parallel(batch, run)
