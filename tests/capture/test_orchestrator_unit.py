@@ -468,7 +468,7 @@ def test_faults_and_data_quality_are_reported_once_per_change(rig: FakeRig, tmp_
     faults = [(e.module, e.channel, e.cf) for e in rec.kinds("channel-fault")]
     assert faults == [(B, 3, "curr"), (B, 3, "prev")]
     (dq,) = rec.kinds("data-quality")
-    assert (dq.module, dq.channel, dq.validity, dq.flags) == (A, 1, 2, ["clipped"])
+    assert (dq.module, dq.channel, dq.validity, dq.flags) == (A, 1, 2, ["overload"])
     timeline = capture_json(orch.last_folder)["events"]
     assert [e["cf"] for e in timeline if e["kind"] == "channel-fault"] == ["curr", "prev"]
     orch.disarm()
@@ -497,3 +497,31 @@ def test_watched_waveforms_are_the_only_ones(rig: FakeRig, tmp_path: Path):
     assert orch.wait(20)
     assert {(w.module, w.channel) for w in rec.kinds("waveform")} == {(A, 2), (B, 4)}
     assert {lv["channel"] for e in rec.kinds("levels") for lv in e.levels} == {1, 2, 3, 4}
+
+
+def test_bytes_lost_in_closing_are_a_warning_and_in_capture_json(
+    rig: FakeRig, tmp_path: Path, monkeypatch
+):
+    from webapp.capture.receiver import StreamReceiver
+
+    close = StreamReceiver.close
+
+    def give_up(self: StreamReceiver, timeout: float = 5.0) -> None:
+        close(self, timeout)
+        if self.module == B:  # as if the wait for B's file had stalled
+            self.abandoned, self.unread_bytes = True, 4096
+
+    monkeypatch.setattr(StreamReceiver, "close", give_up)
+    rig.add(A)
+    rig.add(B)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B, name="lossy"))
+    assert orch.wait(20)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    (warning,) = [w for w in rec.kinds("warning") if "not written" in w.message]
+    assert warning.module == B
+    assert "4096 bytes" in warning.message and "lossy.2.stream" in warning.message
+    meta = capture_json(orch.last_folder)
+    assert meta["outcome"] == "completed"
+    assert meta["reason"] == f"completed, but {warning.message}"
+    assert warning.message in [e.get("message") for e in meta["events"]]

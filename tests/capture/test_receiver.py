@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import threading
@@ -243,3 +244,52 @@ def test_close_waits_for_a_receiver_held_back_by_a_slow_disk(tmp_path: Path, mon
     closer.join(30)
     assert not closer.is_alive()
     assert (tmp_path / "s.stream").read_bytes() == data
+
+
+def test_close_that_gives_up_says_how_many_bytes_were_lost(tmp_path: Path, monkeypatch):
+    from webapp.capture import receiver
+
+    monkeypatch.setattr(receiver, "MAX_PENDING", 64 * 1024)
+    monkeypatch.setattr(receiver, "WRITE_INTERVAL_S", 0.05)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        theirs = socket.create_connection(server.getsockname())
+        ours, _ = server.accept()
+    r = StreamReceiver(
+        "m",
+        ours,
+        tmp_path / "s.stream",
+        LiveModule("m", lambda e: None),
+        lambda s: s,
+        lambda r, e: None,
+        chunk_size=16 * 1024,
+    )
+    write = r.file._write_batch
+    stuck = threading.Event()
+
+    def stalled(batch: list[bytes]) -> None:
+        stuck.wait(30)  # the disk makes no progress until close() has given up
+        write(batch)
+
+    r.file._write_batch = stalled  # type: ignore[method-assign]
+    r.expect_end = True
+    r.start()
+
+    def send() -> None:
+        with contextlib.suppress(OSError):  # reset once the receiver is abandoned
+            theirs.sendall(bytes(4 << 20))
+        theirs.close()
+
+    threading.Thread(target=send, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while receiver._unread(ours) in (None, 0) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until bytes wait in the socket behind the held receiver
+    closer = threading.Thread(target=r.close, kwargs={"timeout": 0.2}, daemon=True)
+    closer.start()
+    while not r.abandoned and closer.is_alive():
+        closer.join(0.05)
+    stuck.set()
+    closer.join(30)
+    assert not closer.is_alive()
+    assert r.abandoned
+    assert r.unread_bytes is not None and r.unread_bytes > 0
+    assert r.loss is not None and "s.stream" in r.loss and f"{r.unread_bytes} bytes" in r.loss

@@ -907,8 +907,8 @@ class Orchestrator:
             self._drain(s)
             raise
         finally:
-            self._close_streams(s, capture)
-            self._finish_capture(s, capture, pending, outcome, reason)
+            losses = self._close_streams(s, capture)
+            self._finish_capture(s, capture, pending, outcome, reason, losses)
 
     def _module_record(self, m: ModuleRun) -> store.ModuleRecord:
         info = m.info
@@ -1071,7 +1071,9 @@ class Orchestrator:
             time.sleep(DRAIN_IDLE_S / 3)
         self._publish(Warning(message="streams were still delivering data when they were closed"))
 
-    def _close_streams(self, s: Session, capture: store.CaptureRecord) -> None:
+    def _close_streams(self, s: Session, capture: store.CaptureRecord) -> list[str]:
+        """Close every receiver; returns a sentence per stream that lost bytes in closing."""
+
         def close(r: StreamReceiver) -> None:
             try:
                 r.close()  # the final fsync of many big files: in parallel, off the hub
@@ -1080,7 +1082,15 @@ class Orchestrator:
                     Warning(message=f"closing {r.file.path.name} failed: {exc}", module=r.module)
                 )
 
-        _parallel([r for m in s.modules for r in m.receivers], close)
+        receivers = [r for m in s.modules for r in m.receivers]
+        _parallel(receivers, close)
+        losses: list[str] = []
+        for r in receivers:
+            if r.loss is not None:
+                # A receiver given up on in closing: the user must learn that bytes are missing.
+                note = f"module {r.module}: {r.loss}"
+                self._publish(Warning(message=note, module=r.module))
+                losses.append(note)
         for m in s.modules:
             record = capture.modules[m.number - 1]
             for f, r in zip(record.files, m.receivers, strict=False):
@@ -1088,6 +1098,7 @@ class Orchestrator:
             record.first_ticks = m.first_ticks()
             if m.live is not None:
                 m.live.final_stats()
+        return losses
 
     def _finish_capture(
         self,
@@ -1096,7 +1107,11 @@ class Orchestrator:
         pending: PendingCapture,
         outcome: Outcome,
         reason: str,
+        losses: list[str] | None = None,
     ) -> None:
+        if losses:
+            note = "; ".join(losses)
+            reason = f"{reason}; {note}" if reason else f"completed, but {note}"
         firsts = {m.address: m.first_ticks() for m in s.modules}
         known = {a: t for a, t in firsts.items() if t is not None}
         if len(set(known.values())) > 1:

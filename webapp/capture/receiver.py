@@ -13,11 +13,13 @@ for that signal's next block.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import socket
 import struct
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -369,6 +371,10 @@ class StreamReceiver:
         self._closing = False
         self.ended = threading.Event()
         self.error: str | None = None
+        self.abandoned = False
+        """Set by :meth:`close` when it gave up on a receiver still delivering bytes."""
+        self.unread_bytes: int | None = None
+        """When abandoned: bytes left unread in the socket (None when the system cannot say)."""
         self.last_data = time.monotonic()
         self.receives = 0
         self._thread: threading.Thread | None = None
@@ -464,9 +470,34 @@ class StreamReceiver:
             while not self.ended.wait(timeout):
                 now = (self.file.bytes, self.file.written)
                 if now == progress or time.monotonic() > limit:
-                    log.warning("%s: closed while still receiving", self.label)
+                    # Bytes still in the socket are lost: record it, the orchestrator tells
+                    # the user and writes it into capture.json.
+                    self.abandoned = True
+                    self.unread_bytes = _unread(self.sock)
+                    log.warning(
+                        "%s: closed while still receiving; %s",
+                        self.label,
+                        self.loss or "bytes were lost",
+                    )
                     break
                 progress = now
         with contextlib.suppress(OSError):
             self.sock.close()
         self.file.close()
+
+    @property
+    def loss(self) -> str | None:
+        """A sentence naming the file and the bytes lost when :meth:`close` gave up."""
+        if not self.abandoned:
+            return None
+        amount = f"{self.unread_bytes} bytes" if self.unread_bytes is not None else "unread bytes"
+        return f"{amount} still arriving were not written to {self.file.path.name}"
+
+
+def _unread(sock: socket.socket) -> int | None:
+    """Bytes waiting in a socket's receive buffer (None when the system cannot tell)."""
+    try:
+        raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return None
+    return struct.unpack("i", raw)[0]
