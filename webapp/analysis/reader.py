@@ -39,7 +39,7 @@ import numpy as np
 
 from webapp import runtime
 from webapp.analysis.index import FileIndex, scan_file, signal_ids
-from webapp.openapi.stream import DataType, Validity, ticks_per_sample
+from webapp.openapi.stream import DataType, ticks_per_sample, validity_names
 
 FULL_SCALE = float(1 << 23)
 TICKS_PER_SECOND = 1 << 32
@@ -122,17 +122,6 @@ class QualityChange:
     @property
     def flags(self) -> list[str]:
         return validity_names(self.validity)
-
-
-def validity_names(validity: int) -> list[str]:
-    names = {
-        Validity.CLIPPED: "overload",
-        Validity.INVALID: "invalid",
-        Validity.OVERRUN: "overrun",
-        Validity.SETTLING: "settling",
-        Validity.UNKNOWN: "unknown",
-    }
-    return [name for flag, name in names.items() if validity & flag]
 
 
 @dataclass

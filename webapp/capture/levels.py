@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from webapp.capture.events import DataQualityChanged, Event, Levels, StreamStats, Waveform
-from webapp.openapi.stream import Validity
+from webapp.openapi.stream import Validity, validity_names
 
 LEVELS_INTERVAL_S = 0.2
 LIVE_BLOCKS_PER_S = 1000.0
@@ -44,17 +44,6 @@ def db_of(rms: float, unit: str) -> float | None:
         return None
     ref = PA_REFERENCE if unit == "Pa" else 1.0
     return round(20.0 * math.log10(rms / ref), 2)
-
-
-def quality_flags(validity: int) -> list[str]:
-    names = {
-        Validity.UNKNOWN: "unknown",
-        Validity.CLIPPED: "clipped",
-        Validity.SETTLING: "settling",
-        Validity.INVALID: "invalid",
-        Validity.OVERRUN: "overrun",
-    }
-    return [name for flag, name in names.items() if validity & flag]
 
 
 def decimate(values: np.ndarray, points: int = WAVEFORM_POINTS) -> tuple[np.ndarray, int]:
@@ -173,7 +162,7 @@ class LiveModule:
                     channel=channel,
                     signal_id=signal_id,
                     validity=validity,
-                    flags=quality_flags(validity),
+                    flags=validity_names(validity),
                     stream_time_s=stream_time_s,
                 )
             )

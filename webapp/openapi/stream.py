@@ -56,6 +56,21 @@ class Validity(IntFlag):
     OVERRUN = 0x10
 
 
+VALIDITY_NAMES = {
+    Validity.CLIPPED: "overload",
+    Validity.INVALID: "invalid",
+    Validity.OVERRUN: "overrun",
+    Validity.SETTLING: "settling",
+    Validity.UNKNOWN: "unknown",
+}
+"""Names of the validity flags as HBK's stream grammar and tutorial call them (Clipped is
+"overload" there; Overrun is a gap in the data)."""
+
+
+def validity_names(validity: int) -> list[str]:
+    return [name for flag, name in VALIDITY_NAMES.items() if validity & flag]
+
+
 class DescriptorType(IntEnum):
     DATA_TYPE = 1
     SCALE_FACTOR = 2
