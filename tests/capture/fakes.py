@@ -41,6 +41,8 @@ class FakeModule:
     fail: dict[str, tuple[int | None, str]] = field(default_factory=dict)
     drop_after_blocks: int | None = None
     quality_after_blocks: int | None = None
+    quality_flapping: bool = False
+    """From quality_after_blocks on, the clipped flag flips at every block."""
     state: str = "Idle"
     input_status: str = "Unknown"
     ptp: str = "Locked"
@@ -150,8 +152,12 @@ def _stream(m: FakeModule, t0_ns: int) -> None:
             t = t0 + block * BLOCK * step
             for peer, sids in routes:
                 msg = b""
-                if m.quality_after_blocks is not None and block == m.quality_after_blocks:
+                first = m.quality_after_blocks
+                if first is not None and block == first:
                     msg += encode_data_quality(t, [(sids[0], 0x02)])
+                elif first is not None and m.quality_flapping and block > first:
+                    clipped = (block - first) % 2 == 0
+                    msg += encode_data_quality(t, [(sids[0], 0x02 if clipped else 0x00)])
                 msg += b"".join(encode_signal_data(t, sid, values) for sid in sids)
                 peer.sendall(msg)
                 m.sent_bytes += len(msg)

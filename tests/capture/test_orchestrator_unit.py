@@ -525,3 +525,30 @@ def test_bytes_lost_in_closing_are_a_warning_and_in_capture_json(
     assert meta["outcome"] == "completed"
     assert meta["reason"] == f"completed, but {warning.message}"
     assert warning.message in [e.get("message") for e in meta["events"]]
+
+
+def test_a_flapping_quality_flag_keeps_the_timeline_bounded_and_counts_the_rest(
+    rig: FakeRig, tmp_path: Path, monkeypatch
+):
+    from webapp.capture import store
+
+    monkeypatch.setattr(store, "QUALITY_CHANGES_LISTED", 3)
+    rig.add(A, quality_after_blocks=1, quality_flapping=True)
+    orch, rec = make(rig, tmp_path)
+    orch.arm(settings(A, duration_s=0.6, name="flap"))
+    assert orch.wait(20)
+    orch.start()
+    assert orch.wait(20), orch.last_error
+    live = [e for e in rec.kinds("data-quality") if e.channel == 1]
+    assert len(live) > 6  # live publishing still reports every change
+    meta = capture_json(orch.last_folder)
+    listed = [e for e in meta["events"] if e["kind"] == "data-quality"]
+    assert len(listed) == 3
+    (summary,) = [e for e in meta["events"] if "data-quality changes" in e.get("message", "")]
+    assert summary["module"] == A
+    assert f"channel 1: {len(live) - 3} more" in summary["message"]
+    session = orch._session
+    assert session is not None
+    assert len([e for e in session.timeline if e.kind == "data-quality"]) == 3
+    orch.disarm()
+    assert orch.wait(20)

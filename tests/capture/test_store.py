@@ -94,3 +94,20 @@ def test_capture_json_round_trip_and_history(tmp_path: Path):
     (root / "broken" / "capture.json").write_text("{")
     assert [c["id"] for c in list_captures(tmp_path)] == ["b", "a"]
     assert json.loads((root / "b" / "capture.json").read_text())["outcome"] == "completed"
+
+
+def test_quality_changes_are_listed_up_to_a_limit_per_channel_then_counted():
+    from webapp.capture.events import DataQualityChanged, Warning
+    from webapp.capture.store import QualityChangeLimit
+
+    def change(module: str, channel: int) -> DataQualityChanged:
+        return DataQualityChanged(
+            module=module, channel=channel, signal_id=channel, validity=2, flags=[], stream_time_s=0
+        )
+
+    limit = QualityChangeLimit(2)
+    admitted = [limit.admit(change("a", 1)) for _ in range(5)]
+    assert admitted == [True, True, False, False, False]
+    assert limit.admit(change("a", 2)) and limit.admit(change("b", 1))
+    assert limit.admit(Warning(message="other events are never limited"))
+    assert limit.unlisted == {("a", 1): 3}

@@ -174,6 +174,7 @@ class Session:
     closed: bool = False
     measuring: bool = False
     timeline: list[Event] = field(default_factory=list)
+    quality: store.QualityChangeLimit = field(default_factory=store.QualityChangeLimit)
     stream_failure: StreamFailure | None = None
 
     @property
@@ -1134,6 +1135,17 @@ class Orchestrator:
             note = f"data lost in transfer (overrun) reported by {', '.join(lossy)}"
             self._publish(Warning(message=note))
             reason = f"{reason}; {note}" if reason else note
+        for (module, channel), count in sorted(capture.quality.unlisted.items()):
+            # One event per channel stands for the changes the timeline no longer lists.
+            self._publish(
+                Warning(
+                    message=(
+                        f"module {module} channel {channel}: {count} more data-quality changes"
+                        f" than the {capture.quality.limit} listed"
+                    ),
+                    module=module,
+                )
+            )
         capture.outcome, capture.reason = str(outcome), reason
         capture.ended = time.time()
         finished = CaptureFinished(
@@ -1271,7 +1283,7 @@ class Orchestrator:
 
     def _publish(self, event: Event) -> None:
         s = self._session
-        if s is not None and event.kind not in store.TIMELINE_EXCLUDED:
+        if s is not None and event.kind not in store.TIMELINE_EXCLUDED and s.quality.admit(event):
             s.timeline.append(event)
         capture = self._capture
         if capture is not None:

@@ -30,6 +30,33 @@ TIMELINE_EXCLUDED = frozenset({"levels", "waveform", "stream-stats", "recording-
 for the whole recording: kept, it would grow the session's and the capture's event lists without
 bound)."""
 
+QUALITY_CHANGES_LISTED = 200
+"""Data-quality changes a timeline lists per channel; further ones are only counted (a
+clipping flag that flips all the time must not grow the timeline without bound)."""
+
+
+class QualityChangeLimit:
+    """Lists the first :data:`QUALITY_CHANGES_LISTED` data-quality changes of each channel and
+    counts the rest, so a timeline stays bounded and no change goes unaccounted for."""
+
+    def __init__(self, limit: int | None = None) -> None:
+        self.limit = QUALITY_CHANGES_LISTED if limit is None else limit
+        self.listed: dict[tuple[str, int], int] = {}
+        self.unlisted: dict[tuple[str, int], int] = {}
+        """Per (module, channel): changes counted but not listed."""
+
+    def admit(self, event: Event) -> bool:
+        """Whether the timeline lists ``event`` (every event but surplus data-quality ones)."""
+        if event.kind != "data-quality":
+            return True
+        key = (getattr(event, "module", ""), getattr(event, "channel", 0))
+        listed = self.listed.get(key, 0)
+        if listed < self.limit:
+            self.listed[key] = listed + 1
+            return True
+        self.unlisted[key] = self.unlisted.get(key, 0) + 1
+        return False
+
 
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat()
@@ -141,10 +168,11 @@ class CaptureRecord:
     ended: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
     _last_ptp: dict[str, str] = field(default_factory=dict)
+    quality: QualityChangeLimit = field(default_factory=QualityChangeLimit)
 
     def add_event(self, event: Event) -> None:
         entry = timeline_entry(event, self._last_ptp)
-        if entry is not None:
+        if entry is not None and self.quality.admit(event):
             self.events.append(_jsonable(entry))
 
     def to_json(self) -> dict[str, Any]:
