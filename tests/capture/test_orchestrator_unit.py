@@ -552,3 +552,19 @@ def test_a_flapping_quality_flag_keeps_the_timeline_bounded_and_counts_the_rest(
     assert len([e for e in session.timeline if e.kind == "data-quality"]) == 3
     orch.disarm()
     assert orch.wait(20)
+
+
+def test_a_dropped_multi_socket_stream_names_module_channel_and_file(rig: FakeRig, tmp_path: Path):
+    rig.add(A, channels=2, drop_after_blocks=3)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, multi_socket=True, name="ms", duration_s=5.0))
+    assert orch.wait(20)
+    assert orch.phase == Phase.FAILED
+    errors = rec.kinds("error")
+    assert errors
+    for error in errors:
+        assert error.module == A and error.request == "stream"
+        channel = 1 if "ms.1.ch1.stream" in error.message else 2
+        assert f"module {A} channel {channel} (ms.1.ch{channel}.stream)" in error.message
+    assert "channel" in orch.last_error and ".stream" in orch.last_error
+    assert "ms.1.ch" in capture_json(orch.last_folder)["reason"]

@@ -967,12 +967,14 @@ class Orchestrator:
                     channel = m.channels[i]
                     name = f"{pending.name}.{m.number}.ch{channel}.stream"
                     channels = [channel]
+                    only: int | None = channel
 
                     def channel_of(_sid: int, _c: int = channel) -> int:
                         return _c
                 else:
                     name = f"{pending.name}.{m.number}.stream"
                     channels = list(m.channels)
+                    only = None
 
                     def channel_of(sid: int, _map: dict[int, int] = signal_channel) -> int:
                         return _map.get(sid, sid)
@@ -988,6 +990,7 @@ class Orchestrator:
                         channel_of,
                         lambda r, err, _s=s: self._receiver_ended(_s, r, err),
                         label=f"{m.address} port {port}",
+                        channel=only,
                     )
                 except BaseException:
                     # No receiver owns the socket yet, so _close_streams would leave it open.
@@ -1000,6 +1003,12 @@ class Orchestrator:
         if error is None:
             return
         message = f"module {receiver.module}: {error}"
+        if receiver.channel is not None:
+            # Multi-socket: one stream of several per module; say which channel and file.
+            message = (
+                f"module {receiver.module} channel {receiver.channel}"
+                f" ({receiver.file.path.name}): {error}"
+            )
         failure = StreamFailure(message, receiver.module)
         failure.reported = True
         with self._cond:

@@ -356,10 +356,13 @@ class StreamReceiver:
         on_end: Callable[[StreamReceiver, str | None], None],
         *,
         label: str = "",
+        channel: int | None = None,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
         self.module = module
         self.label = label or module
+        self.channel = channel
+        """The module's channel when the stream carries only that one (multi-socket)."""
         self.sock = sock
         self.file = StreamFile(path)
         self.live = live
