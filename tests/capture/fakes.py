@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from webapp.capture.events import Event, EventBus
 from webapp.openapi.client import ModuleError
 from webapp.openapi.model import ModuleInfo
 from webapp.openapi.stream import (
@@ -378,3 +379,23 @@ class FakeClient:
         m = self._req("close", ("RecorderOpened",))
         m.state, m.input_status, m.channel_status = "Idle", "Unknown", None
         m.bump()
+
+
+class Recorder:
+    """Every event a bus publishes, for tests to look at."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.events: list[Event] = []
+        self._lock = threading.Lock()
+        bus.subscribe(self._on)
+
+    def _on(self, e: Event) -> None:
+        with self._lock:
+            self.events.append(e)
+
+    def kinds(self, kind: str) -> list[Event]:
+        with self._lock:
+            return [e for e in self.events if e.kind == kind]
+
+    def phases(self) -> list[str]:
+        return [e.phase for e in self.kinds("phase")]  # type: ignore[attr-defined]

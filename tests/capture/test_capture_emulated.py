@@ -7,43 +7,22 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.capture.fakes import Recorder
 from tests.streamcheck import check_file
+from tests.support.emulator import FAST_EMULATOR as FAST
 from webapp.capture.events import Event, EventBus, Phase
 from webapp.capture.orchestrator import Orchestrator
 from webapp.capture.settings import CaptureSettings, ChannelSettings
 from webapp.emulator import EmulatedRig
 from webapp.openapi.client import ModuleClient
 
-FAST = {
-    "ptp_lock_seconds": 0.3,
-    "teds_seconds": 0.1,
-    "settle_seconds": 0.05,
-    "long_poll_seconds": 5.0,
-    "stop_linger_seconds": 0.1,
-}
 REPO = Path(__file__).resolve().parents[2]
-
-
-class Recorder:
-    def __init__(self, bus: EventBus) -> None:
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-        bus.subscribe(self._on)
-
-    def _on(self, e: Event) -> None:
-        with self._lock:
-            self.events.append(e)
-
-    def kinds(self, kind: str) -> list[Event]:
-        with self._lock:
-            return [e for e in self.events if e.kind == kind]
 
 
 @pytest.fixture

@@ -9,31 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.capture.fakes import FakeClient, FakeRig
-from webapp.capture.events import Event, EventBus, Phase
+from tests.capture.fakes import FakeClient, FakeRig, Recorder
+from webapp.capture.events import EventBus, Phase
 from webapp.capture.orchestrator import CaptureBusyError, Orchestrator
 from webapp.capture.settings import CaptureSettings, ChannelSettings, SettingsError
 from webapp.openapi.stream import MessageType, read_messages
 
 A, B, C = "10.9.0.1", "10.9.0.2", "10.9.0.3"
-
-
-class Recorder:
-    def __init__(self, bus: EventBus) -> None:
-        self.events: list[Event] = []
-        self._lock = threading.Lock()
-        bus.subscribe(self._on)
-
-    def _on(self, e: Event) -> None:
-        with self._lock:
-            self.events.append(e)
-
-    def kinds(self, kind: str) -> list[Event]:
-        with self._lock:
-            return [e for e in self.events if e.kind == kind]
-
-    def phases(self) -> list[str]:
-        return [e.phase for e in self.kinds("phase")]  # type: ignore[attr-defined]
 
 
 @pytest.fixture

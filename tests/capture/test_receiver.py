@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from webapp.capture import receiver
 from webapp.capture.levels import LiveModule, db_of, decimate
 from webapp.capture.receiver import StreamFile, StreamReceiver, StreamTap
 from webapp.openapi.stream import (
@@ -169,8 +171,6 @@ def test_a_failing_live_view_never_stops_the_file(tmp_path: Path):
 
 
 def test_a_writer_that_fails_releases_a_held_receiver(tmp_path: Path, monkeypatch):
-    from webapp.capture import receiver
-
     monkeypatch.setattr(receiver, "MAX_PENDING", 1000)
     f = StreamFile(tmp_path / "h.stream")
 
@@ -199,15 +199,16 @@ def test_a_writer_that_fails_releases_a_held_receiver(tmp_path: Path, monkeypatc
         raise AssertionError("close() must report the write failure")
 
 
-def test_close_waits_for_a_receiver_held_back_by_a_slow_disk(tmp_path: Path, monkeypatch):
-    from webapp.capture import receiver
-
+def _receiver_behind_a_small_write_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[socket.socket, StreamReceiver]:
+    """A receiver on a real TCP connection whose file writer lets only 64 KiB wait, so a
+    slowed disk soon holds the receiver back; returns the sending end and the receiver."""
     monkeypatch.setattr(receiver, "MAX_PENDING", 64 * 1024)
     monkeypatch.setattr(receiver, "WRITE_INTERVAL_S", 0.05)
     with socket.create_server(("127.0.0.1", 0)) as server:
         theirs = socket.create_connection(server.getsockname())
         ours, _ = server.accept()
-    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     r = StreamReceiver(
         "m",
         ours,
@@ -217,6 +218,12 @@ def test_close_waits_for_a_receiver_held_back_by_a_slow_disk(tmp_path: Path, mon
         lambda r, e: None,
         chunk_size=16 * 1024,
     )
+    return theirs, r
+
+
+def test_close_waits_for_a_receiver_held_back_by_a_slow_disk(tmp_path: Path, monkeypatch):
+    theirs, r = _receiver_behind_a_small_write_queue(tmp_path, monkeypatch)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
     write = r.file._write_batch
     batches = threading.Semaphore(0)
 
@@ -247,22 +254,7 @@ def test_close_waits_for_a_receiver_held_back_by_a_slow_disk(tmp_path: Path, mon
 
 
 def test_close_that_gives_up_says_how_many_bytes_were_lost(tmp_path: Path, monkeypatch):
-    from webapp.capture import receiver
-
-    monkeypatch.setattr(receiver, "MAX_PENDING", 64 * 1024)
-    monkeypatch.setattr(receiver, "WRITE_INTERVAL_S", 0.05)
-    with socket.create_server(("127.0.0.1", 0)) as server:
-        theirs = socket.create_connection(server.getsockname())
-        ours, _ = server.accept()
-    r = StreamReceiver(
-        "m",
-        ours,
-        tmp_path / "s.stream",
-        LiveModule("m", lambda e: None),
-        lambda s: s,
-        lambda r, e: None,
-        chunk_size=16 * 1024,
-    )
+    theirs, r = _receiver_behind_a_small_write_queue(tmp_path, monkeypatch)
     write = r.file._write_batch
     stuck = threading.Event()
 
@@ -281,7 +273,7 @@ def test_close_that_gives_up_says_how_many_bytes_were_lost(tmp_path: Path, monke
 
     threading.Thread(target=send, daemon=True).start()
     deadline = time.monotonic() + 30
-    while receiver._unread(ours) in (None, 0) and time.monotonic() < deadline:
+    while receiver._unread(r.sock) in (None, 0) and time.monotonic() < deadline:
         time.sleep(0.01)  # until bytes wait in the socket behind the held receiver
     closer = threading.Thread(target=r.close, kwargs={"timeout": 0.2}, daemon=True)
     closer.start()
