@@ -99,7 +99,7 @@ def plain_read(paths: list[Path], workers: int = 1) -> float:
 def read_capture(folder: Path) -> tuple[float, int]:
     start = time.perf_counter()
     samples = 0
-    with Capture.open(folder) as cap:
+    with Capture.open(folder, background=True) as cap:
         for window in cap.iter_windows(chunk=1 << 18, dtype=np.float32, reuse=True):
             for _i0, values in window.parts.values():
                 samples += len(values)

@@ -19,9 +19,11 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+import threading
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -107,6 +109,8 @@ class FileIndex:
     """Bytes at the end that do not form a complete message (a crash while writing)."""
     truncated_message: dict[str, int] | None = None
     """What the incomplete final message's header says it was (type, length, time, signal)."""
+    complete: bool = False
+    """The whole file is indexed (False in a snapshot taken while the index pass runs)."""
 
     @property
     def blocks(self) -> int:
@@ -156,6 +160,10 @@ class _Builder:
             self.time.append(np.array(time, np.uint64))
 
     def finish(self, index: FileIndex) -> None:
+        self.fill(index)
+
+    def fill(self, index: FileIndex) -> None:
+        """Put the blocks recorded so far into ``index`` (new arrays; recording may go on)."""
         self._flush_single()
         if self.sid:
             index.sid = np.concatenate(self.sid)
@@ -165,41 +173,100 @@ class _Builder:
 
 
 READ_CHUNK = 8 << 20
+FIRST_READ = 1 << 20
 
 
-def scan_file(path: str | Path, chunk: int = READ_CHUNK) -> FileIndex:
-    """Index one stream file of any size, read front to back in ``chunk``-byte pieces.
+class FileScan:
+    """The index pass over one file, one chunk per ``step`` (so several files can be indexed in
+    step with each other, and what is indexed so far can be used while the pass goes on).
 
     Plain reads (rather than page faults on a mapping) keep the disk streaming at its full
     sequential speed; afterwards the file's pages are in the kernel's cache for the decoding
-    pass if it fits in memory.
+    pass. ``step`` may run in one thread while another takes ``snapshot``s.
     """
-    path = Path(path)
-    size = path.stat().st_size
-    index = FileIndex(path, size)
-    scanner = _Scanner(index)
-    buf = bytearray(chunk)
-    have = 0
-    base = 0
-    with open(path, "rb", buffering=0) as f:
-        with contextlib.suppress(AttributeError, OSError):  # not on every platform
-            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
-        while True:
-            if have == len(buf):  # one message larger than the buffer: make room
-                buf.extend(bytes(len(buf)))
+
+    def __init__(self, path: str | Path, chunk: int = READ_CHUNK) -> None:
+        self.path = Path(path)
+        self.size = self.path.stat().st_size
+        self.index = FileIndex(self.path, self.size)
+        self.done = False
+        self.scanned = 0
+        """Bytes read so far."""
+        self._scanner = _Scanner(self.index)
+        self._buf = bytearray(chunk)
+        self._have = 0
+        self._base = 0
+        self._lock = threading.Lock()
+        self._file: BinaryIO | None = None
+
+    def step(self) -> bool:
+        """Read and index one more chunk; True once the whole file is indexed."""
+        if self.done:
+            return True
+        if self._file is None:
+            self._file = open(self.path, "rb", buffering=0)  # noqa: SIM115 (closed at the end)
+            with contextlib.suppress(AttributeError, OSError):  # not on every platform
+                os.posix_fadvise(self._file.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)
+        buf = self._buf
+        if self._have == len(buf):  # one message larger than the buffer: make room
+            buf.extend(bytes(len(buf)))
+        # The first read is short: it holds what announces the signals, which a reader may be
+        # waiting for before it can start.
+        want = len(buf) if self.scanned else min(len(buf), self._have + FIRST_READ)
+        try:
             with memoryview(buf) as view:
-                n = f.readinto(view[have:])
-            have += n or 0
-            final = not n
-            used = scanner.feed(buf, have, base, final)
+                n = self._file.readinto(view[self._have : want]) or 0
+        except BaseException:
+            self.close()
+            raise
+        self._have += n
+        self.scanned += n
+        final = not n
+        with self._lock:
+            used = self._scanner.feed(buf, self._have, self._base, final)
             if final:
-                break
-            buf[: have - used] = buf[used:have]
-            have -= used
-            base += used
-    scanner.finish(buf[:have][used:] if have else b"", base + used)
-    index.size = max(size, base + have)
-    return index
+                self._scanner.finish(buf[used : self._have], self._base + used)
+                self.index.size = max(self.size, self._base + self._have)
+                self.done = True
+        if final:
+            self.close()
+        else:
+            buf[: self._have - used] = buf[used : self._have]
+            self._have -= used
+            self._base += used
+        return final
+
+    def run(self) -> FileIndex:
+        while not self.step():
+            pass
+        return self.index
+
+    def snapshot(self) -> FileIndex:
+        """What is indexed so far, as a FileIndex of its own (the final one once ``done``)."""
+        with self._lock:
+            if self.done:
+                return self.index
+            part = replace(
+                self.index,
+                qualities=list(self.index.qualities),
+                interpretations=dict(self.index.interpretations),
+                changes=list(self.index.changes),
+                types=Counter(self.index.types),
+                framing_errors=list(self.index.framing_errors),
+            )
+            self._scanner.builder.fill(part)
+            part.end = self._base
+            return part
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def scan_file(path: str | Path, chunk: int = READ_CHUNK) -> FileIndex:
+    """Index one stream file of any size, read front to back in ``chunk``-byte pieces."""
+    return FileScan(path, chunk).run()
 
 
 def scan_bytes(data: bytes, path: str | Path = "<bytes>") -> FileIndex:
@@ -284,6 +351,7 @@ class _Scanner:
         """End of the stream at file offset ``end`` + len(rest); ``rest`` is unusable."""
         index = self.index
         self.builder.finish(index)
+        index.complete = True
         index.end = end
         index.truncated_bytes = len(rest)
         if len(rest) >= HEADER_SIZE:

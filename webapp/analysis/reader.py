@@ -29,7 +29,7 @@ import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 
 from webapp import runtime
-from webapp.analysis.index import FileIndex, scan_file, signal_ids
+from webapp.analysis.index import FileIndex, signal_ids
+from webapp.analysis.indexing import IndexPass
 from webapp.openapi.stream import DataType, ticks_per_sample, validity_names
 
 FULL_SCALE = float(1 << 23)
@@ -263,22 +264,33 @@ class Capture:
     def __init__(self) -> None:
         self.folder: Path | None = None
         self.meta: dict[str, Any] | None = None
-        self.files: list[StreamFile] = []
-        self.modules: dict[int, CaptureModule] = {}
-        self.channels: list[Channel] = []
-        self.problems: list[Problem] = []
+        self._files: list[StreamFile] = []
+        self._modules: dict[int, CaptureModule] = {}
+        self._channels: list[Channel] = []
+        self._problems: list[Problem] = []
         self._maps: dict[int, tuple[mmap.mmap, np.ndarray]] = {}
         self._by_key: dict[str, Channel] = {}
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._scans: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[StreamFile, Future[FileIndex]]] = []
+        self._builds = 0
+        """How many times the channels were built (more than once while indexing goes on)."""
+        self._index: IndexPass | None = None
+        """The index pass while it is still running (``open(..., background=True)``)."""
+        self._open_problems: list[Problem] = []
 
     # --- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, source: str | Path | Sequence[str | Path]) -> Capture:
-        """A capture folder, its capture.json, or one or more .stream files."""
+    def open(cls, source: str | Path | Sequence[str | Path], background: bool = False) -> Capture:
+        """A capture folder, its capture.json, or one or more .stream files.
+
+        Every file is indexed before this returns, unless ``background``: then it returns once
+        every file's signals are announced, and the index pass goes on in background threads
+        while ``iter_windows`` already delivers the first windows (one front-to-back pass over
+        the disk, decoding overlapped with reading). Anything else asked of the capture first
+        waits for the whole index. Without threads to spare (under eventlet) it makes no
+        difference.
+        """
         cap = cls()
         paths = [Path(source)] if isinstance(source, str | Path) else [Path(p) for p in source]
         if not paths:
@@ -286,34 +298,68 @@ class Capture:
         for p in paths:
             if not p.exists():
                 raise CaptureError(f"{p} does not exist")
+        if len(paths) == 1 and paths[0].is_dir():
+            cap.folder = paths[0]
+            cap._open_folder()
+        elif len(paths) == 1 and paths[0].name == "capture.json":
+            cap.folder = paths[0].parent
+            cap._open_folder()
+        else:
+            cap._open_files(paths)
+        cap._open_problems = list(cap._problems)
         workers = scan_workers()
-        cap._scans = ThreadPoolExecutor(workers) if workers > 1 else None
+        cap._index = IndexPass(
+            [sf.path for sf in cap._files], workers, SCAN_CHUNK, lockstep=background
+        )
         try:
-            if len(paths) == 1 and paths[0].is_dir():
-                cap.folder = paths[0]
-                cap._open_folder()
-            elif len(paths) == 1 and paths[0].name == "capture.json":
-                cap.folder = paths[0].parent
-                cap._open_folder()
+            if background and cap._index.threaded:
+                cap._index.wait_started()
+                cap._build_channels(cap._index.snapshots())
             else:
-                cap._open_files(paths)
-            for sf, scan in cap._pending:
-                sf.index = scan.result()
-        finally:
-            cap._pending = []
-            if cap._scans is not None:
-                cap._scans.shutdown(cancel_futures=True)
-                cap._scans = None
-        cap._build_channels()
+                cap._complete()
+        except BaseException:
+            cap._index.cancel()
+            raise
         return cap
+
+    def _complete(self) -> None:
+        """Wait for the index pass if it is still running, and build the final channels."""
+        index, self._index = self._index, None
+        if index is not None:
+            self._build_channels(index.finish())
+
+    @property
+    def indexed(self) -> bool:
+        """Whether every file is indexed (always, unless opened with ``background``)."""
+        return self._index is None
+
+    @property
+    def channels(self) -> list[Channel]:
+        self._complete()
+        return self._channels
+
+    @property
+    def problems(self) -> list[Problem]:
+        self._complete()
+        return self._problems
+
+    @property
+    def files(self) -> list[StreamFile]:
+        self._complete()
+        return self._files
+
+    @property
+    def modules(self) -> dict[int, CaptureModule]:
+        self._complete()
+        return self._modules
 
     @property
     def name(self) -> str:
         if self.meta and self.meta.get("name"):
             return str(self.meta["name"])
-        if self.files:
-            match = _FILE_NAME.match(self.files[0].path.name)
-            return match.group("name") if match else self.files[0].path.stem
+        if self._files:
+            match = _FILE_NAME.match(self._files[0].path.name)
+            return match.group("name") if match else self._files[0].path.stem
         return "capture"
 
     @property
@@ -329,10 +375,10 @@ class Capture:
         try:
             meta = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            self.problems.append(Problem("error", "capture.json", f"unreadable: {exc}"))
+            self._problems.append(Problem("error", "capture.json", f"unreadable: {exc}"))
             return None
         if not isinstance(meta, dict) or not isinstance(meta.get("modules", []), list):
-            self.problems.append(Problem("error", "capture.json", "not a capture description"))
+            self._problems.append(Problem("error", "capture.json", "not a capture description"))
             return None
         return meta
 
@@ -343,30 +389,30 @@ class Capture:
             streams = sorted(self.folder.glob("*.stream"))
             if not streams:
                 raise CaptureError(f"{self.folder} holds neither capture.json nor .stream files")
-            self.problems.append(
+            self._problems.append(
                 Problem("warning", "capture.json", "missing: modules and channels are inferred")
             )
             self._add_loose_files(streams)
             return
         listed: set[Path] = set()
         for mod in self.meta.get("modules", []):
-            number = int(mod.get("number", len(self.modules) + 1))
-            self.modules[number] = _module_from_json(number, mod)
+            number = int(mod.get("number", len(self._modules) + 1))
+            self._modules[number] = _module_from_json(number, mod)
             for entry in mod.get("files", []):
                 path = self.folder / str(entry.get("file", ""))
                 listed.add(path.resolve())
                 if not path.is_file():
-                    self.problems.append(
+                    self._problems.append(
                         Problem("error", path.name, f"listed for module {number} but missing")
                     )
                     continue
-                self.files.append(self._listed_file(path, number, entry))
+                self._files.append(self._listed_file(path, number, entry))
         for path in sorted(self.folder.glob("*.stream")):
             if path.resolve() not in listed:
-                self.problems.append(
+                self._problems.append(
                     Problem("warning", path.name, "in the folder but not in capture.json; ignored")
                 )
-        if not self.files and not self.problems:
+        if not self._files and not self._problems:
             raise CaptureError(f"{self.folder}/capture.json lists no stream files")
 
     def _open_files(self, paths: list[Path]) -> None:
@@ -377,7 +423,7 @@ class Capture:
             self.folder = next(iter(folders))
             self.meta = meta
             for mod in meta.get("modules", []):
-                number = int(mod.get("number", len(self.modules) + 1))
+                number = int(mod.get("number", len(self._modules) + 1))
                 entries = [
                     e
                     for e in mod.get("files", [])
@@ -385,21 +431,21 @@ class Capture:
                 ]
                 if not entries:
                     continue
-                self.modules[number] = _module_from_json(number, mod)
+                self._modules[number] = _module_from_json(number, mod)
                 for entry in entries:
                     path = self.folder / str(entry["file"])
                     wanted.discard(path.resolve())
-                    self.files.append(self._listed_file(path, number, entry))
+                    self._files.append(self._listed_file(path, number, entry))
         rest = [p for p in paths if p.resolve() in wanted]
         if rest:
             if meta is None:
-                self.problems.append(
+                self._problems.append(
                     Problem("info", "capture.json", "not found: modules and channels are inferred")
                 )
             self._add_loose_files(rest)
 
     def _add_loose_files(self, paths: list[Path]) -> None:
-        next_number = max(self.modules, default=0) + 1
+        next_number = max(self._modules, default=0) + 1
         for path in paths:
             if path.is_dir():
                 raise CaptureError(f"{path} is a folder; give one capture folder or .stream files")
@@ -410,8 +456,8 @@ class Capture:
             else:
                 number, channels = next_number, None
             next_number = max(next_number, number + 1)
-            self.modules.setdefault(number, CaptureModule(number, name=f"module {number}"))
-            self.files.append(self._stream_file(path, number, channels))
+            self._modules.setdefault(number, CaptureModule(number, name=f"module {number}"))
+            self._files.append(self._stream_file(path, number, channels))
 
     def _listed_file(self, path: Path, module: int, entry: dict[str, Any]) -> StreamFile:
         """A stream file as capture.json lists it (channels, size, checksum)."""
@@ -432,18 +478,22 @@ class Capture:
         expected_bytes: int | None = None,
         expected_sha256: str | None = None,
     ) -> StreamFile:
-        """A stream file whose index pass is started (it completes before ``open`` returns)."""
-        sf = StreamFile(path, module, channels, FileIndex(path, 0), expected_bytes, expected_sha256)
-        if self._scans is None:
-            sf.index = scan_file(path)
-        else:
-            self._pending.append((sf, self._scans.submit(scan_file, path, SCAN_CHUNK)))
-        return sf
+        """A stream file, its index to come (``_build_channels``)."""
+        return StreamFile(
+            path, module, channels, FileIndex(path, 0), expected_bytes, expected_sha256
+        )
 
     # --- channels -----------------------------------------------------------------------
 
-    def _build_channels(self) -> None:
-        for fnum, sf in enumerate(self.files):
+    def _build_channels(self, indexes: list[FileIndex]) -> None:
+        """Channels from the files' indexes: complete ones, or (while the index pass runs)
+        what is indexed so far; built afresh each time."""
+        self._builds += 1
+        self._channels = []
+        self._problems = list(self._open_problems)
+        for sf, idx in zip(self._files, indexes, strict=True):
+            sf.index = idx
+        for fnum, sf in enumerate(self._files):
             idx = sf.index
             where = sf.path.name
             if idx.truncated_bytes:
@@ -455,7 +505,7 @@ class Capture:
                         f"{info['values']} values at {iso_time(info['time'])}, "
                         f"{info['length'] - idx.truncated_bytes} of {info['length']} bytes missing)"
                     )
-                self.problems.append(
+                self._problems.append(
                     Problem(
                         "error",
                         where,
@@ -464,7 +514,7 @@ class Capture:
                     )
                 )
             for err in idx.framing_errors:
-                self.problems.append(
+                self._problems.append(
                     Problem(
                         "error",
                         where,
@@ -477,10 +527,10 @@ class Capture:
             for sid in sorted(set(sids) | set(idx.interpretations)):
                 channel = self._channel_number(sf, sid, mod_meta, where)
                 self._add_channel(fnum, sf, sid, channel, mod_meta)
-        self.channels.sort(key=lambda c: (c.module, c.channel, c.signal_id))
-        for mod in self.modules.values():
-            mod.channels = [c.key for c in self.channels if c.module == mod.number]
-        self._by_key = {c.key: c for c in self.channels}
+        self._channels.sort(key=lambda c: (c.module, c.channel, c.signal_id))
+        for mod in self._modules.values():
+            mod.channels = [c.key for c in self._channels if c.module == mod.number]
+        self._by_key = {c.key: c for c in self._channels}
 
     def _module_meta(self, number: int) -> dict[str, Any] | None:
         if not self.meta:
@@ -504,7 +554,7 @@ class Capture:
             ordered = sorted(sf.channels)
             if 1 <= sid <= len(ordered):
                 return ordered[sid - 1]
-        self.problems.append(
+        self._problems.append(
             Problem(
                 "warning" if self.meta else "info",
                 where,
@@ -525,17 +575,17 @@ class Capture:
         where = f"{sf.path.name} signal {sid}"
         interp = idx.interpretations.get(sid)
         if interp is None:
-            self.problems.append(
+            self._problems.append(
                 Problem("error", where, "data without an Interpretation message: not readable")
             )
             return
         if interp.data_type != DataType.INT24:
-            self.problems.append(
+            self._problems.append(
                 Problem("error", where, f"data type {interp.data_type} is not Int24: not read")
             )
             return
         if not interp.sample_rate or (1 << 32) % interp.sample_rate:
-            self.problems.append(
+            self._problems.append(
                 Problem("error", where, f"sample period {interp.period} is not a LAN-XI rate")
             )
             return
@@ -548,7 +598,7 @@ class Capture:
         for block, later in versions[1:]:
             if later.sample_rate != rate or later.data_type != DataType.INT24:
                 cut = int(np.searchsorted(sel, block))
-                self.problems.append(
+                self._problems.append(
                     Problem(
                         "error",
                         where,
@@ -559,7 +609,7 @@ class Capture:
                 sel = sel[:cut]
                 versions = [v for v in versions if v[0] < block]
                 break
-            self.problems.append(
+            self._problems.append(
                 Problem("warning", where, "Interpretation changed mid-stream (new scale/offset)")
             )
         times = idx.time[sel]
@@ -571,7 +621,7 @@ class Capture:
         misaligned = int(np.count_nonzero(rem))
         if misaligned:
             pos = pos + (2 * rem >= tps)
-            self.problems.append(
+            self._problems.append(
                 Problem(
                     "warning",
                     where,
@@ -600,9 +650,9 @@ class Capture:
         if 1 <= channel <= len(detected) and isinstance(detected[channel - 1], dict):
             transducer = {**(transducer or {}), "detected": detected[channel - 1]}
         key = f"m{sf.module}-ch{channel}"
-        while key in {c.key for c in self.channels}:
+        while key in {c.key for c in self._channels}:
             key += "'"
-            self.problems.append(Problem("warning", where, f"channel {channel} appears twice"))
+            self._problems.append(Problem("warning", where, f"channel {channel} appears twice"))
         ch = Channel(
             key=key,
             module=sf.module,
@@ -629,16 +679,20 @@ class Capture:
             range=str((setup or {}).get("range", "")),
         )
         if overlap:
-            self.problems.append(
+            self._problems.append(
                 Problem("error", where, f"{overlap} samples overlap earlier ones (time went back)")
             )
         if not len(sel):
-            self.problems.append(Problem("warning", where, "announced but carries no samples"))
-        self.channels.append(ch)
+            self._problems.append(Problem("warning", where, "announced but carries no samples"))
+        self._channels.append(ch)
 
     # --- access -------------------------------------------------------------------------
 
     def channel(self, key: str) -> Channel:
+        self._complete()
+        return self._channel(key)
+
+    def _channel(self, key: str) -> Channel:
         try:
             return self._by_key[key]
         except KeyError:
@@ -654,22 +708,13 @@ class Capture:
 
     def span(self, trim: bool = False, keys: Iterable[str] | None = None) -> tuple[int, int]:
         """(start, end) ticks: all samples of the channels, or (trim) their common span."""
-        chans = [self.channel(k) for k in keys] if keys is not None else self.channels
-        chans = [c for c in chans if c.length]
-        if not chans:
-            return (self.start_ticks, self.start_ticks)
-        if trim:
-            start = max(c.start_ticks for c in chans)
-            end = min(c.end_ticks for c in chans)
-            return (start, max(start, end))
-        return (min(c.start_ticks for c in chans), max(c.end_ticks for c in chans))
+        self._complete()
+        chans = [self._channel(k) for k in keys] if keys is not None else self._channels
+        return _span(chans, trim, self.start_ticks)
 
     def range_of(self, key: str, start_ticks: int, end_ticks: int) -> tuple[int, int]:
         """Sample indices [i0, i1) of a channel inside [start, end), clipped to the channel."""
-        ch = self.channel(key)
-        i0 = min(max(ch.index_at(start_ticks), 0), ch.length)
-        i1 = min(max(ch.index_at(end_ticks), i0), ch.length)
-        return i0, i1
+        return _range_of(self.channel(key), start_ticks, end_ticks)
 
     def read(
         self,
@@ -681,7 +726,17 @@ class Capture:
         out: np.ndarray | None = None,
     ) -> np.ndarray:
         """Calibrated samples [start, stop) of a channel; indices outside it and gaps -> fill."""
-        ch = self.channel(key)
+        return self._read(self.channel(key), start, stop, dtype, fill, out)
+
+    def _read(
+        self,
+        ch: Channel,
+        start: int = 0,
+        stop: int | None = None,
+        dtype: Any = np.float64,
+        fill: float = np.nan,
+        out: np.ndarray | None = None,
+    ) -> np.ndarray:
         stop = ch.length if stop is None else stop
         n = max(0, stop - start)
         if out is None:
@@ -735,56 +790,134 @@ class Capture:
         front to back once, whatever the number of channels. With ``reuse`` the arrays are
         views of buffers that the next window overwrites (a streaming consumer allocates
         nothing per window).
+
+        While the index pass still runs (``open(..., background=True)``), each window waits
+        only until every file is indexed past its end; a file whose index has ended ends its
+        channels. Should the complete index contradict what was delivered (a signal that
+        starts late, blocks that go back in time: a damaged capture), ``StreamingReadError``
+        is raised at that point; open the capture without ``background`` to read it.
         """
-        keys = list(keys) if keys is not None else [c.key for c in self.channels]
-        t0, t1 = self.span(trim, keys)
-        t0 = t0 if start_ticks is None else max(t0, start_ticks)
-        t1 = t1 if end_ticks is None else min(t1, end_ticks)
-        chans = [self.channel(k) for k in keys]
-        if not chans or t1 <= t0:
+        everything = keys is None
+        keys = list(keys) if keys is not None else [c.key for c in self._channels]
+        if not keys:
             return
+        self._await_samples(keys)
+        chans = [self._channel(k) for k in keys]
+        fixed = (start_ticks, end_ticks)
+        t0 = self._window_span(chans, trim, fixed)[0]
+        delivered = _Delivered(keys, {c.key: c.start_ticks for c in chans}, t0, everything)
+        built = self._builds
         step = chunk * min(c.ticks_per_sample for c in chans)
-        limits = {ch.key: self.range_of(ch.key, t0, t1) for ch in chans}
         buffers: dict[str, np.ndarray] = {}
-
-        def spans(a: int) -> list[tuple[Channel, int, int]]:
-            b = min(t1, a + step)
-            found = []
-            for ch in chans:
-                lo, hi = limits[ch.key]
-                i0, i1 = max(ch.index_at(a), lo), min(ch.index_at(b), hi)
-                if i1 > i0:
-                    found.append((ch, i0, i1))
-            return found
-
         workers = decode_workers()
         pool = ThreadPoolExecutor(workers) if workers > 1 and len(chans) > 1 else None
+
+        def decode(job: tuple[Channel, int, int, np.ndarray | None]) -> np.ndarray:
+            ch, i0, i1, out = job
+            return self._read(ch, i0, i1, dtype, out=out)
+
         try:
-            for a in range(t0, t1, step):
+            a = t0
+            while True:
+                if self._index is not None:
+                    until = a + step if end_ticks is None else min(a + step, end_ticks)
+                    self._follow_index(keys, until)
+                if self._builds != built:  # the index grew: the channels are new objects
+                    chans = self._recheck(delivered, trim, fixed)
+                    built = self._builds
+                lo, t1 = self._window_span(chans, trim, fixed)
+                if a >= t1:
+                    break
                 b = min(t1, a + step)
                 jobs = []
-                for ch, i0, i1 in spans(a):
+                for ch in chans:
+                    i0, i1 = _range_of(ch, max(a, lo), b)
+                    if i1 <= i0:
+                        continue
                     out = None
                     if reuse:
                         buf = buffers.get(ch.key)
                         if buf is None or len(buf) < i1 - i0:
                             buf = buffers[ch.key] = np.empty(max(i1 - i0, chunk), dtype=dtype)
                         out = buf[: i1 - i0]
-                    jobs.append((ch.key, i0, i1, out))
-
-                def decode(job: tuple[str, int, int, np.ndarray | None]) -> np.ndarray:
-                    key, i0, i1, out = job
-                    return self.read(key, i0, i1, dtype, out=out)
-
+                    jobs.append((ch, i0, i1, out))
                 # The channels of a window are independent: with a second core two decode at
                 # once (numpy's loops and page faults run without the GIL).
                 values = pool.map(decode, jobs) if pool else map(decode, jobs)
-                parts = {job[0]: (job[1], v) for job, v in zip(jobs, values, strict=True)}
+                parts = {job[0].key: (job[1], v) for job, v in zip(jobs, values, strict=True)}
                 yield Window(a, b, parts)
-                self.release(keys, b)
+                self._release(chans, b)
+                a = b
+            if self._index is not None and end_ticks is None:
+                # The span ended before the index did (with ``trim``, at a file that ended
+                # early): the rest of the index can still contradict what was delivered.
+                self._complete()
+                self._recheck(delivered, trim, fixed)
         finally:
             if pool is not None:
                 pool.shutdown()
+
+    def _window_span(
+        self, chans: list[Channel], trim: bool, fixed: tuple[int | None, int | None]
+    ) -> tuple[int, int]:
+        t0, t1 = _span(chans, trim, self.start_ticks if self.indexed else 0)
+        if fixed[0] is not None:
+            t0 = max(t0, fixed[0])
+        if fixed[1] is not None:
+            t1 = min(t1, fixed[1])
+        return t0, t1
+
+    def _grow_index(self) -> None:
+        """Let the running index pass move on, and rebuild the channels from what it has."""
+        index = self._index
+        assert index is not None
+        if index.done:
+            self._complete()
+        else:
+            index.wait_more()
+            self._build_channels(index.snapshots())
+
+    def _await_samples(self, keys: list[str]) -> None:
+        """While indexing in the background: until every one of these channels has samples
+        (their start instants fix the windows), or the index is complete."""
+        while self._index is not None and not all(self._channel(k).length for k in keys):
+            self._grow_index()
+
+    def _follow_index(self, keys: list[str], until: int) -> None:
+        """Until every file still being indexed is indexed past ``until`` for these channels."""
+        while self._index is not None:
+            pending = {i for i, sf in enumerate(self._files) if not sf.index.complete}
+            if not pending:
+                self._complete()
+                return
+            if all(
+                self._channel(k).end_ticks >= until
+                for k in keys
+                if self._channel(k).file in pending
+            ):
+                return
+            self._grow_index()
+
+    def _recheck(
+        self, delivered: _Delivered, trim: bool, fixed: tuple[int | None, int | None]
+    ) -> list[Channel]:
+        """The channels again after the index grew, checked against the windows delivered:
+        a damaged capture can contradict them (blocks that go back in time, a signal that
+        starts late), which only the complete index shows."""
+        known = set(self._by_key)
+        gone = [k for k in delivered.keys if k not in known]
+        if gone:
+            raise StreamingReadError(f"{', '.join(gone)} left the index while it grew")
+        chans = [self._channel(k) for k in delivered.keys]
+        moved = [c.key for c in chans if c.start_ticks != delivered.starts[c.key] or not c.ordered]
+        if moved:
+            raise StreamingReadError(f"blocks of {', '.join(moved)} go back in time")
+        late = sorted(known - set(delivered.keys)) if delivered.everything else []
+        if late:
+            raise StreamingReadError(f"{', '.join(late)} only start later in their files")
+        if self._window_span(chans, trim, fixed)[0] != delivered.start:
+            raise StreamingReadError("the channels' common start moved")
+        return chans
 
     def arrays(
         self, trim: bool = False, dtype: Any = np.float64, keys: Sequence[str] | None = None
@@ -799,6 +932,9 @@ class Capture:
         return out
 
     def close(self) -> None:
+        index, self._index = self._index, None
+        if index is not None:
+            index.cancel()
         maps, self._maps = self._maps, {}
         while maps:
             _fnum, (mm, view) = maps.popitem()
@@ -843,7 +979,7 @@ class Capture:
             with self._lock:
                 entry = self._maps.get(fnum)
                 if entry is None:
-                    with open(self.files[fnum].path, "rb") as f:
+                    with open(self._files[fnum].path, "rb") as f:
                         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
                     entry = (mm, np.frombuffer(mm, dtype=np.uint8))
                     self._maps[fnum] = entry
@@ -891,18 +1027,61 @@ class Capture:
 
         A front-to-back pass calls this after each window so the process's resident memory stays
         bounded however large the files are (the pages stay in the kernel's cache)."""
+        self._release([self.channel(k) for k in keys], before_ticks)
+
+    def _release(self, chans: Iterable[Channel], before_ticks: int) -> None:
         upto: dict[int, int] = {}
-        for ch in (self.channel(k) for k in keys):
+        for ch in chans:
             pos = max(0, min(ch.length, ch.index_at(before_ticks)))
             off = _byte_offset(ch, pos)
             upto[ch.file] = min(upto.get(ch.file, off), off)
         for fnum, off in upto.items():
+            if self._index is not None:
+                self._index.consumed(fnum, off)
             entry = self._maps.get(fnum)
             if entry is None or not hasattr(mmap, "MADV_DONTNEED"):
                 continue
             length = (off // mmap.PAGESIZE) * mmap.PAGESIZE
             if length > 0:
                 entry[0].madvise(mmap.MADV_DONTNEED, 0, length)
+
+
+class StreamingReadError(CaptureError):
+    """A front-to-back read begun while the index was still running (``open(...,
+    background=True)``) delivered windows that the complete index contradicts."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"{why}: windows already delivered would differ; open the capture without "
+            "background indexing to read it"
+        )
+
+
+@dataclass
+class _Delivered:
+    """What a front-to-back read fixed when it began (checked as the index grows)."""
+
+    keys: list[str]
+    starts: dict[str, int]
+    start: int
+    everything: bool
+
+
+def _span(chans: Iterable[Channel], trim: bool, default: int) -> tuple[int, int]:
+    chans = [c for c in chans if c.length]
+    if not chans:
+        return (default, default)
+    if trim:
+        start = max(c.start_ticks for c in chans)
+        end = min(c.end_ticks for c in chans)
+        return (start, max(start, end))
+    return (min(c.start_ticks for c in chans), max(c.end_ticks for c in chans))
+
+
+def _range_of(ch: Channel, start_ticks: int, end_ticks: int) -> tuple[int, int]:
+    i0 = min(max(ch.index_at(start_ticks), 0), ch.length)
+    i1 = min(max(ch.index_at(end_ticks), i0), ch.length)
+    return i0, i1
 
 
 def _segment_ends(ch: Channel) -> np.ndarray:
@@ -1036,6 +1215,7 @@ __all__ = [
     "QualityChange",
     "Segment",
     "StreamFile",
+    "StreamingReadError",
     "Window",
     "iso_time",
     "validity_names",
