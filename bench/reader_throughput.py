@@ -6,9 +6,12 @@ stream files) into a temporary folder, then, in the same run:
 * plain read: every file read front to back into a reused 4 MiB buffer, the files one after
   another and also two at a time (as the reader's index pass reads them); the faster of the two
   is the I/O limit the reader is compared with;
-* reader: ``Capture.open`` (index every message) and every channel of every module read as
-  calibrated float32 arrays through ``iter_windows`` (what the exports do), in a child process
-  whose peak resident memory (ru_maxrss) and peak Python/numpy heap (tracemalloc) are reported.
+* reader: every channel of every module read as calibrated float32 arrays through
+  ``iter_windows`` (what the exports do), in a child process whose peak resident memory
+  (ru_maxrss) and peak Python/numpy heap (tracemalloc) are reported; both ways of opening:
+  ``Capture.open(folder)`` (index every message, then decode) and
+  ``Capture.open(folder, background=True)`` (decode each window as soon as every file is indexed
+  past it: one pass over the disk). The ratio is the latter's.
 
 Both are measured cold (the files' pages dropped from the kernel's cache with
 ``posix_fadvise(DONTNEED)`` first: the case of a capture larger than memory, read from disk)
@@ -96,22 +99,22 @@ def plain_read(paths: list[Path], workers: int = 1) -> float:
     return time.perf_counter() - start
 
 
-def read_capture(folder: Path) -> tuple[float, int]:
+def read_capture(folder: Path, background: bool) -> tuple[float, int]:
     start = time.perf_counter()
     samples = 0
-    with Capture.open(folder, background=True) as cap:
+    with Capture.open(folder, background=background) as cap:
         for window in cap.iter_windows(chunk=1 << 18, dtype=np.float32, reuse=True):
             for _i0, values in window.parts.values():
                 samples += len(values)
     return time.perf_counter() - start, samples
 
 
-def child(folder: Path, cold: bool, heap: bool) -> None:
+def child(folder: Path, cold: bool, heap: bool, background: bool) -> None:
     if cold:
         evict(files_of(folder))
     if heap:
         tracemalloc.start()
-    seconds, samples = read_capture(folder)
+    seconds, samples = read_capture(folder, background)
     peak_heap = tracemalloc.get_traced_memory()[1] if heap else None
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
@@ -119,10 +122,11 @@ def child(folder: Path, cold: bool, heap: bool) -> None:
     )
 
 
-def run_child(folder: Path, cold: bool, heap: bool = False) -> dict:
+def run_child(folder: Path, cold: bool, heap: bool = False, background: bool = True) -> dict:
     cmd = [sys.executable, __file__, "--child", str(folder)]
     cmd += ["--cold"] if cold else []
     cmd += ["--heap"] if heap else []
+    cmd += ["--background"] if background else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -137,9 +141,10 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--heap", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child), args.cold, args.heap)
+        child(Path(args.child), args.cold, args.heap, args.background)
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="lanxi-bench-", dir=args.dir))
@@ -157,6 +162,7 @@ def main() -> None:
         for cold in (True, False):
             serial: list[float] = []
             side: list[float] = []
+            indexed: list[float] = []
             reader: list[float] = []
             for _ in range(args.repeat):
                 for workers, times in ((1, serial), (SCAN_WORKERS, side)):
@@ -165,12 +171,13 @@ def main() -> None:
                     else:
                         plain_read(paths)  # make sure every page is cached
                     times.append(plain_read(paths, workers))
-                if cold:
-                    evict(paths)  # again in the child, just before its clock starts
-                else:
-                    plain_read(paths)
-                reader.append(run_child(tmp, cold)["seconds"])
-            rows.append((cold, serial, side, reader))
+                for background, times in ((False, indexed), (True, reader)):
+                    if cold:
+                        evict(paths)  # again in the child, just before its clock starts
+                    else:
+                        plain_read(paths)
+                    times.append(run_child(tmp, cold, background=background)["seconds"])
+            rows.append((cold, serial, side, indexed, reader))
         mem = run_child(tmp, cold=False, heap=True)
         rss = run_child(tmp, cold=True)
 
@@ -180,14 +187,14 @@ def main() -> None:
         print(
             f"MB/s, best of {args.repeat} (spread):\n"
             f"{'':6} {'plain, serial':>22} {f'plain, {SCAN_WORKERS} at once':>22} "
-            f"{'reader':>22} {'reader/best plain':>18}"
+            f"{'reader, index first':>22} {'reader, background':>22} {'reader/best plain':>18}"
         )
-        for cold, serial, side, reader in rows:
+        for cold, serial, side, indexed, reader in rows:
             label = "cold" if cold else "warm"
             best = min(min(serial), min(side))
             print(
-                f"{label:6} {rate(serial):>22} {rate(side):>22} {rate(reader):>22} "
-                f"{best / min(reader):17.2f}x"
+                f"{label:6} {rate(serial):>22} {rate(side):>22} {rate(indexed):>22} "
+                f"{rate(reader):>22} {best / min(reader):17.2f}x"
             )
         samples = mem["samples"]
         print(

@@ -7,6 +7,7 @@ window for window and sample for sample, what a read after the complete index gi
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from webapp.analysis import index as index_module
 from webapp.analysis import indexing, reader
 from webapp.analysis.reader import Capture, StreamingReadError
 from webapp.analysis.synthetic import write_capture
+from webapp.cli import main
 from webapp.openapi.stream import (
     SignalInterpretation,
     encode_interpretation,
@@ -215,3 +217,26 @@ def test_closing_stops_the_pass(clean_capture: Path, monkeypatch: pytest.MonkeyP
     assert any(t.name.startswith("index-") for t in threading.enumerate())
     cap.close()
     assert not any(t.name.startswith("index-") for t in threading.enumerate())
+
+
+def test_inspect_levels_reads_a_damaged_capture_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``inspect --levels`` reads while indexing; on a contradiction it reads once more."""
+    monkeypatch.setattr(indexing, "LEAD_BYTES", 32 << 10)
+    opened: list[bool] = []
+    real_open = Capture.open.__func__  # type: ignore[attr-defined]
+
+    def spy(cls: type[Capture], source: Any, background: bool = False) -> Capture:
+        opened.append(background)
+        return real_open(cls, source, background)
+
+    monkeypatch.setattr(Capture, "open", classmethod(spy))
+    path = tmp_path / "back.1.stream"
+    _one_signal_file(path, [i * 256 * TPS for i in range(400)] + [5 * 256 * TPS])
+    assert main(["inspect", str(path), "--levels", "--json", "--no-checksums"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert opened == [True, False]
+    [channel] = report["channels"]
+    assert channel["level"]["peak"] == 400  # the last block (value 400) overwrote block 5
+    assert any("go back" in p["message"] or "overlap" in p["message"] for p in report["problems"])

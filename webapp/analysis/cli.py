@@ -9,7 +9,7 @@ from typing import Any
 
 from webapp.analysis.export import FORMATS, ExportError, export
 from webapp.analysis.integrity import build_report, format_report
-from webapp.analysis.reader import Capture, CaptureError
+from webapp.analysis.reader import Capture, CaptureError, StreamingReadError
 
 
 def add_parser(subparsers: Any) -> None:
@@ -77,20 +77,30 @@ def add_parser(subparsers: Any) -> None:
     exp.set_defaults(func=run_export)
 
 
-def _open(sources: list[str]) -> Capture | None:
+def _open(sources: list[str], background: bool = False) -> Capture | None:
     try:
-        return Capture.open(sources[0] if len(sources) == 1 else sources)
+        return Capture.open(sources[0] if len(sources) == 1 else sources, background=background)
     except (CaptureError, OSError) as exc:
         print(f"lanxi-dashboard: cannot read {' '.join(sources)}: {exc}", file=sys.stderr)
         return None
 
 
-def run_inspect(args: argparse.Namespace) -> int:
-    cap = _open(args.capture)
+def _report(args: argparse.Namespace, background: bool) -> dict[str, Any] | None:
+    cap = _open(args.capture, background)
     if cap is None:
-        return 2
+        return None
     with cap:
-        report = build_report(cap, checksums=not args.no_checksums, levels=args.levels)
+        return build_report(cap, checksums=not args.no_checksums, levels=args.levels)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    # With --levels every sample is read: let that pass start while the files are indexed.
+    try:
+        report = _report(args, background=args.levels)
+    except StreamingReadError:  # a damaged capture: read it again after the whole index
+        report = _report(args, background=False)
+    if report is None:
+        return 2
     if args.json:
         json.dump(report, sys.stdout, indent=2)
         sys.stdout.write("\n")

@@ -46,14 +46,16 @@ def sha256_file(path: Any) -> str:
 
 
 def build_report(cap: Capture, checksums: bool = True, levels: bool = False) -> dict[str, Any]:
+    # Levels first: their pass over the samples can then overlap a background index pass.
+    channel_level = channel_levels(cap) if levels else None
     problems: list[Problem] = list(cap.problems)
     meta = cap.meta or {}
     ref = cap.start_ticks
     files = [_file_entry(cap, i, checksums, problems) for i in range(len(cap.files))]
     sync = _sync(cap, problems)
     channels = [_channel_entry(cap, ch, sync, ref, problems) for ch in cap.channels]
-    if levels:
-        for entry, level in zip(channels, channel_levels(cap), strict=True):
+    if channel_level is not None:
+        for entry, level in zip(channels, channel_level, strict=True):
             entry["level"] = level
     modules = _modules(cap, sync)
     faults = _faults(meta, problems)
@@ -435,18 +437,18 @@ def _event_time(t: Any) -> str | None:
 
 def channel_levels(cap: Capture) -> list[dict[str, Any]]:
     """RMS and peak of every channel over all its samples (one pass over the files)."""
-    acc = {c.key: [0.0, 0, 0.0] for c in cap.channels}
+    acc: dict[str, list[Any]] = {}
     for window in cap.iter_windows(dtype=np.float64):
         for key, (_i0, values) in window.parts.items():
             good = values[~np.isnan(values)]
             if good.size:
-                a = acc[key]
+                a = acc.setdefault(key, [0.0, 0, 0.0])
                 a[0] += float(np.dot(good, good))
                 a[1] += good.size
                 a[2] = max(a[2], float(np.abs(good).max()))
     out = []
     for ch in cap.channels:
-        sq, n, peak = acc[ch.key]
+        sq, n, peak = acc.get(ch.key, (0.0, 0, 0.0))
         rms = (sq / n) ** 0.5 if n else None
         db = None
         if rms:

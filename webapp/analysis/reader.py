@@ -1135,8 +1135,9 @@ def _segments(
     )
     d = np.diff(voffs)
     key = np.where(cont, d, -1)
-    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-    ends = np.r_[starts[1:], len(key)]
+    # (np.r_ would do, at ten times the cost: this runs for every channel on every rebuild)
+    starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1])))
+    ends = np.append(starts[1:], len(key))
     i = 0  # first block not yet in a segment
     for a, b in zip(starts.tolist(), ends.tolist(), strict=True):  # pairs a..b-1
         if key[a] < 0:
@@ -1163,7 +1164,7 @@ def _coverage(
     p = pos[order]
     c = counts[order]
     ends = p + c
-    prev_end = np.r_[p[0], np.maximum.accumulate(ends)[:-1]]
+    prev_end = np.concatenate((p[:1], np.maximum.accumulate(ends)[:-1]))
     overlap = int(np.clip(prev_end - p, 0, c).sum())
     gap_at = np.flatnonzero(p > prev_end)
     gaps = [
