@@ -8,17 +8,19 @@ stream files) into a temporary folder, then, in the same run:
   is the I/O limit the reader is compared with;
 * reader: every channel of every module read as calibrated float32 arrays through
   ``iter_windows`` (what the exports do), in a child process whose peak resident memory
-  (ru_maxrss) and peak Python/numpy heap (tracemalloc) are reported; both ways of opening:
-  ``Capture.open(folder)`` (index every message, then decode) and
-  ``Capture.open(folder, background=True)`` (decode each window as soon as every file is indexed
-  past it: one pass over the disk). The ratio is the latter's.
+  (ru_maxrss) and peak Python/numpy heap (tracemalloc) are reported. Both ways of opening:
+  ``Capture.open(folder, background=True)`` (each window decoded as soon as every file is
+  indexed past it: one pass over the disk; the ratio is this one's) and ``Capture.open(folder)``
+  (index every message, then decode). The latter is also timed with the pages dropped again
+  between the index pass and the decoding (the clock stopped meanwhile), which is what it costs
+  on a capture larger than memory: the disk read twice.
 
-Both are measured cold (the files' pages dropped from the kernel's cache with
-``posix_fadvise(DONTNEED)`` first: the case of a capture larger than memory, read from disk)
-and warm (pages cached: the plain read is then a memory copy). Plain read and reader alternate
-in every repetition, each after its own eviction; the table shows the best of the repetitions
-and the spread (slowest–fastest MB/s) beside it, since the disk is shared. The temporary folder
-is removed at the end. Usage: python bench/reader_throughput.py [--mb 256] [--repeat 3]
+Everything is measured cold (the files' pages dropped from the kernel's cache with
+``posix_fadvise(DONTNEED)`` first: read from disk) and warm (pages cached: the plain read is
+then a memory copy). Plain reads and reader alternate in every repetition, each after its own
+eviction; the table shows the best of the repetitions and the spread (slowest–fastest MB/s)
+beside it, since the disk is shared. The temporary folder is removed at the end.
+Usage: python bench/reader_throughput.py [--mb 256] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -99,22 +101,33 @@ def plain_read(paths: list[Path], workers: int = 1) -> float:
     return time.perf_counter() - start
 
 
-def read_capture(folder: Path, background: bool) -> tuple[float, int]:
+MODES = {
+    "background": "reader, background index",
+    "index": "reader, whole index first",
+    "index-evicted": "  same, pages gone before decoding",
+}
+
+
+def read_capture(folder: Path, mode: str) -> tuple[float, int]:
     start = time.perf_counter()
     samples = 0
-    with Capture.open(folder, background=background) as cap:
+    with Capture.open(folder, background=mode == "background") as cap:
+        if mode == "index-evicted":  # the clock does not run while the pages are dropped
+            paused = time.perf_counter()
+            evict(files_of(folder))
+            start += time.perf_counter() - paused
         for window in cap.iter_windows(chunk=1 << 18, dtype=np.float32, reuse=True):
             for _i0, values in window.parts.values():
                 samples += len(values)
     return time.perf_counter() - start, samples
 
 
-def child(folder: Path, cold: bool, heap: bool, background: bool) -> None:
+def child(folder: Path, cold: bool, heap: bool, mode: str) -> None:
     if cold:
         evict(files_of(folder))
     if heap:
         tracemalloc.start()
-    seconds, samples = read_capture(folder, background)
+    seconds, samples = read_capture(folder, mode)
     peak_heap = tracemalloc.get_traced_memory()[1] if heap else None
     rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
@@ -122,11 +135,10 @@ def child(folder: Path, cold: bool, heap: bool, background: bool) -> None:
     )
 
 
-def run_child(folder: Path, cold: bool, heap: bool = False, background: bool = True) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(folder)]
+def run_child(folder: Path, cold: bool, heap: bool = False, mode: str = "background") -> dict:
+    cmd = [sys.executable, __file__, "--child", str(folder), "--mode", mode]
     cmd += ["--cold"] if cold else []
     cmd += ["--heap"] if heap else []
-    cmd += ["--background"] if background else []
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -141,10 +153,10 @@ def main() -> None:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--cold", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--heap", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--background", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=MODES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(Path(args.child), args.cold, args.heap, args.background)
+        child(Path(args.child), args.cold, args.heap, args.mode)
         return
 
     tmp = Path(tempfile.mkdtemp(prefix="lanxi-bench-", dir=args.dir))
@@ -158,44 +170,40 @@ def main() -> None:
             f"capture: {mb:.1f} MB in {len(paths)} files ({args.modules} modules × "
             f"{args.channels} channels at {RATE} S/s), synthesised in {time.perf_counter() - t:.1f} s"
         )
-        rows = []
-        for cold in (True, False):
-            serial: list[float] = []
-            side: list[float] = []
-            indexed: list[float] = []
-            reader: list[float] = []
-            for _ in range(args.repeat):
-                for workers, times in ((1, serial), (SCAN_WORKERS, side)):
+        plain_label = f"plain, {SCAN_WORKERS} at once"
+        times: dict[tuple[str, bool], list[float]] = {}
+        for _ in range(args.repeat):
+            for cold in (True, False):
+                for label, workers in (("plain, serial", 1), (plain_label, SCAN_WORKERS)):
                     if cold:
                         evict(paths)
                     else:
                         plain_read(paths)  # make sure every page is cached
-                    times.append(plain_read(paths, workers))
-                for background, times in ((False, indexed), (True, reader)):
+                    times.setdefault((label, cold), []).append(plain_read(paths, workers))
+                for mode, label in MODES.items():
+                    if not cold and mode == "index-evicted":
+                        continue
                     if cold:
                         evict(paths)  # again in the child, just before its clock starts
                     else:
                         plain_read(paths)
-                    times.append(run_child(tmp, cold, background=background)["seconds"])
-            rows.append((cold, serial, side, indexed, reader))
+                    seconds = run_child(tmp, cold, mode=mode)["seconds"]
+                    times.setdefault((label, cold), []).append(seconds)
         mem = run_child(tmp, cold=False, heap=True)
         rss = run_child(tmp, cold=True)
 
-        def rate(times: list[float]) -> str:
-            return f"{mb / min(times):6.0f} ({mb / max(times):.0f}–{mb / min(times):.0f})"
+        def rate(key: tuple[str, bool]) -> str:
+            t = times.get(key)
+            return f"{mb / min(t):.0f} ({mb / max(t):.0f}–{mb / min(t):.0f})" if t else "–"
 
-        print(
-            f"MB/s, best of {args.repeat} (spread):\n"
-            f"{'':6} {'plain, serial':>22} {f'plain, {SCAN_WORKERS} at once':>22} "
-            f"{'reader, index first':>22} {'reader, background':>22} {'reader/best plain':>18}"
-        )
-        for cold, serial, side, indexed, reader in rows:
-            label = "cold" if cold else "warm"
-            best = min(min(serial), min(side))
-            print(
-                f"{label:6} {rate(serial):>22} {rate(side):>22} {rate(indexed):>22} "
-                f"{rate(reader):>22} {best / min(reader):17.2f}x"
-            )
+        print(f"MB/s, best of {args.repeat} (spread):\n{'':36} {'cold':>20} {'warm':>22}")
+        for label in ("plain, serial", plain_label, *MODES.values()):
+            print(f"{label:36} {rate((label, True)):>20} {rate((label, False)):>22}")
+        ratios = []
+        for cold in (True, False):
+            best = min(min(times[("plain, serial", cold)]), min(times[(plain_label, cold)]))
+            ratios.append(f"{best / min(times[(MODES['background'], cold)]):.2f}x")
+        print(f"{'reader (background) / best plain':36} {ratios[0]:>20} {ratios[1]:>22}")
         samples = mem["samples"]
         print(
             f"reader output: {samples / 1e6:.1f} M calibrated float32 samples "
