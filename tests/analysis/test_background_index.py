@@ -7,6 +7,7 @@ window for window and sample for sample, what a read after the complete index gi
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
 from pathlib import Path
@@ -240,3 +241,40 @@ def test_inspect_levels_reads_a_damaged_capture_again(
     [channel] = report["channels"]
     assert channel["level"]["peak"] == 400  # the last block (value 400) overwrote block 5
     assert any("go back" in p["message"] or "overlap" in p["message"] for p in report["problems"])
+
+
+def test_a_capture_dropped_unclosed_stops_its_pass(
+    clean_capture: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(indexing, "LEAD_BYTES", 1)  # the pass waits for a reader that is gone
+    cap = Capture.open(clean_capture, background=True)
+    threads = [t for t in threading.enumerate() if t.name.startswith("index-")]
+    assert threads
+    del cap
+    gc.collect()
+    for t in threads:
+        t.join(timeout=10)
+        assert not t.is_alive()
+
+
+def test_files_are_shared_out_between_the_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not in lockstep a thread that is done with its file takes on the next one nobody has
+    (a fixed share would leave one thread with both of the large files)."""
+    big, small, other = tmp_path / "a.1.stream", tmp_path / "b.2.stream", tmp_path / "c.3.stream"
+    _one_signal_file(big, [i * 256 * TPS for i in range(8000)])
+    _one_signal_file(small, [i * 256 * TPS for i in range(10)])
+    _one_signal_file(other, [i * 256 * TPS for i in range(2000)])
+    readers: dict[str, set[str]] = {}
+    real = index_module.FileScan.step
+
+    def step(self: index_module.FileScan) -> bool:
+        readers.setdefault(self.path.name, set()).add(threading.current_thread().name)
+        return real(self)
+
+    monkeypatch.setattr(index_module.FileScan, "step", step)
+    with Capture.open([big, small, other]) as cap:
+        assert [f.index.blocks for f in cap.files] == [8000, 10, 2000]
+    assert readers["a.1.stream"] != readers["c.3.stream"]
+    assert all(len(names) == 1 for names in readers.values())

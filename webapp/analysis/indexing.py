@@ -2,10 +2,11 @@
 
 Two orders of reading:
 
-* ``lockstep=False`` (``Capture.open``): each thread indexes its files one after the other,
-  front to back, as the disk streams best; nothing is used before the whole pass ends.
-* ``lockstep=True`` (``Capture.open(..., background=True)``): each thread advances whichever of
-  its files is least far along, a chunk at a time, so all files move forward together in stream
+* ``lockstep=False`` (``Capture.open``): each thread takes on a file and indexes it front to
+  back, then the next file nobody has, as the disk streams best; nothing is used before the
+  whole pass ends.
+* ``lockstep=True`` (``Capture.open(..., background=True)``): the threads read a chunk at a
+  time of whichever file is least far along, so all files move forward together in stream
   time; ``snapshots`` give what is indexed so far and a reader decodes the first windows while
   the rest of the files are still being read. One disk pass instead of two (the decoder finds
   the pages the index pass has just read in the kernel's cache), and the decoding overlaps the
@@ -55,9 +56,12 @@ class IndexPass:
         self._threads: list[threading.Thread] = []
         # ``workers`` of 1 means no threads to spare: the caller reads (see above).
         threads = min(workers, len(self.scans)) if workers > 1 else 0
+        self._busy: set[int] = set()
+        """Files a thread is reading a chunk of right now."""
+        self._claimed: set[int] = set()
+        """Files a thread has taken on (front to back, when not in lockstep)."""
         for w in range(threads):
-            mine = list(range(w, len(self.scans), threads))
-            t = threading.Thread(target=self._work, args=(mine,), name=f"index-{w}", daemon=True)
+            t = threading.Thread(target=self._work, name=f"index-{w}", daemon=True)
             self._threads.append(t)
             t.start()
 
@@ -75,16 +79,26 @@ class IndexPass:
 
     # --- the reading threads ------------------------------------------------------------
 
-    def _next(self, mine: list[int]) -> int | None:
-        """The file to read a chunk of next, -1 if all are held back, None if all are done."""
-        todo = [i for i in mine if not self.scans[i].done]
+    def _next(self, current: int | None) -> int | None:
+        """The file to read a chunk of next (-1: wait, None: nothing left for this thread).
+
+        Not in lockstep, a thread keeps to its file (``current``) and then takes on the next
+        file nobody has; in lockstep, any thread reads the least far along file nobody is
+        reading and that is not too far ahead of the reader."""
+        todo = [i for i, s in enumerate(self.scans) if not s.done]
+        if not self.lockstep:
+            if current is not None and current in todo:
+                return current
+            unclaimed = [i for i in todo if i not in self._claimed]
+            if not unclaimed:
+                return None
+            self._claimed.add(unclaimed[0])
+            return unclaimed[0]
         if not todo:
             return None
-        if not self.lockstep:
-            return todo[0]
-        free = [i for i in todo if not self._is_held(i)]
         for i in todo:
-            self._held[i] = i not in free
+            self._held[i] = self._is_held(i)
+        free = [i for i in todo if i not in self._busy and not self._held[i]]
         if not free:
             return -1
         return min(free, key=lambda i: self.scans[i].scanned / max(1, self.scans[i].size))
@@ -92,30 +106,33 @@ class IndexPass:
     def _is_held(self, i: int) -> bool:
         return self.scans[i].scanned - self._consumed[i] > self.lead
 
-    def _work(self, mine: list[int]) -> None:
+    def _work(self) -> None:
+        current: int | None = None
         try:
             while True:
                 with self._cond:
                     while True:
                         if self._stop:
                             return
-                        pick = self._next(mine)
+                        pick = self._next(current)
                         if pick != -1:
                             break
                         self._cond.notify_all()
                         self._cond.wait()
-                if pick is None:
-                    return
-                self.scans[pick].step()
-                with self._cond:
-                    self._cond.notify_all()
+                    if pick is None:
+                        return
+                    self._busy.add(pick)
+                current = pick
+                try:
+                    self.scans[pick].step()
+                finally:
+                    with self._cond:
+                        self._busy.discard(pick)
+                        self._cond.notify_all()
         except BaseException as exc:  # handed to the thread that waits for the pass
             with self._cond:
                 self._error = exc
                 self._cond.notify_all()
-        finally:
-            for i in mine:
-                self.scans[i].close()
 
     # --- the consumer -------------------------------------------------------------------
 
@@ -190,6 +207,12 @@ class IndexPass:
             t.join()
         for s in self.scans:
             s.close()
+
+    def stop(self) -> None:
+        """``cancel`` without waiting for the threads (from a finaliser)."""
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
 
     def _check(self) -> None:
         if self._error is not None:

@@ -943,6 +943,13 @@ class Capture:
             with contextlib.suppress(BufferError):
                 mm.close()
 
+    def __del__(self) -> None:
+        # Dropped without close while indexing in the background: the threads, which may be
+        # waiting for a reader that is gone, must end.
+        index = getattr(self, "_index", None)
+        if index is not None:
+            index.stop()
+
     def __enter__(self) -> Capture:
         return self
 
