@@ -186,6 +186,10 @@ def test_a_signal_that_starts_late_in_its_file(
         got = windows(cap, chunk=1024, keys=["m1-ch1"])
     with Capture.open(path) as full:
         assert_same(got, windows(full, chunk=1024, keys=["m1-ch1"]))
+        late = windows(full, chunk=1024, keys=["m1-ch2"])
+    with Capture.open(path, background=True) as cap:  # one not yet indexed when asked for
+        assert "m1-ch2" not in cap._by_key
+        assert_same(windows(cap, chunk=1024, keys=["m1-ch2"]), late)
 
 
 def test_a_read_error_in_the_pass_reaches_the_reader(

@@ -878,9 +878,11 @@ class Capture:
             self._build_channels(index.snapshots())
 
     def _await_samples(self, keys: list[str]) -> None:
-        """While indexing in the background: until every one of these channels has samples
-        (their start instants fix the windows), or the index is complete."""
-        while self._index is not None and not all(self._channel(k).length for k in keys):
+        """While indexing in the background: until every one of these channels is known and has
+        samples (their start instants fix the windows), or the index is complete."""
+        while self._index is not None and not all(
+            k in self._by_key and self._channel(k).length for k in keys
+        ):
             self._grow_index()
 
     def _follow_index(self, keys: list[str], until: int) -> None:
