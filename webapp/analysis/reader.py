@@ -718,25 +718,17 @@ class Capture:
 
     def read(
         self,
-        key: str,
+        key: str | Channel,
         start: int = 0,
         stop: int | None = None,
         dtype: Any = np.float64,
         fill: float = np.nan,
         out: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Calibrated samples [start, stop) of a channel; indices outside it and gaps -> fill."""
-        return self._read(self.channel(key), start, stop, dtype, fill, out)
+        """Calibrated samples [start, stop) of a channel; indices outside it and gaps -> fill.
 
-    def _read(
-        self,
-        ch: Channel,
-        start: int = 0,
-        stop: int | None = None,
-        dtype: Any = np.float64,
-        fill: float = np.nan,
-        out: np.ndarray | None = None,
-    ) -> np.ndarray:
+        ``key`` may be a Channel itself (as a read while indexing in the background has it)."""
+        ch = self.channel(key) if isinstance(key, str) else key
         stop = ch.length if stop is None else stop
         n = max(0, stop - start)
         if out is None:
@@ -814,7 +806,7 @@ class Capture:
 
         def decode(job: tuple[Channel, int, int, np.ndarray | None]) -> np.ndarray:
             ch, i0, i1, out = job
-            return self._read(ch, i0, i1, dtype, out=out)
+            return self.read(ch, i0, i1, dtype, out=out)
 
         try:
             a = t0
