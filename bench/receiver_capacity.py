@@ -47,7 +47,9 @@ import requests  # noqa: E402
 
 from webapp import runtime  # noqa: E402
 from webapp.capture.events import Event, EventBus  # noqa: E402
-from webapp.capture.orchestrator import Orchestrator, Order, ordered  # noqa: E402
+from webapp.capture.orchestrator import Orchestrator  # noqa: E402
+from webapp.capture.phases import Order, ordered  # noqa: E402
+from webapp.capture.session import parallel  # noqa: E402
 from webapp.capture.settings import CaptureSettings  # noqa: E402
 
 HOST = "127.0.2.1"
@@ -200,12 +202,6 @@ def bare_receiver(sock, path: Path, flow: Flow) -> None:
         flow.end.set()
 
 
-def _parallel(items: list, fn) -> None:
-    threads = [runtime.spawn(fn, item) for item in items]
-    for t in threads:
-        t.join()
-
-
 def record_bare(
     orch: Orchestrator, seconds: float, folder: Path
 ) -> tuple[list[Flow], float, float]:
@@ -221,12 +217,12 @@ def record_bare(
         runtime.spawn(bare_receiver, sock, folder / f"bare.{m.number}.stream", flow)
     # the same requests in the same way as the orchestrator: slaves concurrently, master last
     for batch in ordered(session.modules, Order.MASTER_LAST):
-        _parallel(batch, lambda m: m.client.start_measurement())
+        parallel(batch, lambda m: m.client.start_measurement())
     time.sleep(seconds)
     now = time.monotonic()
     lag = max(f.lag_s(now) for f in flows)
     for batch in ordered(session.modules, Order.MASTER_LAST):
-        _parallel(batch, lambda m: m.client.stop_measurement())
+        parallel(batch, lambda m: m.client.stop_measurement())
     drain = _drain(flows)
     for sock in socks:
         sock.close()

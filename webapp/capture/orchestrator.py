@@ -28,7 +28,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ from webapp.capture import store
 from webapp.capture.events import (
     CaptureFinished,
     CaptureStarted,
-    ChannelFault,
     Error,
     Event,
     EventBus,
@@ -61,13 +59,26 @@ from webapp.capture.phases import (
     ordered,
 )
 from webapp.capture.receiver import StreamReceiver
+from webapp.capture.session import (
+    Aborted,
+    CaptureBusyError,
+    ModuleRun,
+    PendingCapture,
+    PhaseTimeoutError,
+    Session,
+    StreamFailure,
+    describe_error,
+    error_event,
+    fault_changes,
+    parallel,
+    timeout_message,
+)
 from webapp.capture.settings import CaptureSettings, SettingsError
 from webapp.capture.setup import build_setup, enabled_channel_numbers
+from webapp.capture.teardown import best_effort, best_effort_each, leave_configuring
 from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
     BLOCK_VALUES,
-    FAULT_KINDS,
-    FaultHistory,
     ModuleInfo,
     ModuleState,
     PtpStatus,
@@ -90,108 +101,6 @@ UNREACHABLE_AFTER_S = 10.0
 STALL_TIMEOUT_S = 5.0
 """A recording fails when a stream brings nothing for this long (or three blocks' time at low
 sample rates): the module is gone or no longer sending."""
-
-
-class CaptureBusyError(RuntimeError):
-    """The request does not fit what the orchestrator is doing (e.g. arm while recording)."""
-
-
-class PhaseTimeoutError(Exception):
-    """Modules did not reach a state in time. ``modules`` lists their addresses."""
-
-    def __init__(self, message: str, modules: list[str]) -> None:
-        super().__init__(message)
-        self.modules = modules
-
-
-class StreamFailure(Exception):
-    """A stream socket dropped (or a module sent no samples)."""
-
-    def __init__(self, message: str, module: str) -> None:
-        super().__init__(message)
-        self.module = module
-        self.reported = False
-
-
-class _Aborted(Exception):
-    """Arming was abandoned by stop() or disarm()."""
-
-
-@dataclass
-class ModuleRun:
-    """One module within a session."""
-
-    number: int
-    address: str
-    client: ModuleClient
-    role: str
-    info: ModuleInfo | None = None
-    status: dict[str, Any] = field(default_factory=dict)
-    watch_error: ModuleError | None = None
-    gone: bool = False
-    """The module stopped answering during the teardown: later steps skip it."""
-    opened: bool = False
-    ptp_configured: bool = False
-    transducers: list[dict[str, Any] | None] | None = None
-    setup: dict[str, Any] | None = None
-    channels: list[int] = field(default_factory=list)
-    ports: list[int] = field(default_factory=list)
-    faults: dict[int, tuple[str, str, str]] = field(default_factory=dict)
-    live: LiveModule | None = None
-    receivers: list[StreamReceiver] = field(default_factory=list)
-
-    @property
-    def state(self) -> tuple[str, str, str]:
-        s = self.status
-        return (
-            str(s.get("moduleState", "")),
-            str(s.get("inputStatus", "")),
-            str(s.get("ptpStatus", "")),
-        )
-
-    def covered_ticks(self) -> int:
-        if not self.receivers:
-            return 0
-        return min(r.tap.covered_ticks() for r in self.receivers)
-
-    def first_ticks(self) -> int | None:
-        firsts = [r.tap.first_ticks for r in self.receivers if r.tap.first_ticks is not None]
-        return min(firsts) if firsts else None
-
-    def signal_messages(self) -> int:
-        return sum(r.tap.signal_messages for r in self.receivers)
-
-
-@dataclass
-class Session:
-    """Modules set up together: from arming to disarming (one or more recordings)."""
-
-    settings: CaptureSettings
-    modules: list[ModuleRun]
-    bandwidth: str
-    sample_rate: int
-    armed: bool = False
-    closed: bool = False
-    measuring: bool = False
-    timeline: list[Event] = field(default_factory=list)
-    quality: store.QualityChangeLimit = field(default_factory=store.QualityChangeLimit)
-    stream_failure: StreamFailure | None = None
-
-    @property
-    def master(self) -> ModuleRun:
-        return self.modules[0]
-
-    @property
-    def synchronized(self) -> bool:
-        return self.settings.synchronized
-
-
-@dataclass
-class PendingCapture:
-    capture_id: str
-    name: str
-    duration_s: float | None
-    folder: Path
 
 
 class Orchestrator:
@@ -428,7 +337,7 @@ class Orchestrator:
         def read_info(m: ModuleRun) -> None:
             m.info = m.client.info()
 
-        _parallel(runs, read_info)
+        parallel(runs, read_info)
         for i, m in enumerate(runs):
             info = m.info
             assert info is not None
@@ -525,18 +434,18 @@ class Orchestrator:
                 self._set_phase(Phase.COMPLETED if recorded else Phase.IDLE)
             else:
                 self._set_phase(Phase.ARMED)
-        except _Aborted:
+        except Aborted:
             self._publish(Warning(message="arming abandoned: stopped by the user"))
             self._abandon_pending(Outcome.STOPPED, "stopped before the recording started")
             self._teardown(s, Phase.DISARMING)
             self._set_phase(Phase.IDLE, "stopped by the user")
         except Exception as exc:  # every failure ends the same way: teardown, then failed
-            reason = _describe(exc)
+            reason = describe_error(exc)
             if not isinstance(exc, ModuleError | PhaseTimeoutError | StreamFailure | SettingsError):
                 log.exception("capture failed")
             self.last_error = reason
             if not getattr(exc, "reported", False):
-                self._publish(_error_event(exc, reason))
+                self._publish(error_event(exc, reason))
             self._abandon_pending(Outcome.FAILED, reason)
             self._teardown(s, Phase.DISARMING)
             self._set_phase(Phase.FAILED, reason)
@@ -600,7 +509,7 @@ class Orchestrator:
             m.client.set_ptp(domain, m is s.master, settime)
 
         for batch in ordered(s.modules, step.order):
-            _parallel(batch, sync)
+            parallel(batch, sync)
 
     def _phase_open_multi(self, s: Session, step: Step) -> None:
         def open_(m: ModuleRun) -> None:
@@ -676,14 +585,14 @@ class Orchestrator:
     def _each(self, s: Session, order: Order, fn: Callable[[ModuleRun], Any]) -> None:
         for batch in ordered(s.modules, order):
             self._check_abort()
-            _parallel(batch, fn)
+            parallel(batch, fn)
 
     def _send(self, s: Session, order: Order, method: str, *args: Any) -> None:
         self._each(s, order, lambda m: getattr(m.client, method)(*args))
 
     def _check_abort(self) -> None:
         if self._abort.is_set():
-            raise _Aborted()
+            raise Aborted()
 
     def _refresh(self, s: Session, m: ModuleRun) -> None:
         """A fresh status (no long poll) so a wait never acts on an answer from before a request."""
@@ -697,7 +606,7 @@ class Orchestrator:
         timeout = s.settings.ptp_timeout_s if ptp else s.settings.state_timeout_s
         started = time.monotonic()
         deadline = started + timeout
-        _parallel(modules, lambda m: self._refresh(s, m))
+        parallel(modules, lambda m: self._refresh(s, m))
         reported: dict[str, tuple[str, float]] = {}
         while True:
             events: list[Event] = []
@@ -742,7 +651,7 @@ class Orchestrator:
         self._check_abort()
         if pending:
             raise PhaseTimeoutError(
-                _timeout_message(wait, timeout, pending, ptp), [m.address for m in pending]
+                timeout_message(wait, timeout, pending, ptp), [m.address for m in pending]
             )
 
     # --- status watchers --------------------------------------------------------------------
@@ -804,33 +713,9 @@ class Orchestrator:
                         ptp_status=after[2],
                     )
                 )
-            events.extend(self._fault_changes(m, status))
+            events.extend(fault_changes(m, status))
         for e in events:
             self._publish(e)
-
-    @staticmethod
-    def _fault_changes(m: ModuleRun, status: dict[str, Any]) -> list[Event]:
-        recording = status.get("recordingStatus")
-        if not isinstance(recording, dict):
-            return []
-        channel_status = recording.get("channelStatus")
-        if not isinstance(channel_status, list):
-            return []
-        events: list[Event] = []
-        for i, entry in enumerate(channel_status):
-            if not isinstance(entry, dict):
-                continue  # disabled channels are null
-            channel = i + 1
-            now = tuple(str(FaultHistory.parse(entry.get(k))) for k in FAULT_KINDS)
-            before = m.faults.get(channel, ("none", "none", "none"))
-            if now != before:
-                m.faults[channel] = now  # type: ignore[assignment]
-                events.append(
-                    ChannelFault(
-                        module=m.address, channel=channel, anol=now[0], cmol=now[1], cf=now[2]
-                    )
-                )
-        return events
 
     # --- recording --------------------------------------------------------------------------
 
@@ -893,17 +778,19 @@ class Orchestrator:
                     f"no samples arrived from module {', '.join(silent)}", silent[0]
                 )
         except Exception as exc:
-            outcome, reason = Outcome.FAILED, _describe(exc)
+            outcome, reason = Outcome.FAILED, describe_error(exc)
             self.last_error = reason
             if not getattr(exc, "reported", False):
-                self._publish(_error_event(exc, reason))
+                self._publish(error_event(exc, reason))
                 exc.reported = True  # type: ignore[attr-defined]
             for m in s.modules:
                 for r in m.receivers:
                     r.expect_end = True  # from here on a closing stream is part of the wind-down
             if s.measuring:
                 # Stop every module now (best effort) so the others' files end cleanly.
-                self._best_effort_each(s, Order.MASTER_LAST, "stop_measurement", lambda m: True)
+                best_effort_each(
+                    s, Order.MASTER_LAST, "stop_measurement", lambda m: True, self._publish
+                )
                 s.measuring = False
             self._drain(s)
             raise
@@ -1093,7 +980,7 @@ class Orchestrator:
                 )
 
         receivers = [r for m in s.modules for r in m.receivers]
-        _parallel(receivers, close)
+        parallel(receivers, close)
         losses: list[str] = []
         for r in receivers:
             if r.loss is not None:
@@ -1196,7 +1083,9 @@ class Orchestrator:
             (Phase.CLOSING, "close", in_state(ModuleState.RECORDER_OPENED)),
         )
         for step_phase, method, needed in steps:
-            self._best_effort(s, lambda m: self._refresh(s, m), lambda m: m.opened and not m.gone)
+            best_effort(
+                s, lambda m: self._refresh(s, m), lambda m: m.opened and not m.gone, self._publish
+            )
             todo = [m for m in s.modules if needed(m)]
             if method == "stop_measurement":
                 for m in s.modules:
@@ -1207,81 +1096,30 @@ class Orchestrator:
             if step_phase is not None and step_phase != self.phase:
                 self._set_phase(step_phase)
             if method == "cancel":
-                self._best_effort_each(
+                best_effort_each(
                     s,
                     Order.MASTER_LAST,
                     "cancel",
                     lambda m, t=todo: m in t,
-                    fallback=self._leave_configuring,
+                    self._publish,
+                    fallback=leave_configuring,
                 )
             else:
-                self._best_effort_each(s, Order.MASTER_LAST, method, lambda m, t=todo: m in t)
+                best_effort_each(
+                    s, Order.MASTER_LAST, method, lambda m, t=todo: m in t, self._publish
+                )
         if s.settings.return_to_standalone and s.synchronized:
-            self._best_effort_each(
-                s, Order.MASTER_LAST, "set_standalone", lambda m: m.ptp_configured and not m.gone
+            best_effort_each(
+                s,
+                Order.MASTER_LAST,
+                "set_standalone",
+                lambda m: m.ptp_configured and not m.gone,
+                self._publish,
             )
         with self._cond:
             s.closed = True
             s.armed = False
             self._cond.notify_all()
-
-    def _leave_configuring(self, m: ModuleRun) -> None:
-        """If ``cancel`` is refused: apply the default setup and finish (Rattlesnake's way)."""
-        m.client.put_setup(m.client.default_setup())
-        status = m.client.onchange()
-        if status.get("moduleState") == ModuleState.RECORDER_STREAMING:
-            m.client.finish()
-
-    def _best_effort(
-        self, s: Session, fn: Callable[[ModuleRun], Any], which: Callable[[ModuleRun], bool]
-    ) -> None:
-        def run(m: ModuleRun) -> None:
-            try:
-                fn(m)
-            except ModuleError as exc:
-                if exc.status is None:  # no answer at all: leave it be from here on
-                    m.gone = True
-                    self._publish(
-                        Warning(
-                            message=f"teardown: {exc}; the module may need a reset",
-                            module=m.address,
-                        )
-                    )
-                else:
-                    log.info("teardown: %s", exc)
-            except Exception as exc:  # a teardown must reach every module, whatever broke
-                log.exception("teardown of %s", m.address)
-                self._publish(Warning(message=f"teardown: {_describe(exc)}", module=m.address))
-
-        _parallel([m for m in s.modules if which(m)], run)
-
-    def _best_effort_each(
-        self,
-        s: Session,
-        order: Order,
-        method: str,
-        which: Callable[[ModuleRun], bool],
-        fallback: Callable[[ModuleRun], None] | None = None,
-    ) -> None:
-        def run(m: ModuleRun) -> None:
-            # A teardown must reach every module, whatever broke: any failure is a warning.
-            try:
-                getattr(m.client, method)()
-                return
-            except Exception as exc:
-                failure = exc
-            if fallback is not None:
-                try:
-                    fallback(m)
-                    return
-                except Exception as exc:
-                    failure = exc
-            if not isinstance(failure, ModuleError):
-                log.error("teardown %s of %s", method, m.address, exc_info=failure)
-            self._publish(Warning(message=f"teardown: {_describe(failure)}", module=m.address))
-
-        for batch in ordered([m for m in s.modules if which(m)], order):
-            _parallel(batch, run)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -1298,57 +1136,3 @@ class Orchestrator:
         if capture is not None:
             capture.add_event(event)
         self.bus.publish(event)
-
-
-# --- helpers ------------------------------------------------------------------------------
-
-
-def _parallel(items: list[Any], fn: Callable[[Any], Any]) -> None:
-    """Run ``fn`` on every item concurrently; re-raise the first failure (in item order)."""
-    if len(items) <= 1:
-        for item in items:
-            fn(item)
-        return
-    errors: list[tuple[int, BaseException]] = []
-
-    def run(index: int, item: Any) -> None:
-        try:
-            fn(item)
-        except Exception as exc:
-            errors.append((index, exc))
-
-    threads = [runtime.spawn(run, i, item) for i, item in enumerate(items)]
-    for t in threads:
-        t.join()
-    if errors:
-        raise min(errors, key=lambda e: e[0])[1]
-
-
-def _timeout_message(wait: Wait, timeout: float, pending: list[ModuleRun], ptp: bool) -> str:
-    def describe(m: ModuleRun) -> str:
-        module_state, input_status, ptp_status = m.state
-        now = (
-            f"ptpStatus {ptp_status or 'unknown'}"
-            if ptp
-            else f"{module_state or '?'}/{input_status or '?'}"
-        )
-        return f"module {m.number} ({m.address}, {now})"
-
-    which = ", ".join(describe(m) for m in pending)
-    return f"{which} did not {wait.description} within {timeout:g} s"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SettingsError):
-        return f"bad setting {exc.field}: {exc.message}"
-    return str(exc) or type(exc).__name__
-
-
-def _error_event(exc: BaseException, reason: str) -> Error:
-    if isinstance(exc, ModuleError):
-        return Error(message=reason, module=exc.module, request=exc.request)
-    if isinstance(exc, PhaseTimeoutError):
-        return Error(message=reason, module=exc.modules[0] if exc.modules else None)
-    if isinstance(exc, StreamFailure):
-        return Error(message=reason, module=exc.module, request="stream")
-    return Error(message=reason)
