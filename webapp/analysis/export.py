@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from webapp.analysis.reader import TICKS_PER_SECOND, Capture, Channel, iso_time
+from webapp.analysis.model import TICKS_PER_SECOND, Channel, iso_time
+from webapp.analysis.reader import Capture
 
 FORMATS = ("wav", "hdf5", "mat", "csv", "uff")
 EXTENSIONS = {"wav": ".wav", "hdf5": ".h5", "mat": ".mat", "csv": ".csv", "uff": ".uff"}

@@ -22,16 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from webapp.analysis.reader import (
-    TICKS_PER_SECOND,
-    Capture,
-    Channel,
-    Problem,
-    iso_time,
-    validity_names,
-)
+from webapp.analysis.model import TICKS_PER_SECOND, Channel, Problem, iso_time
+from webapp.analysis.reader import Capture
 from webapp.openapi.model import scale_factor as setup_scale_factor
-from webapp.openapi.stream import Validity
+from webapp.openapi.stream import Validity, validity_names
 
 HASH_CHUNK = 1 << 22
 PA_REFERENCE = 20e-6

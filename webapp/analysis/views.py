@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from webapp.analysis.reader import TICKS_PER_SECOND, Capture, Channel, validity_names
+from webapp.analysis.model import TICKS_PER_SECOND, Channel
+from webapp.analysis.reader import Capture
+from webapp.openapi.stream import validity_names
 
 OVERVIEW_BIN = 4096
 MAX_POINTS = 5000
