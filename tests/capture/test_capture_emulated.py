@@ -294,6 +294,20 @@ def test_channel_faults_and_levels_during_a_capture(rig_factory, tmp_path: Path)
     assert "channel-fault" in timeline and "data-quality" in timeline
 
 
+def test_ptp_lock_lost_while_recording_is_a_warning_in_the_record(rig_factory, tmp_path: Path):
+    rig = rig_factory(2, faults=["2:ptp-no-lock@0.3+0.4"])
+    orch, rec = orchestrator(tmp_path)
+    orch.start(CaptureSettings(modules=rig.addresses, duration_s=1.5))
+    assert orch.wait(30)
+    assert orch.phase == Phase.COMPLETED, orch.last_error  # every sample is still kept
+    lost = [e for e in rec.kinds("warning") if "lost PTP lock" in e.message]
+    # once, for module 2 only: leaving the PTP domain in the teardown is no loss
+    assert [(e.module, "Unlocked" in e.message) for e in lost] == [(rig.addresses[1], True)]
+    meta = json.loads((orch.last_folder / "capture.json").read_text())
+    recorded = [e for e in meta["events"] if e["kind"] == "warning"]
+    assert [e["module"] for e in recorded if "lost PTP lock" in e["message"]] == [rig.addresses[1]]
+
+
 def test_module_that_stops_answering_mid_recording_fails_the_capture(rig_factory, tmp_path: Path):
     rig = rig_factory(2, faults=["2:unreachable@0.5"])
     bus = EventBus()

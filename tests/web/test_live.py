@@ -175,7 +175,7 @@ def test_the_publisher_never_sends(app, dash, bus, monkeypatch):
     slow.disconnect()
 
 
-def test_ptp_lock_lost_while_recording_is_a_warning_once(dash, bus):
+def test_a_lost_ptp_lock_is_logged_once_as_the_orchestrator_reports_it(dash, bus):
     module = "127.0.3.2"
     bus.publish(ev.PhaseChanged(phase="ptp-lock", previous="ptp-sync"))
     bus.publish(
@@ -201,9 +201,14 @@ def test_ptp_lock_lost_while_recording_is_a_warning_once(dash, bus):
             ptp_status="Unlocked",
         )
     )
+    # The status change alone is shown as such; the warning is the orchestrator's (it stands in
+    # the capture's record too) and is logged once, as it comes.
+    assert dash.state.snapshot()["log"] == []
+    message = "module 1 lost PTP lock (ptpStatus Unlocked): its samples are no longer synchronous"
+    bus.publish(ev.Warning(message=message, module=module))
     log = dash.state.snapshot()["log"]
     assert len(log) == 1 and log[0]["level"] == "warning" and log[0]["module"] == module
-    assert "PTP lock lost" in log[0]["message"] and "Unlocked" in log[0]["message"]
+    assert log[0]["message"] == message
 
 
 def test_a_failure_reported_as_it_happened_is_not_logged_twice(dash, bus):

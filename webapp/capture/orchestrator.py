@@ -496,6 +496,8 @@ class Orchestrator:
                     self._send(s, step.order, step.request)
                 if step.wait:
                     self._await(s, step.wait)
+                    if step.wait.timeout is Timeout.PTP:
+                        s.ptp_locked = True  # from here on a lost lock is a fault
         self._fetch_ports(s)
         s.armed = True
         self._set_phase(Phase.ARMED)
@@ -713,6 +715,17 @@ class Orchestrator:
                         ptp_status=after[2],
                     )
                 )
+                if s.ptp_locked and before[2] == PtpStatus.LOCKED != after[2]:
+                    # Its sample clock is no longer disciplined by the master's: the capture
+                    # goes on (the samples are all kept) but this must stand in its record.
+                    events.append(
+                        Warning(
+                            message=f"module {m.number} lost PTP lock (ptpStatus "
+                            f"{after[2] or 'unknown'}): its samples are no longer synchronous "
+                            "with the other modules'",
+                            module=m.address,
+                        )
+                    )
             events.extend(fault_changes(m, status))
         for e in events:
             self._publish(e)
@@ -1071,6 +1084,7 @@ class Orchestrator:
         whatever state it is in; failures become warnings, never exceptions."""
         if s.closed:
             return
+        s.ptp_locked = False  # leaving the PTP domain on purpose is no fault
         self._set_phase(phase)
 
         def in_state(state: str) -> Callable[[ModuleRun], bool]:

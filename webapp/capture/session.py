@@ -104,6 +104,8 @@ class Session:
     timeline: list[Event] = field(default_factory=list)
     quality: store.QualityChangeLimit = field(default_factory=store.QualityChangeLimit)
     stream_failure: StreamFailure | None = None
+    ptp_locked: bool = False
+    """Every module has locked onto PTP and the session has not begun to disarm."""
 
     @property
     def master(self) -> ModuleRun:

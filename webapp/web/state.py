@@ -16,7 +16,6 @@ from collections import deque
 from typing import Any
 
 from webapp.capture import events as ev
-from webapp.openapi.model import PtpStatus
 
 # Socket.IO event names; each is also a key of the snapshot.
 TOPICS = (
@@ -38,22 +37,6 @@ TOPICS = (
 )
 
 _LOG_LENGTH = 100
-# Phases in which every module must stay PTP-locked (from the lock on, until stopping).
-_SYNCHRONIZED_PHASES = frozenset(
-    str(p)
-    for p in (
-        ev.Phase.OPENING,
-        ev.Phase.CREATING,
-        ev.Phase.DETECTING,
-        ev.Phase.CONFIGURING,
-        ev.Phase.SETTLING,
-        ev.Phase.SYNCHRONIZING,
-        ev.Phase.STARTING_STREAM,
-        ev.Phase.ARMED,
-        ev.Phase.CONNECTING,
-        ev.Phase.RECORDING,
-    )
-)
 
 
 class LiveState:
@@ -168,22 +151,6 @@ class LiveState:
                 self._touch(topic)
 
     def _fold_module_status(self, e: ev.ModuleStatus) -> None:
-        before = (self._data["module-status"].get(e.module) or {}).get("ptp_status")
-        locked = str(PtpStatus.LOCKED)
-        if (
-            before == locked
-            and e.ptp_status != locked
-            and self._data["phase"]["phase"] in _SYNCHRONIZED_PHASES
-        ):
-            # A module that loses PTP lock while armed or recording no longer samples in step
-            # with the others; the orchestrator reports it as a status change only.
-            self._append_log(
-                "warning",
-                f"PTP lock lost: the module reports {e.ptp_status or 'no PTP status'}; its "
-                "samples are no longer synchronous with the others",
-                e.t,
-                {"module": e.module},
-            )
         self._data["module-status"] = {
             **self._data["module-status"],
             e.module: {
