@@ -11,6 +11,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,8 @@ class FakeModule:
     quality_after_blocks: int | None = None
     quality_flapping: bool = False
     """From quality_after_blocks on, the clipped flag flips at every block."""
+    pending_s: float = 0.0
+    """Stop and finish are answered 202 (accepted, pending) and take effect this much later."""
     state: str = "Idle"
     input_status: str = "Unknown"
     ptp: str = "Locked"
@@ -355,20 +358,37 @@ class FakeClient:
             return 200
         return 202
 
-    def stop_measurement(self) -> None:
-        m = self._req("measurements/stop", ("RecorderRecording",))
-        m.state, m.recording = "RecorderStreaming", False
-        if m.streamer is not None:
-            m.streamer.join(2)
-        m.bump()
+    def _later(self, m: FakeModule, change: Callable[[], None]) -> int:
+        if not m.pending_s:
+            change()
+            return 200
+        timer = threading.Timer(m.pending_s, change)
+        timer.daemon = True
+        timer.start()
+        return 202
 
-    def finish(self) -> None:
+    def stop_measurement(self) -> int:
+        m = self._req("measurements/stop", ("RecorderRecording",))
+
+        def stop() -> None:
+            m.state, m.recording = "RecorderStreaming", False
+            if m.streamer is not None:
+                m.streamer.join(2)
+            m.bump()
+
+        return self._later(m, stop)
+
+    def finish(self) -> int:
         m = self._req("finish", ("RecorderStreaming",))
-        m.state, m.input_status = "RecorderOpened", "Sampling"
-        for peer in m.peers.values():
-            peer.close()
-        m.peers.clear()
-        m.bump()
+
+        def finish() -> None:
+            m.state, m.input_status = "RecorderOpened", "Sampling"
+            for peer in m.peers.values():
+                peer.close()
+            m.peers.clear()
+            m.bump()
+
+        return self._later(m, finish)
 
     def cancel(self) -> None:
         m = self._req("cancel", ("RecorderConfiguring",))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.capture.fakes import FakeClient, FakeRig, Recorder
+from webapp.capture import orchestrator as orchestrator_module
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.orchestrator import CaptureBusyError, Orchestrator
 from webapp.capture.settings import CaptureSettings, ChannelSettings, SettingsError
@@ -321,6 +322,40 @@ def test_an_unexpected_error_in_teardown_still_reaches_every_module(
     assert orch.phase == Phase.FAILED and "synchronize" in orch.last_error
     assert rig.modules[B].state == rig.modules[C].state == "Idle"
     assert any(w.module == A and "a bug" in w.message for w in rec.kinds("warning"))
+
+
+def test_stop_and_finish_answered_202_are_awaited_before_the_next_step(
+    rig: FakeRig, tmp_path: Path
+):
+    """A module that accepts stop and finish and changes state a moment later (202) is still
+    finished and closed: the next step does not find it in the old state and skip it."""
+    rig.add(A)
+    rig.add(B, pending_s=0.3)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B))
+    assert orch.wait(20)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    assert rig.modules[A].state == rig.modules[B].state == "Idle"
+    assert rig.requests("measurements/stop") == [B, A]  # once each, master last
+    assert sorted(rig.requests("close")) == [A, B]
+    assert not [w for w in rec.kinds("warning") if "teardown" in w.message]
+
+
+def test_a_module_that_does_not_move_in_the_teardown_is_reported(
+    rig: FakeRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(orchestrator_module, "TEARDOWN_SETTLE_S", 0.2)
+    rig.add(A)
+    rig.add(B, pending_s=1.0)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B))
+    assert orch.wait(20)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    still = [w for w in rec.kinds("warning") if "still" in w.message]
+    assert [
+        (w.module, "RecorderStreaming" in w.message and "finish" in w.message) for w in still
+    ] == [(B, True)]
+    assert rig.modules[A].state == "Idle"
 
 
 def test_stream_drop_fails_the_capture_and_keeps_every_byte(rig: FakeRig, tmp_path: Path):

@@ -51,6 +51,7 @@ from webapp.capture.events import (
 from webapp.capture.levels import LiveModule, levels_interval
 from webapp.capture.phases import (
     WAIT_DETECTED,
+    WAIT_STOPPED,
     Order,
     Step,
     Timeout,
@@ -98,6 +99,8 @@ WATCH_FAILURES = 3
 """Consecutive failed status polls after which a module counts as unreachable."""
 WATCH_RETRY_S = 0.5
 UNREACHABLE_AFTER_S = 10.0
+TEARDOWN_SETTLE_S = 5.0
+"""How long the teardown waits for a module to leave the state a request moved it out of."""
 STALL_TIMEOUT_S = 5.0
 """A recording fails when a stream brings nothing for this long (or three blocks' time at low
 sample rates): the module is gone or no longer sending."""
@@ -781,6 +784,8 @@ class Orchestrator:
                 for r in m.receivers:
                     r.expect_end = True  # a module may close its stream once stopped
             self._send(s, Order.MASTER_LAST, "stop_measurement")
+            # One status read when the stop was answered 200 (done); a wait if it was 202.
+            self._await(s, WAIT_STOPPED)
             s.measuring = False
             self._drain(s)
             if s.stream_failure is not None:
@@ -1096,10 +1101,16 @@ class Orchestrator:
             (None, "cancel", in_state(ModuleState.RECORDER_CONFIGURING)),
             (Phase.CLOSING, "close", in_state(ModuleState.RECORDER_OPENED)),
         )
+        fresh = False
         for step_phase, method, needed in steps:
-            best_effort(
-                s, lambda m: self._refresh(s, m), lambda m: m.opened and not m.gone, self._publish
-            )
+            if not fresh:
+                best_effort(
+                    s,
+                    lambda m: self._refresh(s, m),
+                    lambda m: m.opened and not m.gone,
+                    self._publish,
+                )
+            fresh = False
             todo = [m for m in s.modules if needed(m)]
             if method == "stop_measurement":
                 for m in s.modules:
@@ -1122,6 +1133,8 @@ class Orchestrator:
                 best_effort_each(
                     s, Order.MASTER_LAST, method, lambda m, t=todo: m in t, self._publish
                 )
+            self._settle(s, todo, needed, method)
+            fresh = True
         if s.settings.return_to_standalone and s.synchronized:
             best_effort_each(
                 s,
@@ -1134,6 +1147,37 @@ class Orchestrator:
             s.closed = True
             s.armed = False
             self._cond.notify_all()
+
+    def _settle(
+        self,
+        s: Session,
+        modules: list[ModuleRun],
+        still: Callable[[ModuleRun], bool],
+        request: str,
+    ) -> None:
+        """Until none of ``modules`` is ``still`` in the state ``request`` moves it out of.
+
+        A 200 answer means the change has happened, so this is one status read; a 202
+        (accepted, pending) means it is still to come, and the next teardown step would find
+        the module in the old state and skip it, leaving it open. Bounded: a module that does
+        not move within :data:`TEARDOWN_SETTLE_S` is reported and left to the next steps."""
+        best_effort(s, lambda m: self._refresh(s, m), lambda m: m in modules, self._publish)
+        deadline = time.monotonic() + TEARDOWN_SETTLE_S
+        with self._cond:
+            while True:
+                waiting = [m for m in modules if still(m) and m.watch_error is None]
+                left = deadline - time.monotonic()
+                if not waiting or left <= 0:
+                    break
+                self._cond.wait(min(left, WATCH_RETRY_S))  # the watchers' long polls wake it
+        for m in waiting:
+            self._publish(
+                Warning(
+                    message=f"teardown: still {m.state[0]} {TEARDOWN_SETTLE_S:g} s after "
+                    f"{request}; the module may need a reset",
+                    module=m.address,
+                )
+            )
 
     # --- events -----------------------------------------------------------------------------
 

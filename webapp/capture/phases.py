@@ -72,6 +72,7 @@ WAIT_STREAMING = Wait(
 )
 WAIT_STREAMING_SINGLE = Wait("apply the setup", _state_is(ModuleState.RECORDER_STREAMING))
 WAIT_IDLE = Wait("close", _state_is(ModuleState.IDLE))
+WAIT_STOPPED = Wait("stop the measurement", _state_is(ModuleState.RECORDER_STREAMING))
 
 
 @dataclass(frozen=True)
