@@ -32,6 +32,20 @@
     if (!rig.modules.length) {
       body.append(el("tr", {}, el("td", { colspan: 10, class: "muted" }, "No modules yet: add one by its address.")));
     }
+    // A module another program left open (not Idle) cannot take part in a capture; offer to
+    // walk it back (stop, finish, cancel, close as its state asks).
+    function stateAction(m, info) {
+      if (!m.reachable || !info.module_state || info.module_state === "Idle") return null;
+      const button = el("button", { type: "button", dataset: { returnToIdle: m.address },
+        "aria-label": `return ${m.address} to Idle` }, "Return to Idle");
+      button.onclick = async () => {
+        Dash.showError($("rig-error"), null);
+        button.disabled = true;
+        try { await api("POST", `/api/rig/modules/${encodeURIComponent(m.address)}/return-to-idle`); }
+        catch (e) { Dash.showError($("rig-error"), e); button.disabled = false; }
+      };
+      return el("div", {}, button);
+    }
     for (const m of rig.modules) {
       const info = m.info || {};
       let reach;
@@ -59,7 +73,7 @@
         el("td", {}, info.firmware || "–"),
         el("td", { class: "num" }, info.input_channels ?? "–"),
         el("td", {}, info.type ? (info.ptp ? "yes" : el("span", { class: "err" }, "no")) : "–"),
-        el("td", {}, info.module_state || "–"),
+        el("td", {}, info.module_state || "–", stateAction(m, info)),
         el("td", {}, remove)));
     }
     if (domainShown !== rig.ptp_domain && document.activeElement !== $("ptp-domain")) {

@@ -308,6 +308,27 @@ def test_ptp_lock_lost_while_recording_is_a_warning_in_the_record(rig_factory, t
     assert [e["module"] for e in recorded if "lost PTP lock" in e["message"]] == [rig.addresses[1]]
 
 
+def test_a_module_left_open_elsewhere_is_refused_then_returned_to_idle(rig_factory, tmp_path: Path):
+    rig = rig_factory(2)
+    other = ModuleClient(rig.addresses[1])  # another program opens the recorder and leaves
+    other.open(single_module=False)
+    other.create()
+    refused = run_cli(*rig.addresses, "-t", "1", "-o", str(tmp_path))
+    assert refused.returncode == 1
+    assert "RecorderConfiguring, not Idle" in refused.stdout
+    assert "--return-to-idle" in refused.stdout
+    assert not list(tmp_path.glob("*.stream"))  # nothing was started
+    back = run_cli("--return-to-idle", *rig.addresses)
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert back.stdout.splitlines() == [
+        f"{rig.addresses[0]}: already Idle",
+        f"{rig.addresses[1]}: sent cancel, close; now Idle",
+    ]
+    assert states(rig) == ["Idle", "Idle"]
+    done = run_cli(*rig.addresses, "-t", "1", "-o", str(tmp_path))
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_module_that_stops_answering_mid_recording_fails_the_capture(rig_factory, tmp_path: Path):
     rig = rig_factory(2, faults=["2:unreachable@0.5"])
     bus = EventBus()

@@ -14,6 +14,7 @@ from webapp.capture import orchestrator as orchestrator_module
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.orchestrator import CaptureBusyError, Orchestrator
 from webapp.capture.settings import CaptureSettings, ChannelSettings, SettingsError
+from webapp.openapi.client import ModuleError
 from webapp.openapi.stream import MessageType, read_messages
 
 A, B, C = "10.9.0.1", "10.9.0.2", "10.9.0.3"
@@ -356,6 +357,46 @@ def test_a_module_that_does_not_move_in_the_teardown_is_reported(
         (w.module, "RecorderStreaming" in w.message and "finish" in w.message) for w in still
     ] == [(B, True)]
     assert rig.modules[A].state == "Idle"
+
+
+@pytest.mark.parametrize(
+    ("state", "sent"),
+    [
+        ("RecorderRecording", ["stop_measurement", "finish", "close"]),
+        ("RecorderStreaming", ["finish", "close"]),
+        ("RecorderConfiguring", ["cancel", "close"]),
+        ("RecorderOpened", ["close"]),
+        ("Idle", []),
+    ],
+)
+def test_return_to_idle_walks_a_module_left_open_elsewhere(
+    rig: FakeRig, tmp_path: Path, state: str, sent: list[str]
+):
+    rig.add(A, pending_s=0.1)  # each change a moment after the answer
+    rig.modules[A].state = state
+    orch, _rec = make(rig, tmp_path)
+    assert orch.return_to_idle(A) == sent
+    assert rig.modules[A].state == "Idle"
+    # and it can take part in a capture now
+    rig.add(B)
+    orch.start(settings(A, B))
+    assert orch.wait(20)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+
+
+def test_return_to_idle_names_what_failed_and_is_refused_while_armed(rig: FakeRig, tmp_path: Path):
+    rig.add(A, fail={"close": (403, "not allowed in this state")})
+    rig.modules[A].state = "RecorderOpened"
+    rig.add(B)
+    orch, _rec = make(rig, tmp_path)
+    with pytest.raises(ModuleError, match=r"10\.9\.0\.1.*close.*not allowed in this state"):
+        orch.return_to_idle(A)
+    orch.arm(settings(B))
+    assert orch.wait(20) and orch.armed
+    with pytest.raises(CaptureBusyError):  # it may be one of the armed modules
+        orch.return_to_idle(A)
+    orch.disarm()
+    assert orch.wait(20)
 
 
 def test_stream_drop_fails_the_capture_and_keeps_every_byte(rig: FakeRig, tmp_path: Path):

@@ -42,6 +42,24 @@ def test_rig_add_probe_master_remove(client, dash):
     assert saved == {"modules": ["127.0.3.1", "127.0.3.2"], "master": "127.0.3.2", "ptp_domain": 7}
 
 
+def test_return_to_idle_of_a_rig_module(client, dash, orchestrator):
+    add_modules(client, "127.0.3.1", "127.0.3.99")
+    r = client.post("/api/rig/modules/127.0.3.1/return-to-idle")
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["sent"] == ["finish", "close"]
+    assert ("return_to_idle", "127.0.3.1") in orchestrator.calls
+    # a module the module's own answer names, with the request
+    r = client.post("/api/rig/modules/127.0.3.99/return-to-idle")
+    assert r.status_code == 502 and "127.0.3.99" in r.get_json()["error"]
+    # only modules of the rig: the API is no way to poke at any address
+    r = client.post("/api/rig/modules/127.0.3.7/return-to-idle")
+    assert r.status_code == 404 and r.get_json()["field"] == "address"
+    assert ("return_to_idle", "127.0.3.7") not in orchestrator.calls
+    orchestrator.busy = True
+    r = client.post("/api/rig/modules/127.0.3.1/return-to-idle")
+    assert r.status_code == 409
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [

@@ -282,6 +282,41 @@ def test_ptp_wait_shows_the_time_waited_running(server, browser):
         page.context.close()
 
 
+def test_a_module_left_open_elsewhere_is_returned_to_idle_from_the_rig_page(server, browser):
+    from playwright.sync_api import expect
+
+    from webapp.openapi.client import ModuleClient
+
+    base, _ = server
+    page = browser.new_context(viewport=LAPTOP).new_page()
+    page.goto(f"{base}/capture")
+    expect(page.locator("#phase-chip")).to_have_attribute(
+        "data-phase", re.compile("completed|idle|failed"), timeout=30000
+    )
+    page.goto(f"{base}/rig")
+    rows = page.locator("#rig-table tbody tr[data-module]")
+    expect(page.locator('#rig-table tr[data-reachable="true"]')).to_have_count(3, timeout=10000)
+    address = rows.nth(1).get_attribute("data-module")
+    other = ModuleClient(address)  # another program opens the recorder and goes away
+    other.open(single_module=False)
+    try:
+        page.click("#refresh-btn")
+        row = page.locator(f'#rig-table tr[data-module="{address}"]')
+        expect(row).to_contain_text("RecorderOpened", timeout=10000)
+        button = page.locator(f'button[data-return-to-idle="{address}"]')
+        expect(button).to_be_visible()
+        shoot(page, "rig-module-left-open-laptop")
+        button.click()
+        expect(row).not_to_contain_text("RecorderOpened", timeout=10000)
+        expect(row).to_contain_text("Idle")
+        expect(button).to_have_count(0)
+        assert other.onchange()["moduleState"] == "Idle"
+    finally:
+        if other.onchange()["moduleState"] != "Idle":
+            other.close()
+        page.context.close()
+
+
 def _check_stream(data: bytes) -> int:
     """Parse a whole stream file with the strict grammar checker; every signal complete, no
     overrun, no gap. Returns the first sample's time."""

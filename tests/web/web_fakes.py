@@ -1,5 +1,5 @@
 """A stand-in orchestrator for the web layer's own tests: it keeps the orchestrator's public
-surface (phase, armed, busy, probe, arm, start, stop, disarm) and publishes real events on the
+surface (phase, armed, busy, probe, return_to_idle, arm, start, stop, disarm) and publishes real events on the
 real bus, so everything from the fold to the Socket.IO push runs as in production."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from webapp.capture import events as ev
+from webapp.openapi.client import ModuleError
 from webapp.openapi.model import ModuleInfo
 
 
@@ -43,6 +44,13 @@ class FakeOrchestrator:
         if address in self.unreachable:
             raise ConnectionError(f"{address}: GET /rest/rec/module/info: connection refused")
         return module_info(address, serial=100000 + len(address))
+
+    def return_to_idle(self, address: str) -> list[str]:
+        self._refuse_if_busy()
+        self.calls.append(("return_to_idle", address))
+        if address in self.unreachable:
+            raise ModuleError(address, "GET /rest/rec/onchange", None, "connection refused")
+        return ["finish", "close"]
 
     def set_phase(self, phase: ev.Phase, detail: str = "") -> None:
         previous, self.phase = self.phase, phase

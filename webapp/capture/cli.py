@@ -2,6 +2,7 @@
 
     lanxi-dashboard capture ADDR ADDR ... [-n NAME] [-t SECONDS] [-d DOMAIN] [-o DIR]
                             [--ptp-timeout SECONDS]
+    lanxi-dashboard capture --return-to-idle ADDR ...
 
 Writes ``NAME.<n>.stream`` (module n, the first address is the PTP master) and ``capture.json``
 into DIR, prints progress, exits 0 on success, 1 with the error on failure, 2 for bad input and
@@ -76,11 +77,19 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="leave the modules in PTP mode afterwards (the next capture locks faster)",
     )
+    p.add_argument(
+        "--return-to-idle",
+        action="store_true",
+        help="record nothing: walk each module another program left open back to Idle "
+        "(stop, finish, cancel, close as its state asks) and exit",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
+    if args.return_to_idle:
+        return return_to_idle(args.addrs, out)
     folder = Path(args.output)
     settings = CaptureSettings(
         modules=list(args.addrs),
@@ -137,6 +146,21 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if interrupts.count and not args.until_stopped:
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+def return_to_idle(addresses: list[str], out: TextIO) -> int:
+    orchestrator = Orchestrator(EventBus(), Path("."))
+    failed = False
+    for address in addresses:
+        try:
+            sent = orchestrator.return_to_idle(address)
+        except ModuleError as exc:
+            print(f"error: {exc}", file=out)
+            failed = True
+            continue
+        done = f"sent {', '.join(sent)}; now Idle" if sent else "already Idle"
+        print(f"{address}: {done}", file=out)
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 class _Interrupts:

@@ -93,6 +93,12 @@ def remove_module(address: str) -> Any:
     return jsonify(dash().rig.view())
 
 
+@bp.post("/rig/modules/<path:address>/return-to-idle")
+@auth.require_role("operator")
+def return_to_idle(address: str) -> Any:
+    return jsonify(dash().control.return_to_idle(address))
+
+
 @bp.put("/rig")
 @auth.require_role("operator")
 def configure_rig() -> Any:

@@ -184,6 +184,19 @@ class Control:
             )
         return self.arm({})
 
+    def return_to_idle(self, address: str) -> dict[str, Any]:
+        """Bring a rig module that another program left open back to Idle (see
+        ``Orchestrator.return_to_idle``); its facts are read again afterwards either way."""
+        if address not in self.rig.ordered_addresses():
+            raise RequestError("address", f"{address} is not in the rig", 404)
+        try:
+            sent = self._call(
+                "return the module to Idle", self.orchestrator.return_to_idle, address
+            )
+        finally:
+            self.rig.probe(address)
+        return {"address": address, "sent": sent, "rig": self.rig.view()}
+
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
         from webapp.capture.settings import SettingsError
         from webapp.openapi.client import ModuleError
