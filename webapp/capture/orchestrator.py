@@ -76,7 +76,13 @@ from webapp.capture.session import (
 )
 from webapp.capture.settings import CaptureSettings, SettingsError
 from webapp.capture.setup import build_setup, enabled_channel_numbers
-from webapp.capture.teardown import best_effort, best_effort_each, leave_configuring
+from webapp.capture.teardown import (
+    TEARDOWN_SETTLE_S,
+    best_effort,
+    best_effort_each,
+    leave_configuring,
+    walk_to_idle,
+)
 from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
     BLOCK_VALUES,
@@ -99,15 +105,6 @@ WATCH_FAILURES = 3
 """Consecutive failed status polls after which a module counts as unreachable."""
 WATCH_RETRY_S = 0.5
 UNREACHABLE_AFTER_S = 10.0
-TEARDOWN_SETTLE_S = 5.0
-"""How long the teardown waits for a module to leave the state a request moved it out of."""
-RETURN_TO_IDLE = (
-    (ModuleState.RECORDER_RECORDING, "stop_measurement"),
-    (ModuleState.RECORDER_STREAMING, "finish"),
-    (ModuleState.RECORDER_CONFIGURING, "cancel"),
-    (ModuleState.RECORDER_OPENED, "close"),
-)
-"""From which state which request leads towards Idle, in the order the states are left."""
 STALL_TIMEOUT_S = 5.0
 """A recording fails when a stream brings nothing for this long (or three blocks' time at low
 sample rates): the module is gone or no longer sending."""
@@ -229,38 +226,11 @@ class Orchestrator:
 
     def return_to_idle(self, address: str) -> list[str]:
         """Walk one module that another program (or a run that was killed) left open back to
-        Idle, from whatever state it is in: stop, finish, cancel (or the default setup and
-        finish where cancel is refused) and close, each only if its state asks for it, waiting
-        for each change. Returns the requests sent; raises :class:`ModuleError` (naming the
-        module, the request and its message) if a request fails or the module ends elsewhere.
-        Refused while a capture runs or modules are armed: the module may be one of them."""
+        Idle (see :func:`webapp.capture.teardown.walk_to_idle`); the requests sent. Refused
+        while a capture runs or modules are armed: the module may be one of them."""
         with self._lock:
             self._check_idle("return a module to Idle")
-        m = ModuleRun(0, address, self.client_factory(address), "")
-        sent: list[str] = []
-        status = m.client.onchange()
-        for from_state, request in RETURN_TO_IDLE:
-            if status.get("moduleState") != from_state:
-                continue
-            if request == "cancel":
-                try:
-                    m.client.cancel()
-                except ModuleError:
-                    leave_configuring(m)
-            else:
-                getattr(m.client, request)()
-            sent.append(request)
-            status = _await_change(m.client, status, from_state)
-        state = status.get("moduleState")
-        if state != ModuleState.IDLE:
-            raise ModuleError(
-                address,
-                "GET /rest/rec/onchange",
-                None,
-                f"still in state {state} after {', '.join(sent) or 'nothing to send'}; the "
-                "module may need a reboot",
-            )
-        return sent
+        return walk_to_idle(ModuleRun(0, address, self.client_factory(address), ""))
 
     def arm(self, settings: CaptureSettings) -> None:
         """Check ``settings`` and the modules now (raises SettingsError / ModuleError), then set
@@ -1237,15 +1207,3 @@ class Orchestrator:
         if capture is not None:
             capture.add_event(event)
         self.bus.publish(event)
-
-
-def _await_change(client: ModuleClient, status: dict[str, Any], left: str) -> dict[str, Any]:
-    """The module's status once it is no longer in state ``left`` (at most
-    :data:`TEARDOWN_SETTLE_S`; a 200 answer has already changed it, a 202 is about to)."""
-    deadline = time.monotonic() + TEARDOWN_SETTLE_S
-    status = client.onchange()
-    while status.get("moduleState") == left and time.monotonic() < deadline:
-        # Plain reads, not a long poll: one could hold the answer for 30 s.
-        time.sleep(min(WATCH_RETRY_S / 5, max(0.0, deadline - time.monotonic())))
-        status = client.onchange()
-    return status

@@ -4,6 +4,7 @@ every module must be reached, so failures become warnings, never exceptions."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,17 @@ from webapp.openapi.client import ModuleError
 from webapp.openapi.model import ModuleState
 
 log = logging.getLogger(__name__)
+
+TEARDOWN_SETTLE_S = 5.0
+"""How long the teardown waits for a module to leave the state a request moved it out of."""
+POLL_S = 0.1
+RETURN_TO_IDLE = (
+    (ModuleState.RECORDER_RECORDING, "stop_measurement"),
+    (ModuleState.RECORDER_STREAMING, "finish"),
+    (ModuleState.RECORDER_CONFIGURING, "cancel"),
+    (ModuleState.RECORDER_OPENED, "close"),
+)
+"""From which state which request leads towards Idle, in the order the states are left."""
 
 
 def leave_configuring(m: ModuleRun) -> None:
@@ -85,3 +97,47 @@ def best_effort_each(
 
     for batch in ordered([m for m in s.modules if which(m)], order):
         parallel(batch, run)
+
+
+def walk_to_idle(m: ModuleRun) -> list[str]:
+    """Walk a module that is in no session of ours back to Idle from whatever state it is in:
+    stop, finish, cancel (or the default setup and finish where cancel is refused) and close,
+    each only if its state asks for it, waiting for each change. Returns the requests sent;
+    raises :class:`ModuleError` (naming the module, the request and its message) if a request
+    fails or the module ends in another state."""
+    sent: list[str] = []
+    status = m.client.onchange()
+    for from_state, request in RETURN_TO_IDLE:
+        if status.get("moduleState") != from_state:
+            continue
+        if request == "cancel":
+            try:
+                m.client.cancel()
+            except ModuleError:
+                leave_configuring(m)
+        else:
+            getattr(m.client, request)()
+        sent.append(request)
+        status = _left(m, status, from_state)
+    state = status.get("moduleState")
+    if state != ModuleState.IDLE:
+        raise ModuleError(
+            m.address,
+            "GET /rest/rec/onchange",
+            None,
+            f"still in state {state} after {', '.join(sent) or 'nothing to send'}; the module "
+            "may need a reboot",
+        )
+    return sent
+
+
+def _left(m: ModuleRun, status: dict[str, Any], state: str) -> dict[str, Any]:
+    """The module's status once it is no longer in ``state`` (at most
+    :data:`TEARDOWN_SETTLE_S`: a 200 answer has already changed it, a 202 is about to)."""
+    deadline = time.monotonic() + TEARDOWN_SETTLE_S
+    status = m.client.onchange()
+    while status.get("moduleState") == state and time.monotonic() < deadline:
+        # Plain reads, not a long poll: one could hold the answer for 30 s.
+        time.sleep(POLL_S)
+        status = m.client.onchange()
+    return status
