@@ -20,6 +20,10 @@ every module that was opened, keeps every byte received, records the error and e
 
 Status comes from one ``onchange`` long poll per module (a watcher) for the whole session:
 PTP progress, state changes and channel faults all arrive through it.
+
+The recording steps are in :mod:`webapp.capture.recording` (a base class), the session's data
+and errors in :mod:`webapp.capture.session`, the teardown's requests in
+:mod:`webapp.capture.teardown`.
 """
 
 from __future__ import annotations
@@ -35,8 +39,6 @@ from webapp import runtime
 from webapp.capture import store
 from webapp.capture.events import (
     CaptureFinished,
-    CaptureStarted,
-    Error,
     Event,
     EventBus,
     ModuleStatus,
@@ -44,14 +46,11 @@ from webapp.capture.events import (
     Phase,
     PhaseChanged,
     PtpProgress,
-    RecordingTime,
     TransducersDetected,
     Warning,
 )
-from webapp.capture.levels import LiveModule, levels_interval
 from webapp.capture.phases import (
     WAIT_DETECTED,
-    WAIT_STOPPED,
     Order,
     Step,
     Timeout,
@@ -59,7 +58,7 @@ from webapp.capture.phases import (
     arm_sequence,
     ordered,
 )
-from webapp.capture.receiver import StreamReceiver
+from webapp.capture.recording import Recording
 from webapp.capture.session import (
     Aborted,
     CaptureBusyError,
@@ -85,7 +84,6 @@ from webapp.capture.teardown import (
 )
 from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
-    BLOCK_VALUES,
     ModuleInfo,
     ModuleState,
     PtpStatus,
@@ -95,12 +93,7 @@ from webapp.openapi.model import (
 
 log = logging.getLogger(__name__)
 
-RECORDING_TIME_INTERVAL_S = 0.25
 PTP_PROGRESS_INTERVAL_S = 1.0
-DRAIN_IDLE_S = 0.3
-"""After the stop, a stream that has been quiet this long has delivered everything."""
-NO_DATA_GRACE_S = 5.0
-"""How long past the requested duration to wait for a module's samples before stopping."""
 WATCH_FAILURES = 3
 """Consecutive failed status polls after which a module counts as unreachable."""
 WATCH_RETRY_S = 0.5
@@ -110,7 +103,7 @@ STALL_TIMEOUT_S = 5.0
 sample rates): the module is gone or no longer sending."""
 
 
-class Orchestrator:
+class Orchestrator(Recording):
     """Runs captures on LAN-XI modules and emits events on ``bus``; see the module docstring."""
 
     def __init__(
@@ -745,355 +738,6 @@ class Orchestrator:
             events.extend(fault_changes(m, status))
         for e in events:
             self._publish(e)
-
-    # --- recording --------------------------------------------------------------------------
-
-    def _record(self, s: Session, pending: PendingCapture) -> None:
-        settings = s.settings
-        capture = store.CaptureRecord(
-            folder=pending.folder,
-            id=pending.capture_id,
-            name=pending.name,
-            created=time.time(),
-            requested_duration_s=pending.duration_s,
-            ptp_domain=settings.ptp_domain if s.synchronized else None,
-            master=s.master.address,
-            bandwidth=s.bandwidth,
-            sample_rate=s.sample_rate,
-            streaming="multi-socket" if settings.multi_socket else "single-socket",
-            modules=[self._module_record(m) for m in s.modules],
-        )
-        for event in s.timeline:
-            capture.add_event(event)
-        with self._lock:
-            self._capture = capture
-            self.current_capture_id = pending.capture_id
-        s.stream_failure = None
-        outcome, reason = Outcome.COMPLETED, ""
-        try:
-            self._set_phase(Phase.CONNECTING, pending.capture_id)
-            capture.write()
-            self._connect_streams(s, pending, capture)
-            self._publish(
-                CaptureStarted(
-                    capture_id=pending.capture_id,
-                    name=pending.name,
-                    folder=str(pending.folder),
-                    modules=[m.address for m in s.modules],
-                    duration_s=pending.duration_s,
-                )
-            )
-            for m in s.modules:
-                for r in m.receivers:
-                    r.start()
-            self._set_phase(Phase.RECORDING, pending.capture_id)
-            s.measuring = True
-            self._send(s, Order.MASTER_LAST, "start_measurement")
-            stopped_early = self._record_loop(s, pending)
-            if stopped_early:
-                outcome, reason = Outcome.STOPPED, "stopped by the user"
-            self._set_phase(Phase.STOPPING)
-            for m in s.modules:
-                for r in m.receivers:
-                    r.expect_end = True  # a module may close its stream once stopped
-            self._send(s, Order.MASTER_LAST, "stop_measurement")
-            # One status read when the stop was answered 200 (done); a wait if it was 202.
-            self._await(s, WAIT_STOPPED)
-            s.measuring = False
-            self._drain(s)
-            if s.stream_failure is not None:
-                raise s.stream_failure
-            silent = [m.address for m in s.modules if m.signal_messages() == 0]
-            if silent and outcome is Outcome.COMPLETED:
-                raise StreamFailure(
-                    f"no samples arrived from module {', '.join(silent)}", silent[0]
-                )
-        except Exception as exc:
-            outcome, reason = Outcome.FAILED, describe_error(exc)
-            self.last_error = reason
-            if not getattr(exc, "reported", False):
-                self._publish(error_event(exc, reason))
-                exc.reported = True  # type: ignore[attr-defined]
-            for m in s.modules:
-                for r in m.receivers:
-                    r.expect_end = True  # from here on a closing stream is part of the wind-down
-            if s.measuring:
-                # Stop every module now (best effort) so the others' files end cleanly.
-                best_effort_each(
-                    s, Order.MASTER_LAST, "stop_measurement", lambda m: True, self._publish
-                )
-                s.measuring = False
-            self._drain(s)
-            raise
-        finally:
-            losses = self._close_streams(s, capture)
-            self._finish_capture(s, capture, pending, outcome, reason, losses)
-
-    def _module_record(self, m: ModuleRun) -> store.ModuleRecord:
-        info = m.info
-        return store.ModuleRecord(
-            number=m.number,
-            address=m.address,
-            role=m.role,
-            type=info.type_number if info else "",
-            serial=info.serial if info else 0,
-            name=info.name if info else "",
-            firmware=info.firmware if info else "",
-            hardware=info.hardware if info else "",
-            setup=m.setup,
-            transducers=m.transducers,
-            signals=[{"signal_id": i + 1, "channel": c} for i, c in enumerate(m.channels)],
-        )
-
-    def _waveform_channels_for(self, s: Session, m: ModuleRun) -> frozenset[int] | None:
-        watched = self._watched
-        if watched is not None:
-            return frozenset(c for a, c in watched if a == m.address)
-        if self.waveforms == "all":
-            return None
-        if self.waveforms == "none":
-            return frozenset()
-        module, channel = self._waveform
-        if module is None:
-            first = m.channels[:1] if m is s.master else []
-            return frozenset(first)
-        if module != m.address:
-            return frozenset()
-        return frozenset([channel] if channel is not None else m.channels[:1])
-
-    def _connect_streams(
-        self, s: Session, pending: PendingCapture, capture: store.CaptureRecord
-    ) -> None:
-        pending.folder.mkdir(parents=True, exist_ok=True)
-        for m in s.modules:
-            m.receivers = []
-            m.faults = {}
-            m.live = LiveModule(
-                m.address,
-                self._publish,
-                levels=self.live_levels,
-                levels_interval_s=levels_interval(sum(len(x.channels) for x in s.modules)),
-            )
-            m.live.waveform_channels = self._waveform_channels_for(s, m)
-        for m in s.modules:
-            record = capture.modules[m.number - 1]
-            record.setup, record.transducers = m.setup, m.transducers
-            record.files = []
-            signal_channel = dict(enumerate(m.channels, start=1))
-            for i, port in enumerate(m.ports):
-                if s.settings.multi_socket:
-                    channel = m.channels[i]
-                    name = f"{pending.name}.{m.number}.ch{channel}.stream"
-                    channels = [channel]
-                    only: int | None = channel
-
-                    def channel_of(_sid: int, _c: int = channel) -> int:
-                        return _c
-                else:
-                    name = f"{pending.name}.{m.number}.stream"
-                    channels = list(m.channels)
-                    only = None
-
-                    def channel_of(sid: int, _map: dict[int, int] = signal_channel) -> int:
-                        return _map.get(sid, sid)
-
-                sock = m.client.connect_stream(port)
-                assert m.live is not None
-                try:
-                    receiver = StreamReceiver(
-                        m.address,
-                        sock,
-                        pending.folder / name,
-                        m.live,
-                        channel_of,
-                        lambda r, err, _s=s: self._receiver_ended(_s, r, err),
-                        label=f"{m.address} port {port}",
-                        channel=only,
-                    )
-                except BaseException:
-                    # No receiver owns the socket yet, so _close_streams would leave it open.
-                    sock.close()
-                    raise
-                m.receivers.append(receiver)
-                record.files.append(store.FileRecord(file=name, channels=channels))
-
-    def _receiver_ended(self, s: Session, receiver: StreamReceiver, error: str | None) -> None:
-        if error is None:
-            return
-        message = f"module {receiver.module}: {error}"
-        if receiver.channel is not None:
-            # Multi-socket: one stream of several per module; say which channel and file.
-            message = (
-                f"module {receiver.module} channel {receiver.channel}"
-                f" ({receiver.file.path.name}): {error}"
-            )
-        failure = StreamFailure(message, receiver.module)
-        failure.reported = True
-        with self._cond:
-            if s.stream_failure is None:
-                s.stream_failure = failure
-            self._status_version += 1
-            self._cond.notify_all()
-        # Reported the moment it happens, before the capture is wound down.
-        self._publish(Error(message=message, module=receiver.module, request="stream"))
-
-    def _record_loop(self, s: Session, pending: PendingCapture) -> bool:
-        """Until the duration is covered by every module's samples, or a stop, or a failure.
-        Returns True when stopped early by the user."""
-        started = time.monotonic()
-        duration = pending.duration_s
-        next_time_event = 0.0
-        stall_limit = max(self.stall_timeout_s, 3 * BLOCK_VALUES / s.sample_rate)
-        receivers = [r for m in s.modules for r in m.receivers]
-        for r in receivers:
-            r.last_data = started  # the measurement has just been started everywhere
-        while True:
-            with self._cond:
-                if s.stream_failure is not None:
-                    raise s.stream_failure
-                errors = [m.watch_error for m in s.modules if m.watch_error is not None]
-                if errors:
-                    raise errors[0]
-                if self._stop_recording.is_set():
-                    return True
-                self._cond.wait(RECORDING_TIME_INTERVAL_S / 2)
-            now = time.monotonic()
-            for r in receivers:
-                if not r.ended.is_set() and r.idle_s > stall_limit:
-                    raise StreamFailure(
-                        f"module {r.module}: no stream data for {r.idle_s:.0f} s", r.module
-                    )
-            covered = min(m.covered_ticks() for m in s.modules) / (1 << 32)
-            if now >= next_time_event:
-                next_time_event = now + RECORDING_TIME_INTERVAL_S
-                shown = min(covered, duration) if duration is not None else covered
-                self._publish(RecordingTime(elapsed_s=round(shown, 3), duration_s=duration))
-            if duration is None:
-                continue
-            if covered >= duration:
-                self._publish(RecordingTime(elapsed_s=round(duration, 3), duration_s=duration))
-                return False
-            if now - started >= duration + NO_DATA_GRACE_S:
-                short = [
-                    f"{m.address} ({m.covered_ticks() / (1 << 32):.2f} s)"
-                    for m in s.modules
-                    if m.covered_ticks() / (1 << 32) < duration
-                ]
-                self._publish(
-                    Warning(
-                        message=f"stopping without the full {duration:g} s from: {', '.join(short)}"
-                    )
-                )
-                return False
-
-    def _drain(self, s: Session) -> None:
-        """After the stop: let every stream deliver what is still in flight."""
-        receivers = [r for m in s.modules for r in m.receivers]
-        for r in receivers:
-            r.expect_end = True
-        deadline = time.monotonic() + s.settings.state_timeout_s
-        while time.monotonic() < deadline:
-            busy = [r for r in receivers if not r.ended.is_set() and r.idle_s < DRAIN_IDLE_S]
-            if not busy:
-                return
-            time.sleep(DRAIN_IDLE_S / 3)
-        self._publish(Warning(message="streams were still delivering data when they were closed"))
-
-    def _close_streams(self, s: Session, capture: store.CaptureRecord) -> list[str]:
-        """Close every receiver; returns a sentence per stream that lost bytes in closing."""
-
-        def close(r: StreamReceiver) -> None:
-            try:
-                r.close()  # the final fsync of many big files: in parallel, off the hub
-            except OSError as exc:
-                self._publish(
-                    Warning(message=f"closing {r.file.path.name} failed: {exc}", module=r.module)
-                )
-
-        receivers = [r for m in s.modules for r in m.receivers]
-        parallel(receivers, close)
-        losses: list[str] = []
-        for r in receivers:
-            if r.loss is not None:
-                # A receiver given up on in closing: the user must learn that bytes are missing.
-                note = f"module {r.module}: {r.loss}"
-                self._publish(Warning(message=note, module=r.module))
-                losses.append(note)
-        for m in s.modules:
-            record = capture.modules[m.number - 1]
-            for f, r in zip(record.files, m.receivers, strict=False):
-                f.bytes, f.sha256 = r.file.bytes, r.file.digest
-            record.first_ticks = m.first_ticks()
-            if m.live is not None:
-                m.live.final_stats()
-        return losses
-
-    def _finish_capture(
-        self,
-        s: Session,
-        capture: store.CaptureRecord,
-        pending: PendingCapture,
-        outcome: Outcome,
-        reason: str,
-        losses: list[str] | None = None,
-    ) -> None:
-        if losses:
-            note = "; ".join(losses)
-            reason = f"{reason}; {note}" if reason else f"completed, but {note}"
-        firsts = {m.address: m.first_ticks() for m in s.modules}
-        known = {a: t for a, t in firsts.items() if t is not None}
-        if len(set(known.values())) > 1:
-            reference = min(known.values())
-            spread = ", ".join(
-                f"{a} +{(t - reference) / (1 << 32) * s.sample_rate:.0f} samples"
-                for a, t in known.items()
-                if t != reference
-            )
-            self._publish(Warning(message=f"first samples are not simultaneous: {spread}"))
-        capture.start_ticks = firsts.get(s.master.address) or (
-            min(known.values()) if known else None
-        )
-        covered = [m.covered_ticks() for m in s.modules]
-        capture.recorded_s = round(min(covered) / (1 << 32), 6) if covered else None
-        lossy = [
-            f"{m.address} ({m.live.overruns}x)" for m in s.modules if m.live and m.live.overruns
-        ]
-        if lossy:
-            note = f"data lost in transfer (overrun) reported by {', '.join(lossy)}"
-            self._publish(Warning(message=note))
-            reason = f"{reason}; {note}" if reason else note
-        for (module, channel), count in sorted(capture.quality.unlisted.items()):
-            # One event per channel stands for the changes the timeline no longer lists.
-            self._publish(
-                Warning(
-                    message=(
-                        f"module {module} channel {channel}: {count} more data-quality changes"
-                        f" than the {capture.quality.limit} listed"
-                    ),
-                    module=module,
-                )
-            )
-        capture.outcome, capture.reason = str(outcome), reason
-        capture.ended = time.time()
-        finished = CaptureFinished(
-            capture_id=pending.capture_id,
-            outcome=str(outcome),
-            reason=reason,
-            folder=str(pending.folder),
-        )
-        capture.add_event(finished)
-        try:
-            capture.write()
-        except OSError as exc:
-            self._publish(Warning(message=f"writing capture.json failed: {exc}"))
-        with self._lock:
-            self._capture = None
-            self.last_capture_id = pending.capture_id
-            self.last_outcome = str(outcome)
-            self.last_folder = pending.folder
-            self._recording = False
-        self.bus.publish(finished)
-        s.timeline.append(finished)
 
     # --- teardown ---------------------------------------------------------------------------
 
