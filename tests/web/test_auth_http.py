@@ -344,8 +344,10 @@ def test_control_actions_are_audited_with_who_and_outcome(app, orchestrator):
     send(otto, "POST", "/api/capture/stop")
     send(olga, "PUT", "/api/setup", {"bandwidth": "51.2 kHz"})
     send(olga, "POST", "/api/capture/stop")
+    send(olga, "POST", "/api/rig/modules/127.0.5.2/return-to-idle")
     entries = ada.get("/api/auth/audit?limit=50").get_json()["entries"]
     acts = [(e["actor"], e["action"], e.get("ok")) for e in entries if "ok" in e]
+    assert ("olga", "rig-return-to-idle", True) in acts
     assert ("olga", "capture-start", True) in acts
     assert ("otto", "capture-stop", False) in acts
     assert ("olga", "setup-change", True) in acts

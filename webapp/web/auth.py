@@ -656,6 +656,7 @@ _AUDIT_ACTIONS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/api/rig/modules", "rig-add-module"),
         ("DELETE", r"/api/rig/modules/.+", "rig-remove-module"),
         ("POST", r"/api/rig/refresh", "rig-refresh"),
+        ("POST", r"/api/rig/modules/.+/return-to-idle", "rig-return-to-idle"),
         ("POST", r"/api/emulator/faults", "fault-inject"),
         ("DELETE", r"/api/emulator/faults", "fault-clear"),
     )
