@@ -159,9 +159,6 @@ class _Builder:
             self.voff.append(np.array(voff, np.int64))
             self.time.append(np.array(time, np.uint64))
 
-    def finish(self, index: FileIndex) -> None:
-        self.fill(index)
-
     def fill(self, index: FileIndex) -> None:
         """Put the blocks recorded so far into ``index`` (new arrays; recording may go on)."""
         self._flush_single()
@@ -350,7 +347,7 @@ class _Scanner:
     def finish(self, rest: bytes | bytearray, end: int) -> None:
         """End of the stream at file offset ``end`` + len(rest); ``rest`` is unusable."""
         index = self.index
-        self.builder.finish(index)
+        self.builder.fill(index)
         index.complete = True
         index.end = end
         index.truncated_bytes = len(rest)

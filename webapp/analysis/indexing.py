@@ -48,7 +48,6 @@ class IndexPass:
         self.lockstep = lockstep
         self.lead = LEAD_BYTES if lead is None else lead
         self._consumed = [0] * len(self.scans)
-        self._held = [False] * len(self.scans)
         self._stalled_at = -1
         self._cond = threading.Condition()
         self._error: BaseException | None = None
@@ -96,9 +95,7 @@ class IndexPass:
             return unclaimed[0]
         if not todo:
             return None
-        for i in todo:
-            self._held[i] = self._is_held(i)
-        free = [i for i in todo if i not in self._busy and not self._held[i]]
+        free = [i for i in todo if i not in self._busy and not self._is_held(i)]
         if not free:
             return -1
         return min(free, key=lambda i: self.scans[i].scanned / max(1, self.scans[i].size))
@@ -162,7 +159,8 @@ class IndexPass:
             while self.scanned < target and not self.done:
                 self._check()
                 todo = [i for i, s in enumerate(self.scans) if not s.done]
-                if todo and all(self._held[i] and self._is_held(i) for i in todo):
+                # Held back: not being read now, and too far ahead of the reader.
+                if todo and all(i not in self._busy and self._is_held(i) for i in todo):
                     if self.scanned != self._stalled_at:
                         self._stalled_at = self.scanned  # the reader may have enough: let it see
                         return
