@@ -76,6 +76,7 @@ from webapp.capture.session import (
 from webapp.capture.settings import CaptureSettings, SettingsError
 from webapp.capture.setup import build_setup, enabled_channel_numbers
 from webapp.capture.teardown import (
+    RETURN_TO_IDLE,
     TEARDOWN_SETTLE_S,
     best_effort,
     best_effort_each,
@@ -752,14 +753,15 @@ class Orchestrator(Recording):
         def in_state(state: str) -> Callable[[ModuleRun], bool]:
             return lambda m: m.opened and not m.gone and m.state[0] == state
 
-        steps: Iterable[tuple[Phase | None, str, Callable[[ModuleRun], bool]]] = (
-            (Phase.STOPPING, "stop_measurement", in_state(ModuleState.RECORDER_RECORDING)),
-            (Phase.FINISHING, "finish", in_state(ModuleState.RECORDER_STREAMING)),
-            (None, "cancel", in_state(ModuleState.RECORDER_CONFIGURING)),
-            (Phase.CLOSING, "close", in_state(ModuleState.RECORDER_OPENED)),
-        )
+        # The same walk as for a module left open elsewhere, for every module of the session.
+        phases = {
+            "stop_measurement": Phase.STOPPING,
+            "finish": Phase.FINISHING,
+            "close": Phase.CLOSING,
+        }
         fresh = False
-        for step_phase, method, needed in steps:
+        for state, method in RETURN_TO_IDLE:
+            step_phase, needed = phases.get(method), in_state(state)
             if not fresh:
                 best_effort(
                     s,
