@@ -43,15 +43,11 @@ from webapp.analysis.indexing import IndexPass
 from webapp.analysis.model import (
     CaptureModule,
     Channel,
-    Gap,
     Problem,
-    QualityChange,
     Segment,
     StreamFile,
     Window,
-    iso_time,
 )
-from webapp.openapi.stream import validity_names
 
 BATCH_ROWS = 64
 """Blocks decoded per numpy call: 64 × 4096 int32 (1 MiB) stay in the CPU cache between passes."""
@@ -769,13 +765,9 @@ __all__ = [
     "CaptureError",
     "CaptureModule",
     "Channel",
-    "Gap",
     "Problem",
-    "QualityChange",
     "Segment",
     "StreamFile",
     "StreamingReadError",
     "Window",
-    "iso_time",
-    "validity_names",
 ]
