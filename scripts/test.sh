@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs (Debian's chromium for the browser tests, the package with
-# its test extras) and runs the linter and the whole suite. Extra arguments go to pytest.
+# Installs what the test suite needs (Debian's chromium for the browser tests; the package with
+# its test extras in the project's venv, .venv, made by scripts/venv.sh) and runs the linter and
+# the whole suite in that venv. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ if [ ! -x /usr/bin/chromium ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e ".[test]"
-python3 -m ruff check .
-python3 -m ruff format --check .
-python3 -m pytest "$@"
+bash scripts/venv.sh test
+.venv/bin/python -m ruff check .
+.venv/bin/python -m ruff format --check .
+.venv/bin/python -m pytest "$@"
