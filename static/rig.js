@@ -44,6 +44,8 @@
         try { await api("POST", `/api/rig/modules/${encodeURIComponent(m.address)}/return-to-idle`); }
         catch (e) { Dash.showError($("rig-error"), e); button.disabled = false; }
       };
+      // Why it is not Idle, when a capture whose process died left it so.
+      if (m.left_by) return el("div", {}, button, el("div", { class: "small muted", dataset: { leftBy: m.address } }, m.left_by));
       return el("div", {}, button);
     }
     for (const m of rig.modules) {

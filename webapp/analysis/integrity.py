@@ -62,6 +62,19 @@ def build_report(cap: Capture, checksums: bool = True, levels: bool = False) -> 
                 "outcome is still 'running': the capture did not finish normally",
             )
         )
+    elif outcome == "interrupted":
+        got = "; ".join(
+            f"{f['file']} {f['bytes']:,} bytes, {f['samples']:,} samples ({f['seconds']:.3f} s)"
+            for f in files
+        )
+        problems.append(
+            Problem(
+                "warning",
+                "capture",
+                "interrupted: the recording process ended without closing the capture"
+                + (f"; on disk: {got}" if got else ""),
+            )
+        )
     elif outcome == "failed":
         problems.append(
             Problem("error", "capture", f"failed: {meta.get('reason') or 'no reason recorded'}")
@@ -125,6 +138,11 @@ def _file_entry(cap: Capture, i: int, checksums: bool, problems: list[Problem]) 
         "messages": idx.messages,
         "blocks": idx.blocks,
         "message_types": {str(int(k)): v for k, v in sorted(idx.types.items())},
+        "samples": max((ch.present for ch in cap.channels if ch.file == i), default=0),
+        "seconds": max(
+            (ch.present / ch.sample_rate for ch in cap.channels if ch.file == i and ch.sample_rate),
+            default=0.0,
+        ),
         "sha256": None,
         "expected_sha256": sf.expected_sha256,
         "checksum": "skipped",
@@ -477,6 +495,8 @@ def format_report(report: dict[str, Any]) -> str:
             extra.append(f"last {f['truncated_bytes']:,} bytes incomplete")
         if f["framing_errors"]:
             extra.append(f"{len(f['framing_errors'])} framing errors")
+        if f.get("samples"):
+            size += f", {f['samples']:,} samples ({f['seconds']:.3f} s)"
         lines.append(
             f"  {f['file']}: module {f['module']}, {size}, {f['messages']:,} messages, "
             f"sha256 {f['checksum']}" + (f"; {'; '.join(extra)}" if extra else "")

@@ -48,6 +48,7 @@ from webapp.analysis.model import (
     StreamFile,
     Window,
 )
+from webapp.capture.writer import read_as_interrupted
 
 BATCH_ROWS = 64
 """Blocks decoded per numpy call: 64 × 4096 int32 (1 MiB) stay in the CPU cache between passes."""
@@ -203,7 +204,7 @@ class Capture:
         if not isinstance(meta, dict) or not isinstance(meta.get("modules", []), list):
             self._problems.append(Problem("error", "capture.json", "not a capture description"))
             return None
-        return meta
+        return read_as_interrupted(meta, folder)
 
     def _open_folder(self) -> None:
         assert self.folder is not None
@@ -230,11 +231,13 @@ class Capture:
                     )
                     continue
                 self._files.append(self._listed_file(path, number, entry))
-        for path in sorted(self.folder.glob("*.stream")):
-            if path.resolve() not in listed:
-                self._problems.append(
-                    Problem("warning", path.name, "in the folder but not in capture.json; ignored")
-                )
+        unlisted = [p for p in sorted(self.folder.glob("*.stream")) if p.resolve() not in listed]
+        for path in unlisted:
+            # An interrupted capture may have files capture.json never named: read them too.
+            self._problems.append(
+                Problem("warning", path.name, "in the folder but not in capture.json; read")
+            )
+        self._add_loose_files(unlisted)
         if not self._files and not self._problems:
             raise CaptureError(f"{self.folder}/capture.json lists no stream files")
 

@@ -48,6 +48,7 @@ class Outcome(StrEnum):
     COMPLETED = "completed"  # ran for its duration
     STOPPED = "stopped"  # stopped early by a user
     FAILED = "failed"  # an error ended it
+    INTERRUPTED = "interrupted"  # the writing process died (SIGKILL, power loss) mid-capture
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ whose state it shares; kept apart so each file has one job."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from pathlib import Path
@@ -36,7 +37,11 @@ from webapp.capture.session import (
 from webapp.capture.teardown import best_effort_each
 from webapp.openapi.model import BLOCK_VALUES
 
+log = logging.getLogger(__name__)
+
 RECORDING_TIME_INTERVAL_S = 0.25
+PROGRESS_RECORD_INTERVAL_S = 2.0
+"""How often capture.json is rewritten while recording (bytes so far per file)."""
 DRAIN_IDLE_S = 0.3
 """After the stop, a stream that has been quiet this long has delivered everything."""
 NO_DATA_GRACE_S = 5.0
@@ -103,6 +108,7 @@ class Recording:
             self._set_phase(Phase.CONNECTING, pending.capture_id)
             capture.write()
             self._connect_streams(s, pending, capture)
+            capture.write()  # the stream files exist: capture.json names them from now on
             self._publish(
                 CaptureStarted(
                     capture_id=pending.capture_id,
@@ -276,6 +282,7 @@ class Recording:
         receivers = [r for m in s.modules for r in m.receivers]
         for r in receivers:
             r.last_data = started  # the measurement has just been started everywhere
+        next_record = started + PROGRESS_RECORD_INTERVAL_S
         while True:
             with self._cond:
                 if s.stream_failure is not None:
@@ -292,6 +299,9 @@ class Recording:
                     raise StreamFailure(
                         f"module {r.module}: no stream data for {r.idle_s:.0f} s", r.module
                     )
+            if now >= next_record and self._capture is not None:
+                next_record = now + PROGRESS_RECORD_INTERVAL_S
+                self._record_progress(s, self._capture)
             covered = min(m.covered_ticks() for m in s.modules) / (1 << 32)
             if now >= next_time_event:
                 next_time_event = now + RECORDING_TIME_INTERVAL_S
@@ -314,6 +324,20 @@ class Recording:
                     )
                 )
                 return False
+
+    def _record_progress(self, s: Session, capture: store.CaptureRecord) -> None:
+        """Rewrite capture.json with the bytes each file holds so far, so a capture whose
+        process dies says how far it got (the write is offloaded and atomic)."""
+        for m in s.modules:
+            record = capture.modules[m.number - 1]
+            for f, r in zip(record.files, m.receivers, strict=False):
+                f.bytes = r.file.bytes
+            record.first_ticks = m.first_ticks()
+        capture.recorded_s = min(m.covered_ticks() for m in s.modules) / (1 << 32)
+        try:
+            capture.write()
+        except OSError as exc:  # a full disk: the stream files matter more than the record
+            log.warning("capture.json progress not written: %s", exc)
 
     def _drain(self, s: Session) -> None:
         """After the stop: let every stream deliver what is still in flight."""

@@ -1,7 +1,10 @@
 """Capture folders and ``capture.json`` (the contract is docs/capture-format.md).
 
-``capture.json`` is written when the recording starts (outcome ``running``) and rewritten,
-atomically (temporary file + rename), when it ends, so a reader never sees half a file.
+``capture.json`` is written when the recording starts (outcome ``running``), again as soon as
+the stream files exist (their names listed), every few seconds while recording (bytes so far)
+and when it ends; always atomically (temporary file, fsync, rename), so a reader never sees
+half a file. Its ``writer`` names the writing process, so a reader that finds ``running`` can
+tell whether that process is still alive or the capture was interrupted.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from webapp import runtime
 from webapp.capture.events import Event
+from webapp.capture.writer import effective_outcome, read_as_interrupted, writer_info
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +171,7 @@ class CaptureRecord:
     start_ticks: int | None = None
     ended: float | None = None
     events: list[dict[str, Any]] = field(default_factory=list)
+    writer: dict[str, Any] = field(default_factory=lambda: writer_info())
     _last_ptp: dict[str, str] = field(default_factory=dict)
     quality: QualityChangeLimit = field(default_factory=QualityChangeLimit)
 
@@ -198,6 +203,7 @@ class CaptureRecord:
             "sample_rate": self.sample_rate,
             "streaming": self.streaming,
             "modules": [m.to_json() for m in self.modules],
+            "writer": self.writer,
             "events": self.events,
         }
 
@@ -207,16 +213,10 @@ class CaptureRecord:
         document = self.to_json()
         document["events"] = list(self.events)  # a snapshot: events may still be added
         path = self.folder / CAPTURE_JSON
-        tmp = path.with_name(f".{CAPTURE_JSON}.tmp")
 
         def write_file() -> None:
             # Serialising a big capture takes a while: off the hub, like the file writing.
-            text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False)
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            write_json_atomic(path, document)
 
         runtime.offload(write_file)
 
@@ -237,8 +237,71 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_capture(folder: Path) -> dict[str, Any]:
+    """capture.json as written; a ``running`` capture whose writer is dead reads as
+    ``interrupted`` (see :func:`webapp.capture.writer.effective_outcome`)."""
     with open(Path(folder) / CAPTURE_JSON, encoding="utf-8") as f:
-        return json.load(f)
+        document = json.load(f)
+    if isinstance(document, dict):
+        document = read_as_interrupted(document, Path(folder))
+    return document
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    """Write a JSON file atomically (temporary file, fsync, rename, fsync of the folder)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False)
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    try:
+        fd = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def mark_interrupted(folder: Path, by: str) -> dict[str, Any] | None:
+    """Rewrite a dead writer's ``running`` capture.json as ``interrupted`` (atomically), with
+    when and by whom it was marked and how far each file got. Returns the new document, or None
+    when the capture is not one to mark (finished, or its writer alive or unknown)."""
+    path = Path(folder) / CAPTURE_JSON
+    with open(path, encoding="utf-8") as f:
+        document = json.load(f)
+    if not isinstance(document, dict) or effective_outcome(document) != "interrupted":
+        return None
+    if document.get("outcome") != "running":
+        return None
+    document = read_as_interrupted(document, Path(folder))
+    document["interrupted"] = {"marked": iso(time.time()), "by": by}
+    write_json_atomic(path, document)
+    return document
+
+
+def mark_interrupted_captures(data_dir: Path, by: str) -> list[dict[str, Any]]:
+    """At start-up: mark every capture under ``data_dir`` whose writer died while it was
+    ``running`` as ``interrupted``; returns the documents marked (an unreadable one is
+    logged and left)."""
+    root = Path(data_dir) / CAPTURES_DIR
+    marked: list[dict[str, Any]] = []
+    if not root.is_dir():
+        return marked
+    for folder in sorted(root.iterdir()):
+        if not (folder / CAPTURE_JSON).is_file():
+            continue
+        try:
+            document = mark_interrupted(folder, by)
+        except (OSError, ValueError) as exc:
+            log.warning("could not check %s: %s", folder / CAPTURE_JSON, exc)
+            continue
+        if document is not None:
+            log.warning("capture %s was interrupted; marked as such", folder.name)
+            marked.append(document)
+    return marked
 
 
 def list_captures(data_dir: Path) -> list[dict[str, Any]]:

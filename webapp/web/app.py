@@ -7,6 +7,7 @@ The web layer only translates: the orchestrator runs captures and publishes even
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from flask_socketio import SocketIO
 
 from webapp import runtime
 from webapp.capture import events as ev
+from webapp.capture import store
 from webapp.web import auth, live
 from webapp.web.control import Control
 from webapp.web.faults import FaultPanel
@@ -80,6 +82,11 @@ def create_app(
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "captures").mkdir(exist_ok=True)
+    # Captures whose process died while recording: marked interrupted now, and the Rig page
+    # says which modules they may have left recording.
+    interrupted = store.mark_interrupted_captures(
+        data_dir, by=f"lanxi-dashboard serve (pid {os.getpid()} on {os.uname().nodename})"
+    )
 
     app = Flask(
         "webapp.web",
@@ -89,6 +96,7 @@ def create_app(
     )
     app.config["JSON_SORT_KEYS"] = False
     app.config["LANXI_DATA_DIR"] = data_dir
+    app.config["LANXI_INTERRUPTED"] = interrupted
     auth.init_app(app, data_dir, auth_enabled)  # also the session key (.secret_key, 0600)
 
     bus = bus or ev.EventBus()
@@ -115,6 +123,8 @@ def create_app(
             panel.publish()
 
     rig = RigStore(data_dir / "rig.json", orchestrator.probe, on_rig_change)
+    if interrupted:
+        rig.note_interrupted(interrupted)
     control = Control(orchestrator, rig, setups, state)
     faults = FaultPanel(rig, emulator, lambda v: state.set_topic("emulator", v))
     fault_panel.append(faults)

@@ -13,16 +13,22 @@ import os
 from pathlib import Path
 from typing import Any
 
+from webapp.capture.writer import read_as_interrupted
+
 
 def captures_dir(data_dir: Path) -> Path:
     return data_dir / "captures"
 
 
 def _read_manifest(folder: Path) -> dict[str, Any] | None:
+    """capture.json, with ``running`` read as ``interrupted`` when its writer is dead."""
     try:
-        return json.loads((folder / "capture.json").read_text(encoding="utf-8"))
+        manifest = json.loads((folder / "capture.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+    if isinstance(manifest, dict):
+        manifest = read_as_interrupted(manifest, folder)
+    return manifest
 
 
 def _files(folder: Path) -> list[dict[str, Any]]:

@@ -74,6 +74,8 @@ class RigStore:
         self._domain = DEFAULT_DOMAIN
         self._facts: dict[str, dict[str, Any]] = {}
         self._emulated: set[str] = set()
+        self.left_by: dict[str, str] = {}
+        """Per address: the interrupted capture that may have left it recording or open."""
         self._load()
 
     def _load(self) -> None:
@@ -108,10 +110,25 @@ class RigStore:
                         "address": address,
                         "role": "master" if address == master else "slave",
                         "emulated": address in self._emulated,
+                        "left_by": self.left_by.get(address, ""),
                         **facts,
                     }
                 )
             return {"modules": modules, "master": master, "ptp_domain": self._domain}
+
+    def note_interrupted(self, captures: list[dict[str, Any]]) -> None:
+        """Say, for each rig module an interrupted capture used, that the capture may have left
+        it recording (the Rig page shows it by the return-to-Idle control)."""
+        with self._lock:
+            for c in captures:
+                when = str(c.get("created") or "")[:16].replace("T", " ")
+                note = f"left recording by the interrupted capture {c.get('name', c.get('id'))}"
+                note += f" ({when} UTC)" if when else ""
+                for mod in c.get("modules") or []:
+                    address = mod.get("address") if isinstance(mod, dict) else None
+                    if address in self._addresses:
+                        self.left_by[address] = note
+        self._changed()
 
     def ordered_addresses(self) -> list[str]:
         """The rig's modules with the PTP master first (the orchestrator's convention)."""
