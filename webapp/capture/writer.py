@@ -56,6 +56,15 @@ def writer_alive(writer: Any) -> bool | None:
     boot = writer.get("boot_id") or ""
     if boot and _boot_id() and boot != _boot_id():
         return False
+    if not Path("/proc/self/stat").exists():
+        # No /proc (not Linux): only whether the pid exists can be told.
+        try:
+            os.kill(writer["pid"], 0)
+        except ProcessLookupError:
+            return False
+        except OSError:
+            return True  # exists, owned by someone else
+        return True
     started = process_start_ticks(writer["pid"])
     if started is None:
         return False
