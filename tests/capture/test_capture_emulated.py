@@ -147,6 +147,19 @@ def test_bad_input_exits_2_before_anything_is_sent(rig_factory, tmp_path: Path):
     assert request_log(rig) == []
 
 
+def test_names_in_other_languages_reach_the_file_names(rig_factory, tmp_path: Path):
+    rig = rig_factory(1)
+    refused = run_cli(*rig.addresses, "-t", "1", "-o", str(tmp_path / "a"), "-n", "nul.txt")
+    assert refused.returncode == 2 and "name" in refused.stdout and "reserved" in refused.stdout
+    assert request_log(rig) == []
+    out = tmp_path / "b"
+    decomposed = "U\u0308ni\u0308co\u0308de\u0301 測定"
+    result = run_cli(*rig.addresses, "-t", "0.2", "-o", str(out), "-n", decomposed)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (out / "Ünïcödé 測定.1.stream").is_file()
+    assert json.loads((out / "capture.json").read_text())["name"] == "Ünïcödé 測定"
+
+
 def test_stream_drop_fails_at_once_and_keeps_every_byte(rig_factory, tmp_path: Path):
     rig = rig_factory(3, faults=["2:stream-drop@0.5"])
     orch, rec = orchestrator(tmp_path)

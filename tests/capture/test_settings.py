@@ -35,7 +35,14 @@ def test_valid_settings_pass():
         ({"name": ""}, "name"),
         ({"name": "x" * 101}, "name"),
         ({"name": "a/b"}, "name"),
-        ({"name": " padded"}, "name"),
+        ({"name": "CON"}, "name"),
+        ({"name": "nul.txt"}, "name"),
+        ({"name": "Com1 .wav"}, "name"),
+        ({"name": "trailing."}, "name"),
+        ({"name": "-rf"}, "name"),
+        ({"name": "bell\x07"}, "name"),
+        ({"name": "a\\b"}, "name"),
+        ({"name": "a:b"}, "name"),
         ({"duration_s": 0}, "duration_s"),
         ({"duration_s": -1.0}, "duration_s"),
         ({"duration_s": float("nan")}, "duration_s"),
@@ -68,6 +75,16 @@ def test_valid_settings_pass():
 )
 def test_bad_settings_name_the_field(kw, field):
     assert field_of(**kw) == field
+
+
+def test_unicode_names_are_accepted_in_nfc():
+    decomposed = "U\u0308ni\u0308co\u0308de\u0301 測定"  # combining marks, as macOS spells it
+    s = CaptureSettings(modules=["127.0.2.1"], name=decomposed)
+    s.validate()
+    assert s.name == "Ünïcödé 測定"
+    s = CaptureSettings(modules=["127.0.2.1"], name="  Prøve   ३ ")
+    s.validate()
+    assert s.name == "Prøve ३"  # white space trimmed and runs made one space
 
 
 def test_json_round_trip_and_unknown_keys():

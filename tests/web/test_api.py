@@ -204,6 +204,18 @@ def test_named_setups_save_load_delete(client):
     assert client.get("/api/setups").get_json() == {"setups": []}
 
 
+def test_setup_names_in_other_languages_and_windows_reserved_names(client):
+    add_modules(client, "127.0.3.1")
+    r = client.post("/api/setups", json={"name": "Me\u0301sure 測定"})
+    assert r.status_code == 201
+    assert client.get("/api/setups").get_json() == {"setups": ["Mésure 測定"]}
+    assert client.post("/api/setups/Mésure 測定/load").status_code == 200
+    for bad in ("CON", "nul.txt", "name.", "-rf", "a\\b"):
+        r = client.post("/api/setups", json={"name": bad})
+        assert r.status_code == 400 and r.get_json()["field"] == "name", bad
+    assert client.get("/api/setups").get_json() == {"setups": ["Mésure 測定"]}
+
+
 def test_setup_rejects_bad_values(client):
     bad = {"channels": {"127.0.3.1": [{"channel": 1, "transducer": {"sensitivity": 0}}]}}
     r = client.put("/api/setup", json=bad)

@@ -30,6 +30,9 @@ from webapp.web.safepaths import safe_capture_file, safe_name
         ("  Run   7 ", "Run 7"),
         ("Run_1.b-2", "Run_1.b-2"),
         ("x" * 100, "x" * 100),
+        ("Prøve", "Prøve"),
+        ("Ünïcødé 測定", "Ünïcødé 測定"),
+        ("e\u0301", "\u00e9"),
     ],
 )
 def test_safe_name_keeps_good_names(raw, clean):
@@ -53,7 +56,9 @@ def test_safe_name_keeps_good_names(raw, clean):
         ("a:b", "':'"),
         ("a%2fb", "'%'"),
         ("<script>", "'<'"),
-        ("Prøve", "'ø'"),
+        ("nul.txt", "reserved"),
+        ("COM¹", "reserved"),
+        ("a\u200bb", "'\\u200b'"),
     ],
 )
 def test_safe_name_rejects_with_a_message(raw, words):

@@ -4,6 +4,7 @@ one, and anonymous Socket.IO handshakes refused before any HTTP request."""
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,8 @@ def served(monkeypatch):
         seen["app"], seen["kwargs"] = app, kwargs
 
     monkeypatch.setattr(SocketIO, "run", fake_run)
+    # Nothing listens: the address need not exist here (the real bind: test_serve_port_taken).
+    monkeypatch.setattr(serve_cli, "listening_socket", lambda host, port: socket.socket())
 
     def serve(*argv: str) -> int:
         args = build_parser().parse_args(["serve", *argv])

@@ -8,15 +8,12 @@ filters, bandwidth) before the first state-changing request.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from webapp.capture.names import check_name
 from webapp.openapi.client import parse_address
 from webapp.openapi.model import PTP_DOMAIN_MAX, PTP_DOMAIN_MIN, rate_for_bandwidth
-
-SAFE_NAME = re.compile(r"[A-Za-z0-9 ._-]{1,100}")
-"""Capture names become file names: letters, digits, space and ``._-``, no leading dot."""
 
 
 class SettingsError(ValueError):
@@ -185,17 +182,10 @@ class CaptureSettings:
                 raise SettingsError(
                     where, f"{address} does not resolve ({exc.strerror or exc})"
                 ) from None
-        if (
-            not isinstance(self.name, str)
-            or not SAFE_NAME.fullmatch(self.name)
-            or self.name.startswith(".")
-        ):
-            raise SettingsError(
-                "name",
-                "a capture name must be 1-100 letters, digits, spaces or ._- and not start with a dot",
-            )
-        if self.name.strip() != self.name or self.name in (".", ".."):
-            raise SettingsError("name", "a capture name must not start or end with a space")
+        try:
+            self.name = check_name(self.name)
+        except ValueError as exc:
+            raise SettingsError("name", str(exc)) from None
         if self.duration_s is not None and not _positive(self.duration_s):
             raise SettingsError(
                 "duration_s", f"must be a positive number of seconds, not {self.duration_s!r}"

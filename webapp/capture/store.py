@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -69,7 +70,7 @@ def iso(t: float) -> str:
 def new_capture_id(name: str, data_dir: Path | None = None, now: float | None = None) -> str:
     """``20261123-221530-My_Measurement``; a suffix keeps ids unique within ``data_dir``."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "capture"
+    slug = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("_") or "capture"
     base = f"{stamp}-{slug}"
     if data_dir is None:
         return base

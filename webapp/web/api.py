@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request, send_file
+from flask import Blueprint, abort, current_app, jsonify, send_file
 
-from webapp.web import auth, history
+from webapp.web import auth, bodies, history
 from webapp.web.control import RequestError
 from webapp.web.rig import RigError
 from webapp.web.setups import SetupError
@@ -18,20 +18,15 @@ def dash() -> Any:
     return current_app.extensions["lanxi"]
 
 
-def _body() -> Any:
-    if not request.data:
-        return {}
-    body = request.get_json(silent=True)
-    if body is None:
-        raise RequestError(None, "the request body must be JSON (Content-Type: application/json)")
-    return body
+def _body() -> dict[str, Any]:
+    """The request's JSON object (empty body: ``{}``), checked by :mod:`webapp.web.bodies`."""
+    try:
+        return bodies.http_object()
+    except bodies.BodyError as exc:
+        raise RequestError(exc.field, exc.message, exc.status) from None
 
 
-def _object_body() -> dict[str, Any]:
-    body = _body()
-    if not isinstance(body, dict):
-        raise RequestError(None, "the request body must be a JSON object")
-    return body
+_object_body = _body
 
 
 @bp.errorhandler(RequestError)

@@ -18,7 +18,7 @@ from flask_socketio import SocketIO
 from webapp import runtime
 from webapp.capture import events as ev
 from webapp.capture import store
-from webapp.web import auth, live
+from webapp.web import auth, bodies, live
 from webapp.web.control import Control
 from webapp.web.faults import FaultPanel
 from webapp.web.rig import RigStore
@@ -97,6 +97,8 @@ def create_app(
     app.config["JSON_SORT_KEYS"] = False
     app.config["LANXI_DATA_DIR"] = data_dir
     app.config["LANXI_INTERRUPTED"] = interrupted
+    app.config["MAX_CONTENT_LENGTH"] = bodies.MAX_BODY  # 413 above it, login included
+    bodies.register_errors(app)
     auth.init_app(app, data_dir, auth_enabled)  # also the session key (.secret_key, 0600)
 
     bus = bus or ev.EventBus()

@@ -58,6 +58,7 @@ from flask import (
     url_for,
 )
 from flask.sessions import SecureCookieSessionInterface
+from werkzeug.exceptions import HTTPException
 
 from webapp.web.accounts import (
     ROLES,
@@ -995,7 +996,12 @@ _AUDITED = "lanxi.audited"  # in the WSGI environ: this request has its audit en
 def _audit_request(status: int, **extra: Any) -> None:
     """One audit entry for this state-changing API request (marked, so it is not written
     again after the response)."""
-    body = request.get_json(silent=True) if request.is_json else None
+    body = None
+    if request.is_json and status not in (413,):
+        try:  # a body refused as too large or too deep is not read again for the log
+            body = request.get_json(silent=True)
+        except (HTTPException, RecursionError):
+            body = None
     details: dict[str, Any] = {"ok": status < 400, "status": status, **extra}
     small = _small_body(body)
     if small:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -84,6 +86,18 @@ def serve(args: argparse.Namespace) -> int:
     if args.proxy_hops is not None and not 0 <= args.proxy_hops <= 10:
         print("lanxi-dashboard serve: --proxy-hops takes 0..10", file=sys.stderr)
         return 2
+    scheme = "https" if args.certfile else "http"
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    address = f"{scheme}://{host}:{args.port}/"
+    try:
+        listener = listening_socket(args.host, args.port)
+    except OSError as exc:
+        print(
+            f"lanxi-dashboard serve: cannot listen on {address}: "
+            f"{exc.strerror or exc}" + (" (is another dashboard running?)" if _in_use(exc) else ""),
+            file=sys.stderr,
+        )
+        return 2
     warning = auth.transport_warning(args.host, bool(args.certfile))
     if warning:
         print(f"lanxi-dashboard serve: warning: {warning}", file=sys.stderr)
@@ -112,21 +126,61 @@ def serve(args: argparse.Namespace) -> int:
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
         dashboard.rig.probe_all()
-        scheme = "https" if args.certfile else "http"
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        print(
-            f"LAN-XI dashboard on {scheme}://{host}:{args.port}/ (data in {data_dir})", flush=True
-        )
-        kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "log_output": False}
-        if args.certfile:
-            kwargs.update(certfile=args.certfile, keyfile=args.keyfile)
-        if dashboard.socketio.async_mode == "threading":
+        print(f"LAN-XI dashboard on {address} (data in {data_dir})", flush=True)
+        if dashboard.socketio.async_mode == "eventlet":
+            _serve_eventlet(listener, app, args.certfile, args.keyfile)
+        else:  # without eventlet (tests): werkzeug binds without SO_REUSEPORT itself
+            listener.close()
+            kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "log_output": False}
+            if args.certfile:
+                kwargs.update(certfile=args.certfile, keyfile=args.keyfile)
             kwargs["allow_unsafe_werkzeug"] = True
-        dashboard.socketio.run(app, **kwargs)
+            dashboard.socketio.run(app, **kwargs)
     finally:
+        listener.close()
         if emulated is not None:
             emulated.stop()
     return 0
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """The dashboard's listening socket, bound exclusively.
+
+    ``eventlet.listen`` (what ``SocketIO.run`` uses) sets SO_REUSEPORT, so a second dashboard
+    on the same port would listen too and the kernel would split the requests between them.
+    This one sets only SO_REUSEADDR (a restart need not wait for TIME_WAIT): a taken port is
+    an error.
+    """
+    family, kind, proto, _, sockaddr = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(sockaddr)
+        sock.listen(128)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _in_use(exc: OSError) -> bool:
+    return exc.errno == errno.EADDRINUSE
+
+
+def _serve_eventlet(
+    listener: socket.socket, app: Any, certfile: str | None, keyfile: str | None
+) -> None:
+    import eventlet
+    import eventlet.wsgi
+
+    server_socket: Any = listener
+    if certfile:
+        server_socket = eventlet.wrap_ssl(
+            listener, certfile=certfile, keyfile=keyfile, server_side=True
+        )
+    eventlet.wsgi.server(server_socket, app, log_output=False)
 
 
 def _access_control_on(host: str, data_dir: Path) -> bool:

@@ -20,7 +20,7 @@ from typing import Any
 from flask import request
 from flask_socketio import SocketIO, emit
 
-from webapp.web import auth
+from webapp.web import auth, bodies
 from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
@@ -230,7 +230,11 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
             have = auth.socket_role()
             if not auth.role_at_least(have, role):
                 return {"ok": False, "error": f"this needs the {role} role", "status": 403}
-            return control.socket_action(action, data if isinstance(data, dict) else {})
+            try:
+                body = bodies.check_object(data)
+            except bodies.BodyError as exc:
+                return {"ok": False, "status": exc.status, "error": exc.message, "field": exc.field}
+            return control.socket_action(action, body)
 
         handler.__name__ = f"on_{name.replace(':', '_')}"
         socketio.on_event(name, handler)

@@ -12,49 +12,22 @@ import re
 import unicodedata
 from pathlib import Path
 
+from webapp.capture.names import MAX_NAME, check_name
+
+__all__ = ["MAX_NAME", "capture_dir", "check_component", "safe_capture_file", "safe_name"]
+
 CAPTURES_DIR = "captures"
-MAX_NAME = 100
-_NAME_PUNCTUATION = frozenset(" ._-")
 # Characters never allowed in one path component: separators in any spelling, NUL, the
 # Windows drive colon, and percent (a sign the caller passed something still URL-encoded).
 _FORBIDDEN = re.compile(r"[/\\\x00:%]|[\x00-\x1f\x7f]")
-_WINDOWS_RESERVED = frozenset(
-    ["CON", "PRN", "AUX", "NUL"]
-    + [f"COM{i}" for i in range(1, 10)]
-    + [f"LPT{i}" for i in range(1, 10)]
-)
 
 
 def safe_name(name: str) -> str:
     """A capture name fit for file and folder names, or ValueError saying what is wrong.
 
-    ASCII letters and digits, space and ``._-`` (docs/capture-format.md, and what the capture
-    settings accept), no leading dot or dash (a file name that reads as an option), at most 100
-    characters. Surrounding white space is dropped and inner runs of white space become one
-    space.
+    The rule lives in :func:`webapp.capture.names.check_name` (docs/capture-format.md).
     """
-    if not isinstance(name, str):
-        raise ValueError("the capture name must be text")
-    cleaned = " ".join(unicodedata.normalize("NFC", name).split())
-    if not cleaned:
-        raise ValueError("the capture name is empty")
-    if len(cleaned) > MAX_NAME:
-        raise ValueError(f"the capture name is longer than {MAX_NAME} characters")
-    bad = sorted(
-        {c for c in cleaned if not ((c.isascii() and c.isalnum()) or c in _NAME_PUNCTUATION)}
-    )
-    if bad:
-        shown = " ".join(repr(c) for c in bad)
-        raise ValueError(
-            f"the capture name may hold ASCII letters, digits, space and . _ - only, not {shown}"
-        )
-    if cleaned[0] in ".-":
-        raise ValueError("the capture name must not start with a dot or a dash")
-    if cleaned.endswith("."):
-        raise ValueError("the capture name must not end with a dot")
-    if cleaned.split(".")[0].upper() in _WINDOWS_RESERVED:
-        raise ValueError(f"{cleaned!r} is a reserved device name on Windows")
-    return cleaned
+    return check_name(name, "the capture name")
 
 
 def check_component(value: str, what: str) -> str:

@@ -17,16 +17,25 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import threading
 from pathlib import Path
 from typing import Any
 
+from webapp.capture.names import check_name as check_file_name
 from webapp.openapi.model import rate_for_bandwidth
 
 DEFAULT_BANDWIDTH = None
 """None: the highest bandwidth every module of the rig supports."""
-_SETUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$")
+SETUP_NAME_MAX = 64
+
+
+def _is_name(stem: str) -> bool:
+    try:
+        return check_file_name(stem, "the setup name", SETUP_NAME_MAX) == stem
+    except ValueError:
+        return False
+
+
 _CHANNEL_KEYS = {"channel", "enabled", "range", "filter", "ccld", "polvolt", "transducer"}
 _TRANSDUCER_KEYS = {"sensitivity", "unit", "serial", "type"}
 
@@ -192,16 +201,15 @@ class SetupStore:
 
     @staticmethod
     def check_name(name: Any) -> str:
-        if not isinstance(name, str) or not _SETUP_NAME.match(name):
-            raise SetupError(
-                "name", "a setup name is 1-64 letters, digits, space or ._- (no leading dot)"
-            )
-        return name
+        try:
+            return check_file_name(name, "the setup name", SETUP_NAME_MAX)
+        except ValueError as exc:
+            raise SetupError("name", str(exc)) from None
 
     def names(self) -> list[str]:
         if not self.named_dir.is_dir():
             return []
-        return sorted(p.stem for p in self.named_dir.glob("*.json") if _SETUP_NAME.match(p.stem))
+        return sorted(p.stem for p in self.named_dir.glob("*.json") if _is_name(p.stem))
 
     def save_as(self, name: Any) -> str:
         name = self.check_name(name)
