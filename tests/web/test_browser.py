@@ -14,8 +14,18 @@ import pytest
 from tests.support.browser import LAPTOP, TABLET, shoot, skip_without_chromium, watch_errors
 from tests.support.net import free_port
 from tests.support.processes import serve
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
+
+
+def wait_js(page, fn: str, arg: object = None, timeout: float = 30.0) -> object:
+    """``fn(arg)``'s first truthy value in the page. Evaluated from outside the page (as
+    ``page.evaluate``), because ``wait_for_function`` compiles its predicate with ``eval``
+    inside the page, which the dashboard's Content-Security-Policy forbids."""
+    result: list[object] = []
+    wait_until(lambda: result.append(page.evaluate(fn, arg)) or result[-1], timeout, 0.02)
+    return result[-1]
 
 
 @pytest.fixture(scope="module")
@@ -118,16 +128,20 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     # Recording time advances; levels and the waveform move; both viewers agree.
     rec = page.locator("#rec-time")
     first = float(rec.get_attribute("data-elapsed") or 0)
-    page.wait_for_function(
-        f"Number(document.getElementById('rec-time').dataset.elapsed) > {first + 0.3}"
+    wait_js(
+        page,
+        "(min) => Number(document.getElementById('rec-time').dataset.elapsed) > min",
+        first + 0.3,
     )
     level = page.locator(f'[data-level="{modules[0]}/1"]')
     expect(level).to_have_text(re.compile(r"^9[0-9]\.[0-9] dB SPL$"), timeout=2000)  # 94 dB
     expect(level).to_have_attribute("data-stale", "0")
     waves = int(page.get_attribute("#wave-info", "data-count") or 0)
-    page.wait_for_function(
-        f"Number(document.getElementById('wave-info').dataset.count || 0) > {waves + 2}",
-        timeout=3000,
+    wait_js(
+        page,
+        "(min) => Number(document.getElementById('wave-info').dataset.count || 0) > min",
+        waves + 2,
+        timeout=3.0,
     )
     expect(page.locator("#wave-info")).to_contain_text(f"{modules[0]} Ch 1")
     # This viewer switches its own waveform to module 3, channel 3; the others keep theirs.
@@ -257,7 +271,8 @@ def test_ptp_wait_shows_the_time_waited_running(server, browser):
         assert box is not None and box["width"] > 50 and box["height"] > 5
         shoot(page, "capture-ptp-waiting-tablet")
         # The server reports once a second; the text moves in between, in small steps.
-        seen = page.wait_for_function(
+        seen = wait_js(
+            page,
             """(module) => {
                 const text = document.querySelector(`[data-ptp-elapsed="${module}"]`).textContent;
                 const seen = (window.seenWaited = window.seenWaited || []);
@@ -265,9 +280,9 @@ def test_ptp_wait_shows_the_time_waited_running(server, browser):
                 if (seen[seen.length - 1] !== value) seen.push(value);
                 return seen.length >= 6 && seen;
             }""",
-            arg=slave,
-            timeout=10000,
-        ).json_value()
+            slave,
+            timeout=10.0,
+        )
         steps = [b - a for a, b in zip(seen, seen[1:], strict=False)]
         assert all(step > 0 for step in steps) and min(steps) < 0.6, seen
         page.click("#btn-stop")

@@ -150,3 +150,25 @@ def test_socketio_control_events_get_the_same_checks(url, rig, orchestrator, dat
         client.disconnect()
     assert ack["ok"] is False and ack["status"] == 400 and words in ack["error"], ack
     assert orchestrator.calls == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"on_stream_drop": "retry"}, "on_stream_drop"),
+        ({"on_stream_drop": None}, "on_stream_drop"),
+        ({"disk_margin_s": -1}, "disk_margin_s"),
+        ({"disk_margin_s": "30"}, "disk_margin_s"),
+        ({"disk_margin_s": True}, "disk_margin_s"),
+    ],
+)
+def test_start_checks_stream_drop_and_disk_margin(url, rig, orchestrator, body, field):
+    r = requests.post(f"{url}/api/capture/start", json=body, timeout=5)
+    assert r.status_code == 400 and r.json()["field"] == field, r.text
+    assert orchestrator.calls == []
+    r = requests.post(
+        f"{url}/api/capture/start",
+        json={"on_stream_drop": "fail", "disk_margin_s": 0, "duration_s": 1},
+        timeout=5,
+    )
+    assert r.status_code == 202, r.text

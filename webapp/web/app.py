@@ -18,7 +18,7 @@ from flask_socketio import SocketIO
 from webapp import runtime
 from webapp.capture import events as ev
 from webapp.capture import store
-from webapp.web import auth, bodies, live
+from webapp.web import auth, bodies, headers, live
 from webapp.web.control import Control
 from webapp.web.faults import FaultPanel
 from webapp.web.rig import RigStore
@@ -171,4 +171,6 @@ def create_app(
     # Last, with every handler registered: anonymous Socket.IO handshakes are refused (401)
     # from the very first one, before any HTTP request reached the app.
     auth.init_socketio(socketio, app)
+    # Outermost, so Socket.IO's own responses carry the security headers too.
+    app.wsgi_app = headers.SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     return app

@@ -1029,9 +1029,7 @@ def _after(response: Response) -> Response:
         and not request.environ.get(_AUDITED)
     ):
         _audit_request(response.status_code)
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    # The security headers are added around the whole WSGI app (webapp/web/headers.py).
     if access().enabled:
         response.vary.add("Cookie")
     return response

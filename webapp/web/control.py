@@ -8,6 +8,7 @@ Everything a request says is checked here, field by field, and the orchestrator'
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from typing import Any
 
 from webapp.openapi.model import PTP_DOMAIN_MAX, PTP_DOMAIN_MIN
@@ -17,7 +18,17 @@ from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
 
-_START_KEYS = {"modules", "name", "duration_s", "ptp_domain", "ptp_timeout_s", "setup"}
+_START_KEYS = {
+    "modules",
+    "name",
+    "duration_s",
+    "ptp_domain",
+    "ptp_timeout_s",
+    "setup",
+    "on_stream_drop",
+    "disk_margin_s",
+}
+STREAM_DROP_CHOICES = ("reconnect", "fail")
 
 
 class RequestError(Exception):
@@ -124,6 +135,16 @@ class Control:
             if not timeout or timeout <= 0:
                 raise RequestError("ptp_timeout_s", "ptp_timeout_s must be positive")
             kwargs["ptp_timeout_s"] = timeout
+        drop = body.get("on_stream_drop", "reconnect")
+        if drop not in STREAM_DROP_CHOICES:
+            raise RequestError("on_stream_drop", "on_stream_drop must be 'reconnect' or 'fail'")
+        margin = _number(body.get("disk_margin_s", 30.0), "disk_margin_s")
+        if margin is None or not margin >= 0:  # finite: the body check refused inf and NaN
+            raise RequestError("disk_margin_s", "disk_margin_s must be 0 or more seconds")
+        known = {f.name for f in fields(CaptureSettings)}
+        for key, value in (("on_stream_drop", drop), ("disk_margin_s", margin)):
+            if key in known:  # the capture settings take them where the orchestrator uses them
+                kwargs[key] = value
         try:
             settings = CaptureSettings(**kwargs)
             settings.validate()

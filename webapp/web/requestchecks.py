@@ -45,7 +45,8 @@ def same_origin() -> bool:
 
     Requests without Origin and Referer (scripts, curl) pass: they carry no ambient browser
     credentials an attacker could borrow, and with access control on they still need the token.
-    The host part is compared (not the scheme) so a TLS proxy in front needs no extra setting.
+    Scheme and host are compared: ``http://`` and ``https://`` on one host are different
+    origins. Behind a TLS proxy, ``--proxy-hops`` makes the request's scheme the proxy's.
     """
     origin = _request_origin()
     if origin is None:
@@ -55,8 +56,8 @@ def same_origin() -> bool:
     parts = urlsplit(origin)
     if not parts.netloc:
         return False
-    theirs = _netloc(parts.scheme, parts.netloc)
-    ours = _netloc(request.scheme, request.host)
+    theirs = f"{parts.scheme.lower()}://{_netloc(parts.scheme, parts.netloc)}"
+    ours = f"{request.scheme.lower()}://{_netloc(request.scheme, request.host)}"
     if hmac.compare_digest(theirs, ours):
         return True
     trusted = current_app.config.get("LANXI_TRUSTED_ORIGINS") or ()
