@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.analysis.helpers import two_modules
-from tests.support.browser import shoot, skip_without_chromium, watch_errors
+from tests.support.browser import shoot, skip_without_chromium, wait_js, watch_errors
 from tests.support.processes import serve
 from webapp.analysis.reader import Capture
 from webapp.analysis.synthetic import write_capture
@@ -51,31 +51,34 @@ def test_capture_page(served, browser, viewport) -> None:
     problems = page.text_content("#problems")
     assert "incomplete SignalData" in problems and "samples missing" in problems
     assert page.text_content('#files-table tr[data-file="demo.1.stream"]').count("ok") == 1
-    page.wait_for_function("document.querySelector('#capture-page').dataset.timeMode")
+    wait_js(page, "() => document.querySelector('#capture-page').dataset.timeMode")
     assert page.get_attribute("#capture-page", "data-time-mode") == "minmax"
-    page.wait_for_function("document.querySelector('#spec-info').textContent.includes('peak')")
+    wait_js(page, "() => document.querySelector('#spec-info').textContent.includes('peak')")
     assert "at 1000.0 Hz" in page.text_content("#spec-info")
     shoot(page, f"capture-page-{viewport['width']}")
 
     # Zoomed in far enough, the plot shows every sample.
     for _ in range(10):
         page.click("#zoom-in")
-    page.wait_for_function(
-        "document.querySelector('#capture-page').dataset.timeMode === 'samples'", timeout=10000
+    wait_js(
+        page,
+        "() => document.querySelector('#capture-page').dataset.timeMode === 'samples'",
+        timeout=10,
     )
     assert "every sample" in page.text_content("#window-info")
 
     # A click on a gap in the quality timeline shows it (in module 1's second channel).
     page.click('.q-bar[data-key="m1-ch2"] .mark[data-kind="gap"]')
-    page.wait_for_function(
-        "document.querySelector('#window-info').textContent.startsWith('1.6875 – 2.2500')",
-        timeout=10000,
+    wait_js(
+        page,
+        "() => document.querySelector('#window-info').textContent.startsWith('1.6875 – 2.2500')",
+        timeout=10,
     )
     assert page.input_value("#channel-select") == "m1-ch2"
 
     # Export the plotted channel as HDF5 through the page.
     page.select_option("#exp-channels", "shown")
-    page.wait_for_function("document.querySelector('#exp-size').textContent.startsWith('about')")
+    wait_js(page, "() => document.querySelector('#exp-size').textContent.startsWith('about')")
     with page.expect_download() as dl:
         page.click("#exp-link")
     data = Path(dl.value.path()).read_bytes()

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.support.processes import REPO
+from tests.support.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -64,3 +65,12 @@ def submit_login(page: Any, name: str, password: str) -> None:
     page.fill("#username", name)
     page.fill("#password", password)
     page.click("#login-submit")
+
+
+def wait_js(page: Any, fn: str, arg: object = None, timeout: float = 30.0) -> object:
+    """``fn(arg)``'s first truthy value in the page. Evaluated from outside the page (as
+    ``page.evaluate``), because ``wait_for_function`` compiles its predicate with ``eval``
+    inside the page, which the dashboard's Content-Security-Policy forbids."""
+    result: list[object] = []
+    wait_until(lambda: result.append(page.evaluate(fn, arg)) or result[-1], timeout, 0.02)
+    return result[-1]

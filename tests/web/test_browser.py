@@ -11,21 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.browser import LAPTOP, TABLET, shoot, skip_without_chromium, watch_errors
+from tests.support.browser import (
+    LAPTOP,
+    TABLET,
+    shoot,
+    skip_without_chromium,
+    wait_js,
+    watch_errors,
+)
 from tests.support.net import free_port
 from tests.support.processes import serve
-from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
-
-
-def wait_js(page, fn: str, arg: object = None, timeout: float = 30.0) -> object:
-    """``fn(arg)``'s first truthy value in the page. Evaluated from outside the page (as
-    ``page.evaluate``), because ``wait_for_function`` compiles its predicate with ``eval``
-    inside the page, which the dashboard's Content-Security-Policy forbids."""
-    result: list[object] = []
-    wait_until(lambda: result.append(page.evaluate(fn, arg)) or result[-1], timeout, 0.02)
-    return result[-1]
 
 
 @pytest.fixture(scope="module")
