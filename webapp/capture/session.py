@@ -58,6 +58,9 @@ class ModuleRun:
     watch_error: ModuleError | None = None
     gone: bool = False
     """The module stopped answering during the teardown: later steps skip it."""
+    troubles: list[str] = field(default_factory=list)
+    """What went wrong in stopping and tearing this module down (the module's own words), for
+    the sentence that names a module left non-Idle."""
     opened: bool = False
     ptp_configured: bool = False
     transducers: list[dict[str, Any] | None] | None = None
@@ -106,6 +109,9 @@ class Session:
     stream_failure: StreamFailure | None = None
     ptp_locked: bool = False
     """Every module has locked onto PTP and the session has not begun to disarm."""
+    left_non_idle: list[dict[str, Any]] = field(default_factory=list)
+    """After the teardown: every opened module that is not Idle (or no longer answers), as
+    ``{"number", "address", "state", "reason"}``; empty when all are Idle."""
 
     @property
     def master(self) -> ModuleRun:

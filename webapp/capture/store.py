@@ -166,6 +166,9 @@ class CaptureRecord:
     recorded_s: float | None = None
     start_ticks: int | None = None
     ended: float | None = None
+    left_non_idle: list[dict[str, Any]] = field(default_factory=list)
+    """Modules the teardown could not return to Idle (``number``, ``address``, ``state``,
+    ``reason``); filled in after the capture's end, once the teardown is done."""
     events: list[dict[str, Any]] = field(default_factory=list)
     _last_ptp: dict[str, str] = field(default_factory=dict)
     quality: QualityChangeLimit = field(default_factory=QualityChangeLimit)
@@ -198,6 +201,7 @@ class CaptureRecord:
             "sample_rate": self.sample_rate,
             "streaming": self.streaming,
             "modules": [m.to_json() for m in self.modules],
+            "left_non_idle": self.left_non_idle,
             "events": self.events,
         }
 
