@@ -28,6 +28,7 @@ from webapp.capture.session import (
     ModuleRun,
     PendingCapture,
     Session,
+    StopFailure,
     StreamFailure,
     describe_error,
     error_event,

@@ -41,6 +41,17 @@ class StreamFailure(Exception):
         self.reported = False
 
 
+class StopFailure(Exception):
+    """``measurements/stop`` failed or went unanswered on some modules: the recording did not
+    end cleanly there (each module named; the warnings say what each answered)."""
+
+    def __init__(self, modules: list[ModuleRun]) -> None:
+        names = ", ".join(f"module {m.number} ({m.address})" for m in modules)
+        super().__init__(f"stopping the measurement failed on {names}")
+        self.modules = [m.address for m in modules]
+        self.reported = False
+
+
 class Aborted(Exception):
     """Arming was abandoned by stop() or disarm()."""
 

@@ -156,10 +156,7 @@ def left_non_idle(s: Session) -> list[dict[str, Any]]:
         if not m.opened or (state == ModuleState.IDLE and not m.gone):
             continue
         seen = f"last seen in state {state}" if state else "state unknown"
-        if m.gone:
-            why = f"does not answer ({seen})"
-        else:
-            why = f"in state {state}"
+        why = f"does not answer ({seen})" if m.gone else f"in state {state}"
         if m.troubles:
             why += f" after: {'; '.join(dict.fromkeys(m.troubles))}"
         left.append(
