@@ -184,6 +184,9 @@ class FakeClient:
         self.timeout = 1.0
         self.host = address
 
+    def with_timeout(self, timeout: float) -> FakeClient:
+        return self
+
     @property
     def m(self) -> FakeModule:
         m = self.rig.modules.get(self.address)

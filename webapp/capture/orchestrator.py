@@ -80,7 +80,11 @@ from webapp.capture.teardown import (
     TEARDOWN_SETTLE_S,
     best_effort,
     best_effort_each,
+    cancel_then_close,
     leave_configuring,
+    left_non_idle,
+    left_sentence,
+    quick,
     walk_to_idle,
 )
 from webapp.openapi.client import ModuleClient, ModuleError
@@ -134,6 +138,9 @@ class Orchestrator(Recording):
         self.last_error: str | None = None
         self.last_outcome: str | None = None
         self.last_folder: Path | None = None
+        self.last_left_non_idle: list[dict[str, Any]] = []
+        """The modules the last teardown left non-Idle (see :func:`teardown.left_non_idle`)."""
+        self._finished_capture: store.CaptureRecord | None = None
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._session: Session | None = None
@@ -440,14 +447,14 @@ class Orchestrator(Recording):
                 if self._disarm_after:
                     break
             if self._disarm_after:
-                self._teardown(s, Phase.DISARMING)
+                self._teardown(s, Phase.DISARMING, recorded)
                 self._set_phase(Phase.COMPLETED if recorded else Phase.IDLE)
             else:
                 self._set_phase(Phase.ARMED)
         except Aborted:
             self._publish(Warning(message="arming abandoned: stopped by the user"))
             self._abandon_pending(Outcome.STOPPED, "stopped before the recording started")
-            self._teardown(s, Phase.DISARMING)
+            self._teardown(s, Phase.DISARMING, recorded)
             self._set_phase(Phase.IDLE, "stopped by the user")
         except Exception as exc:  # every failure ends the same way: teardown, then failed
             reason = describe_error(exc)
@@ -457,7 +464,7 @@ class Orchestrator(Recording):
             if not getattr(exc, "reported", False):
                 self._publish(error_event(exc, reason))
             self._abandon_pending(Outcome.FAILED, reason)
-            self._teardown(s, Phase.DISARMING)
+            self._teardown(s, Phase.DISARMING, recorded)
             self._set_phase(Phase.FAILED, reason)
         finally:
             with self._cond:
@@ -742,9 +749,13 @@ class Orchestrator(Recording):
 
     # --- teardown ---------------------------------------------------------------------------
 
-    def _teardown(self, s: Session, phase: Phase) -> None:
+    def _teardown(self, s: Session, phase: Phase, recorded: bool = False) -> None:
         """Walk every module this session touched back to Idle (stand-alone if configured),
-        whatever state it is in; failures become warnings, never exceptions."""
+        whatever state it is in; failures become warnings, never exceptions. Every request
+        has the short teardown timeout; a module that does not answer is left out of the
+        later steps. A module left non-Idle is named in a warning, in
+        :attr:`last_left_non_idle` and (``recorded``: the capture this job just recorded) in
+        that capture's ``capture.json``."""
         if s.closed:
             return
         s.ptp_locked = False  # leaving the PTP domain on purpose is no fault
@@ -759,13 +770,18 @@ class Orchestrator(Recording):
             "finish": Phase.FINISHING,
             "close": Phase.CLOSING,
         }
+        fallbacks = {
+            "cancel": leave_configuring,
+            "finish": cancel_then_close,
+            "close": cancel_then_close,
+        }
         fresh = False
         for state, method in RETURN_TO_IDLE:
             step_phase, needed = phases.get(method), in_state(state)
             if not fresh:
                 best_effort(
                     s,
-                    lambda m: self._refresh(s, m),
+                    lambda m: self._refresh_quick(s, m),
                     lambda m: m.opened and not m.gone,
                     self._publish,
                 )
@@ -779,21 +795,18 @@ class Orchestrator(Recording):
                 continue
             if step_phase is not None and step_phase != self.phase:
                 self._set_phase(step_phase)
-            if method == "cancel":
-                best_effort_each(
-                    s,
-                    Order.MASTER_LAST,
-                    "cancel",
-                    lambda m, t=todo: m in t,
-                    self._publish,
-                    fallback=leave_configuring,
-                )
-            else:
-                best_effort_each(
-                    s, Order.MASTER_LAST, method, lambda m, t=todo: m in t, self._publish
-                )
+            best_effort_each(
+                s,
+                Order.MASTER_LAST,
+                method,
+                lambda m, t=todo: m in t,
+                self._publish,
+                fallback=fallbacks.get(method),
+            )
             self._settle(s, todo, needed, method)
             fresh = True
+        # The last status reads are current: a module not sent anything since did not move.
+        s.left_non_idle = left_non_idle(s)
         if s.settings.return_to_standalone and s.synchronized:
             best_effort_each(
                 s,
@@ -802,10 +815,33 @@ class Orchestrator(Recording):
                 lambda m: m.ptp_configured and not m.gone,
                 self._publish,
             )
+        self.last_left_non_idle = list(s.left_non_idle)
+        if s.left_non_idle:
+            self._report_left(s, recorded)
         with self._cond:
             s.closed = True
             s.armed = False
             self._cond.notify_all()
+
+    def _refresh_quick(self, s: Session, m: ModuleRun) -> None:
+        """A fresh status within the teardown's short timeout."""
+        self._update_status(s, m, quick(m).onchange())
+
+    def _report_left(self, s: Session, recorded: bool) -> None:
+        """Name the modules left non-Idle: a warning, and in the capture just recorded."""
+        sentence = left_sentence(s.left_non_idle)
+        warning = Warning(message=sentence)
+        self._publish(warning)
+        capture = self._finished_capture if recorded else None
+        if capture is None:
+            return
+        capture.left_non_idle = list(s.left_non_idle)
+        capture.reason = f"{capture.reason}; {sentence}" if capture.reason else sentence
+        capture.add_event(warning)
+        try:
+            capture.write()
+        except OSError as exc:
+            self._publish(Warning(message=f"writing capture.json failed: {exc}"))
 
     def _settle(
         self,
@@ -820,7 +856,7 @@ class Orchestrator(Recording):
         (accepted, pending) means it is still to come, and the next teardown step would find
         the module in the old state and skip it, leaving it open. Bounded: a module that does
         not move within :data:`TEARDOWN_SETTLE_S` is reported and left to the next steps."""
-        best_effort(s, lambda m: self._refresh(s, m), lambda m: m in modules, self._publish)
+        best_effort(s, lambda m: self._refresh_quick(s, m), lambda m: m in modules, self._publish)
         deadline = time.monotonic() + TEARDOWN_SETTLE_S
         with self._cond:
             while True:

@@ -29,12 +29,13 @@ from webapp.capture.session import (
     ModuleRun,
     PendingCapture,
     Session,
+    StopFailure,
     StreamFailure,
     describe_error,
     error_event,
     parallel,
 )
-from webapp.capture.teardown import best_effort_each
+from webapp.capture.teardown import stop_measurements
 from webapp.openapi.model import BLOCK_VALUES
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class Recording:
     _lock: threading.RLock
     _cond: threading.Condition
     _capture: store.CaptureRecord | None
+    _finished_capture: store.CaptureRecord | None
     _stop_recording: threading.Event
     _waveform: tuple[str | None, int | None]
     _watched: frozenset[tuple[str, int]] | None
@@ -131,10 +133,13 @@ class Recording:
             for m in s.modules:
                 for r in m.receivers:
                     r.expect_end = True  # a module may close its stream once stopped
-            self._send(s, Order.MASTER_LAST, "stop_measurement")
-            # One status read when the stop was answered 200 (done); a wait if it was 202.
-            self._await(s, WAIT_STOPPED)
+            # The slaves at once, then the master whether or not they answered (short timeout).
+            unstopped = stop_measurements(s, lambda m: True, self._publish)
             s.measuring = False
+            # One status read when the stop was answered 200 (done); a wait if it was 202.
+            self._await(s, WAIT_STOPPED, [m for m in s.modules if m not in unstopped])
+            if unstopped:
+                raise StopFailure(unstopped)
             self._drain(s)
             if s.stream_failure is not None:
                 raise s.stream_failure
@@ -154,9 +159,7 @@ class Recording:
                     r.expect_end = True  # from here on a closing stream is part of the wind-down
             if s.measuring:
                 # Stop every module now (best effort) so the others' files end cleanly.
-                best_effort_each(
-                    s, Order.MASTER_LAST, "stop_measurement", lambda m: True, self._publish
-                )
+                stop_measurements(s, lambda m: not m.gone, self._publish)
                 s.measuring = False
             self._drain(s)
             raise
@@ -441,6 +444,7 @@ class Recording:
             self._publish(Warning(message=f"writing capture.json failed: {exc}"))
         with self._lock:
             self._capture = None
+            self._finished_capture = capture
             self.last_capture_id = pending.capture_id
             self.last_outcome = str(outcome)
             self.last_folder = pending.folder

@@ -41,6 +41,17 @@ class StreamFailure(Exception):
         self.reported = False
 
 
+class StopFailure(Exception):
+    """``measurements/stop`` failed or went unanswered on some modules: the recording did not
+    end cleanly there (each module named; the warnings say what each answered)."""
+
+    def __init__(self, modules: list[ModuleRun]) -> None:
+        names = ", ".join(f"module {m.number} ({m.address})" for m in modules)
+        super().__init__(f"stopping the measurement failed on {names}")
+        self.modules = [m.address for m in modules]
+        self.reported = False
+
+
 class Aborted(Exception):
     """Arming was abandoned by stop() or disarm()."""
 
@@ -58,6 +69,9 @@ class ModuleRun:
     watch_error: ModuleError | None = None
     gone: bool = False
     """The module stopped answering during the teardown: later steps skip it."""
+    troubles: list[str] = field(default_factory=list)
+    """What went wrong in stopping and tearing this module down (the module's own words), for
+    the sentence that names a module left non-Idle."""
     opened: bool = False
     ptp_configured: bool = False
     transducers: list[dict[str, Any] | None] | None = None
@@ -106,6 +120,9 @@ class Session:
     stream_failure: StreamFailure | None = None
     ptp_locked: bool = False
     """Every module has locked onto PTP and the session has not begun to disarm."""
+    left_non_idle: list[dict[str, Any]] = field(default_factory=list)
+    """After the teardown: every opened module that is not Idle (or no longer answers), as
+    ``{"number", "address", "state", "reason"}``; empty when all are Idle."""
 
     @property
     def master(self) -> ModuleRun:

@@ -171,6 +171,9 @@ class CaptureRecord:
     recorded_s: float | None = None
     start_ticks: int | None = None
     ended: float | None = None
+    left_non_idle: list[dict[str, Any]] = field(default_factory=list)
+    """Modules the teardown could not return to Idle (``number``, ``address``, ``state``,
+    ``reason``); filled in after the capture's end, once the teardown is done."""
     events: list[dict[str, Any]] = field(default_factory=list)
     writer: dict[str, Any] = field(default_factory=lambda: writer_info())
     _last_ptp: dict[str, str] = field(default_factory=dict)
@@ -205,6 +208,7 @@ class CaptureRecord:
             "streaming": self.streaming,
             "modules": [m.to_json() for m in self.modules],
             "writer": self.writer,
+            "left_non_idle": self.left_non_idle,
             "events": self.events,
         }
 

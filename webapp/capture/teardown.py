@@ -11,13 +11,17 @@ from typing import Any
 from webapp.capture.events import Event, Warning
 from webapp.capture.phases import Order, ordered
 from webapp.capture.session import ModuleRun, Session, describe_error, parallel
-from webapp.openapi.client import ModuleError
+from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import ModuleState
 
 log = logging.getLogger(__name__)
 
 TEARDOWN_SETTLE_S = 5.0
 """How long the teardown waits for a module to leave the state a request moved it out of."""
+TEARDOWN_REQUEST_TIMEOUT_S = 3.0
+"""How long a stop, finish, cancel, close or status read of the teardown may go unanswered: a
+module that does not answer within it is named and left, and the others (the master last) go
+on without waiting for it."""
 POLL_S = 0.1
 RETURN_TO_IDLE = (
     (ModuleState.RECORDER_RECORDING, "stop_measurement"),
@@ -28,6 +32,11 @@ RETURN_TO_IDLE = (
 """From which state which request leads towards Idle, in the order the states are left."""
 
 
+def quick(m: ModuleRun) -> ModuleClient:
+    """The module's client with the teardown's short timeout (or its own, if shorter)."""
+    return m.client.with_timeout(min(m.client.timeout, TEARDOWN_REQUEST_TIMEOUT_S))
+
+
 def leave_configuring(m: ModuleRun) -> None:
     """If ``cancel`` is refused: apply the default setup and finish, which also ends the
     configuring."""
@@ -35,6 +44,33 @@ def leave_configuring(m: ModuleRun) -> None:
     status = m.client.onchange()
     if status.get("moduleState") == ModuleState.RECORDER_STREAMING:
         m.client.finish()
+
+
+def cancel_then_close(m: ModuleRun) -> None:
+    """A ``finish`` or ``close`` that failed: ``cancel`` (refused unless the module is
+    configuring, which is no harm), then ``close``; raises if ``close`` fails too."""
+    client = quick(m)
+    try:
+        client.cancel()
+    except ModuleError as exc:
+        if exc.status is None:
+            raise
+        log.info("teardown: %s", exc)
+    client.close()
+
+
+def _note(m: ModuleRun, exc: BaseException, publish: Callable[[Event], None]) -> None:
+    """A teardown request that failed: a warning naming the module and the request; a module
+    that did not answer at all is marked gone, so later steps do not wait for it again."""
+    if isinstance(exc, ModuleError) and exc.status is None:
+        m.gone = True
+        message = f"teardown: {exc}; the module may need a reset"
+    else:
+        if not isinstance(exc, ModuleError):
+            log.error("teardown of %s", m.address, exc_info=exc)
+        message = f"teardown: {describe_error(exc)}"
+    m.troubles.append(describe_error(exc))
+    publish(Warning(message=message, module=m.address))
 
 
 def best_effort(
@@ -51,18 +87,11 @@ def best_effort(
             fn(m)
         except ModuleError as exc:
             if exc.status is None:  # no answer at all: leave it be from here on
-                m.gone = True
-                publish(
-                    Warning(
-                        message=f"teardown: {exc}; the module may need a reset",
-                        module=m.address,
-                    )
-                )
+                _note(m, exc, publish)
             else:
                 log.info("teardown: %s", exc)
         except Exception as exc:  # a teardown must reach every module, whatever broke
-            log.exception("teardown of %s", m.address)
-            publish(Warning(message=f"teardown: {describe_error(exc)}", module=m.address))
+            _note(m, exc, publish)
 
     parallel([m for m in s.modules if which(m)], run)
 
@@ -74,29 +103,82 @@ def best_effort_each(
     which: Callable[[ModuleRun], bool],
     publish: Callable[[Event], None],
     fallback: Callable[[ModuleRun], None] | None = None,
-) -> None:
-    """One client request to the modules ``which`` selects, in ``order``; any failure (after
-    ``fallback``, if given) becomes a warning."""
+) -> list[ModuleRun]:
+    """One client request (with the short :data:`TEARDOWN_REQUEST_TIMEOUT_S`) to the modules
+    ``which`` selects, in ``order``: the first batch side by side, then the second whether or
+    not every module of the first answered. After a failure ``fallback`` is tried (unless the
+    module did not answer at all); what still failed becomes a warning. Returns the modules
+    whose request failed."""
+    failed: list[ModuleRun] = []
 
     def run(m: ModuleRun) -> None:
         # A teardown must reach every module, whatever broke: any failure is a warning.
         try:
-            getattr(m.client, method)()
+            getattr(quick(m), method)()
             return
         except Exception as exc:
             failure = exc
-        if fallback is not None:
+        failed.append(m)
+        answered = not (isinstance(failure, ModuleError) and failure.status is None)
+        if fallback is not None and answered:
             try:
                 fallback(m)
+                log.info("teardown: %s; %s instead", failure, fallback.__name__)
                 return
             except Exception as exc:
-                failure = exc
-        if not isinstance(failure, ModuleError):
-            log.error("teardown %s of %s", method, m.address, exc_info=failure)
-        publish(Warning(message=f"teardown: {describe_error(failure)}", module=m.address))
+                _note(m, failure, publish)
+                _note(m, exc, publish)
+                return
+        _note(m, failure, publish)
 
     for batch in ordered([m for m in s.modules if which(m)], order):
         parallel(batch, run)
+    return failed
+
+
+def stop_measurements(
+    s: Session, which: Callable[[ModuleRun], bool], publish: Callable[[Event], None]
+) -> list[ModuleRun]:
+    """``measurements/stop`` to the modules ``which`` selects, the master last: every slave at
+    once, then the master whether or not every slave answered, each request within
+    :data:`TEARDOWN_REQUEST_TIMEOUT_S`, so one dead slave does not keep the master recording.
+    Returns the modules whose stop failed (named in warnings; those that did not answer are
+    marked gone)."""
+    return best_effort_each(s, Order.MASTER_LAST, "stop_measurement", which, publish)
+
+
+def left_non_idle(s: Session) -> list[dict[str, Any]]:
+    """Every module the session opened that is not Idle by its last status read (or no longer
+    answers), with what went wrong: ``{"number", "address", "state", "reason"}``."""
+    left = []
+    for m in s.modules:
+        state = m.state[0]
+        if not m.opened or (state == ModuleState.IDLE and not m.gone):
+            continue
+        seen = f"last seen in state {state}" if state else "state unknown"
+        why = f"does not answer ({seen})" if m.gone else f"in state {state}"
+        if m.troubles:
+            why += f" after: {'; '.join(dict.fromkeys(m.troubles))}"
+        left.append(
+            {
+                "number": m.number,
+                "address": m.address,
+                "state": None if m.gone else state,
+                "reason": why,
+            }
+        )
+    return left
+
+
+def left_sentence(left: list[dict[str, Any]]) -> str:
+    """The sentence for ``reason`` and the terminal that names the modules left non-Idle."""
+    if not left:
+        return ""
+    which = "; ".join(f"module {e['number']} ({e['address']}) {e['reason']}" for e in left)
+    return (
+        f"left not Idle: {which}; return it to Idle (Rig page, or lanxi-dashboard capture "
+        "--return-to-idle ADDR) or reset it"
+    )
 
 
 def walk_to_idle(m: ModuleRun) -> list[str]:

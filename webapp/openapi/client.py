@@ -177,6 +177,11 @@ class ModuleClient:
     def __repr__(self) -> str:
         return f"ModuleClient({self.address!r})"
 
+    def with_timeout(self, timeout: float) -> ModuleClient:
+        """The same module with another timeout for connecting and for each answer (the
+        teardown's short one: a module that does not answer must not hold up the others)."""
+        return type(self)(self.address, timeout=timeout)
+
     # --- plumbing ---------------------------------------------------------------------------
 
     def request(
