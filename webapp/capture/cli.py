@@ -5,15 +5,18 @@
     lanxi-dashboard capture --return-to-idle ADDR ...
 
 Writes ``NAME.<n>.stream`` (module n, the first address is the PTP master) and ``capture.json``
-into DIR, prints progress, exits 0 on success, 1 with the error on failure, 2 for bad input and
-130 when interrupted. Ctrl-C stops the recording (or abandons the set-up) and tears everything
-down; a second Ctrl-C quits without waiting for the teardown.
+into DIR, prints progress, exits 0 on success, 1 with the error on failure or when a module is
+left non-Idle, 2 for bad input and 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)
+when a signal ended a timed capture early. SIGINT (Ctrl-C) and SIGTERM stop the recording (or
+abandon the set-up) and tear everything down, the master last, within ``--stop-timeout``
+seconds (default 10); a second signal, or a teardown that takes longer, quits at once and says
+which modules and which capture it leaves (see :mod:`webapp.capture.shutdown`). With
+``--until-stopped`` a signal is the expected end: exit 0 when everything was returned to Idle.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 import time
@@ -24,7 +27,15 @@ from webapp.capture import events as ev
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.orchestrator import CaptureBusyError, Orchestrator
 from webapp.capture.settings import CaptureSettings, SettingsError
+from webapp.capture.shutdown import (
+    SHUTDOWN_TIMEOUT_S,
+    ShutdownSignals,
+    end_on_signal,
+    exit_status,
+    stopping_sentence,
+)
 from webapp.capture.store import CAPTURE_JSON, read_capture
+from webapp.capture.teardown import left_sentence
 from webapp.openapi.client import ModuleError
 from webapp.openapi.model import FAULT_KINDS, FAULT_NAMES
 
@@ -73,6 +84,14 @@ def add_parser(subparsers: Any) -> None:
         "--until-stopped", action="store_true", help="record until Ctrl-C instead of -t seconds"
     )
     p.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=SHUTDOWN_TIMEOUT_S,
+        metavar="SECONDS",
+        help="after SIGTERM or Ctrl-C, how long stopping and closing the modules may take "
+        f"before the command quits anyway, naming what it leaves (default {SHUTDOWN_TIMEOUT_S:g})",
+    )
+    p.add_argument(
         "--keep-ptp",
         action="store_true",
         help="leave the modules in PTP mode afterwards (the next capture locks faster)",
@@ -107,9 +126,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     bus.subscribe(printer)
     orchestrator = Orchestrator(bus, folder)
 
-    interrupts = _Interrupts()
-    previous = signal.signal(signal.SIGINT, interrupts.handler)
-    try:
+    if not args.stop_timeout > 0:
+        printer.line("error: --stop-timeout must be more than 0 seconds")
+        return EXIT_BAD_INPUT
+    with ShutdownSignals() as signals:
         duration = (
             "until stopped" if settings.duration_s is None else f"{settings.duration_s:g}-second"
         )
@@ -125,26 +145,26 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         except (ModuleError, CaptureBusyError) as exc:
             printer.line(f"error: {exc}")
             return EXIT_FAILED
-        stopping = False
-        while not orchestrator.wait(0.2):
-            if interrupts.count and not stopping:
-                stopping = True
-                printer.line("Stopping (Ctrl-C again to quit without tearing down)...")
-                orchestrator.stop()
-            if interrupts.count >= 2:
-                printer.line("Quitting without teardown: modules may need a reset.")
-                return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGINT, previous)
+        while not orchestrator.wait(0.1):
+            if signals.count:
+                printer.line(stopping_sentence(signals, args.stop_timeout))
+                status = end_on_signal(orchestrator, signals, args.stop_timeout, printer.line)
+                if status is not None:
+                    return status
+                break
 
+    left = orchestrator.last_left_non_idle
     if orchestrator.phase == Phase.FAILED:
         if orchestrator.last_error not in printer.errors:
             printer.line(f"error: {orchestrator.last_error}")
         _summary(printer, folder)
         return EXIT_FAILED
     _summary(printer, folder)
-    if interrupts.count and not args.until_stopped:
-        return EXIT_INTERRUPTED
+    if left:
+        printer.line(f"error: {left_sentence(left)}")
+        return EXIT_FAILED
+    if signals.count and not args.until_stopped:
+        return exit_status(signals.first or 0)
     return EXIT_OK
 
 
@@ -161,17 +181,6 @@ def return_to_idle(addresses: list[str], out: TextIO) -> int:
         done = f"sent {', '.join(sent)}; now Idle" if sent else "already Idle"
         print(f"{address}: {done}", file=out)
     return EXIT_FAILED if failed else EXIT_OK
-
-
-class _Interrupts:
-    """Ctrl-C only counts here; the main loop acts on it (a signal handler must not take the
-    orchestrator's locks)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def handler(self, signum: int, frame: Any) -> None:
-        self.count += 1
 
 
 def _summary(printer: ProgressPrinter, folder: Path) -> None:

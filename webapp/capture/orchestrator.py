@@ -308,6 +308,34 @@ class Orchestrator(Recording):
             self._status_version += 1
             self._cond.notify_all()
 
+    def left_if_quit_now(self) -> str:
+        """What a process that quits this moment would leave behind, as a sentence (empty when
+        nothing): the modules of the current session not known to be Idle, with their last
+        known state, and the capture whose ``capture.json`` would stay ``running``. For the
+        exit message of a second signal or an overdue teardown."""
+        with self._lock:
+            session, capture = self._session, self._capture
+        parts = []
+        if session is not None and not session.closed:
+            modules = [
+                f"module {m.number} ({m.address}, last seen {m.state[0] or 'in an unknown state'})"
+                for m in session.modules
+                if m.opened and (m.gone or m.state[0] != ModuleState.IDLE)
+            ]
+            if modules:
+                parts.append(
+                    "not returned to Idle: "
+                    + "; ".join(modules)
+                    + " (return them with lanxi-dashboard capture --return-to-idle ADDR, the "
+                    "Rig page, or a reset)"
+                )
+        if capture is not None:
+            parts.append(
+                f"capture {capture.folder} is not completed: it reads as interrupted, with "
+                "every byte that reached its files"
+            )
+        return "; ".join(parts)
+
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the background work is done (idle, armed, completed or failed)."""
         deadline = None if timeout is None else time.monotonic() + timeout

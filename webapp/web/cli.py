@@ -6,10 +6,20 @@ import argparse
 import errno
 import logging
 import os
+import signal
 import socket
 import sys
 from pathlib import Path
 from typing import Any
+
+from webapp import runtime
+from webapp.capture.shutdown import (
+    SHUTDOWN_TIMEOUT_S,
+    ShutdownSignals,
+    end_on_signal,
+    signal_name,
+    stopping_sentence,
+)
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +74,15 @@ def add_parser(subparsers: Any) -> None:
         help="N reverse proxies in front: trust their X-Forwarded-* headers (never without a "
         "proxy; default $LANXI_PROXY_HOPS or 0; docs/security.md)",
     )
+    p.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=SHUTDOWN_TIMEOUT_S,
+        metavar="SECONDS",
+        help="after SIGTERM or Ctrl-C, how long stopping a capture and closing the modules may "
+        f"take before the dashboard quits anyway, naming what it leaves (default "
+        f"{SHUTDOWN_TIMEOUT_S:g})",
+    )
     p.set_defaults(func=serve)
 
 
@@ -82,6 +101,9 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if args.emulate < 0 or args.emulate > 64:
         print("lanxi-dashboard serve: --emulate takes 0..64 modules", file=sys.stderr)
+        return 2
+    if not args.stop_timeout > 0:
+        print("lanxi-dashboard serve: --stop-timeout must be more than 0 seconds", file=sys.stderr)
         return 2
     if args.proxy_hops is not None and not 0 <= args.proxy_hops <= 10:
         print("lanxi-dashboard serve: --proxy-hops takes 0..10", file=sys.stderr)
@@ -127,20 +149,65 @@ def serve(args: argparse.Namespace) -> int:
             _replace_rig(dashboard.rig, emulated.addresses)
         dashboard.rig.probe_all()
         print(f"LAN-XI dashboard on {address} (data in {data_dir})", flush=True)
-        if dashboard.socketio.async_mode == "eventlet":
-            _serve_eventlet(listener, app, args.certfile, args.keyfile)
-        else:  # without eventlet (tests): werkzeug binds without SO_REUSEPORT itself
-            listener.close()
-            kwargs: dict[str, Any] = {"host": args.host, "port": args.port, "log_output": False}
-            if args.certfile:
-                kwargs.update(certfile=args.certfile, keyfile=args.keyfile)
-            kwargs["allow_unsafe_werkzeug"] = True
-            dashboard.socketio.run(app, **kwargs)
+        signals = ShutdownSignals(
+            on_signal=lambda _signum, count: (
+                count == 1
+                and runtime.spawn_from_signal_handler(
+                    _end_serving, dashboard.orchestrator, signals, args.stop_timeout
+                )
+            )
+        )
+        with signals:
+            if dashboard.socketio.async_mode == "eventlet":
+                _serve_eventlet(listener, app, args.certfile, args.keyfile)
+            else:  # without eventlet (tests): werkzeug binds without SO_REUSEPORT itself
+                listener.close()
+                kwargs: dict[str, Any] = {
+                    "host": args.host,
+                    "port": args.port,
+                    "log_output": False,
+                }
+                if args.certfile:
+                    kwargs.update(certfile=args.certfile, keyfile=args.keyfile)
+                kwargs["allow_unsafe_werkzeug"] = True
+                dashboard.socketio.run(app, **kwargs)
     finally:
         listener.close()
         if emulated is not None:
             emulated.stop()
     return 0
+
+
+def _end_serving(orchestrator: Any, signals: ShutdownSignals, timeout_s: float) -> None:
+    """The first SIGTERM or SIGINT: end any capture and arming cleanly (every module back to
+    Idle, the master last; files closed; capture.json complete), then exit: 0 when every
+    module is Idle, 1 naming the modules that are not, 128 + the signal's number when a second
+    signal cut it short (see :mod:`webapp.capture.shutdown`)."""
+
+    from webapp.capture.teardown import left_sentence
+
+    def say(text: str) -> None:
+        print(f"lanxi-dashboard serve: {text}", file=sys.stderr, flush=True)
+
+    status: int | None = None
+    if orchestrator.busy or orchestrator.armed:
+        say(stopping_sentence(signals, timeout_s))
+        status = end_on_signal(orchestrator, signals, timeout_s, say)
+        if status is None:
+            left = orchestrator.last_left_non_idle
+            if left:
+                say(f"error: {left_sentence(left)}")
+            else:
+                say("every module is back to Idle and every capture is complete")
+            status = 1 if left else 0
+    else:
+        say(f"{signal_name(signals.first or signal.SIGTERM)}: no capture running; exiting")
+        status = 0
+    sys.stdout.flush()
+    # Nothing is left to close: the capture's files and capture.json are complete and every
+    # state file is written when it changes. The web server's own loop has no clean way out
+    # from here.
+    os._exit(status)
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
