@@ -36,18 +36,6 @@ def spawn(
     return thread
 
 
-def spawn_from_signal_handler(fn: Callable[..., Any], *args: Any) -> None:
-    """Start ``fn`` in the background from a signal handler. Under eventlet the handler may
-    run inside the hub itself, where :func:`spawn` (which waits for the new thread to start)
-    must not block: the greenlet is only scheduled."""
-    if eventlet_active():
-        import eventlet
-
-        eventlet.spawn_n(fn, *args)
-        return
-    spawn(fn, *args, name=getattr(fn, "__name__", None))
-
-
 def sleep(seconds: float) -> None:
     """Sleep, yielding to other greenlets; ``sleep(0)`` is a pure yield."""
     time.sleep(seconds)

@@ -144,6 +144,24 @@ def test_a_second_signal_quits_at_once_naming_what_is_left(rig, tmp_path: Path) 
     assert read_capture(tmp_path)["outcome"] == "interrupted"
 
 
+def test_a_dead_slave_does_not_keep_the_master_recording(rig, tmp_path: Path) -> None:
+    out = capture(*rig.addresses, "--until-stopped", "-o", str(tmp_path))
+    out.until("Measuring   1.")
+    make_unreachable(rig.addresses[1])
+    out.proc.send_signal(signal.SIGTERM)
+    status, _ = out.finish(timeout=30)
+    assert status == 1, out.text  # module 2 is left, and named
+    assert f"module 2 ({rig.addresses[1]}) does not answer" in out.text
+    times = {}
+    for address, m in zip(rig.addresses, rig.modules, strict=True):
+        for e in m.emulator.requests:
+            if e["path"].split("?")[0].endswith("/measurements/stop"):
+                times[address] = e["time"]
+    # The master's stop went out soon after the slave's, not after its 3-s timeout.
+    assert 0 <= times[rig.addresses[0]] - times[rig.addresses[1]] < 1.5, times
+    assert ModuleClient(rig.addresses[0]).onchange()["moduleState"] == "Idle"
+
+
 def test_a_teardown_longer_than_the_bound_quits_naming_the_module(rig, tmp_path: Path) -> None:
     out = capture(*rig.addresses, "--until-stopped", "--stop-timeout", "0.5", "-o", str(tmp_path))
     out.until("Measuring   1.")

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from webapp import runtime
 from webapp.capture.events import Event, Warning
 from webapp.capture.phases import Order, ordered
 from webapp.capture.session import ModuleRun, Session, describe_error, parallel
@@ -18,6 +19,9 @@ log = logging.getLogger(__name__)
 
 TEARDOWN_SETTLE_S = 5.0
 """How long the teardown waits for a module to leave the state a request moved it out of."""
+STOP_MASTER_AFTER_S = 0.5
+"""How long the master's ``measurements/stop`` waits for the slaves' answers: long enough for
+a live module to answer, short enough that a dead slave does not keep the master recording."""
 TEARDOWN_REQUEST_TIMEOUT_S = 3.0
 """How long a stop, finish, cancel, close or status read of the teardown may go unanswered: a
 module that does not answer within it is named and left, and the others (the master last) go
@@ -103,12 +107,14 @@ def best_effort_each(
     which: Callable[[ModuleRun], bool],
     publish: Callable[[Event], None],
     fallback: Callable[[ModuleRun], None] | None = None,
+    first_wait_s: float | None = None,
 ) -> list[ModuleRun]:
     """One client request (with the short :data:`TEARDOWN_REQUEST_TIMEOUT_S`) to the modules
     ``which`` selects, in ``order``: the first batch side by side, then the second whether or
     not every module of the first answered. After a failure ``fallback`` is tried (unless the
     module did not answer at all); what still failed becomes a warning. Returns the modules
-    whose request failed."""
+    whose request failed. With ``first_wait_s`` the second batch does not wait longer than that
+    for the first one's answers."""
     failed: list[ModuleRun] = []
 
     def run(m: ModuleRun) -> None:
@@ -131,8 +137,20 @@ def best_effort_each(
                 return
         _note(m, failure, publish)
 
-    for batch in ordered([m for m in s.modules if which(m)], order):
-        parallel(batch, run)
+    first, second = ordered([m for m in s.modules if which(m)], order)
+    if first_wait_s is None or not first or not second:
+        for batch in (first, second):
+            parallel(batch, run)
+        return failed
+    # The second batch goes out once the first has answered or ``first_wait_s`` has passed;
+    # the first batch's requests that are still unanswered go on meanwhile.
+    started = [runtime.spawn(run, m, name=f"{method} {m.address}") for m in first]
+    deadline = time.monotonic() + first_wait_s
+    for t in started:
+        t.join(max(0.0, deadline - time.monotonic()))
+    parallel(second, run)
+    for t in started:
+        t.join()
     return failed
 
 
@@ -140,11 +158,14 @@ def stop_measurements(
     s: Session, which: Callable[[ModuleRun], bool], publish: Callable[[Event], None]
 ) -> list[ModuleRun]:
     """``measurements/stop`` to the modules ``which`` selects, the master last: every slave at
-    once, then the master whether or not every slave answered, each request within
-    :data:`TEARDOWN_REQUEST_TIMEOUT_S`, so one dead slave does not keep the master recording.
+    once, then the master as soon as they answered or :data:`STOP_MASTER_AFTER_S` has passed,
+    each request within :data:`TEARDOWN_REQUEST_TIMEOUT_S`, so one dead slave does not keep
+    the master recording.
     Returns the modules whose stop failed (named in warnings; those that did not answer are
     marked gone)."""
-    return best_effort_each(s, Order.MASTER_LAST, "stop_measurement", which, publish)
+    return best_effort_each(
+        s, Order.MASTER_LAST, "stop_measurement", which, publish, first_wait_s=STOP_MASTER_AFTER_S
+    )
 
 
 def left_non_idle(s: Session) -> list[dict[str, Any]]:

@@ -180,6 +180,8 @@ class ModuleEmulator:
         self.sync_requested = False
         self.session_open = False  # from create until finish: recordingStatus is reported
         self.measurement: Measurement | None = None
+        self.last_measurement: dict[str, Any] | None = None
+        """The measurement summary (blocks sent per port) as it was at the last finish."""
         self.history: dict[tuple[str, int], str] = {}
         self.levels: dict[int, tuple[float, float]] = {}
         self.published_elapsed = 0
@@ -675,6 +677,7 @@ class ModuleEmulator:
     def finish(self) -> None:
         with self.cond:
             self._require("PUT /rest/rec/finish", ModuleState.RECORDER_STREAMING)
+            self.last_measurement = self._measurement_snapshot()
             self._end_streams()
             self._trim_ports(1)
             self.state = ModuleState.RECORDER_OPENED
@@ -993,7 +996,6 @@ class ModuleEmulator:
     def snapshot(self) -> dict[str, Any]:
         """Emulator-side facts for GET /emulator/info (tests, demo)."""
         with self.cond:
-            m = self.measurement
             return {
                 "index": self.index,
                 "name": self.name,
@@ -1002,23 +1004,28 @@ class ModuleEmulator:
                 "streamPorts": [p.port for p in self.ports],
                 "moduleState": str(self.state),
                 "rig": [{"channel": r.channel, "description": r.description} for r in self.rig],
-                "measurement": None
-                if m is None
-                else {
-                    "t0": m.t0,
-                    "stopTick": m.stop_tick,
-                    "sampleRate": m.acquisition.sample_rate,
-                    "blocks": m.total_blocks(),
-                    "ports": [
-                        {
-                            "port": p.port,
-                            "sentBlocks": p.session.sent_blocks if p.session else 0,
-                            "droppedBlocks": p.session.dropped_blocks if p.session else 0,
-                        }
-                        for p in self.ports
-                    ],
-                },
+                "measurement": self._measurement_snapshot(),
+                "lastMeasurement": self.last_measurement,
             }
+
+    def _measurement_snapshot(self) -> dict[str, Any] | None:
+        m = self.measurement
+        if m is None:
+            return None
+        return {
+            "t0": m.t0,
+            "stopTick": m.stop_tick,
+            "sampleRate": m.acquisition.sample_rate,
+            "blocks": m.total_blocks(),
+            "ports": [
+                {
+                    "port": p.port,
+                    "sentBlocks": p.session.sent_blocks if p.session else 0,
+                    "droppedBlocks": p.session.dropped_blocks if p.session else 0,
+                }
+                for p in self.ports
+            ],
+        }
 
 
 def _wait_until(condition: Callable[[], bool], limit: float) -> bool:

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from webapp.capture.shutdown import (
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA_DIR = "data"
+SIGNAL_POLL_S = 0.1
+"""How often the dashboard looks whether SIGTERM or SIGINT has come."""
 
 
 def default_data_dir() -> Path:
@@ -149,13 +152,16 @@ def serve(args: argparse.Namespace) -> int:
             _replace_rig(dashboard.rig, emulated.addresses)
         dashboard.rig.probe_all()
         print(f"LAN-XI dashboard on {address} (data in {data_dir})", flush=True)
-        signals = ShutdownSignals(
-            on_signal=lambda _signum, count: (
-                count == 1
-                and runtime.spawn_from_signal_handler(
-                    _end_serving, dashboard.orchestrator, signals, args.stop_timeout
-                )
-            )
+        signals = ShutdownSignals()
+        # The handler only counts; a greenlet looks at the count. (A greenlet scheduled from
+        # the handler might wait for the hub's next wake-up, which an idle dashboard may not
+        # have for a long time.)
+        runtime.spawn(
+            _end_serving_on_signal,
+            dashboard.orchestrator,
+            signals,
+            args.stop_timeout,
+            name="shutdown watch",
         )
         with signals:
             if dashboard.socketio.async_mode == "eventlet":
@@ -178,12 +184,17 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _end_serving(orchestrator: Any, signals: ShutdownSignals, timeout_s: float) -> None:
+def _end_serving_on_signal(orchestrator: Any, signals: ShutdownSignals, timeout_s: float) -> None:
     """The first SIGTERM or SIGINT: end any capture and arming cleanly (every module back to
     Idle, the master last; files closed; capture.json complete), then exit: 0 when every
     module is Idle, 1 naming the modules that are not, 128 + the signal's number when a second
     signal cut it short (see :mod:`webapp.capture.shutdown`)."""
+    while not signals.count:
+        time.sleep(SIGNAL_POLL_S)
+    _end_serving(orchestrator, signals, timeout_s)
 
+
+def _end_serving(orchestrator: Any, signals: ShutdownSignals, timeout_s: float) -> None:
     from webapp.capture.teardown import left_sentence
 
     def say(text: str) -> None:
