@@ -104,6 +104,7 @@ def test_sigterm_ends_an_until_stopped_capture_cleanly(rig, tmp_path: Path) -> N
     assert took < 10
     meta = json.loads((tmp_path / "capture.json").read_text())
     assert meta["outcome"] == "stopped" and meta["left_non_idle"] == []
+    assert meta["reason"] == "stopped by SIGTERM"
     for m in meta["modules"]:
         f = m["files"][0]
         assert (tmp_path / f["file"]).stat().st_size == f["bytes"] > 0

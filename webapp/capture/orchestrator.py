@@ -104,6 +104,7 @@ WATCH_FAILURES = 3
 """Consecutive failed status polls after which a module counts as unreachable."""
 WATCH_RETRY_S = 0.5
 UNREACHABLE_AFTER_S = 10.0
+STOPPED_BY_USER = "stopped by the user"
 STALL_TIMEOUT_S = 5.0
 """A recording fails when a stream brings nothing for this long (or three blocks' time at low
 sample rates): the module is gone or no longer sending."""
@@ -139,6 +140,8 @@ class Orchestrator(Recording):
         self.last_error: str | None = None
         self.last_outcome: str | None = None
         self.last_folder: Path | None = None
+        self.stop_reason = STOPPED_BY_USER
+        """Why the recording was ended early (the outcome's reason), as the last stop said."""
         self.last_left_non_idle: list[dict[str, Any]] = []
         """The modules the last teardown left non-Idle (see :func:`teardown.left_non_idle`)."""
         self._finished_capture: store.CaptureRecord | None = None
@@ -276,9 +279,11 @@ class Orchestrator(Recording):
             self._launch(session, disarm_after=True)
             return self._pending.capture_id
 
-    def stop(self) -> None:
-        """End the recording early (outcome ``stopped``); while arming, abandon it."""
+    def stop(self, reason: str = STOPPED_BY_USER) -> None:
+        """End the recording early (outcome ``stopped``, ``reason`` saying by whom); while
+        arming, abandon it."""
         with self._cond:
+            self.stop_reason = reason
             if self._recording:
                 self._stop_recording.set()
             elif self._job is not None:
@@ -290,9 +295,11 @@ class Orchestrator(Recording):
             self._status_version += 1
             self._cond.notify_all()
 
-    def disarm(self) -> None:
-        """Return every module to Idle (stopping a recording first if one runs)."""
+    def disarm(self, reason: str = STOPPED_BY_USER) -> None:
+        """Return every module to Idle (stopping a recording first if one runs, ``reason``
+        saying by whom)."""
         with self._cond:
+            self.stop_reason = reason
             session = self._session
             if session is None or session.closed:
                 return
@@ -481,10 +488,10 @@ class Orchestrator(Recording):
             else:
                 self._set_phase(Phase.ARMED)
         except Aborted:
-            self._publish(Warning(message="arming abandoned: stopped by the user"))
+            self._publish(Warning(message=f"arming abandoned: {self.stop_reason}"))
             self._abandon_pending(Outcome.STOPPED, "stopped before the recording started")
             self._teardown(s, Phase.DISARMING, recorded)
-            self._set_phase(Phase.IDLE, "stopped by the user")
+            self._set_phase(Phase.IDLE, self.stop_reason)
         except Exception as exc:  # every failure ends the same way: teardown, then failed
             reason = describe_error(exc)
             if not isinstance(exc, ModuleError | PhaseTimeoutError | StreamFailure | SettingsError):

@@ -66,6 +66,7 @@ class Recording:
     _cond: threading.Condition
     _capture: store.CaptureRecord | None
     _finished_capture: store.CaptureRecord | None
+    stop_reason: str
     _stop_recording: threading.Event
     _waveform: tuple[str | None, int | None]
     _watched: frozenset[tuple[str, int]] | None
@@ -128,7 +129,7 @@ class Recording:
             self._send(s, Order.MASTER_LAST, "start_measurement")
             stopped_early = self._record_loop(s, pending)
             if stopped_early:
-                outcome, reason = Outcome.STOPPED, "stopped by the user"
+                outcome, reason = Outcome.STOPPED, self.stop_reason
             self._set_phase(Phase.STOPPING)
             for m in s.modules:
                 for r in m.receivers:

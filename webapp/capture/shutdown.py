@@ -101,7 +101,7 @@ def end_on_signal(
     reports the outcome as usual), or the exit status when the process must quit before: a
     second signal (128 + its number) or a teardown longer than ``timeout_s`` (1), after
     ``say`` has named what is left."""
-    orchestrator.disarm()
+    orchestrator.disarm(reason=f"stopped by {signal_name(signals.first or signal.SIGTERM)}")
     while not orchestrator.wait(0.05):
         if signals.count >= 2:
             say(

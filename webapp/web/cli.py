@@ -151,7 +151,6 @@ def serve(args: argparse.Namespace) -> int:
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
         dashboard.rig.probe_all()
-        print(f"LAN-XI dashboard on {address} (data in {data_dir})", flush=True)
         signals = ShutdownSignals()
         # The handler only counts; a greenlet looks at the count. (A greenlet scheduled from
         # the handler might wait for the hub's next wake-up, which an idle dashboard may not
@@ -163,7 +162,8 @@ def serve(args: argparse.Namespace) -> int:
             args.stop_timeout,
             name="shutdown watch",
         )
-        with signals:
+        with signals:  # from before the start line: whoever saw it may send SIGTERM
+            print(f"LAN-XI dashboard on {address} (data in {data_dir})", flush=True)
             if dashboard.socketio.async_mode == "eventlet":
                 _serve_eventlet(listener, app, args.certfile, args.keyfile)
             else:  # without eventlet (tests): werkzeug binds without SO_REUSEPORT itself
