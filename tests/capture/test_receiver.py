@@ -273,8 +273,18 @@ def test_close_that_gives_up_says_how_many_bytes_were_lost(tmp_path: Path, monke
 
     threading.Thread(target=send, daemon=True).start()
     deadline = time.monotonic() + 30
-    while receiver._unread(r.sock) in (None, 0) and time.monotonic() < deadline:
-        time.sleep(0.01)  # until bytes wait in the socket behind the held receiver
+
+    def held() -> bool:
+        """The receiver waits for the disk, and bytes wait in the socket behind it (not merely
+        a receiver that has not caught up yet, which close() would let finish)."""
+        return r.file._pending_bytes > receiver.MAX_PENDING and receiver._unread(r.sock) not in (
+            None,
+            0,
+        )
+
+    while not held() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert held()
     closer = threading.Thread(target=r.close, kwargs={"timeout": 0.2}, daemon=True)
     closer.start()
     while not r.abandoned and closer.is_alive():
