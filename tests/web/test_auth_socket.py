@@ -20,9 +20,9 @@ from auth_support import (
     send,
     share_token,
 )
-from werkzeug.serving import make_server
 
 from tests.support.waiting import wait_until
+from tests.support.wsgi import served_app
 from webapp.web import auth
 from webapp.web.accounts import ShareStore, UserStore
 
@@ -183,12 +183,8 @@ def test_logout_disconnects_the_sessions_sockets(app):
 
 @pytest.fixture
 def server_url(app):
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with served_app(app) as base:
+        yield base
 
 
 def http_login(url: str, name: str) -> requests.Session:

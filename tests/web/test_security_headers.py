@@ -3,24 +3,19 @@ HTTP; and the Origin check comparing the scheme."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
+from tests.support.wsgi import served_app
 from webapp.web.headers import SECURITY_HEADERS
 
 
 @pytest.fixture
 def url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(5)
+    with served_app(app) as base:
+        yield base
 
 
 @pytest.mark.parametrize(
