@@ -20,6 +20,7 @@ Each viewer behaves like a browser tab on the live page: it receives every topic
 waveform of the master's first channel about five times a second.
 
     python bench/viewers.py [--viewers 50] [--seconds 8] [--modules 4]
+                            [--address 127.0.3.41] [--port 0] [--dashboard-port 0]
 """
 
 from __future__ import annotations
@@ -242,26 +243,33 @@ def main() -> int:
     parser.add_argument("--viewers", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--modules", type=int, default=4)
+    parser.add_argument(
+        "--address", default=EMULATOR_BASE, help="first emulated module's loopback address"
+    )
+    parser.add_argument("--port", type=int, default=0, help="modules' HTTP port (0: a free one)")
+    parser.add_argument(
+        "--dashboard-port", type=int, default=0, help="the dashboard's port (0: a free one)"
+    )
     args = parser.parse_args()
     if not 1 <= args.viewers <= 200 or not 1 <= args.seconds <= 60:
         raise SystemExit("bounded: 1..200 viewers, 1..60 s")
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    emu_port = free_port(EMULATOR_BASE)
+    emu_port = args.port or free_port(args.address)
     procs = []
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         try:
             emulator = subprocess.Popen(
                 [sys.executable, "-m", "webapp", "emulate", "--modules", str(args.modules),
-                 "--address", EMULATOR_BASE, "--port", str(emu_port), "--ptp-lock-seconds", "1"],
+                 "--address", args.address, "--port", str(emu_port), "--ptp-lock-seconds", "1"],
                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
             )  # fmt: skip
             procs.append(emulator)
-            first = EMULATOR_BASE.rsplit(".", 1)
+            first = args.address.rsplit(".", 1)
             modules = [f"{first[0]}.{int(first[1]) + i}:{emu_port}" for i in range(args.modules)]
             wait_http(f"http://{modules[0]}/rest/rec/module/info", emulator)
-            port = free_port()
+            port = args.dashboard_port or free_port()
             dashboard = subprocess.Popen(
                 [sys.executable, "-m", "webapp", "serve", "--port", str(port),
                  "--data-dir", str(data_dir)],

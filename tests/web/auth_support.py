@@ -30,7 +30,9 @@ def secure_app(data_dir: Path, bus: Any, orchestrator: Any, **config: Any) -> An
             users.add(name, role, PASSWORD)
     make_capture(data_dir, CAPTURE_ID, address="127.0.5.1")
     make_capture(data_dir, OTHER_CAPTURE_ID, address="127.0.5.1")
-    app = create_app(data_dir, orchestrator=orchestrator, bus=bus, rate_hz=50.0, auth_enabled=True)
+    app = create_app(
+        data_dir, orchestrator=orchestrator, bus=bus, push_interval_s=0.02, auth_enabled=True
+    )
     app.config["TESTING"] = True
     app.config.update(config)
     return app

@@ -21,7 +21,7 @@ def orchestrator(bus: EventBus) -> FakeOrchestrator:
 
 @pytest.fixture
 def app(tmp_path: Path, bus: EventBus, orchestrator: FakeOrchestrator):
-    app = create_app(tmp_path / "data", orchestrator=orchestrator, bus=bus, rate_hz=50.0)
+    app = create_app(tmp_path / "data", orchestrator=orchestrator, bus=bus, push_interval_s=0.02)
     app.config["TESTING"] = True
     return app
 

@@ -55,7 +55,7 @@ def test_start_up_marks_dead_captures_and_the_rig_says_why(tmp_path: Path, bus, 
     (data / "rig.json").write_text(json.dumps({"modules": [ADDRESS], "master": ADDRESS}))
     dead = _capture(data, "20261206-101500-run", _dead_writer())
     alive = _capture(data, "20261206-101600-run", writer_info())  # this process: still running
-    app = create_app(data, orchestrator=orchestrator, bus=bus, rate_hz=50.0)
+    app = create_app(data, orchestrator=orchestrator, bus=bus, push_interval_s=0.02)
     marked = json.loads((dead / "capture.json").read_text())
     assert marked["outcome"] == "interrupted"
     assert marked["interrupted"]["by"].startswith("lanxi-dashboard serve")

@@ -175,6 +175,67 @@ def test_the_publisher_never_sends(app, dash, bus, monkeypatch):
     slow.disconnect()
 
 
+def test_a_change_is_encoded_once_for_every_viewer(app, dash, bus, monkeypatch):
+    """Many viewers cost one emit (one encoding) per changed topic, not one per viewer."""
+    viewers = [dash.socketio.test_client(app) for _ in range(5)]
+    for v in viewers:
+        v.get_received()
+    received_until(viewers[0], lambda g: any(p["name"] == "viewers" for p in g))
+    emits: list[tuple[str, object]] = []
+    real_emit = dash.socketio.emit
+
+    def counting_emit(event, *args, **kwargs):
+        emits.append((event, kwargs.get("to")))
+        return real_emit(event, *args, **kwargs)
+
+    monkeypatch.setattr(dash.socketio, "emit", counting_emit)
+    bus.publish(ev.RecordingTime(elapsed_s=4.25, duration_s=None))
+    for v in viewers:
+        got = received_until(v, lambda g: "recording-time" in names(g))
+        assert [p["args"][0]["elapsed_s"] for p in got if p["name"] == "recording-time"] == [4.25]
+    sent = [to for event, to in emits if event == "recording-time"]
+    assert len(sent) == 1 and len(sent[0]) == 5  # one emit, to the five of them
+    for v in viewers:
+        v.disconnect()
+
+
+def test_a_viewer_behind_catches_up_on_latest_values_without_repeats(app, dash, bus, monkeypatch):
+    slow = dash.socketio.test_client(app)
+    fast = dash.socketio.test_client(app)
+    slow.get_received()
+    fast.get_received()
+    slow_sid = dash.hub.viewers_sids()[0]
+    held = {"on": True}
+    real_pending = dash.hub._pending
+    monkeypatch.setattr(
+        dash.hub,
+        "_pending",
+        lambda sid: 10**6 if held["on"] and sid == slow_sid else real_pending(sid),
+    )
+    for i in range(1, 6):
+        bus.publish(ev.RecordingTime(elapsed_s=float(i), duration_s=None))
+        bus.publish(ev.Warning(message=f"warning {i}"))
+        received_until(
+            fast,
+            lambda g, i=i: any(
+                p["name"] == "recording-time" and p["args"][0]["elapsed_s"] == i for p in g
+            ),
+        )
+    assert "recording-time" not in names(slow.get_received())  # left out while behind
+    held["on"] = False
+    got = received_until(
+        slow,
+        lambda g: any(
+            p["name"] == "recording-time" and p["args"][0]["elapsed_s"] == 5.0 for p in g
+        ),
+    )
+    assert [p["args"][0]["elapsed_s"] for p in got if p["name"] == "recording-time"] == [5.0]
+    warnings = [p["args"][0]["message"] for p in got if p["name"] == "warning"]
+    assert warnings == [f"warning {i}" for i in range(1, 6)]  # every entry, once each
+    slow.disconnect()
+    fast.disconnect()
+
+
 def test_a_lost_ptp_lock_is_logged_once_as_the_orchestrator_reports_it(dash, bus):
     module = "127.0.3.2"
     bus.publish(ev.PhaseChanged(phase="ptp-lock", previous="ptp-sync"))

@@ -74,7 +74,7 @@ def create_app(
     orchestrator: Any = None,
     bus: ev.EventBus | None = None,
     auth_enabled: bool = False,
-    rate_hz: float = live.DEFAULT_RATE_HZ,
+    push_interval_s: float = live.MIN_INTERVAL_S,
     emulator: Any = None,
 ) -> Flask:
     """Build the dashboard. ``orchestrator`` defaults to a real one on ``bus``;
@@ -133,7 +133,7 @@ def create_app(
     hub = live.LiveHub(
         socketio,
         state,
-        rate_hz=rate_hz,
+        min_interval_s=push_interval_s,
         watch_waveforms=getattr(orchestrator, "watch_waveforms", None),
     )
     dashboard = Dashboard(

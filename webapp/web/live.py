@@ -1,12 +1,15 @@
-"""Socket.IO: the full state on connect, then coalesced changes, per client.
+"""Socket.IO: the full state on connect, then coalesced changes pushed as they happen.
 
-Every connected browser gets its own sender (a greenlet under eventlet, a thread otherwise)
-that wakes a few times a second, asks the shared :class:`LiveState` what changed since it last
-looked and emits only that. Values are latest-value slots, so a viewer that cannot keep up
-skips intermediate values: before emitting, the sender looks at how many packets are still
-waiting in that client's Engine.IO queue and lets the tick pass if the client is behind. The
+One sender (a greenlet under eventlet, a thread otherwise) serves every connected browser. A
+change to the shared :class:`LiveState` wakes it at once; it waits at most
+:data:`MIN_INTERVAL_S` after its previous push (so a burst of changes becomes one push of the
+latest values), asks what changed since then and emits each changed topic **once**, encoded
+once, to every viewer that is up to date (python-socketio sends one encoded packet to a list
+of recipients). Values are latest-value slots: a viewer that cannot keep up (more than
+:data:`MAX_PENDING_PACKETS` Engine.IO packets still queued) is left out of the push and, once
+it has drained, gets what it missed on its own, in one catch-up of the latest values. The
 orchestrator's publish therefore never waits on any viewer, and one slow viewer never delays
-another.
+another. Waveforms go the same way, grouped by the channel viewers chose.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flask import request
@@ -25,9 +28,12 @@ from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
 
-DEFAULT_RATE_HZ = 8.0
+MIN_INTERVAL_S = 0.04
+"""The shortest time between two pushes: changes within it are coalesced to latest values."""
+IDLE_WAKE_S = 0.5
+"""The sender looks at least this often even without changes (a viewer that has drained)."""
 MAX_PENDING_PACKETS = 16
-"""A client with more Engine.IO packets than this still queued is skipped for a tick."""
+"""A client with more Engine.IO packets than this still queued is left out of a push."""
 
 
 @dataclass
@@ -38,8 +44,6 @@ class _Viewer:
     wave_seq: int = 0
     wave_key: tuple[str, int] | None = None
     """The channel whose waveform this viewer shows (None: the master's first channel)."""
-    stop: threading.Event = field(default_factory=threading.Event)
-    wake: threading.Event = field(default_factory=threading.Event)
 
 
 class LiveHub:
@@ -49,7 +53,7 @@ class LiveHub:
         self,
         socketio: SocketIO,
         state: LiveState,
-        rate_hz: float = DEFAULT_RATE_HZ,
+        min_interval_s: float = MIN_INTERVAL_S,
         watch_waveforms: Any = None,
     ):
         self.socketio = socketio
@@ -62,9 +66,15 @@ class LiveHub:
         self._watch_version: tuple[Any, ...] | None = None
         self._selection_version = 0
         self._watch_lock = threading.Lock()
-        self.interval = 1.0 / rate_hz
+        self.interval = min_interval_s
         self._viewers: dict[str, _Viewer] = {}
         self._lock = threading.Lock()
+        self._pushed: tuple[int, int] = (state.seq, state.log_id)
+        """The state marks (topic seq, log id) of the last push: viewers at these are up to
+        date and get the next push; others get a catch-up of their own first."""
+        self._wake = threading.Event()
+        self._sender: Any = None
+        state.on_change = self._wake.set
 
     # --- connection bookkeeping ------------------------------------------------------------
 
@@ -79,16 +89,16 @@ class LiveHub:
         snapshot["log_id"] = viewer.log_id
         self.state.set_topic("viewers", {"count": count})
         self._selection_changed()
-        self.socketio.start_background_task(self._send_loop, viewer)
+        with self._lock:
+            if self._sender is None:
+                self._sender = self.socketio.start_background_task(self._send_loop)
+        self._wake.set()
         return snapshot
 
     def disconnect(self, sid: str) -> None:
         with self._lock:
-            viewer = self._viewers.pop(sid, None)
+            self._viewers.pop(sid, None)
             count = len(self._viewers)
-        if viewer is not None:
-            viewer.stop.set()
-            viewer.wake.set()
         self.state.set_topic("viewers", {"count": count})
         self._selection_changed()
 
@@ -102,7 +112,7 @@ class LiveHub:
         viewer.wave_key = (module, channel) if module is not None and channel is not None else None
         viewer.wave_seq = 0  # send the new channel's latest block at once
         self._selection_changed()
-        viewer.wake.set()
+        self._wake.set()
 
     # --- which waveforms the orchestrator decodes ------------------------------------------
 
@@ -145,6 +155,11 @@ class LiveHub:
             except Exception:
                 log.exception("choosing the waveforms to decode failed")
 
+    def viewers_sids(self) -> list[str]:
+        """The connected viewers' Socket.IO ids, in the order they connected."""
+        with self._lock:
+            return list(self._viewers)
+
     @property
     def viewer_count(self) -> int:
         with self._lock:
@@ -162,40 +177,71 @@ class LiveHub:
         except Exception:  # test clients have no Engine.IO socket
             return 0
 
-    def _send_loop(self, viewer: _Viewer) -> None:
-        # One tick per interval, aligned to a fixed schedule so the rate is rate_hz however
-        # long a send takes; a wake (a waveform selection) sends at once, but never sooner
-        # than one interval after the previous send, so a client cannot make its sender spin.
-        last = time.monotonic()  # the first tick comes after the snapshot sent on connect
-        while not viewer.stop.is_set():
-            viewer.wake.wait(max(0.0, last + self.interval - time.monotonic()))
-            viewer.wake.clear()
-            if viewer.stop.is_set():
-                break
+    def _send_loop(self) -> None:
+        """The one sender: wakes on a change (or every :data:`IDLE_WAKE_S`), never sooner
+        than :attr:`interval` after its previous push."""
+        last = 0.0
+        while True:
+            self._wake.wait(IDLE_WAKE_S)
+            self._wake.clear()
             early = last + self.interval - time.monotonic()
             if early > 0:
                 self.socketio.sleep(early)
             last = time.monotonic()
-            self.refresh_watch()
-            if self._pending(viewer.sid) > MAX_PENDING_PACKETS:
-                continue  # behind: its slots keep the latest values for the next tick
             try:
-                self._send_changes(viewer)
+                self.refresh_watch()
+                self.push()
             except Exception:
-                log.exception("sending to viewer %s failed", viewer.sid)
+                log.exception("pushing to the viewers failed")
 
-    def _send_changes(self, viewer: _Viewer) -> None:
-        seq, changed, entries, log_id = self.state.changes_since(viewer.seq, viewer.log_id)
-        viewer.seq, viewer.log_id = seq, log_id
+    def push(self) -> None:
+        """Send what changed since the last push: once to every viewer that is up to date,
+        a catch-up of its own to a viewer that had fallen behind (or connected in between)."""
+        with self._lock:
+            viewers = list(self._viewers.values())
+        before = self._pushed
+        seq, changed, entries, log_id = self.state.changes_since(*before)
+        self._pushed = (seq, log_id)
+        ready = [v for v in viewers if self._pending(v.sid) <= MAX_PENDING_PACKETS]
+        current: list[str] = []
+        for v in ready:
+            if (v.seq, v.log_id) == before:
+                current.append(v.sid)
+            else:
+                # Latest values of what changed since its own marks, and the log entries it
+                # has not had, up to this push's.
+                _, missed, missed_entries, _ = self.state.changes_since(
+                    v.seq, v.log_id, upto_log=log_id
+                )
+                self._emit(missed, missed_entries, [v.sid])
+            v.seq, v.log_id = seq, log_id
+        self._emit(changed, entries, current)
+        self._push_waveforms(ready)
+
+    def _emit(self, changed: dict[str, Any], entries: list[dict[str, Any]], to: list[str]) -> None:
+        if not to:
+            return
         for topic, value in changed.items():
-            self.socketio.emit(topic, value, to=viewer.sid)
+            self.socketio.emit(topic, value, to=to)
         for entry in entries:
-            self.socketio.emit(entry["level"], entry, to=viewer.sid)
-        wave_seq, wave = self.state.waveform_since(viewer.wave_seq, viewer.wave_key)
-        if wave is not None:
-            viewer.wave_seq = wave_seq
-            # ``values`` is bytes (float32 LE): Socket.IO sends it as a binary attachment.
-            self.socketio.emit("waveform", wave, to=viewer.sid)
+            self.socketio.emit(entry["level"], entry, to=to)
+
+    def _push_waveforms(self, viewers: list[_Viewer]) -> None:
+        """Each viewer's chosen channel's newest block, if it has not had it: one emit per
+        block, to every viewer that shows it. ``values`` is bytes (float32 LE): Socket.IO
+        sends it as a binary attachment."""
+        blocks: dict[tuple[str, int, int], dict[str, Any]] = {}
+        groups: dict[tuple[str, int, int], list[str]] = {}
+        for v in viewers:
+            wave_seq, wave = self.state.waveform_since(v.wave_seq, v.wave_key)
+            if wave is None:
+                continue
+            v.wave_seq = wave_seq
+            key = (wave["module"], wave["channel"], wave_seq)
+            blocks[key] = wave
+            groups.setdefault(key, []).append(v.sid)
+        for key, sids in groups.items():
+            self.socketio.emit("waveform", blocks[key], to=sids)
 
 
 def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:

@@ -13,6 +13,7 @@ import copy
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from webapp.capture import events as ev
@@ -75,8 +76,15 @@ class LiveState:
         # each viewer chooses the channel it shows. Latest block per (module, channel), with
         # the sequence number it arrived at.
         self._waves: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
+        self.on_change: Callable[[], None] | None = None
+        """Called (outside the lock, and must not block) after every change: the live hub's
+        wake-up."""
 
     # --- writing ------------------------------------------------------------------------------
+
+    def _notify(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
 
     def _touch(self, topic: str) -> None:
         self._seq += 1
@@ -87,15 +95,18 @@ class LiveState:
         with self._lock:
             self._data[topic] = value
             self._touch(topic)
+        self._notify()
 
     def bump_history(self) -> None:
         with self._lock:
             self._data["history"] = {"version": self._data["history"]["version"] + 1}
             self._touch("history")
+        self._notify()
 
     def add_log(self, level: str, message: str, **where: Any) -> None:
         with self._lock:
             self._append_log(level, message, time.time(), where)
+        self._notify()
 
     def _append_log(self, level: str, message: str, t: float, where: dict[str, Any]) -> None:
         self._log_seq += 1
@@ -110,11 +121,14 @@ class LiveState:
             with self._lock:
                 self._seq += 1
                 self._waves[(event.module, event.channel)] = (self._seq, item)
+            self._notify()
+            return
+        fold = _FOLDS.get(type(event))
+        if fold is None:
             return
         with self._lock:
-            fold = _FOLDS.get(type(event))
-            if fold is not None:
-                fold(self, event)
+            fold(self, event)
+        self._notify()
 
     def _fold_phase(self, e: ev.PhaseChanged) -> None:
         phase = self._data["phase"]
@@ -275,17 +289,19 @@ class LiveState:
             return copy.deepcopy(self._data[topic])
 
     def changes_since(
-        self, seq: int, log_id: int
+        self, seq: int, log_id: int, upto_log: int | None = None
     ) -> tuple[int, dict[str, Any], list[dict[str, Any]], int]:
-        """Topics changed after ``seq`` and log entries after ``log_id``, with the new marks.
+        """Topics changed after ``seq`` and log entries after ``log_id`` (up to ``upto_log``
+        if given), with the new marks.
 
         Values are shared, not copied: every fold replaces a topic's value wholesale, so a value
         handed out here is never mutated afterwards.
         """
         with self._lock:
             changed = {t: self._data[t] for t, s in self._changed.items() if s > seq}
-            entries = [e for e in self._log if e["id"] > log_id]
-            return self._seq, changed, entries, self._log_seq
+            last = self._log_seq if upto_log is None else upto_log
+            entries = [e for e in self._log if log_id < e["id"] <= last]
+            return self._seq, changed, entries, last
 
     def waveform_since(
         self, seq: int, key: tuple[str, int] | None = None
