@@ -82,6 +82,18 @@ def new_capture_id(name: str, data_dir: Path | None = None, now: float | None = 
     return candidate
 
 
+def files_in_the_way(folder: Path, name: str) -> list[str]:
+    """The files a capture named ``name`` written straight into ``folder`` would replace:
+    ``capture.json`` and ``NAME.<n>.stream`` / ``NAME.<n>.ch<c>.stream`` (capture.json first)."""
+    own = re.compile(rf"^{re.escape(name)}\.\d+(?:\.ch\d+)?\.stream$")
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+    taken = [n for n in names if n == CAPTURE_JSON or own.match(n)]
+    return sorted(taken, key=lambda n: (n != CAPTURE_JSON, n))
+
+
 def timeline_entry(event: Event, last_ptp: dict[str, str]) -> dict[str, Any] | None:
     """The event as a timeline entry, or None if the timeline leaves it out (live data, and
     PTP progress that only advanced the elapsed time)."""
