@@ -9,7 +9,9 @@
   signal runs past the common end (modules do not stop on the same sample), data-quality flags
   and how many samples they cover;
 * the common span: the first instant every channel has a sample for, the last one, and whether
-  the modules are sample-synchronous (identical first-sample times, or at least on one grid);
+  the modules are sample-synchronous (identical first-sample times, or at least on one grid,
+  and no module out of PTP lock while recording: each such span is an error, and the capture is
+  not sample-synchronous from the first one on);
 * faults recorded by the orchestrator (channel faults, errors, warnings) and every problem found,
   each with a severity. The verdict is ``ok``, ``warnings`` or ``errors``.
 """
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from webapp.analysis.model import TICKS_PER_SECOND, Channel, Problem, iso_time
+from webapp.analysis.quality import describe_span, ptp_losses
 from webapp.analysis.reader import Capture
 from webapp.openapi.model import scale_factor as setup_scale_factor
 from webapp.openapi.stream import Validity, validity_names
@@ -177,17 +180,40 @@ def _sync(cap: Capture, problems: list[Problem]) -> dict[str, Any]:
     chans = [c for c in cap.channels if c.length]
     if not chans:
         problems.append(Problem("error", "capture", "no samples in any file"))
-        return {"synchronous": False, "on_grid": False, "common_start_ticks": None}
+        return {
+            "synchronous": False,
+            "sample_synchronous": False,
+            "synchronous_until_s": None,
+            "statement": "no samples in any file",
+            "ptp_unlocked": ptp_losses(cap.meta, cap.start_ticks),
+            "on_grid": False,
+            "common_start_ticks": None,
+        }
     start, end = cap.span(trim=True)
     first = min(c.start_ticks for c in chans)
     firsts = {}
     for c in chans:
         firsts[c.module] = min(firsts.get(c.module, c.start_ticks), c.start_ticks)
     tps = max(c.ticks_per_sample for c in chans)
-    synchronous = len(set(firsts.values())) == 1 and len({c.start_ticks for c in chans}) == 1
+    same_start = len(set(firsts.values())) == 1 and len({c.start_ticks for c in chans}) == 1
     on_grid = all((c.start_ticks - first) % c.ticks_per_sample == 0 for c in chans)
     rates = {c.sample_rate for c in chans}
-    if not synchronous:
+    # A module whose PTP lock was lost while recording no longer samples on the master's
+    # clock: from the first such span on, the capture is not sample-synchronous.
+    losses = ptp_losses(cap.meta, cap.start_ticks)
+    for span in losses:
+        problems.append(
+            Problem(
+                "error",
+                f"module {span['module']}",
+                f"{describe_span(span, module=False)} "
+                f"({span['from']} .. {span['to'] or 'the end'} UTC): "
+                "its samples are not sample-synchronous with the other modules' from "
+                f"{span['from_s']:.3f} s on",
+            )
+        )
+    synchronous = same_start and not losses
+    if not same_start:
         spread = (max(firsts.values()) - min(firsts.values())) / tps
         if on_grid:
             problems.append(
@@ -230,8 +256,24 @@ def _sync(cap: Capture, problems: list[Problem]) -> dict[str, Any]:
                     f"{iso_time(recorded)} ({(first - recorded) / tps:+g} samples)",
                 )
             )
+    sample_synchronous = on_grid and not losses
+    until = losses[0]["from_s"] if losses else None
+    if losses:
+        statement = f"NOT sample-synchronous from {until:.3f} s: " + "; ".join(
+            describe_span(span) for span in losses
+        )
+    elif same_start:
+        statement = "sample-synchronous: every channel's first sample at the same instant"
+    elif on_grid:
+        statement = "sample-synchronous on one sample grid: channels start at different samples"
+    else:
+        statement = "NOT sample-synchronous: first samples are not on one sample grid"
     common = {
         "synchronous": synchronous,
+        "sample_synchronous": sample_synchronous,
+        "synchronous_until_s": until,
+        "statement": statement,
+        "ptp_unlocked": losses,
         "on_grid": on_grid,
         "sample_rates": sorted(rates),
         "first_sample_ticks": first,
@@ -505,14 +547,11 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append("Synchronism")
     if s.get("common_start_ticks") is not None:
-        verdict = (
-            "sample-synchronous: every channel's first sample at the same instant"
-            if s["synchronous"]
-            else "starts differ but share one sample grid"
-            if s["on_grid"]
-            else "NOT on one sample grid"
-        )
-        lines.append(f"  {verdict}")
+        lines.append(f"  {s['statement']}")
+        for span in s["ptp_unlocked"]:
+            lines.append(
+                f"    module {span['module']}: {span['from']} .. {span['to'] or 'end'} UTC"
+            )
         lines.append(f"  common span  {s['common_start_time']} .. {s['common_end_time']}")
         counts = ", ".join(f"{n:,} samples at {r} S/s" for r, n in s["common_samples"].items())
         lines.append(f"               {s['common_duration_s']:.6f} s = {counts}")
