@@ -176,6 +176,11 @@ def _file_entry(cap: Capture, i: int, checksums: bool, problems: list[Problem]) 
     return entry
 
 
+def sync_report(cap: Capture) -> dict[str, Any]:
+    """The ``sync`` part of :func:`build_report` alone (what an export states about sync)."""
+    return _sync(cap, [])
+
+
 def _sync(cap: Capture, problems: list[Problem]) -> dict[str, Any]:
     chans = [c for c in cap.channels if c.length]
     if not chans:
