@@ -14,7 +14,9 @@ from pathlib import Path
 import h5py
 import pytest
 
+from tests.support.browser import LAPTOP, shoot, watch_errors
 from tests.support.emulator import FAST_EMULATOR
+from tests.support.processes import serve
 from webapp.analysis.export import export
 from webapp.analysis.reader import Capture
 from webapp.capture.events import EventBus, Phase
@@ -187,3 +189,39 @@ def test_exports_carry_the_sync_statement(lost: Path, clean: Path, tmp_path: Pat
         assert bool(h5.attrs["sample_synchronous"])
         assert h5.attrs["sync_statement"].startswith("sample-synchronous")
         assert json.loads(h5.attrs["ptp_unlocked"]) == []
+
+
+@pytest.mark.browser
+def test_history_and_capture_page_show_the_loss_in_a_browser(
+    data_dir: Path, lost: Path, clean: Path, browser
+):
+    (span,) = manifest(lost)["modules"][1]["ptp_unlocked"]
+    page = browser.new_page(viewport=LAPTOP)
+    errors: list[str] = []
+    watch_errors(page, errors)
+    with serve(data_dir) as base:
+        page.goto(f"{base}/history")
+        badge = page.locator(f'tr[data-capture="{lost.name}"] .badge[data-quality="ptp"]')
+        badge.wait_for(timeout=20000)
+        assert badge.text_content() == (
+            f"PTP lost: module 2 {span['from_s']:.3f}–{span['to_s']:.3f} s"
+        )
+        fine = page.locator(f'tr[data-capture="{clean.name}"] .quality .badge')
+        assert fine.all_text_contents() == ["clean"]
+        shoot(page, "history-quality-badges")
+
+        page.goto(f"{base}/captures/{lost.name}")
+        page.wait_for_selector('#verdict[data-verdict="errors"]', timeout=20000)
+        assert page.get_attribute("#sync > div", "data-synchronous") == "false"
+        assert page.text_content("#sync > div").startswith(
+            f"NOT sample-synchronous from {span['from_s']:.3f} s"
+        )
+        assert page.text_content(".ptp-spans li").startswith(
+            f"Module 2 ({manifest(lost)['modules'][1]['address']}) not locked onto PTP from "
+            f"{span['from_s']:.3f} s to {span['to_s']:.3f} s"
+        )
+        page.goto(f"{base}/captures/{clean.name}")
+        page.wait_for_selector('#verdict[data-verdict="ok"]', timeout=20000)
+        assert page.get_attribute("#sync > div", "data-synchronous") == "true"
+        assert page.text_content("#sync > div").startswith("Sample-synchronous")
+    assert errors == []
