@@ -22,6 +22,7 @@ from webapp.analysis.reader import Capture
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.orchestrator import Orchestrator
 from webapp.capture.settings import CaptureSettings
+from webapp.capture.writer import writer_info
 from webapp.emulator import EmulatedRig
 from webapp.web import history
 from webapp.web.app import create_app
@@ -225,3 +226,23 @@ def test_history_and_capture_page_show_the_loss_in_a_browser(
         assert page.get_attribute("#sync > div", "data-synchronous") == "true"
         assert page.text_content("#sync > div").startswith("Sample-synchronous")
     assert errors == []
+
+
+def test_history_flags_an_interrupted_capture_from_its_files(clean: Path, tmp_path: Path):
+    folder = tmp_path / "captures" / clean.name
+    shutil.copytree(clean, folder)
+    meta = manifest(folder)
+    del meta["quality"]
+    meta["outcome"] = "running"  # as a writer that was killed left it
+    meta["writer"] = {**writer_info(), "start_ticks": (writer_info()["start_ticks"] or 0) + 1}
+    (folder / "capture.json").write_text(json.dumps(meta))
+    (listed,) = history.list_captures(tmp_path)
+    assert listed["outcome"] == "interrupted"
+    assert listed["quality"]["interrupted"] is True
+    assert listed["quality"]["sample_synchronous"] is True  # what is on disk is still in sync
+    assert listed["quality"]["verdict"] == "warnings"
+    # Still being written (its writer alive): no summary yet.
+    meta["writer"] = writer_info()
+    (folder / "capture.json").write_text(json.dumps(meta))
+    (listed,) = history.list_captures(tmp_path)
+    assert listed["outcome"] == "running" and listed["quality"] is None
