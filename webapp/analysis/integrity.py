@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from webapp.analysis.model import TICKS_PER_SECOND, Channel, Problem, iso_time
-from webapp.analysis.quality import describe_span, ptp_losses
+from webapp.analysis.quality import loss_problems, ptp_losses, sync_statement
 from webapp.analysis.reader import Capture
 from webapp.openapi.model import scale_factor as setup_scale_factor
 from webapp.openapi.stream import Validity, validity_names
@@ -206,17 +206,7 @@ def _sync(cap: Capture, problems: list[Problem]) -> dict[str, Any]:
     # A module whose PTP lock was lost while recording no longer samples on the master's
     # clock: from the first such span on, the capture is not sample-synchronous.
     losses = ptp_losses(cap.meta, cap.start_ticks)
-    for span in losses:
-        problems.append(
-            Problem(
-                "error",
-                f"module {span['module']}",
-                f"{describe_span(span, module=False)} "
-                f"({span['from']} .. {span['to'] or 'the end'} UTC): "
-                "its samples are not sample-synchronous with the other modules' from "
-                f"{span['from_s']:.3f} s on",
-            )
-        )
+    problems.extend(loss_problems(losses))
     synchronous = same_start and not losses
     if not same_start:
         spread = (max(firsts.values()) - min(firsts.values())) / tps
@@ -261,23 +251,11 @@ def _sync(cap: Capture, problems: list[Problem]) -> dict[str, Any]:
                     f"{iso_time(recorded)} ({(first - recorded) / tps:+g} samples)",
                 )
             )
-    sample_synchronous = on_grid and not losses
-    until = losses[0]["from_s"] if losses else None
-    if losses:
-        statement = f"NOT sample-synchronous from {until:.3f} s: " + "; ".join(
-            describe_span(span) for span in losses
-        )
-    elif same_start:
-        statement = "sample-synchronous: every channel's first sample at the same instant"
-    elif on_grid:
-        statement = "sample-synchronous on one sample grid: channels start at different samples"
-    else:
-        statement = "NOT sample-synchronous: first samples are not on one sample grid"
     common = {
         "synchronous": synchronous,
-        "sample_synchronous": sample_synchronous,
-        "synchronous_until_s": until,
-        "statement": statement,
+        "sample_synchronous": on_grid and not losses,
+        "synchronous_until_s": losses[0]["from_s"] if losses else None,
+        "statement": sync_statement(losses, same_start, on_grid),
         "ptp_unlocked": losses,
         "on_grid": on_grid,
         "sample_rates": sorted(rates),

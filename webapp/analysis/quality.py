@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from webapp.analysis.model import TICKS_PER_SECOND
+from webapp.analysis.model import TICKS_PER_SECOND, Problem
 
 SUMMARY_VERSION = 1
 
@@ -67,6 +67,34 @@ def describe_span(span: dict[str, Any], module: bool = True) -> str:
     end = f"to {span['to_s']:.3f} s" if span.get("to_s") is not None else "to the end"
     text = f"not locked onto PTP from {span['from_s']:.3f} s {end}"
     return f"module {span['module']} {text}" if module else text
+
+
+def loss_problems(losses: list[dict[str, Any]]) -> list[Problem]:
+    """One error per span of lost PTP lock, naming the module and the span."""
+    return [
+        Problem(
+            "error",
+            f"module {span['module']}",
+            f"{describe_span(span, module=False)} "
+            f"({span['from']} .. {span['to'] or 'the end'} UTC): "
+            "its samples are not sample-synchronous with the other modules' from "
+            f"{span['from_s']:.3f} s on",
+        )
+        for span in losses
+    ]
+
+
+def sync_statement(losses: list[dict[str, Any]], same_start: bool, on_grid: bool) -> str:
+    """The sentence the report, the capture page and the exports give for synchronism."""
+    if losses:
+        return f"NOT sample-synchronous from {losses[0]['from_s']:.3f} s: " + "; ".join(
+            describe_span(span) for span in losses
+        )
+    if same_start:
+        return "sample-synchronous: every channel's first sample at the same instant"
+    if on_grid:
+        return "sample-synchronous on one sample grid: channels start at different samples"
+    return "NOT sample-synchronous: first samples are not on one sample grid"
 
 
 def quality_summary(report: dict[str, Any]) -> dict[str, Any]:
