@@ -2,7 +2,8 @@
 
 * :func:`ptp_losses` reads the spans in which a module was not locked onto PTP from
   ``capture.json`` (``modules[].ptp_unlocked``), in seconds from the capture's first sample;
-  :func:`webapp.analysis.integrity.build_report` turns them into its sync verdict and problems.
+  :func:`webapp.analysis.integrity.build_report` turns them into its sync verdict, with
+  :func:`loss_problems` (one error per span) and :func:`sync_statement` (the sentence).
 * :func:`quality_summary` condenses an integrity report into the few counts and flags History
   shows as badges; :func:`summarize_folder` is the one way to get it from a capture folder
   (written into ``capture.json`` when a capture ends, computed again for folders without it).

@@ -2,7 +2,8 @@
 
 ``capture.json`` is written when the recording starts (outcome ``running``), again as soon as
 the stream files exist (their names listed), every few seconds while recording (bytes so far)
-and when it ends; always atomically (temporary file, fsync, rename), so a reader never sees
+and when it ends (then once more with the quality summary of its files, see
+``webapp.analysis.quality``); always atomically (temporary file, fsync, rename), so a reader never sees
 half a file. Its ``writer`` names the writing process, so a reader that finds ``running`` can
 tell whether that process is still alive or the capture was interrupted.
 """
