@@ -255,11 +255,17 @@
     const sync = $("sync");
     sync.replaceChildren();
     if (s.common_start_ticks != null) {
+      const spans = s.ptp_unlocked || [];
       sync.append(
-        el("div", { class: s.synchronous ? "good" : s.on_grid ? "" : "bad" },
-          s.synchronous ? "Sample-synchronous: every channel's first sample is at the same instant."
-            : s.on_grid ? "Channels start at different samples of one common sample grid (trim aligns them)."
-              : "First samples are NOT on one sample grid."),
+        el("div", { class: spans.length || !s.on_grid ? "bad" : s.synchronous ? "good" : "", dataset: { synchronous: String(!!s.sample_synchronous) } },
+          spans.length ? `NOT sample-synchronous from ${s.synchronous_until_s.toFixed(3)} s: a module lost its PTP lock while recording.`
+            : s.synchronous ? "Sample-synchronous: every channel's first sample is at the same instant."
+              : s.on_grid ? "Channels start at different samples of one common sample grid (trim aligns them)."
+                : "First samples are NOT on one sample grid."),
+        spans.length ? el("ul", { class: "small ptp-spans" }, spans.map((p) => el("li", { class: "error" },
+          `Module ${p.module}${p.address ? ` (${p.address})` : ""} not locked onto PTP from ${p.from_s.toFixed(3)} s to `,
+          p.to_s != null ? `${p.to_s.toFixed(3)} s` : "the end",
+          ` (${Dash.fmtTime(p.from)} – ${p.to ? Dash.fmtTime(p.to) : "end"}, ptpStatus ${p.status || "?"})`))) : null,
         el("div", { class: "small" }, `Common span ${s.common_start_time} – ${s.common_end_time} UTC: `,
           `${s.common_duration_s.toFixed(6)} s = `,
           Object.entries(s.common_samples).map(([rate, n]) => `${num(n)} samples at ${num(rate)} S/s`).join(", ")));

@@ -1,5 +1,5 @@
-// The History page: past captures from their capture.json, outcome, files to download and a
-// link to each capture's analysis page. Reloads when a capture ends (the "history" topic).
+// The History page: past captures from their capture.json, outcome and quality badges, files
+// to download and a link to each capture's analysis page. Reloads when a capture ends (the "history" topic).
 "use strict";
 
 (() => {
@@ -24,6 +24,30 @@
     return el("details", {}, el("summary", {}, "capture.json summary"),
       el("dl", { class: "facts" }, rows.flatMap(([k, v]) => [el("dt", {}, k), el("dd", {}, v)])),
       el("div", { class: "table-wrap" }, modules));
+  }
+
+  // Quality at a glance, from the capture's quality summary (capture.json, or computed from
+  // its files by the server): one badge per kind of trouble, "clean" when there is none.
+  function qualityBadges(q) {
+    const badge = (cls, kind, text, title) =>
+      el("span", { class: `badge ${cls}`, dataset: { quality: kind }, title: title || text }, text);
+    if (!q) return el("div", { class: "quality" }, badge("q-unknown", "pending", "quality: still recording"));
+    if (q.error) return el("div", { class: "quality" }, badge("q-unknown", "unreadable", "quality unknown", q.error));
+    const out = [];
+    const keys = (o) => Object.keys(o || {});
+    for (const span of q.ptp_unlocked || []) {
+      const end = span.to_s != null ? `${span.to_s.toFixed(3)} s` : "end";
+      out.push(badge("q-bad", "ptp", `PTP lost: module ${span.module} ${span.from_s.toFixed(3)}–${end}`,
+        `module ${span.module} not locked onto PTP: not sample-synchronous from ${span.from_s.toFixed(3)} s`));
+    }
+    if (!q.sample_synchronous && !(q.ptp_unlocked || []).length) out.push(badge("q-bad", "sync", "not sample-synchronous"));
+    if (q.lost_samples) out.push(badge("q-bad", "lost", `${q.lost_samples.toLocaleString()} samples lost`, keys(q.lost).join(", ")));
+    if (keys(q.overload).length) out.push(badge("q-warn", "overload", `overload ${keys(q.overload).join(", ")}`));
+    if (keys(q.invalid).length) out.push(badge("q-warn", "invalid", `invalid data ${keys(q.invalid).join(", ")}`));
+    if (q.interrupted) out.push(badge("q-bad", "interrupted", "interrupted"));
+    if (!out.length) out.push(badge(q.verdict === "errors" ? "q-bad" : q.verdict === "warnings" ? "q-warn" : "q-ok",
+      "verdict", q.verdict === "ok" ? "clean" : q.verdict));
+    return el("div", { class: "quality", dataset: { verdict: q.verdict || "" } }, out);
   }
 
   function started(t) {
@@ -56,6 +80,7 @@
           el("div", {}, el("a", { class: "small analyse", href: `/captures/${id}`, dataset: { analyse: c.id } }, "Analyse →"))),
         el("td", {}, started(c.created)),
         el("td", {}, el("span", { class: `badge ${c.outcome}` }, c.outcome),
+          qualityBadges(c.quality),
           c.reason ? el("div", { class: "err small" }, c.reason) : null),
         el("td", { class: "num nowrap" }, c.recorded_s != null ? `${c.recorded_s.toFixed(2)} s` : "–",
           c.requested_duration_s ? el("div", { class: "muted small" }, `of ${c.requested_duration_s} s`) : null),

@@ -17,9 +17,10 @@ def add_parser(subparsers: Any) -> None:
         "inspect",
         help="integrity report of a capture",
         description="Integrity report of a capture: sample counts per module and channel, the "
-        "common first-sample time (sample synchronism), gaps, data-quality flags, faults, "
-        "truncated files and SHA-256 checksums against capture.json. Exit status 0 when the "
-        "report has no errors, 1 when it has, 2 when the capture cannot be read.",
+        "common first-sample time and PTP lock (sample synchronism), gaps, data-quality flags, "
+        "faults, truncated files and SHA-256 checksums against capture.json. Exit status 0 "
+        "when the report has no errors, 1 when it has (e.g. a module that lost PTP lock while "
+        "recording: named with the span), 2 when the capture cannot be read.",
     )
     inspect.add_argument(
         "capture",

@@ -26,7 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from webapp.analysis.integrity import sync_report
 from webapp.analysis.model import TICKS_PER_SECOND, Channel, iso_time
+from webapp.analysis.quality import describe_span
 from webapp.analysis.reader import Capture
 
 FORMATS = ("wav", "hdf5", "mat", "csv", "uff")
@@ -306,6 +308,7 @@ def write_hdf5(
                 "ticks": "2^-32 s since 1970-01-01T00:00:00Z",
             }
         )
+        h5.attrs.update(_sync_attrs(cap))
         if cap.meta:
             h5.attrs["capture_json"] = json.dumps(cap.meta)
             for key in ("outcome", "reason", "created", "streaming", "bandwidth"):
@@ -452,6 +455,7 @@ def write_mat(
             "channels": np.array(
                 [_mat_name(cap.channel(k)) for k in sel.keys], dtype=object
             ).reshape(-1, 1),
+            **_sync_attrs(cap),
         }
     }
     for i, key in enumerate(sel.keys):
@@ -499,7 +503,8 @@ def write_csv(
         f"{k} [{cap.channel(k).unit}]" if cap.channel(k).unit else k for k in sel.keys
     ]
     with open(path, "w", encoding="utf-8", newline="") as f:
-        f.write(f"# capture {cap.id}, time 0 = {iso_time(ref)}\n")
+        sync = _sync_attrs(cap)["sync_statement"]
+        f.write(f"# capture {cap.id}, time 0 = {iso_time(ref)}, sync: {sync}\n")
         f.write(",".join(heads) + "\n")
         for f0, block, filled in _aligned_blocks(cap, sel, sel.keys, np.float64):
             times = (t0 - ref + (f0 + np.arange(len(block))) * tps) / TICKS_PER_SECOND
@@ -540,6 +545,15 @@ def write_uff(
     if path.exists():
         path.unlink()
     uff = pyuff.UFF(str(path))
+    sync = sync_report(cap)
+    until = sync.get("synchronous_until_s")
+    in_sync = (
+        "sample-synchronous"
+        if sync.get("sample_synchronous")
+        else f"NOT synchronous from {until:.3f} s"
+        if until is not None
+        else "NOT sample-synchronous"
+    )
     for i, key in enumerate(sel.keys):
         ch = cap.channel(key)
         lo, hi = sel.range(cap, key)
@@ -552,13 +566,19 @@ def write_uff(
         start = ch.start_ticks + lo * ch.ticks_per_sample
         spec, len_exp, force_exp = _UFF_UNITS.get(ch.unit, (0, 0, 0))
         mod = cap.modules.get(ch.module)
+        unlocked = "".join(
+            f"; PTP lost {span['from_s']:.3f}-"
+            + (f"{span['to_s']:.3f} s" if span["to_s"] is not None else "end")
+            for span in sync.get("ptp_unlocked") or []
+            if span["module"] == ch.module
+        )
         dset = pyuff.prepare_58(
             binary=1,
             id1=f"{cap.name} {key}"[:80],
             id2=f"{ch.name}; {ch.range}; transducer {_transducer_text(ch)}"[:80],
-            id3=f"start {iso_time(start)}"[:80],
+            id3=f"start {iso_time(start)}; {in_sync}"[:80],
             id4=f"module {ch.module} {mod.name if mod else ''} {mod.type if mod else ''}"[:80],
-            id5=f"signal {ch.signal_id}; {ch.sample_rate} S/s; NaN = lost sample"[:80],
+            id5=f"signal {ch.signal_id}; {ch.sample_rate} S/s{unlocked}; NaN = lost"[:80],
             func_type=1,
             rsp_node=ch.channel,
             rsp_dir=0,
@@ -582,6 +602,19 @@ def write_uff(
             progress((i + 1) / len(sel.keys))
     result.paths.append(path)
     return result
+
+
+def _sync_attrs(cap: Capture) -> dict[str, Any]:
+    """What an export says about sync: the report's verdict, its sentence and the spans in
+    which a module was not locked onto PTP (JSON: module, from_s, to_s, from, to, status)."""
+    sync = sync_report(cap)
+    spans = sync.get("ptp_unlocked") or []
+    return {
+        "sample_synchronous": bool(sync.get("sample_synchronous")),
+        "sync_statement": str(sync.get("statement", "")),
+        "ptp_unlocked": json.dumps(spans),
+        "ptp_unlocked_text": "; ".join(describe_span(span) for span in spans) or "none",
+    }
 
 
 def _transducer_text(ch: Channel) -> str:

@@ -9,7 +9,9 @@
   signal runs past the common end (modules do not stop on the same sample), data-quality flags
   and how many samples they cover;
 * the common span: the first instant every channel has a sample for, the last one, and whether
-  the modules are sample-synchronous (identical first-sample times, or at least on one grid);
+  the modules are sample-synchronous (identical first-sample times, or at least on one grid,
+  and no module out of PTP lock while recording: each such span is an error, and the capture is
+  not sample-synchronous from the first one on);
 * faults recorded by the orchestrator (channel faults, errors, warnings) and every problem found,
   each with a severity. The verdict is ``ok``, ``warnings`` or ``errors``.
 """
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from webapp.analysis.model import TICKS_PER_SECOND, Channel, Problem, iso_time
+from webapp.analysis.quality import loss_problems, ptp_losses, sync_statement
 from webapp.analysis.reader import Capture
 from webapp.openapi.model import scale_factor as setup_scale_factor
 from webapp.openapi.stream import Validity, validity_names
@@ -173,21 +176,39 @@ def _file_entry(cap: Capture, i: int, checksums: bool, problems: list[Problem]) 
     return entry
 
 
+def sync_report(cap: Capture) -> dict[str, Any]:
+    """The ``sync`` part of :func:`build_report` alone (what an export states about sync)."""
+    return _sync(cap, [])
+
+
 def _sync(cap: Capture, problems: list[Problem]) -> dict[str, Any]:
     chans = [c for c in cap.channels if c.length]
     if not chans:
         problems.append(Problem("error", "capture", "no samples in any file"))
-        return {"synchronous": False, "on_grid": False, "common_start_ticks": None}
+        return {
+            "synchronous": False,
+            "sample_synchronous": False,
+            "synchronous_until_s": None,
+            "statement": "no samples in any file",
+            "ptp_unlocked": ptp_losses(cap.meta, cap.start_ticks),
+            "on_grid": False,
+            "common_start_ticks": None,
+        }
     start, end = cap.span(trim=True)
     first = min(c.start_ticks for c in chans)
     firsts = {}
     for c in chans:
         firsts[c.module] = min(firsts.get(c.module, c.start_ticks), c.start_ticks)
     tps = max(c.ticks_per_sample for c in chans)
-    synchronous = len(set(firsts.values())) == 1 and len({c.start_ticks for c in chans}) == 1
+    same_start = len(set(firsts.values())) == 1 and len({c.start_ticks for c in chans}) == 1
     on_grid = all((c.start_ticks - first) % c.ticks_per_sample == 0 for c in chans)
     rates = {c.sample_rate for c in chans}
-    if not synchronous:
+    # A module whose PTP lock was lost while recording no longer samples on the master's
+    # clock: from the first such span on, the capture is not sample-synchronous.
+    losses = ptp_losses(cap.meta, cap.start_ticks)
+    problems.extend(loss_problems(losses))
+    synchronous = same_start and not losses
+    if not same_start:
         spread = (max(firsts.values()) - min(firsts.values())) / tps
         if on_grid:
             problems.append(
@@ -232,6 +253,10 @@ def _sync(cap: Capture, problems: list[Problem]) -> dict[str, Any]:
             )
     common = {
         "synchronous": synchronous,
+        "sample_synchronous": on_grid and not losses,
+        "synchronous_until_s": losses[0]["from_s"] if losses else None,
+        "statement": sync_statement(losses, same_start, on_grid),
+        "ptp_unlocked": losses,
         "on_grid": on_grid,
         "sample_rates": sorted(rates),
         "first_sample_ticks": first,
@@ -505,14 +530,11 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append("")
     lines.append("Synchronism")
     if s.get("common_start_ticks") is not None:
-        verdict = (
-            "sample-synchronous: every channel's first sample at the same instant"
-            if s["synchronous"]
-            else "starts differ but share one sample grid"
-            if s["on_grid"]
-            else "NOT on one sample grid"
-        )
-        lines.append(f"  {verdict}")
+        lines.append(f"  {s['statement']}")
+        for span in s["ptp_unlocked"]:
+            lines.append(
+                f"    module {span['module']}: {span['from']} .. {span['to'] or 'end'} UTC"
+            )
         lines.append(f"  common span  {s['common_start_time']} .. {s['common_end_time']}")
         counts = ", ".join(f"{n:,} samples at {r} S/s" for r, n in s["common_samples"].items())
         lines.append(f"               {s['common_duration_s']:.6f} s = {counts}")

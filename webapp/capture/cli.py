@@ -25,6 +25,7 @@ from typing import Any, TextIO
 
 from webapp.capture import events as ev
 from webapp.capture.events import EventBus, Phase
+from webapp.capture.names import check_name
 from webapp.capture.orchestrator import CaptureBusyError, Orchestrator
 from webapp.capture.settings import CaptureSettings, SettingsError
 from webapp.capture.shutdown import (
@@ -34,7 +35,7 @@ from webapp.capture.shutdown import (
     exit_status,
     stopping_sentence,
 )
-from webapp.capture.store import CAPTURE_JSON, read_capture
+from webapp.capture.store import CAPTURE_JSON, files_in_the_way, read_capture
 from webapp.capture.teardown import left_sentence
 from webapp.openapi.client import ModuleError
 from webapp.openapi.model import FAULT_KINDS, FAULT_NAMES
@@ -121,6 +122,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         state_timeout_s=args.state_timeout,
         return_to_standalone=not args.keep_ptp,
     )
+    refusal = _would_overwrite(folder, settings.name)
+    if refusal:
+        print(f"error: {refusal}", file=out, flush=True)
+        return EXIT_BAD_INPUT
     bus = EventBus()
     printer = ProgressPrinter(settings, out)
     bus.subscribe(printer)
@@ -166,6 +171,27 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if signals.count and not args.until_stopped:
         return exit_status(signals.first or 0)
     return EXIT_OK
+
+
+def _would_overwrite(folder: Path, name: str) -> str:
+    """Why this capture must not be written into ``folder`` (it would replace an earlier
+    capture's files), or "" when nothing is in the way. Checked before any module request."""
+    try:
+        name = check_name(name)
+    except ValueError:
+        return ""  # the settings check reports the name in its own words
+    taken = files_in_the_way(folder, name)
+    if not taken:
+        return ""
+    how = (
+        "pick another folder with -o (capture.json describes the capture already there)"
+        if CAPTURE_JSON in taken
+        else "pick another name with -n or another folder with -o"
+    )
+    return (
+        f"{folder} already holds {', '.join(taken)}: this capture would overwrite them; "
+        f"{how}. Nothing was started."
+    )
 
 
 def return_to_idle(addresses: list[str], out: TextIO) -> int:

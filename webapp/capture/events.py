@@ -93,6 +93,18 @@ class PtpProgress(Event):
 
 
 @dataclass(frozen=True)
+class PtpLockChanged(Event):
+    """A module lost its PTP lock, or regained it, after every module had locked (while the
+    session relies on the lock: from the lock wait until the teardown leaves the domain)."""
+
+    kind: ClassVar[str] = "ptp-lock"
+    module: str
+    number: int
+    locked: bool
+    ptp_status: str
+
+
+@dataclass(frozen=True)
 class TransducersDetected(Event):
     kind: ClassVar[str] = "transducers"
     module: str

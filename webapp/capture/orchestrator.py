@@ -45,6 +45,7 @@ from webapp.capture.events import (
     Outcome,
     Phase,
     PhaseChanged,
+    PtpLockChanged,
     PtpProgress,
     TransducersDetected,
     Warning,
@@ -771,6 +772,7 @@ class Orchestrator(Recording):
                 if s.ptp_locked and before[2] == PtpStatus.LOCKED != after[2]:
                     # Its sample clock is no longer disciplined by the master's: the capture
                     # goes on (the samples are all kept) but this must stand in its record.
+                    events.append(PtpLockChanged(m.address, m.number, False, after[2]))
                     events.append(
                         Warning(
                             message=f"module {m.number} lost PTP lock (ptpStatus "
@@ -779,6 +781,8 @@ class Orchestrator(Recording):
                             module=m.address,
                         )
                     )
+                elif s.ptp_locked and before[2] != PtpStatus.LOCKED == after[2]:
+                    events.append(PtpLockChanged(m.address, m.number, True, after[2]))
             events.extend(fault_changes(m, status))
         for e in events:
             self._publish(e)

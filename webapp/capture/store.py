@@ -2,7 +2,8 @@
 
 ``capture.json`` is written when the recording starts (outcome ``running``), again as soon as
 the stream files exist (their names listed), every few seconds while recording (bytes so far)
-and when it ends; always atomically (temporary file, fsync, rename), so a reader never sees
+and when it ends (then once more with the quality summary of its files, see
+``webapp.analysis.quality``); always atomically (temporary file, fsync, rename), so a reader never sees
 half a file. Its ``writer`` names the writing process, so a reader that finds ``running`` can
 tell whether that process is still alive or the capture was interrupted.
 """
@@ -13,6 +14,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import unicodedata
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp import runtime
-from webapp.capture.events import Event
+from webapp.capture.events import Event, PtpLockChanged
 from webapp.capture.writer import effective_outcome, read_as_interrupted, writer_info
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,18 @@ def new_capture_id(name: str, data_dir: Path | None = None, now: float | None = 
     return candidate
 
 
+def files_in_the_way(folder: Path, name: str) -> list[str]:
+    """The files a capture named ``name`` written straight into ``folder`` would replace:
+    ``capture.json`` and ``NAME.<n>.stream`` / ``NAME.<n>.ch<c>.stream`` (capture.json first)."""
+    own = re.compile(rf"^{re.escape(name)}\.\d+(?:\.ch\d+)?\.stream$")
+    try:
+        names = [e.name for e in os.scandir(folder) if e.is_file(follow_symlinks=False)]
+    except FileNotFoundError:
+        return []
+    taken = [n for n in names if n == CAPTURE_JSON or own.match(n)]
+    return sorted(taken, key=lambda n: (n != CAPTURE_JSON, n))
+
+
 def timeline_entry(event: Event, last_ptp: dict[str, str]) -> dict[str, Any] | None:
     """The event as a timeline entry, or None if the timeline leaves it out (live data, and
     PTP progress that only advanced the elapsed time)."""
@@ -113,6 +127,34 @@ class FileRecord:
 
 
 @dataclass
+class UnlockedSpan:
+    """A stretch of wall-clock time in which a module was not locked onto PTP while recording:
+    from the status report that showed the loss to the one that showed the lock again (None:
+    still unlocked when the capture ended)."""
+
+    lost: float
+    status: str
+    regained: float | None = None
+
+    def to_json(self, first_sample: float | None) -> dict[str, Any]:
+        """``from_s``/``to_s``: seconds from the capture's first sample (None while no sample
+        has been recorded); ``from``/``to``: the wall-clock times (UTC)."""
+        return {
+            "from_s": _since(self.lost, first_sample),
+            "to_s": _since(self.regained, first_sample),
+            "from": iso(self.lost),
+            "to": iso(self.regained) if self.regained is not None else None,
+            "status": self.status,
+        }
+
+
+def _since(t: float | None, first_sample: float | None) -> float | None:
+    if t is None or first_sample is None:
+        return None
+    return round(max(0.0, t - first_sample), 6)
+
+
+@dataclass
 class ModuleRecord:
     number: int
     address: str
@@ -127,12 +169,15 @@ class ModuleRecord:
     signals: list[dict[str, int]] = field(default_factory=list)
     files: list[FileRecord] = field(default_factory=list)
     first_ticks: int | None = None
+    ptp_unlocked: list[UnlockedSpan] = field(default_factory=list)
 
     @property
     def bytes(self) -> int:
         return sum(f.bytes for f in self.files)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, first_sample: float | None = None) -> dict[str, Any]:
+        """``first_sample``: the wall-clock time (seconds, UTC) of the capture's first sample,
+        for the PTP loss spans in seconds from it."""
         return {
             "number": self.number,
             "address": self.address,
@@ -148,6 +193,7 @@ class ModuleRecord:
             "files": [f.to_json() for f in self.files],
             "bytes": self.bytes,
             "first_ticks": self.first_ticks,
+            "ptp_unlocked": [span.to_json(first_sample) for span in self.ptp_unlocked],
         }
 
 
@@ -178,16 +224,52 @@ class CaptureRecord:
     writer: dict[str, Any] = field(default_factory=lambda: writer_info())
     _last_ptp: dict[str, str] = field(default_factory=dict)
     quality: QualityChangeLimit = field(default_factory=QualityChangeLimit)
+    quality_summary: dict[str, Any] | None = None
+    """``quality`` in capture.json: written once the capture has ended."""
+    _write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_event(self, event: Event) -> None:
+        if isinstance(event, PtpLockChanged):
+            self._ptp_lock_changed(event)
         entry = timeline_entry(event, self._last_ptp)
         if entry is not None and self.quality.admit(event):
             self.events.append(_jsonable(entry))
+
+    def _ptp_lock_changed(self, event: PtpLockChanged) -> None:
+        """A module's PTP loss opens a span, its lock closes it. Spans that closed before the
+        first sample are left out when the record is written (no sample was taken in them)."""
+        record = next((m for m in self.modules if m.address == event.module), None)
+        if record is None:
+            return
+        spans = record.ptp_unlocked
+        if not event.locked and (not spans or spans[-1].regained is not None):
+            spans.append(UnlockedSpan(lost=event.t, status=event.ptp_status))
+        elif event.locked and spans and spans[-1].regained is None:
+            spans[-1].regained = event.t
+
+    def first_sample_time(self) -> float | None:
+        """Wall-clock time of the capture's first sample (the modules' PTP time is UTC)."""
+        ticks = self.start_ticks
+        if ticks is None:
+            known = [m.first_ticks for m in self.modules if m.first_ticks is not None]
+            ticks = min(known) if known else None
+        return ticks / (1 << 32) if ticks is not None else None
 
     def to_json(self) -> dict[str, Any]:
         start_time = None
         if self.start_ticks is not None:
             start_time = iso(self.start_ticks / (1 << 32))
+        first_sample = self.first_sample_time()
+        modules = []
+        for m in self.modules:
+            entry = m.to_json(first_sample)
+            if first_sample is not None:
+                entry["ptp_unlocked"] = [
+                    span
+                    for span, kept in zip(entry["ptp_unlocked"], m.ptp_unlocked, strict=True)
+                    if kept.regained is None or kept.regained > first_sample
+                ]
+            modules.append(entry)
         return {
             "format": FORMAT,
             "id": self.id,
@@ -206,24 +288,43 @@ class CaptureRecord:
             "bandwidth": self.bandwidth,
             "sample_rate": self.sample_rate,
             "streaming": self.streaming,
-            "modules": [m.to_json() for m in self.modules],
+            "modules": modules,
             "writer": self.writer,
             "left_non_idle": self.left_non_idle,
             "events": self.events,
         }
 
     def write(self) -> None:
-        """Write capture.json atomically (temporary file, fsync, rename)."""
+        """Write capture.json atomically (temporary file, fsync, rename). Once the capture has
+        ended, the quality summary of its files follows (see :meth:`_summarize`)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        document = self.to_json()
-        document["events"] = list(self.events)  # a snapshot: events may still be added
-        path = self.folder / CAPTURE_JSON
+        with self._write_lock:
+            document = self.to_json()
+            document["events"] = list(self.events)  # a snapshot: events may still be added
+            path = self.folder / CAPTURE_JSON
 
-        def write_file() -> None:
-            # Serialising a big capture takes a while: off the hub, like the file writing.
-            write_json_atomic(path, document)
+            def write_file() -> None:
+                # Serialising a big capture takes a while: off the hub, like the file writing.
+                write_json_atomic(path, document)
+                if document["outcome"] != "running":
+                    self._summarize(path, document)
 
-        runtime.offload(write_file)
+            runtime.offload(write_file)
+
+    def _summarize(self, path: Path, document: dict[str, Any]) -> None:
+        """The quality summary (overload, invalid data, lost samples, PTP loss, verdict) of
+        the ended capture, read from its files and the capture.json just written, then
+        written into capture.json as ``quality`` (computed once; later writes reuse it)."""
+        if self.quality_summary is None:
+            from webapp.analysis.quality import summarize_folder
+
+            try:
+                self.quality_summary = summarize_folder(self.folder)
+            except Exception as exc:  # the record matters more than its summary
+                log.warning("quality summary of %s not computed: %s", self.folder, exc)
+                return
+        document["quality"] = self.quality_summary
+        write_json_atomic(path, document)
 
 
 def _jsonable(value: Any) -> Any:

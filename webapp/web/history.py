@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
+from webapp import runtime
+from webapp.analysis.quality import SUMMARY_VERSION, summarize_folder
 from webapp.capture.writer import read_as_interrupted
+
+QUALITY_CACHE_SIZE = 256
+_quality_cache: dict[Path, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+_quality_lock = threading.Lock()
 
 
 def captures_dir(data_dir: Path) -> Path:
@@ -46,9 +53,52 @@ def _count(events: Any, kind: str) -> int:
     return sum(1 for e in events if isinstance(e, dict) and e.get("kind") == kind)
 
 
+def _signature(folder: Path) -> tuple[Any, ...]:
+    out = []
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.is_file(follow_symlinks=False) and (
+                e.name == "capture.json" or e.name.endswith(".stream")
+            ):
+                st = e.stat()
+                out.append((e.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(out))
+
+
+def quality(manifest: dict[str, Any] | None, folder: Path) -> dict[str, Any] | None:
+    """The capture's quality summary: as capture.json holds it (written when the capture
+    ended), else computed from the files by the same analysis code (an interrupted or older
+    capture), off the hub and cached by the files' sizes and times. None while the capture is
+    still being written; ``{"error": ...}`` when its files cannot be read."""
+    m = manifest or {}
+    recorded = m.get("quality")
+    if isinstance(recorded, dict) and recorded.get("version") == SUMMARY_VERSION:
+        return recorded
+    if m.get("outcome") == "running":
+        return None
+    try:
+        signature = _signature(folder)
+    except OSError as exc:
+        return {"error": str(exc)}
+    with _quality_lock:
+        cached = _quality_cache.get(folder)
+    if cached is not None and cached[0] == signature:
+        return cached[1]
+    try:
+        computed = runtime.offload(summarize_folder, folder)
+    except Exception as exc:  # a capture History cannot read is listed, with why
+        computed = {"error": str(exc)}
+    with _quality_lock:
+        if len(_quality_cache) >= QUALITY_CACHE_SIZE:
+            _quality_cache.pop(next(iter(_quality_cache)))
+        _quality_cache[folder] = (signature, computed)
+    return computed
+
+
 def summary(capture_id: str, manifest: dict[str, Any] | None, folder: Path) -> dict[str, Any]:
     """What History lists of a capture: its ``capture.json`` summary (no setups, no event
-    timeline, only counts of its warnings, errors and channel-fault reports) and its files."""
+    timeline, only counts of its warnings, errors and channel-fault reports), its quality
+    summary (see :func:`quality`) and its files."""
     m = manifest or {}
     modules = m.get("modules") or []
     events = m.get("events")
@@ -88,6 +138,7 @@ def summary(capture_id: str, manifest: dict[str, Any] | None, folder: Path) -> d
         "warnings": _count(events, "warning"),
         "errors": _count(events, "error"),
         "fault_reports": _count(events, "channel-fault"),
+        "quality": quality(manifest, folder),
         "files": _files(folder),
     }
 
