@@ -156,6 +156,8 @@ def fault_changes(m: ModuleRun, status: dict[str, Any]) -> list[Event]:
         channel = i + 1
         now = tuple(str(FaultHistory.parse(entry.get(k))) for k in FAULT_KINDS)
         before = m.faults.get(channel, ("none", "none", "none"))
+        if now[0] != "none" and m.live is not None:
+            m.live.overload(channel)  # the meter's overload latch follows the module's anol
         if now != before:
             m.faults[channel] = now  # type: ignore[assignment]
             events.append(
