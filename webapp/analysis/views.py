@@ -142,7 +142,7 @@ def time_data(
     n = i1 - i0
     base = {
         "channel": key,
-        "unit": ch.unit,
+        **units.describe(ch.unit),
         "sample_rate": ch.sample_rate,
         "start_index": i0,
         "samples": n,
@@ -219,7 +219,14 @@ def spectrum(
     n = i1 - i0
     nfft = min(nfft, 1 << max(0, (n.bit_length() - 1))) if n else nfft
     if n < 16:
-        return {"channel": key, "unit": ch.unit, "freq": [], "db": [], "rms": [], "segments": 0}
+        return {
+            "channel": key,
+            **units.describe(ch.unit),
+            "freq": [],
+            "db": [],
+            "rms": [],
+            "segments": 0,
+        }
     possible = (n - nfft) // (nfft // 2) + 1
     count = min(MAX_SEGMENTS, possible)
     starts = np.linspace(i0, i1 - nfft, count).astype(np.int64) if count > 1 else [i0]
@@ -238,7 +245,7 @@ def spectrum(
     if not used:
         return {
             "channel": key,
-            "unit": ch.unit,
+            **units.describe(ch.unit),
             "freq": freq.tolist(),
             "db": [],
             "rms": [],

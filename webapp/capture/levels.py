@@ -8,7 +8,8 @@ RMS and peak are therefore those of the latest block of each signal (4096 sample
 
 Each level is a :func:`webapp.openapi.units.readout`: RMS and peak in the signal's unit, dB re
 its ISO 1683 reference, dBFS re the range's full scale (from the stream's scale factor, which the
-module derives from the setup's range), and an overload latch. The latch is set by clipping in
+module derives from the setup's range), the highest peak since the measurement started (peak
+hold) and an overload latch. The latch is set by clipping in
 a decoded block, by the stream's Clipped flag and by the module's own analog-overload report
 (``overload``); it holds for the measurement (a new one starts with a new ``LiveModule``).
 """
@@ -97,6 +98,8 @@ class LiveModule:
         self._levels: dict[int, dict[str, Any]] = {}
         self._overload: dict[int, str] = {}
         """Channels whose overload latch is set, with the first reason."""
+        self._hold: dict[int, float] = {}
+        """Highest peak of each channel since the measurement started (the meter's peak hold)."""
         self._validity: dict[int, int] = {}
         self.bytes_received = 0
         self.overruns = 0
@@ -144,10 +147,16 @@ class LiveModule:
                 k = 1.0
         else:
             wide, rms, peak = None, 0.0, 0.0
-        entry = units.readout(rms, peak, unit, units.full_scale_of(scale) if scale else None, 2)
+        full = units.full_scale_of(scale) if scale else None
+        entry = units.readout(rms, peak, unit, full, 2)
         entry["channel"] = channel
         entry["clipped"] = clipped
         with self._lock:
+            hold = max(self._hold.get(channel, 0.0), peak)
+            self._hold[channel] = hold
+            entry["peak_hold"] = hold
+            hold_dbfs = units.dbfs(hold, full)
+            entry["peak_hold_dbfs"] = None if hold_dbfs is None else round(hold_dbfs, 2)
             if clipped:
                 self._overload.setdefault(channel, OVERLOAD_CLIPPED)
             reason = self._overload.get(channel)
