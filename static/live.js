@@ -245,6 +245,7 @@
   const unitOf = (level) => level.unit_label || level.unit || "";
   const fmtEng = (v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : v.toPrecision(4));
   const fmtDb = (v) => (v === null || v === undefined ? "−∞" : v.toFixed(1).replace("-", "−"));
+  const fmtFs = (v) => (v === null || v === undefined ? "−∞" : (v > 0 ? "+" : "") + fmtDb(v));
 
   function meter(level, stale, key) {
     const clip = level && level.clip_dbfs != null ? level.clip_dbfs : 1.5;
@@ -264,7 +265,7 @@
     const hold = level.peak_hold_dbfs == null ? null : el("i", { class: "hold", style: `left:${pos(level.peak_hold_dbfs).toFixed(1)}%` });
     return el("div", { class: "meter-row" },
       el("div", { class: cls, dataset: { meter: key, dbfs: level.dbfs, hold: level.peak_hold_dbfs ?? "" },
-        title: `peak ${fmtDb(level.dbfs)} dBFS (held ${fmtDb(level.peak_hold_dbfs)} dBFS); 0 dBFS = ${fmtEng(level.full_scale)} ${unit} peak` },
+        title: `peak ${fmtFs(level.dbfs)} dBFS (held ${fmtFs(level.peak_hold_dbfs)} dBFS); 0 dBFS = ${fmtEng(level.full_scale)} ${unit} peak` },
         bar, ...marks, hold),
       ovl);
   }
@@ -277,7 +278,7 @@
   function engText(level) {
     if (!level) return "";
     const unit = unitOf(level);
-    const fs = level.dbfs === null || level.dbfs === undefined ? "" : ` · ${fmtDb(level.dbfs)} dBFS`;
+    const fs = level.dbfs === null || level.dbfs === undefined ? "" : ` · ${fmtFs(level.dbfs)} dBFS`;
     return `${fmtEng(level.rms)} ${unit} RMS · ${fmtEng(level.peak)} ${unit} peak${fs}`;
   }
 

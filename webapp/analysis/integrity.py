@@ -360,7 +360,8 @@ def _transducer_label(transducer: dict[str, Any] | None) -> str:
     if number in ("None", ""):
         return ""
     serial = transducer.get("serialNumber", 0)
-    return f"{number} s/n {serial}, {transducer.get('sensitivity')} V/{transducer.get('unit')}"
+    sensitivity = units.sensitivity_text(transducer.get("sensitivity"), transducer.get("unit"))
+    return f"{number} s/n {serial}, {sensitivity}"
 
 
 def _modules(cap: Capture, sync: dict[str, Any]) -> list[dict[str, Any]]:

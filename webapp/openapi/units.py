@@ -162,6 +162,19 @@ def describe(unit: str | None) -> dict[str, Any]:
     return {"unit": unit or "", **reference(unit).to_dict()}
 
 
+def sensitivity_text(sensitivity: Any, unit: str | None) -> str:
+    """A transducer's sensitivity for people: "48.00 mV/Pa", "10.00 mV/(m/s²)", "1 V/V"."""
+    label = unit_label(unit) or "unit"
+    per = f"({label})" if "/" in label else label
+    try:
+        value = float(sensitivity)
+    except (TypeError, ValueError):
+        return f"{sensitivity} V/{per}"
+    if 0 < abs(value) < 1:
+        return f"{value * 1000:.2f} mV/{per}"
+    return f"{value:g} V/{per}"
+
+
 def level_text(level: dict[str, Any]) -> str:
     """One line for a terminal: "1 Pa RMS = 94.00 dB re 20 µPa, peak 1.414 Pa (-32.5 dBFS)"."""
     if level.get("rms") is None:
