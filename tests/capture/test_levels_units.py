@@ -21,10 +21,12 @@ from webapp.analysis.views import spectrum
 from webapp.capture.events import EventBus, Levels, Phase
 from webapp.capture.levels import OVERLOAD_CLIPPED, OVERLOAD_REPORTED, LiveModule
 from webapp.capture.orchestrator import Orchestrator
+from webapp.capture.session import ModuleRun, fault_changes
 from webapp.capture.settings import CaptureSettings, ChannelSettings
 from webapp.emulator import EmulatedRig
 from webapp.emulator.rig import accelerometer, microphone
 from webapp.openapi import units
+from webapp.openapi.client import ModuleClient
 
 # docs/emulator.md, default rig: channel 2 is an accelerometer on a structure vibrating at
 # 80 Hz (7 m/s² peak) and 237 Hz (2 m/s² peak) over 0.05 m/s² RMS noise.
@@ -85,6 +87,24 @@ def test_overload_latch_holds_for_the_measurement() -> None:
     again.block(1, quiet, scale, 0.0, "V", 65536)
     again.tick(time.monotonic() + 1)
     assert not levels_of(fresh)[0]["overload"]
+
+
+def test_the_modules_overload_report_latches_while_it_records() -> None:
+    events: list = []
+    run = ModuleRun(1, "m", ModuleClient("127.0.46.1"), "single")
+    run.live = LiveModule("m", events.append)
+
+    def status(state: str, anol: str) -> dict:
+        entry = {"anol": anol, "cmol": "none", "cf": "none"}
+        return {"moduleState": state, "recordingStatus": {"channelStatus": [entry, None]}}
+
+    # Before the measurement records, the module still shows the last one's history.
+    fault_changes(run, status("RecorderStreaming", "prev"))
+    assert run.live.overloaded == {}
+    fault_changes(run, status("RecorderRecording", "none"))
+    assert run.live.overloaded == {}
+    fault_changes(run, status("RecorderRecording", "curr"))
+    assert run.live.overloaded == {1: OVERLOAD_REPORTED}
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +222,18 @@ def test_a_signal_beyond_the_range_latches_the_overload(tmp_path: Path) -> None:
     assert tone[-1]["peak_hold_dbfs"] == pytest.approx(units.CLIP_DBFS, abs=0.01)
     assert tone[-1]["full_scale"] == pytest.approx(0.316)
     assert all(not lv["overload"] for lv in live_levels(rec, 1))
+
+
+def test_exports_carry_the_same_reference_and_full_scale(recorded, tmp_path: Path) -> None:
+    h5py = pytest.importorskip("h5py")
+    from webapp.analysis.export import export
+
+    _address, _rec, folder = recorded
+    with Capture.open(folder) as cap:
+        (path,) = export(cap, "hdf5", tmp_path).paths
+    with h5py.File(path) as h5:
+        mic, acc = h5["module1/channel1"].attrs, h5["module1/channel2"].attrs
+        assert mic["quantity"] == "sound pressure" and mic["db_reference"] == pytest.approx(20e-6)
+        assert mic["db_reference_label"] == "dB re 20 µPa"
+        assert mic["full_scale"] == pytest.approx(0.316 / microphone(0).sensitivity)
+        assert acc["db_reference_label"] == "dB re 1 µm/s²" and acc["db_reference"] == 1e-6
