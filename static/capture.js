@@ -111,7 +111,7 @@
     timePlot.setData([d.t, lo, hi], false);
     timePlot.setScale("x", { min: view[0], max: view[1] });
     settingScale = false;
-    timePlot.axes[1].label = d.unit || "";
+    timePlot.axes[1].label = d.unit_label || d.unit || "";
     const res = d.mode === "samples" ? "every sample" : `min/max of ${num(d.bin)} samples per point`;
     $("window-info").textContent =
       `${fmtS(view[0])} – ${fmtS(view[1])} s · ${num(d.samples)} samples · ${res}`;
@@ -128,7 +128,7 @@
     let f = d.freq, db = d.db;
     if (logF && f.length) { f = f.slice(1); db = db.slice(1); }
     specPlot.setData([f, db]);
-    specPlot.axes[1].label = d.reference ? `dB re ${d.reference}` : "dB";
+    specPlot.axes[1].label = d.db_label || "dB";
     $("spec-info").textContent = d.segments
       ? `${num(d.segments)} averages · ${d.resolution_hz.toFixed(2)} Hz lines · peak ${peak(d)}`
       : "no complete segment in this window";
@@ -137,7 +137,7 @@
   function peak(d) {
     let best = -1;
     for (let i = 1; i < d.db.length; i++) if (best < 0 || d.db[i] > d.db[best]) best = i;
-    return best < 0 ? "–" : `${d.db[best].toFixed(2)} dB at ${d.freq[best].toFixed(1)} Hz`;
+    return best < 0 ? "–" : `${d.db[best].toFixed(2)} ${d.db_label || "dB"} at ${d.freq[best].toFixed(1)} Hz`;
   }
 
   $("nfft").onchange = loadSpectrum;
@@ -162,7 +162,7 @@
     try { info = await api("GET", `${base}/channels`); } catch (e) { Dash.showError($("page-error"), e); return; }
     const sel = $("channel-select");
     sel.replaceChildren(...info.channels.map((c) => el("option", { value: c.key },
-      `${c.key} · ${c.name}${c.unit ? " [" + c.unit + "]" : ""}`)));
+      `${c.key} · ${c.name}${c.unit ? " [" + (c.unit_label || c.unit) + "]" : ""}`)));
     full = info.span;
     view = full.slice();
     if (info.channels.length) selectChannel(info.channels[0].key);
@@ -214,18 +214,36 @@
 
   // --- report ---------------------------------------------------------------------------------
   // The report without checksums comes first (hashing a large capture takes a while), then
-  // the full one replaces it.
+  // the full one with checksums and every channel's level (one more pass) replaces it.
   async function loadReport() {
-    $("report-json").href = `${base}/report`;
+    $("report-json").href = `${base}/report?levels=1`;
     try {
       const quick = await api("GET", `${base}/report?checksums=0`);
       renderReport(quick, true);
-      renderReport(await api("GET", `${base}/report`), false);
+      renderReport(await api("GET", `${base}/report?levels=1`), false);
     } catch (e) {
       $("verdict").textContent = "report failed";
       $("verdict").className = "verdict errors";
       Dash.showError($("page-error"), e);
     }
+  }
+
+  // Level of a whole channel as the server states it (webapp/openapi/units.py): RMS and peak
+  // in the unit as printed, dB re the ISO 1683 reference written out, peak in dBFS re the
+  // range's full scale.
+  const fmtEng = (v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : v.toPrecision(4));
+  const fmtDb = (v, digits) => (v === null || v === undefined ? "–" : v.toFixed(digits).replace("-", "−"));
+  function levelCells(ch) {
+    const lv = ch.level;
+    if (!lv) return [el("td", { class: "num muted", colspan: 3 }, "…")];
+    const unit = lv.unit_label || lv.unit || "";
+    return [
+      el("td", { class: "num", dataset: { eng: ch.key } }, `${fmtEng(lv.rms)} ${unit}`, el("br"), el("span", { class: "small muted" }, `peak ${fmtEng(lv.peak)} ${unit}`)),
+      el("td", { class: "num", dataset: { level: ch.key }, title: lv.quantity ? `${lv.quantity} level, RMS, re ${lv.reference} (${lv.standard || "unit"})` : null },
+        lv.db === null ? "–" : `${fmtDb(lv.db, 1)} ${lv.db_label}`),
+      el("td", { class: "num", dataset: { dbfs: ch.key }, title: ch.range ? `0 dBFS = ${ch.range} (${fmtEng(lv.full_scale)} ${unit} peak)` : null },
+        lv.dbfs === null ? "–" : `${fmtDb(lv.dbfs, 1)} dBFS`),
+    ];
   }
 
   function renderReport(r, hashing) {
@@ -283,12 +301,13 @@
       if (ch.overruns) flags.push(`overrun ×${ch.overruns}`);
       return el("tr", { dataset: { key: ch.key } },
         el("td", {}, el("a", { href: "#signals-card", onclick: () => selectChannel(ch.key) }, ch.key)),
-        el("td", {}, ch.name), el("td", {}, ch.unit || "–"), el("td", { class: "num" }, num(ch.sample_rate)),
+        el("td", {}, ch.name), el("td", {}, ch.unit_label || ch.unit || "–"), el("td", { class: "num" }, num(ch.sample_rate)),
         el("td", { class: "num" }, num(ch.samples)),
         el("td", { class: `num ${ch.lost ? "bad" : ""}` }, num(ch.lost)),
         el("td", { class: "num" }, num(ch.past_common_end)),
         el("td", { class: flags.length ? "warn" : "" }, flags.join(", ") || "–"),
-        el("td", { class: "small" }, ch.transducer_label || "–"));
+        el("td", { class: "small" }, ch.transducer_label || "–"),
+        ...levelCells(ch));
     }));
     const fb = $("files-table").querySelector("tbody");
     fb.replaceChildren(...r.files.map((f) => el("tr", { dataset: { file: f.file } },

@@ -233,29 +233,53 @@
     return { color: "off", text: "" };
   }
 
-  // Levels in dB: sound pressure re 20 µPa (the server's), acceleration re 1 µm/s² (ISO 1683),
-  // anything else re 1 unit. dB values are null for a silent channel (a cable fault delivers
-  // zeros).
-  const UNIT_LABEL = { "m/s^2": "m/s²", "m/s2": "m/s²" };
-  const unitLabel = (u) => UNIT_LABEL[u] || u;
-  function shown(level) {
-    const accel = level.unit === "m/s^2" || level.unit === "m/s2";
-    const shift = accel ? 120 : 0;  // re 1 m/s² → re 1 µm/s²
-    const dB = (v) => (v === null || v === undefined ? null : v + shift);
-    const ref = level.unit === "Pa" ? "SPL" : accel ? "re 1 µm/s²" : `re 1 ${unitLabel(level.unit)}`;
-    const range = level.unit === "Pa" ? [20, 140] : accel ? [40, 160] : [-80, 40];
-    return { db: dB(level.db), peak: dB(level.peak_db), ref, range };
+  // Meters and readouts. Every figure comes from the server (webapp/openapi/units.py): dB re
+  // the unit's ISO 1683 reference written out (db_label, e.g. "dB re 20 µPa"), the unit as
+  // printed (unit_label, "m/s²"), dBFS re the range's full scale (0 dBFS = the range's peak;
+  // the converter clips at clip_dbfs, +1.5 dB). The bar is the block's peak in dBFS between
+  // METER_FLOOR and the clip level; the headroom marker stands at 0 dBFS, the peak-hold mark
+  // at the highest peak since the measurement started; OVL is the overload latch (clipped
+  // samples or the module's overload report), held until the next measurement or disarming.
+  // dB values are null for a silent channel (a cable fault delivers zeros).
+  const METER_FLOOR = -60;
+  const unitOf = (level) => level.unit_label || level.unit || "";
+  const fmtEng = (v) => (v === null || v === undefined ? "–" : Math.abs(v) >= 1e4 || (v !== 0 && Math.abs(v) < 1e-3) ? v.toExponential(3) : v.toPrecision(4));
+  const fmtDb = (v) => (v === null || v === undefined ? "−∞" : v.toFixed(1).replace("-", "−"));
+  const fmtFs = (v) => (v === null || v === undefined ? "−∞" : (v > 0 ? "+" : "") + fmtDb(v));
+
+  function meter(level, stale, key) {
+    const clip = level && level.clip_dbfs != null ? level.clip_dbfs : 1.5;
+    const pos = (db) => Math.max(0, Math.min(100, ((db - METER_FLOOR) / (clip - METER_FLOOR)) * 100));
+    const over = !!(level && level.overload);
+    const cls = "meter" + (stale && level ? " stale" : "") + (over ? " overloaded" : "");
+    const marks = [el("b", { class: "fs", style: `left:${pos(0).toFixed(1)}%`, title: "0 dBFS: the range's full scale" }),
+      el("span", { class: "headroom", style: `left:${pos(0).toFixed(1)}%` })];
+    const ovl = el("span", { class: "ovl" + (over ? " on" : ""), title: over ? `overload: ${level.overload_reason}` : "no overload since the measurement started",
+      dataset: { overload: key, on: over ? "1" : "0" } }, "OVL");
+    if (!level || level.dbfs === null || level.dbfs === undefined) {
+      return el("div", { class: "meter-row" }, el("div", { class: cls, dataset: { meter: key } }, marks), ovl);
+    }
+    const unit = unitOf(level);
+    const zone = level.dbfs > 0 ? " over" : level.dbfs > -6 ? " high" : "";
+    const bar = el("span", { class: "bar" + zone, style: `width:${pos(level.dbfs).toFixed(1)}%` });
+    const hold = level.peak_hold_dbfs == null ? null : el("i", { class: "hold", style: `left:${pos(level.peak_hold_dbfs).toFixed(1)}%` });
+    return el("div", { class: "meter-row" },
+      el("div", { class: cls, dataset: { meter: key, dbfs: level.dbfs, hold: level.peak_hold_dbfs ?? "" },
+        title: `peak ${fmtFs(level.dbfs)} dBFS (held ${fmtFs(level.peak_hold_dbfs)} dBFS); 0 dBFS = ${fmtEng(level.full_scale)} ${unit} peak` },
+        bar, ...marks, hold),
+      ovl);
   }
 
-  function meter(level, stale) {
-    const v = level ? shown(level) : null;
-    if (!v || v.db === null) return el("div", { class: "meter" + (stale && level ? " stale" : "") });
-    const [lo, hi] = v.range;
-    const pos = (db) => Math.max(0, Math.min(100, ((db - lo) / (hi - lo)) * 100));
-    const unit = unitLabel(level.unit);
-    return el("div", { class: "meter" + (stale ? " stale" : ""), title: `rms ${level.rms.toPrecision(4)} ${unit}, peak ${level.peak.toPrecision(4)} ${unit}` },
-      el("span", { style: `width:${pos(v.db).toFixed(1)}%` }),
-      v.peak === null ? null : el("i", { style: `left:${pos(v.peak).toFixed(1)}%` }));
+  function levelText(level) {
+    if (!level) return "–";
+    return `${fmtDb(level.db)} ${level.db_label || "dB"}`;
+  }
+
+  function engText(level) {
+    if (!level) return "";
+    const unit = unitOf(level);
+    const fs = level.dbfs === null || level.dbfs === undefined ? "" : ` · ${fmtFs(level.dbfs)} dBFS`;
+    return `${fmtEng(level.rms)} ${unit} RMS · ${fmtEng(level.peak)} ${unit} peak${fs}`;
   }
 
   // The levels of a capture that has ended stay on screen, dimmed: fresh are only levels
@@ -276,12 +300,6 @@
     const entry = (state.levels || {})[address];
     const since = liveSince();
     return !!entry && (since === null || entry.t < since);
-  }
-
-  function levelText(level) {
-    if (!level) return "–";
-    const v = shown(level);
-    return `${v.db === null ? "−∞" : v.db.toFixed(1)} dB ${v.ref}`;
   }
 
   // A module that was locked and no longer is, while the rig is armed or recording.
@@ -314,12 +332,14 @@
           el("span", { class: `lamp ${L.color}`, title: L.text || L.color,
             dataset: { lamp: `${address}/${ch.channel}`, color: L.color } }),
           el("span", {}, `Ch ${ch.channel}`),
-          el("div", {}, meter(level, stale),
+          el("div", {}, meter(level, stale, `${address}/${ch.channel}`),
             L.text ? el("div", { class: "fault-name" + (L.color === "magenta" ? " prev" : "") }, L.text) : null),
-          el("span", { class: "db" + (stale && level ? " stale" : ""),
-            title: stale && level ? "last level measured; the capture has ended" : null,
-            dataset: { level: `${address}/${ch.channel}`, stale: stale && level ? "1" : "0" } },
-            levelText(level)));
+          el("div", { class: "readout" },
+            el("span", { class: "db" + (stale && level ? " stale" : ""),
+              title: stale && level ? "last level measured; the capture has ended" : level && level.quantity ? `${level.quantity} level, RMS` : null,
+              dataset: { level: `${address}/${ch.channel}`, stale: stale && level ? "1" : "0" } },
+              levelText(level)),
+            level ? el("span", { class: "eng" + (stale ? " stale" : ""), dataset: { eng: `${address}/${ch.channel}` } }, engText(level)) : null));
       }
       const errs = moduleErrors(address);
       cards.push(el("section", { class: "card module-card", dataset: { module: address } },
@@ -452,13 +472,12 @@
 
   let waveCount = 0;
   let plotUnit = null;
-  function labelPlots(unit) {
-    if (unit === plotUnit) return;
-    plotUnit = unit;
-    const ref = unit === "Pa" ? "dB re 20 µPa" : `dB re 1 ${unitLabel(unit)}`;
+  function labelPlots(w) {
+    if (w.unit === plotUnit) return;
+    plotUnit = w.unit;
     // uPlot draws axis labels from its options; set them and redraw.
-    wavePlot.axes[1].label = unitLabel(unit);
-    specPlot.axes[1].label = ref;
+    wavePlot.axes[1].label = w.unit_label || w.unit || "";
+    specPlot.axes[1].label = w.db_label || "dB";
     wavePlot.redraw(false, true);
     specPlot.redraw(false, true);
   }
@@ -468,7 +487,7 @@
       $("plots").hidden = false;
       $("wave-empty").hidden = true;
     }
-    labelPlots(w.unit);
+    labelPlots(w);
     const values = new Float32Array(w.values);
     const x = new Float64Array(values.length);
     for (let i = 0; i < values.length; i++) x[i] = (i / w.sample_rate) * 1000;
@@ -476,7 +495,7 @@
     if (values.length >= 16) {
       const { n, mags } = spectrum(values);
       const f = new Float64Array(mags.length - 1), db = new Float64Array(mags.length - 1);
-      const ref = w.unit === "Pa" ? 20e-6 : 1;
+      const ref = w.reference_value || 1;
       for (let k = 1; k < mags.length; k++) {
         f[k - 1] = (k * w.sample_rate) / n;
         db[k - 1] = 20 * Math.log10(Math.max(mags[k] / Math.SQRT2, 1e-12) / ref);
@@ -485,7 +504,7 @@
     }
     waveCount += 1;
     const info = $("wave-info");
-    info.textContent = `${w.module} Ch ${w.channel}: ${values.length} points at ${w.sample_rate} S/s, ${unitLabel(w.unit)}`;
+    info.textContent = `${w.module} Ch ${w.channel}: ${values.length} points at ${w.sample_rate} S/s, ${w.unit_label || w.unit || ""}`;
     info.dataset.count = waveCount;
   });
 

@@ -131,7 +131,7 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
         first + 0.3,
     )
     level = page.locator(f'[data-level="{modules[0]}/1"]')
-    expect(level).to_have_text(re.compile(r"^9[0-9]\.[0-9] dB SPL$"), timeout=2000)  # 94 dB
+    expect(level).to_have_text(re.compile(r"^9[0-9]\.[0-9] dB re 20 µPa$"), timeout=2000)  # 94 dB
     expect(level).to_have_attribute("data-stale", "0")
     waves = int(page.get_attribute("#wave-info", "data-count") or 0)
     wait_js(
@@ -181,7 +181,7 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
         stale = viewer.locator(f'[data-level="{modules[0]}/1"]')
         expect(stale).to_have_attribute("data-stale", "1", timeout=2000)
         expect(stale).to_have_class(re.compile(r"\bstale\b"))
-        expect(stale).to_have_text(re.compile(r"^9[0-9]\.[0-9] dB SPL$"))
+        expect(stale).to_have_text(re.compile(r"^9[0-9]\.[0-9] dB re 20 µPa$"))
     shoot(page, "capture-done-laptop")
     shoot(watcher, "capture-done-tablet")
 

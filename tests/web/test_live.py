@@ -338,3 +338,16 @@ def test_concurrent_watch_refreshes_leave_the_latest_selection_in_force():
     older.join(10)
     newer.join(10)
     assert applied[-1] == frozenset({("m", 2)})
+
+
+def test_disarming_clears_the_overload_latch_of_the_last_levels():
+    state = LiveState()
+    level = {"channel": 1, "db": 94.0, "overload": True, "overload_reason": "clipped in the data"}
+    state.on_event(ev.PhaseChanged(phase=ev.Phase.ARMED, previous=ev.Phase.STARTING_STREAM))
+    state.on_event(ev.Levels(module="m", levels=[level]))
+    state.on_event(ev.PhaseChanged(phase=ev.Phase.STOPPING, previous=ev.Phase.RECORDING))
+    state.on_event(ev.PhaseChanged(phase=ev.Phase.ARMED, previous=ev.Phase.STOPPING))
+    assert state.get("levels")["m"]["levels"][0]["overload"]  # held after the measurement
+    state.on_event(ev.PhaseChanged(phase=ev.Phase.DISARMING, previous=ev.Phase.ARMED))
+    (kept,) = state.get("levels")["m"]["levels"]
+    assert kept["db"] == 94.0 and not kept["overload"] and kept["overload_reason"] is None

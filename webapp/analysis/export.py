@@ -30,6 +30,7 @@ from webapp.analysis.integrity import sync_report
 from webapp.analysis.model import TICKS_PER_SECOND, Channel, iso_time
 from webapp.analysis.quality import describe_span
 from webapp.analysis.reader import Capture
+from webapp.openapi import units
 
 FORMATS = ("wav", "hdf5", "mat", "csv", "uff")
 EXTENSIONS = {"wav": ".wav", "hdf5": ".h5", "mat": ".mat", "csv": ".csv", "uff": ".uff"}
@@ -370,6 +371,15 @@ def _channel_attrs(cap: Capture, ch: Channel, lo: int, ref: int) -> dict[str, An
         "transducer_sensitivity": float(transducer.get("sensitivity", 1.0) or 1.0),
         "transducer_unit": str(transducer.get("unit", ch.unit)),
     }
+    ref = units.reference(ch.unit)
+    attrs.update(
+        {
+            "quantity": ref.quantity,
+            "db_reference": ref.value,
+            "db_reference_label": ref.db_label,
+            "full_scale": units.full_scale_of(ch.scale_factor) if ch.scale_factor else 0.0,
+        }
+    )
     if mod is not None:
         attrs.update(
             {

@@ -27,11 +27,11 @@ import numpy as np
 from webapp.analysis.model import TICKS_PER_SECOND, Channel, Problem, iso_time
 from webapp.analysis.quality import loss_problems, ptp_losses, sync_statement
 from webapp.analysis.reader import Capture
+from webapp.openapi import units
 from webapp.openapi.model import scale_factor as setup_scale_factor
 from webapp.openapi.stream import Validity, validity_names
 
 HASH_CHUNK = 1 << 22
-PA_REFERENCE = 20e-6
 
 
 def sha256_file(path: Any) -> str:
@@ -385,7 +385,8 @@ def _transducer_label(transducer: dict[str, Any] | None) -> str:
     if number in ("None", ""):
         return ""
     serial = transducer.get("serialNumber", 0)
-    return f"{number} s/n {serial}, {transducer.get('sensitivity')} V/{transducer.get('unit')}"
+    sensitivity = units.sensitivity_text(transducer.get("sensitivity"), transducer.get("unit"))
+    return f"{number} s/n {serial}, {sensitivity}"
 
 
 def _modules(cap: Capture, sync: dict[str, Any]) -> list[dict[str, Any]]:
@@ -473,7 +474,9 @@ def _event_time(t: Any) -> str | None:
 
 
 def channel_levels(cap: Capture) -> list[dict[str, Any]]:
-    """RMS and peak of every channel over all its samples (one pass over the files)."""
+    """RMS and peak of every channel over all its samples (one pass over the files), as
+    :func:`webapp.openapi.units.readout`: dB re the unit's ISO 1683 reference, dBFS re the
+    range's full scale."""
     acc: dict[str, list[Any]] = {}
     for window in cap.iter_windows(dtype=np.float64):
         for key, (_i0, values) in window.parts.items():
@@ -487,11 +490,8 @@ def channel_levels(cap: Capture) -> list[dict[str, Any]]:
     for ch in cap.channels:
         sq, n, peak = acc.get(ch.key, (0.0, 0, 0.0))
         rms = (sq / n) ** 0.5 if n else None
-        db = None
-        if rms:
-            ref = PA_REFERENCE if ch.unit == "Pa" else 1.0
-            db = 20 * np.log10(rms / ref)
-        out.append({"rms": rms, "peak": peak if n else None, "db": db, "unit": ch.unit})
+        full = units.full_scale_of(ch.scale_factor) if ch.scale_factor else None
+        out.append(units.readout(rms, peak if n else None, ch.unit, full))
     return out
 
 
@@ -573,11 +573,7 @@ def format_report(report: dict[str, Any]) -> str:
             lines.append(f"    flags: {', '.join(flags)}")
         level = ch.get("level")
         if level and level.get("rms") is not None:
-            ref = "re 20 µPa" if ch["unit"] == "Pa" else f"re 1 {ch['unit']}"
-            lines.append(
-                f"    level: {level['rms']:.6g} {ch['unit']} RMS = {level['db']:.2f} dB {ref}, "
-                f"peak {level['peak']:.6g}"
-            )
+            lines.append(f"    level: {units.level_text(level)}")
     if report["faults"]:
         lines.append("")
         lines.append("Faults recorded during the capture")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from webapp.analysis.index import FileIndex
+from webapp.openapi import units
 from webapp.openapi.stream import ticks_per_sample, validity_names
 
 FULL_SCALE = float(1 << 23)
@@ -173,6 +174,8 @@ class Channel:
             "scale_factor": self.scale_factor,
             "offset": self.offset,
             "range": self.range,
+            **units.describe(self.unit),
+            "full_scale": units.full_scale_of(self.scale_factor) if self.scale_factor else None,
             "start_ticks": self.start_ticks,
             "start_time": iso_time(self.start_ticks),
             "samples": self.length,

@@ -9,8 +9,8 @@ screen can show, not by the length of the capture:
   per-channel overview (min/max of every 4096 samples, computed once per capture and cached) so
   an overview of an hour-long capture does not read an hour of samples.
 * ``spectrum``: an averaged (Welch, Hann) RMS spectrum of a window, from at most
-  ``MAX_SEGMENTS`` segments spread evenly over it; levels in dB re 20 µPa for Pa, re 1 unit
-  otherwise.
+  ``MAX_SEGMENTS`` segments spread evenly over it; levels in dB re the unit's ISO 1683
+  reference (:mod:`webapp.openapi.units`: 20 µPa, 1 µm/s², ...), written out in the answer.
 * ``quality_timeline``: per channel, the intervals with validity flags set and the gaps.
 
 Times are seconds from the capture's start (``Capture.start_ticks``).
@@ -30,13 +30,13 @@ import numpy as np
 
 from webapp.analysis.model import TICKS_PER_SECOND, Channel
 from webapp.analysis.reader import Capture
+from webapp.openapi import units
 from webapp.openapi.stream import validity_names
 
 OVERVIEW_BIN = 4096
 MAX_POINTS = 5000
 MAX_SEGMENTS = 64
 NFFT_CHOICES = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
-PA_REFERENCE = 20e-6
 
 
 @dataclass
@@ -142,7 +142,7 @@ def time_data(
     n = i1 - i0
     base = {
         "channel": key,
-        "unit": ch.unit,
+        **units.describe(ch.unit),
         "sample_rate": ch.sample_rate,
         "start_index": i0,
         "samples": n,
@@ -219,7 +219,14 @@ def spectrum(
     n = i1 - i0
     nfft = min(nfft, 1 << max(0, (n.bit_length() - 1))) if n else nfft
     if n < 16:
-        return {"channel": key, "unit": ch.unit, "freq": [], "db": [], "rms": [], "segments": 0}
+        return {
+            "channel": key,
+            **units.describe(ch.unit),
+            "freq": [],
+            "db": [],
+            "rms": [],
+            "segments": 0,
+        }
     possible = (n - nfft) // (nfft // 2) + 1
     count = min(MAX_SEGMENTS, possible)
     starts = np.linspace(i0, i1 - nfft, count).astype(np.int64) if count > 1 else [i0]
@@ -238,7 +245,7 @@ def spectrum(
     if not used:
         return {
             "channel": key,
-            "unit": ch.unit,
+            **units.describe(ch.unit),
             "freq": freq.tolist(),
             "db": [],
             "rms": [],
@@ -248,13 +255,12 @@ def spectrum(
     ms = power / used / window.sum() ** 2
     ms[1:-1] *= 2
     rms = np.sqrt(ms)
-    ref = PA_REFERENCE if ch.unit == "Pa" else 1.0
+    ref = units.reference(ch.unit)
     with np.errstate(divide="ignore"):
-        db = 20 * np.log10(np.maximum(rms, 1e-30) / ref)
+        db = 20 * np.log10(np.maximum(rms, 1e-30) / ref.value)
     return {
         "channel": key,
-        "unit": ch.unit,
-        "reference": "20 µPa" if ch.unit == "Pa" else f"1 {ch.unit}".strip(),
+        **units.describe(ch.unit),
         "nfft": nfft,
         "resolution_hz": ch.sample_rate / nfft,
         "segments": used,

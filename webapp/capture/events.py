@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any, ClassVar
 
+from webapp.openapi import units
+
 log = logging.getLogger(__name__)
 
 
@@ -161,7 +163,8 @@ class Levels(Event):
     kind: ClassVar[str] = "levels"
     module: str
     levels: list[dict[str, Any]]
-    """Each: {"channel", "rms", "peak", "unit", "db"} — dB re 20 µPa for Pa, re 1 unit otherwise."""
+    """Each a :func:`webapp.openapi.units.readout` (rms, peak, unit, its reference, db, peak_db,
+    dbfs, ...) with "channel", "clipped" (this block) and "overload" (latched)."""
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ class Waveform(Event):
             "channel": self.channel,
             "sample_rate": self.sample_rate,
             "unit": self.unit,
+            **units.describe(self.unit),
         }
         values = self.values
         out["values"] = values.astype("<f4").tobytes() if hasattr(values, "astype") else values

@@ -5,6 +5,13 @@ storage. Levels are computed from one block per signal per interval (about 5 per
 from every sample: the live path decodes only what a viewer sees, so the writing never waits.
 RMS and peak are therefore those of the latest block of each signal (4096 samples, 31 ms at
 51.2 kHz), which is what a meter needs.
+
+Each level is a :func:`webapp.openapi.units.readout`: RMS and peak in the signal's unit, dB re
+its ISO 1683 reference, dBFS re the range's full scale (from the stream's scale factor, which the
+module derives from the setup's range), the highest peak since the measurement started (peak
+hold) and an overload latch. The latch is set by clipping in
+a decoded block, by the stream's Clipped flag and by the module's own analog-overload report
+(``overload``); it holds for the measurement (a new one starts with a new ``LiveModule``).
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from webapp.capture.events import DataQualityChanged, Event, Levels, StreamStats, Waveform
+from webapp.openapi import units
 from webapp.openapi.stream import Validity, validity_names
 
 LEVELS_INTERVAL_S = 0.2
@@ -35,15 +43,19 @@ STATS_INTERVAL_S = 1.0
 WAVEFORM_POINTS = 2048
 """At most this many points per Waveform event (a block is averaged down to it)."""
 
-PA_REFERENCE = 20e-6
+RAW_FULL_SCALE = 1 << 23
+"""Q23: the converter's full scale; a raw value at either end of it is clipped."""
+
+OVERLOAD_CLIPPED = "clipped in the data"
+OVERLOAD_FLAG = "the stream flagged the data as clipped"
+OVERLOAD_REPORTED = "the module reported an input overload"
 
 
 def db_of(rms: float, unit: str) -> float | None:
-    """dB re 20 µPa for Pa, re 1 unit otherwise; None for silence."""
-    if not rms > 0 or not math.isfinite(rms):
-        return None
-    ref = PA_REFERENCE if unit == "Pa" else 1.0
-    return round(20.0 * math.log10(rms / ref), 2)
+    """dB re the unit's ISO 1683 reference (:mod:`webapp.openapi.units`), to 0.01 dB; None for
+    silence."""
+    level = units.db(rms, unit)
+    return None if level is None else round(level, 2)
 
 
 def decimate(values: np.ndarray, points: int = WAVEFORM_POINTS) -> tuple[np.ndarray, int]:
@@ -84,6 +96,10 @@ class LiveModule:
         """Channels whose blocks also go out as Waveform events; None means every channel."""
         self._lock = threading.Lock()
         self._levels: dict[int, dict[str, Any]] = {}
+        self._overload: dict[int, str] = {}
+        """Channels whose overload latch is set, with the first reason."""
+        self._hold: dict[int, float] = {}
+        """Highest peak of each channel since the measurement started (the meter's peak hold)."""
         self._validity: dict[int, int] = {}
         self.bytes_received = 0
         self.overruns = 0
@@ -115,26 +131,37 @@ class LiveModule:
 
         Levels come from the raw integers (one float conversion, one dot product, two integer
         reductions) so a block costs tens of microseconds."""
-        k = scale / (1 << 23)
+        k = scale / RAW_FULL_SCALE
         count = len(raw)
+        clipped = False
         if count:
+            top, bottom = int(raw.max()), int(raw.min())
+            clipped = top >= RAW_FULL_SCALE - 1 or bottom <= -RAW_FULL_SCALE
             wide = raw.astype(np.float64)
+            rms = math.sqrt(float(np.dot(wide, wide)) / count) * abs(k)
+            peak = max(abs(top), abs(bottom)) * abs(k)
             if offset:
                 wide = wide * k + offset
+                rms = math.sqrt(float(np.dot(wide, wide)) / count)
+                peak = max(abs(top * k + offset), abs(bottom * k + offset))
                 k = 1.0
-            rms = math.sqrt(float(np.dot(wide, wide)) / count) * abs(k)
-            peak = max(abs(float(wide.max())), abs(float(wide.min()))) * abs(k)
         else:
             wide, rms, peak = None, 0.0, 0.0
-        entry = {
-            "channel": channel,
-            "rms": rms,
-            "peak": peak,
-            "unit": unit,
-            "db": db_of(rms, unit),
-            "peak_db": db_of(peak, unit),
-        }
+        full = units.full_scale_of(scale) if scale else None
+        entry = units.readout(rms, peak, unit, full, 2)
+        entry["channel"] = channel
+        entry["clipped"] = clipped
         with self._lock:
+            hold = max(self._hold.get(channel, 0.0), peak)
+            self._hold[channel] = hold
+            entry["peak_hold"] = hold
+            hold_dbfs = units.dbfs(hold, full)
+            entry["peak_hold_dbfs"] = None if hold_dbfs is None else round(hold_dbfs, 2)
+            if clipped:
+                self._overload.setdefault(channel, OVERLOAD_CLIPPED)
+            reason = self._overload.get(channel)
+            entry["overload"] = reason is not None
+            entry["overload_reason"] = reason
             self._levels[channel] = entry
         wanted = self.waveform_channels
         if wide is not None and sample_rate and (wanted is None or channel in wanted):
@@ -155,6 +182,8 @@ class LiveModule:
             self._validity[channel] = validity
             if validity & Validity.OVERRUN:
                 self.overruns += 1
+            if validity & Validity.CLIPPED:
+                self._latch(channel, OVERLOAD_FLAG)
         if validity != previous:
             self._publish(
                 DataQualityChanged(
@@ -166,6 +195,23 @@ class LiveModule:
                     stream_time_s=stream_time_s,
                 )
             )
+
+    def overload(self, channel: int, reason: str = OVERLOAD_REPORTED) -> None:
+        """The module reported an analog overload on ``channel`` (its ``anol`` fault)."""
+        with self._lock:
+            self._latch(channel, reason)
+
+    def _latch(self, channel: int, reason: str) -> None:
+        self._overload.setdefault(channel, reason)
+        entry = self._levels.get(channel)
+        if entry is not None and not entry.get("overload"):
+            self._levels[channel] = {**entry, "overload": True, "overload_reason": reason}
+
+    @property
+    def overloaded(self) -> dict[int, str]:
+        """Channels whose overload latch is set, with the reason it was set."""
+        with self._lock:
+            return dict(self._overload)
 
     def tick(self, now: float | None = None) -> bool:
         """Publish levels / stats when their interval has passed. Returns True when a new

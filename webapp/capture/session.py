@@ -17,7 +17,7 @@ from webapp.capture.phases import Wait
 from webapp.capture.receiver import StreamReceiver
 from webapp.capture.settings import CaptureSettings, SettingsError
 from webapp.openapi.client import ModuleClient, ModuleError
-from webapp.openapi.model import FAULT_KINDS, FaultHistory, ModuleInfo
+from webapp.openapi.model import FAULT_KINDS, FaultHistory, ModuleInfo, ModuleState
 
 
 class CaptureBusyError(RuntimeError):
@@ -150,12 +150,17 @@ def fault_changes(m: ModuleRun, status: dict[str, Any]) -> list[Event]:
     if not isinstance(channel_status, list):
         return []
     events: list[Event] = []
+    # Only a recording module's history belongs to the measurement the meters show (until the
+    # next one starts, the module still reports the last one's).
+    measuring = status.get("moduleState") == ModuleState.RECORDER_RECORDING
     for i, entry in enumerate(channel_status):
         if not isinstance(entry, dict):
             continue  # disabled channels are null
         channel = i + 1
         now = tuple(str(FaultHistory.parse(entry.get(k))) for k in FAULT_KINDS)
         before = m.faults.get(channel, ("none", "none", "none"))
+        if now[0] != "none" and measuring and m.live is not None:
+            m.live.overload(channel)  # the meter's overload latch follows the module's anol
         if now != before:
             m.faults[channel] = now  # type: ignore[assignment]
             events.append(

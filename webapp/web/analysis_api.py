@@ -61,7 +61,7 @@ class _Entry:
         self.cap = cap
         self.signature = signature
         self.overview = views.OverviewCache(cap)
-        self.reports: dict[bool, dict[str, Any]] = {}
+        self.reports: dict[tuple[bool, bool], dict[str, Any]] = {}
         self.lock = threading.Lock()
         self.export_lock = threading.Lock()
 
@@ -190,12 +190,14 @@ def page(capture_id: str) -> Any:
 def report(capture_id: str) -> Any:
     entry = _entry(capture_id)
     checksums = request.args.get("checksums", "1") not in ("0", "false", "no")
+    levels = request.args.get("levels", "0") not in ("0", "false", "no")
 
     def build() -> dict[str, Any]:
         with entry.lock:
-            if checksums not in entry.reports:
-                entry.reports[checksums] = build_report(entry.cap, checksums=checksums)
-            return entry.reports[checksums]
+            key = (checksums, levels)
+            if key not in entry.reports:
+                entry.reports[key] = build_report(entry.cap, checksums=checksums, levels=levels)
+            return entry.reports[key]
 
     return jsonify(runtime.offload(build))
 

@@ -156,6 +156,18 @@ class LiveState:
                 self._data[topic] = {}
                 self._touch(topic)
             self._waves = {}
+        if e.phase == ev.Phase.DISARMING and self._data["levels"]:
+            # The overload latch holds until the next measurement or until the rig is disarmed.
+            self._data["levels"] = {
+                module: {
+                    **entry,
+                    "levels": [
+                        {**lv, "overload": False, "overload_reason": None} for lv in entry["levels"]
+                    ],
+                }
+                for module, entry in self._data["levels"].items()
+            }
+            self._touch("levels")
         if e.phase == ev.Phase.CONNECTING:
             self._waves = {}
             self._data["recording-time"] = {"elapsed_s": 0.0, "duration_s": None, "t": e.t}
