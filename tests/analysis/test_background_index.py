@@ -272,13 +272,20 @@ def test_files_are_shared_out_between_the_threads(
     _one_signal_file(other, [i * 256 * TPS for i in range(2000)])
     readers: dict[str, set[str]] = {}
     real = index_module.FileScan.step
+    other_started = threading.Event()
 
     def step(self: index_module.FileScan) -> bool:
         readers.setdefault(self.path.name, set()).add(threading.current_thread().name)
+        if self.path.name == big.name:
+            # Whatever the scheduler does, the big file's thread is still busy when the last
+            # file is handed out (on a loaded machine it might otherwise finish first).
+            other_started.wait(10)
+        elif self.path.name == other.name:
+            other_started.set()
         return real(self)
 
     monkeypatch.setattr(index_module.FileScan, "step", step)
     with Capture.open([big, small, other]) as cap:
         assert [f.index.blocks for f in cap.files] == [8000, 10, 2000]
-    assert readers["a.1.stream"] != readers["c.3.stream"]
+    assert readers["a.1.stream"] != readers["c.3.stream"], readers
     assert all(len(names) == 1 for names in readers.values())
