@@ -18,6 +18,60 @@
     Dash.showError($("rig-error"), null);
     try { await api("POST", "/api/rig/refresh", {}); } catch (e) { Dash.showError($("rig-error"), e); }
   };
+  // Only an admin may change the rig: nobody else sees the controls for it.
+  if (Dash.AUTH.enabled && Dash.AUTH.role !== "admin") $("add-form").hidden = true;
+
+  // Find modules: the ones answering mDNS on the network, to add with one click.
+  $("find-btn").onclick = async () => {
+    Dash.showError($("rig-error"), null);
+    const button = $("find-btn");
+    button.disabled = true;
+    $("found").hidden = false;
+    $("found-info").textContent = "Looking for modules on the network (mDNS)…";
+    $("found-table").querySelector("tbody").replaceChildren();
+    try {
+      const answer = await api("POST", "/api/rig/discover", {});
+      showFound(answer.modules);
+    } catch (e) {
+      $("found-info").textContent = "";
+      Dash.showError($("rig-error"), e);
+    } finally { button.disabled = false; }
+  };
+  function showFound(modules) {
+    const body = $("found-table").querySelector("tbody");
+    body.replaceChildren();
+    const fresh = modules.filter((m) => !m.in_rig).length;
+    $("found-info").textContent = modules.length
+      ? `${modules.length} module(s) answered, ${fresh} not in the rig yet.`
+      : "No module answered. Modules announce themselves by mDNS on their own network segment; add one by its address otherwise.";
+    for (const m of modules) {
+      const pick = el("input", { type: "checkbox", value: m.address, disabled: m.in_rig || !!m.error,
+        checked: !m.in_rig && !m.error, "aria-label": `add ${m.address}` });
+      pick.addEventListener("change", updateAdd);
+      body.append(el("tr", { dataset: { found: m.address } },
+        el("td", {}, pick),
+        el("td", {}, m.name),
+        el("td", {}, m.type ? `Type ${m.type}` : "–"),
+        el("td", {}, m.serial ?? "–"),
+        el("td", {}, m.address),
+        el("td", {}, m.in_rig ? el("span", { class: "muted" }, "in the rig") :
+          m.error ? el("span", { class: "err small" }, m.error) : (m.state || "–"))));
+    }
+    updateAdd();
+  }
+  function updateAdd() {
+    $("found-add").disabled = !$("found-table").querySelector("input:checked");
+  }
+  $("found-add").onclick = async () => {
+    Dash.showError($("rig-error"), null);
+    const picked = [...$("found-table").querySelectorAll("input:checked")].map((i) => i.value);
+    for (const address of picked) {
+      try { await api("POST", "/api/rig/modules", { address }); }
+      catch (e) { Dash.showError($("rig-error"), e); return; }
+    }
+    $("found").hidden = true;
+  };
+
   $("ptp-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     Dash.showError($("ptp-error"), null);

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "webapp.capture.cli",
     "webapp.analysis.cli",
     "webapp.web.usercli",
+    "webapp.openapi.discover_cli",
 )
 
 

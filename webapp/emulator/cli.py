@@ -57,6 +57,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sd-card", action="store_true", help="report an inserted SD card")
     p.add_argument(
+        "--mdns",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="INTERFACE_IP",
+        help="answer mDNS as real modules do (BK<type>-<serial>._http._tcp.local.), on the "
+        "interface with this address (default: all)",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -105,6 +114,19 @@ def run(args: argparse.Namespace) -> int:
             f"(stream port {m.stream_port})",
             flush=True,
         )
+    withdraw = None
+    if args.mdns is not None:
+        from webapp.emulator.mdns import announce
+
+        try:
+            withdraw = announce(
+                [(m.emulator.name, m.host, m.port) for m in rig.modules], args.mdns or None
+            )
+        except OSError as exc:
+            log.error("cannot answer mDNS: %s", exc)
+            rig.stop()
+            return 1
+        print(f"answering mDNS for {len(rig.modules)} module(s)", flush=True)
     done = threading.Event()
 
     def _stop(*_: object) -> None:
@@ -116,5 +138,7 @@ def run(args: argparse.Namespace) -> int:
         while not done.wait(0.5):
             pass
     finally:
+        if withdraw is not None:
+            withdraw()
         rig.stop()
     return 0

@@ -81,6 +81,19 @@ def add_module() -> Any:
     return jsonify(dash().rig.view()), 201
 
 
+@bp.post("/rig/discover")
+@auth.require_role("admin")
+def discover_modules() -> Any:
+    from webapp.web.discovery import DiscoveryError, find_modules
+
+    in_rig = {m["address"] for m in dash().rig.view()["modules"]}
+    try:
+        found = find_modules(in_rig, current_app.config.get("LANXI_MDNS_INTERFACE"))
+    except DiscoveryError as exc:
+        return jsonify(error=f"finding modules failed: {exc}"), 502
+    return jsonify(modules=found)
+
+
 @bp.delete("/rig/modules/<path:address>")
 @auth.require_role("admin")
 def remove_module(address: str) -> Any:

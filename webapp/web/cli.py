@@ -78,6 +78,11 @@ def add_parser(subparsers: Any) -> None:
         "proxy; default $LANXI_PROXY_HOPS or 0; docs/security.md)",
     )
     p.add_argument(
+        "--mdns-interface",
+        metavar="IP",
+        help="the interface (its address) the Rig page's Find modules asks on (default: all)",
+    )
+    p.add_argument(
         "--stop-timeout",
         type=float,
         default=SHUTDOWN_TIMEOUT_S,
@@ -147,6 +152,7 @@ def serve(args: argparse.Namespace) -> int:
         )
         if args.proxy_hops:
             auth.trust_proxy(app, args.proxy_hops)
+        app.config["LANXI_MDNS_INTERFACE"] = args.mdns_interface
         dashboard = app.extensions["lanxi"]
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
