@@ -82,6 +82,12 @@ def add_parser(subparsers: Any) -> None:
         "--multi-socket", action="store_true", help="one stream socket and file per channel"
     )
     p.add_argument(
+        "--fail-on-drop",
+        action="store_true",
+        help="end the capture when a stream drops (default: connect it again, go on, and "
+        "count the samples it missed as lost)",
+    )
+    p.add_argument(
         "--until-stopped", action="store_true", help="record until Ctrl-C instead of -t seconds"
     )
     p.add_argument(
@@ -121,6 +127,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         ptp_timeout_s=args.ptp_timeout,
         state_timeout_s=args.state_timeout,
         return_to_standalone=not args.keep_ptp,
+        on_stream_drop="fail" if args.fail_on_drop else "reconnect",
     )
     refusal = _would_overwrite(folder, settings.name)
     if refusal:
