@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.capture import store
+from webapp.capture.diskspace import DISK_STOP, DiskWatch, expected_rate
 from webapp.capture.events import (
     CaptureFinished,
     CaptureStarted,
@@ -313,6 +314,7 @@ class Recording:
         for r in receivers:
             r.last_data = started  # the measurement has just been started everywhere
         next_record = started + PROGRESS_RECORD_INTERVAL_S
+        disk = DiskWatch(pending.folder, expected_rate(s), s.settings.disk_margin_s, time.monotonic)
         while True:
             with self._cond:
                 if s.stream_failure is not None:
@@ -324,6 +326,14 @@ class Recording:
                     return True
                 self._cond.wait(RECORDING_TIME_INTERVAL_S / 2)
             now = time.monotonic()
+            low, full = disk.check()
+            if low:
+                self._publish(Warning(message=low))
+            if full:
+                # Stop cleanly while there is room for the rest and for capture.json.
+                self.stop_reason = f"{DISK_STOP}: {full}"
+                self._publish(Warning(message=self.stop_reason))
+                return True
             for r in receivers:
                 if not r.ended.is_set() and r.idle_s > stall_limit:
                     raise StreamFailure(

@@ -155,6 +155,9 @@ class CaptureSettings:
     ptp_timeout_s: float = 600.0
     state_timeout_s: float = 30.0
     return_to_standalone: bool = True
+    disk_margin_s: float = 30.0
+    """Seconds of data at the expected rate the capture folder's disk must have room for
+    before a capture starts; while recording, less than that left is warned about once."""
     on_stream_drop: str = "reconnect"
     """A stream that drops while recording: ``reconnect`` (connected again, the capture goes
     on, the gap counted as lost samples) or ``fail`` (the capture ends at the first drop)."""
@@ -168,6 +171,14 @@ class CaptureSettings:
         """Raise :class:`SettingsError` naming the first bad field; sends nothing anywhere."""
         if not isinstance(self.modules, list) or not self.modules:
             raise SettingsError("modules", "give at least one module address")
+        margin = self.disk_margin_s
+        if (
+            isinstance(margin, bool)
+            or not isinstance(margin, int | float)
+            or not math.isfinite(margin)
+            or margin < 0
+        ):
+            raise SettingsError("disk_margin_s", f"must be 0 or more seconds, not {margin!r}")
         if self.on_stream_drop not in STREAM_DROP_CHOICES:
             raise SettingsError(
                 "on_stream_drop",
@@ -269,6 +280,7 @@ class CaptureSettings:
             "state_timeout_s": self.state_timeout_s,
             "return_to_standalone": self.return_to_standalone,
             "on_stream_drop": self.on_stream_drop,
+            "disk_margin_s": self.disk_margin_s,
         }
 
     @classmethod
