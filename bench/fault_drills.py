@@ -45,6 +45,7 @@ from typing import Any
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's webapp, whatever is installed
 EMULATOR_TIMINGS = [
     "--ptp-lock-seconds",
     "0.3",
@@ -359,8 +360,12 @@ class Drills:
     def disk_full(self) -> list[Row]:
         self.emulator.reset()
         mount_point = Path(tempfile.mkdtemp(prefix="drill-disk-", dir=self.work))
-        # About half of what the capture writes.
-        size_kb = max(256, int(self.seconds * 300 * len(self.emulator.addresses) / 2))
+        from webapp.capture.diskspace import reserve_bytes, stream_rate
+
+        # Room for the stop reserve and about half of what the capture writes (6 channels per
+        # module at the 6.4 kHz bandwidth's 16384 S/s).
+        rate = stream_rate(6 * len(self.emulator.addresses), 16384)
+        size_kb = int((reserve_bytes(rate) + rate * self.seconds / 2) / 1024)
         mounted = subprocess.run(
             ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(mount_point)],
             capture_output=True,
@@ -372,11 +377,19 @@ class Drills:
             )
             return [row]
         try:
-            run, status = self.timed("disk-full", folder=mount_point / "capture")
-            row = measure(Row("disk-full"), self.emulator, run, status)
+            run = Capture(
+                self.emulator.addresses,
+                mount_point / "capture",
+                "-t",
+                f"{self.seconds:g}",
+                "--disk-margin",
+                "0",
+            )
+            row = measure(Row("disk-full"), self.emulator, run, run.wait())
             row.notes.append(f"{size_kb} kB tmpfs")
-            keep = self.folder("disk-full")
-            shutil.copytree(mount_point / "capture", keep, dirs_exist_ok=True)
+            expect(row, outcome="stopped")
+            if (mount_point / "capture").is_dir():
+                shutil.copytree(mount_point / "capture", self.folder("disk-full"))
         finally:
             subprocess.run(["umount", str(mount_point)], capture_output=True)
         return [row]

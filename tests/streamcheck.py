@@ -7,7 +7,7 @@ message) and is stricter than the grammar wherever stream-format.md says what a 
 header length 20, zero reserved fields, time family (32,0,0,0), content lengths that match
 their contents exactly, descriptor value lengths that match their values, zero padding, no
 truncated final message. On top it checks the stream-level rules: every signal is interpreted
-before any other message, SignalData blocks of a signal follow each other without gaps unless
+before any other message (later Interpretations may only repeat known signals, §9.1), SignalData blocks of a signal follow each other without gaps unless
 an Overrun was flagged. It does not use the project's own decoder.
 """
 
@@ -171,9 +171,12 @@ def check_stream(data: bytes, keep_values: bool = False) -> StreamReport:
             report.order.append(name)
         sub = KaitaiStream(io.BytesIO(content))
         if name == "interpretation":
-            if data_seen:
-                raise _fail(offset, "an Interpretation follows data messages")
             for sid, dname, value in _interpretation(content, offset + 28):
+                if data_seen and sid not in report.signals:
+                    # Repeating a known signal's descriptors later is allowed (§9.1 item 3:
+                    # a file continued after a dropped stream was connected again); a new
+                    # signal after data is not.
+                    raise _fail(offset, f"signal {sid} is interpreted after data messages")
                 sig = report.signals.setdefault(sid, SignalReport(sid))
                 sig.descriptors[dname] = value
         elif name == "signal_data":

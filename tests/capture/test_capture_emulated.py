@@ -160,7 +160,7 @@ def test_names_in_other_languages_reach_the_file_names(rig_factory, tmp_path: Pa
     assert json.loads((out / "capture.json").read_text())["name"] == "Ünïcödé 測定"
 
 
-def test_stream_drop_fails_at_once_and_keeps_every_byte(rig_factory, tmp_path: Path):
+def test_stream_drop_with_fail_ends_at_once_and_keeps_every_byte(rig_factory, tmp_path: Path):
     rig = rig_factory(3, faults=["2:stream-drop@0.5"])
     orch, rec = orchestrator(tmp_path)
     sent_blocks: dict[str, int] = {}
@@ -173,7 +173,7 @@ def test_stream_drop_fails_at_once_and_keeps_every_byte(rig_factory, tmp_path: P
                 sent_blocks[m.address] = ports[0]["sentBlocks"]
 
     orch.bus.subscribe(emulator_counts)
-    orch.start(CaptureSettings(modules=rig.addresses, duration_s=3.0))
+    orch.start(CaptureSettings(modules=rig.addresses, duration_s=3.0, on_stream_drop="fail"))
     assert orch.wait(30)
     assert orch.phase == Phase.FAILED
     dropped = rig.addresses[1]

@@ -404,7 +404,7 @@ def test_stream_drop_fails_the_capture_and_keeps_every_byte(rig: FakeRig, tmp_pa
     rig.add(B, drop_after_blocks=3)
     rig.add(C)
     orch, rec = make(rig, tmp_path)
-    orch.start(settings(A, B, C, duration_s=5.0))
+    orch.start(settings(A, B, C, duration_s=5.0, on_stream_drop="fail"))
     assert orch.wait(20)
     assert orch.phase == Phase.FAILED
     assert B in orch.last_error and "closed its stream" in orch.last_error
@@ -615,7 +615,7 @@ def test_a_flapping_quality_flag_keeps_the_timeline_bounded_and_counts_the_rest(
 def test_a_dropped_multi_socket_stream_names_module_channel_and_file(rig: FakeRig, tmp_path: Path):
     rig.add(A, channels=2, drop_after_blocks=3)
     orch, rec = make(rig, tmp_path)
-    orch.start(settings(A, multi_socket=True, name="ms", duration_s=5.0))
+    orch.start(settings(A, multi_socket=True, name="ms", duration_s=5.0, on_stream_drop="fail"))
     assert orch.wait(20)
     assert orch.phase == Phase.FAILED
     errors = rec.kinds("error")

@@ -295,3 +295,85 @@ def test_close_that_gives_up_says_how_many_bytes_were_lost(tmp_path: Path, monke
     assert r.abandoned
     assert r.unread_bytes is not None and r.unread_bytes > 0
     assert r.loss is not None and "s.stream" in r.loss and f"{r.unread_bytes} bytes" in r.loss
+
+
+@given(st.lists(st.integers(min_value=1, max_value=700), min_size=1, max_size=40))
+@settings(max_examples=40, deadline=None)
+def test_the_tap_knows_where_the_last_message_ended(cuts: list[int]):
+    data = stream()
+    ends = []  # byte offsets where messages end, from an independent walk of the headers
+    pos = 0
+    while pos < len(data):
+        length = int.from_bytes(data[pos + 24 : pos + 28], "little")
+        pos += 28 + length
+        ends.append(pos)
+    tap = StreamTap()
+    fed = 0
+    for cut in [*cuts, len(data)]:
+        piece = data[fed : fed + cut]
+        tap.feed(piece)
+        fed += len(piece)
+        assert tap.fed - tap.partial == max([0, *(e for e in ends if e <= fed)])
+        if fed >= len(data):
+            break
+
+
+def _gapped_blocks(first: int, count: int, values: int = 64) -> bytes:
+    return b"".join(
+        encode_signal_data(T0 + b * values * STEP, s, np.full(values, b, dtype=np.int32))
+        for b in range(first, first + count)
+        for s in (1, 2, 3)
+    )
+
+
+def test_a_dropped_stream_is_connected_again_and_the_file_stays_a_stream(tmp_path: Path):
+    """Half a message, then the connection drops: the half is cut off the file and counted,
+    the new connection (Interpretations again, then blocks two later) is appended, the gap is
+    counted as lost samples, and the file is a valid stream a strict checker reads."""
+    from tests.streamcheck import check_file
+    from webapp.capture.recording import lost_samples
+
+    first_ours, first_theirs = socket.socketpair()
+    second_ours, second_theirs = socket.socketpair()
+    head = stream(blocks=0) + _gapped_blocks(0, 3)
+    half = _gapped_blocks(3, 1)[:100]
+    ends: list[str | None] = []
+    drops: list[dict] = []
+    r = StreamReceiver(
+        "m",
+        first_ours,
+        tmp_path / "d.stream",
+        LiveModule("m", lambda e: None),
+        lambda s: s,
+        lambda r, e: ends.append(e),
+        reconnect=lambda: second_ours,
+        on_drop=lambda r, d: drops.append(d),
+    )
+    r.start()
+    first_theirs.sendall(head + half)
+    first_theirs.close()
+    second_theirs.sendall(
+        stream(blocks=0) + encode_data_quality(T0, [(1, 0x10), (2, 0x10), (3, 0x10)])
+    )
+    second_theirs.sendall(_gapped_blocks(5, 2))
+    deadline = time.monotonic() + 10
+    while r.tap.signal_messages < 15 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    r.expect_end = True
+    second_theirs.close()
+    assert r.ended.wait(10)
+    r.close()
+    assert ends == [None]
+    assert [(d["reconnected"], d["discarded_bytes"]) for d in drops] == [(True, 100)]
+    data = (tmp_path / "d.stream").read_bytes()
+    reconnected = (
+        stream(blocks=0)
+        + encode_data_quality(T0, [(1, 0x10), (2, 0x10), (3, 0x10)])
+        + _gapped_blocks(5, 2)
+    )
+    assert data == head + reconnected  # the half message is gone, nothing else
+    assert r.file.bytes == len(data)
+    assert r.file.digest == hashlib.sha256(data).hexdigest()
+    report = check_file(tmp_path / "d.stream")
+    assert report.messages > 0
+    assert lost_samples(r, [1, 2, 3]) == {"1": 128, "2": 128, "3": 128}  # blocks 3 and 4

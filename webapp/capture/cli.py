@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from webapp.capture import events as ev
+from webapp.capture.diskspace import DISK_STOP
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.names import check_name
 from webapp.capture.orchestrator import CaptureBusyError, Orchestrator
@@ -82,6 +83,20 @@ def add_parser(subparsers: Any) -> None:
         "--multi-socket", action="store_true", help="one stream socket and file per channel"
     )
     p.add_argument(
+        "--disk-margin",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="refuse to start unless the output folder's disk has room for this many seconds "
+        "of data (default 30); while recording, warn below it and stop before the disk is full",
+    )
+    p.add_argument(
+        "--fail-on-drop",
+        action="store_true",
+        help="end the capture when a stream drops (default: connect it again, go on, and "
+        "count the samples it missed as lost)",
+    )
+    p.add_argument(
         "--until-stopped", action="store_true", help="record until Ctrl-C instead of -t seconds"
     )
     p.add_argument(
@@ -121,6 +136,8 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         ptp_timeout_s=args.ptp_timeout,
         state_timeout_s=args.state_timeout,
         return_to_standalone=not args.keep_ptp,
+        on_stream_drop="fail" if args.fail_on_drop else "reconnect",
+        disk_margin_s=args.disk_margin,
     )
     refusal = _would_overwrite(folder, settings.name)
     if refusal:
@@ -167,6 +184,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     _summary(printer, folder)
     if left:
         printer.line(f"error: {left_sentence(left)}")
+        return EXIT_FAILED
+    if orchestrator.last_outcome == "stopped" and orchestrator.stop_reason.startswith(DISK_STOP):
+        printer.line(f"error: {orchestrator.stop_reason}")
         return EXIT_FAILED
     if signals.count and not args.until_stopped:
         return exit_status(signals.first or 0)

@@ -37,6 +37,7 @@ from typing import Any
 
 from webapp import runtime
 from webapp.capture import store
+from webapp.capture.diskspace import check_folder, expected_rate
 from webapp.capture.events import (
     CaptureFinished,
     Event,
@@ -268,6 +269,7 @@ class Orchestrator(Recording):
                 else:
                     name, duration = session.settings.name, session.settings.duration_s
                 pending = self._new_pending(name, duration, folder)
+                self._check_disk(session, pending)
                 self._pending = pending
                 if self._job is None:  # armed and idle: record now
                     self._launch(session, disarm_after=False)
@@ -276,7 +278,9 @@ class Orchestrator(Recording):
                 raise SettingsError("settings", "not armed: give the capture settings")
             self._check_idle("start")
             session = self._prepare(settings)
-            self._pending = self._new_pending(settings.name, settings.duration_s, folder)
+            pending = self._new_pending(settings.name, settings.duration_s, folder)
+            self._check_disk(session, pending)
+            self._pending = pending
             self._launch(session, disarm_after=True)
             return self._pending.capture_id
 
@@ -363,6 +367,12 @@ class Orchestrator(Recording):
             raise CaptureBusyError(f"cannot {what}: the orchestrator is busy ({self.phase})")
         if self._session is not None and not self._session.closed:
             raise CaptureBusyError(f"cannot {what}: the modules are armed; disarm first")
+
+    @staticmethod
+    def _check_disk(s: Session, pending: PendingCapture) -> None:
+        """Refuse (DiskSpaceError, field ``folder``) before anything is sent when the capture
+        folder's disk cannot take ``disk_margin_s`` seconds at the expected rate."""
+        check_folder(pending.folder, expected_rate(s), s.settings.disk_margin_s)
 
     def _new_pending(
         self, name: str, duration: float | None, folder: Path | None

@@ -24,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -51,6 +52,9 @@ WRITE_INTERVAL_S = 0.2
 SYNC_INTERVAL_S = 1.0
 MAX_PENDING = 64 << 20
 SOCKET_BUFFER = 4 * 1024 * 1024
+RECONNECT_TRIES = 10
+RECONNECT_WAIT_S = 0.5
+"""A dropped stream is connected again up to this many times, this far apart."""
 CLOSE_LIMIT_S = 120.0
 """Longest wait in :meth:`StreamReceiver.close` for a receiver still delivering bytes."""
 
@@ -92,6 +96,15 @@ class StreamTap:
         self._nval = 0
         self._tps: dict[int, int] = {}
         """Ticks per sample of each signal (0 when unknown)."""
+        self.fed = 0
+        """Bytes fed so far."""
+        self.boundary = 0
+        """Bytes fed up to the end of the last complete message."""
+        self._undo: tuple[int, int, int | None, int] | None = None
+        self.gaps: list[tuple[int, int, int]] = []
+        """``(signal, end of its last sample, time of the next)`` in ticks, wherever a block
+        starts later than the previous one of its signal ended (a stream that dropped and was
+        connected again, or blocks the module dropped)."""
 
     @property
     def signals(self) -> list[int]:
@@ -106,9 +119,43 @@ class StreamTap:
         )
         return max(0, min(known) - self.first_ticks)
 
+    @property
+    def partial(self) -> int:
+        """Bytes fed of a message that has not ended yet."""
+        return self.fed - self.boundary
+
+    def restart(self) -> None:
+        """A new connection: the next byte starts a message (what was fed of an unfinished
+        one is gone). Signals, their rates and where each ended are kept."""
+        undo, self._undo = self._undo, None
+        if undo is not None and undo[0] == self.boundary and self.partial:
+            _, sid, end, gaps = undo  # the unfinished block never happened
+            del self.gaps[gaps:]
+            if end is None:
+                self.end_ticks.pop(sid, None)
+            else:
+                self.end_ticks[sid] = end
+        self._expect(_HEADER, HEADER_SIZE)
+        self._part.clear()
+        self._skip = 0
+        self.boundary = self.fed
+
+    def _block_time(self, sid: int, start: int, nval: int) -> None:
+        tps = self._tps.get(sid)
+        if not tps:
+            return
+        end = self.end_ticks.get(sid)
+        # Undone by restart() if this message never ends (its connection drops first).
+        self._undo = (self.boundary, sid, end, len(self.gaps))
+        if end is not None and start > end:
+            self.gaps.append((sid, end, start))
+        self.end_ticks[sid] = start + nval * tps
+
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         view = memoryview(data)
         n = len(view)
+        base = self.fed
+        self.fed += n
         pos = 0
         head = _HEAD_AND_PREFIX
         head_size = head.size
@@ -119,9 +166,12 @@ class StreamTap:
                 pos += k
                 if self._skip:
                     return
+                self.boundary = base + pos  # every skip is the rest of a message
                 continue
             if self._need == 0:
                 self._advance(memoryview(b""))
+                if self._stage == _HEADER and not self._skip:
+                    self.boundary = base + pos
                 continue
             if pos >= n:
                 return
@@ -142,12 +192,11 @@ class StreamTap:
                     self.signal_messages += 1
                     if self.first_ticks is None:
                         self.first_ticks = count
-                    tps = self._tps.get(sid)
-                    if tps:
-                        self.end_ticks[sid] = count + nval * tps
+                    self._block_time(sid, count, nval)
                     total = HEADER_SIZE + length
                     if n - pos >= total:
                         pos += total
+                        self.boundary = base + pos
                     else:
                         self._skip = total - (n - pos)
                         pos = n
@@ -164,6 +213,8 @@ class StreamTap:
                 chunk = memoryview(bytes(self._part))
                 self._part.clear()
             self._advance(chunk)
+            if self._stage == _HEADER and not self._skip:
+                self.boundary = base + pos
 
     def _expect(self, stage: int, need: int) -> None:
         self._stage = stage
@@ -192,9 +243,7 @@ class StreamTap:
             self.signal_messages += 1
             if self.first_ticks is None:
                 self.first_ticks = self._time
-            tps = self._tps.get(sid)
-            if tps:
-                self.end_ticks[sid] = self._time + nval * tps
+            self._block_time(sid, self._time, nval)
             rest = self._length - _SD_PREFIX.size
             if sid in self.wanted and nsig >= 1 and 3 * nval <= rest:
                 self._expect(_SD_VALUES, rest)
@@ -315,6 +364,27 @@ class StreamFile:
             self.sha256.update(chunk)
             self.written += len(chunk)
 
+    def discard_tail(self, n: int) -> None:
+        """Cut the last ``n`` bytes handed over (the start of a message that a dropped
+        connection never finished), so the file ends at a message boundary again. Waits for
+        the writer, truncates and hashes the file anew, off the hub; rare (a dropped stream)."""
+        if n <= 0:
+            return
+        with self._cond:
+            self._cond.notify_all()
+            while (self._pending or self._pending_bytes) and self.error is None:
+                self._cond.wait(0.05)
+        if self.error is not None:
+            raise self.error
+        fd = self._fd
+        assert fd is not None
+        keep = self.written - n
+        runtime.offload(os.ftruncate, fd, keep)
+        os.lseek(fd, keep, os.SEEK_SET)  # the next write goes where the file now ends
+        self.sha256 = runtime.offload(_hash_file, self.path, keep)
+        self.written = keep
+        self.bytes -= n
+
     def close(self) -> None:
         """Write what is queued, fsync and close (all off the hub)."""
         with self._cond:
@@ -338,6 +408,20 @@ class StreamFile:
         return self.sha256.hexdigest()
 
 
+def _hash_file(path: Path, size: int) -> Any:
+    """SHA-256 of the first ``size`` bytes of ``path`` (plain blocking reads)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        left = size
+        while left:
+            chunk = f.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+    return digest
+
+
 class StreamReceiver:
     """Receives one stream socket into one file and feeds the module's live view.
 
@@ -358,6 +442,8 @@ class StreamReceiver:
         label: str = "",
         channel: int | None = None,
         chunk_size: int = CHUNK_SIZE,
+        reconnect: Callable[[], socket.socket] | None = None,
+        on_drop: Callable[[StreamReceiver, dict[str, Any]], None] | None = None,
     ) -> None:
         self.module = module
         self.label = label or module
@@ -382,11 +468,27 @@ class StreamReceiver:
         self.receives = 0
         self._thread: threading.Thread | None = None
         self._tap_failed = False
+        self._reconnect = reconnect
+        """None: a stream that ends unexpectedly ends the receiver (the capture fails);
+        otherwise what connects to the module's stream port again."""
+        self._on_drop = on_drop
+        self.drops: list[dict[str, Any]] = []
+        """Each time the stream dropped: when, after how many bytes, the bytes of an unfinished
+        message cut off the file, what happened, whether and how fast it was connected again."""
+        self._use(sock)
+
+    def _use(self, sock: socket.socket) -> None:
         with contextlib.suppress(OSError):  # only a hint to the kernel
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SOCKET_BUFFER)
         # Blocking receives without a timeout: a timeout would cost a timer per receive under
         # eventlet. close() ends a waiting receive with shutdown().
         sock.settimeout(None)
+        self.sock = sock
+
+    @property
+    def discarded_bytes(self) -> int:
+        """Bytes received but cut off the file: unfinished messages of dropped connections."""
+        return sum(d["discarded_bytes"] for d in self.drops)
 
     @property
     def bytes(self) -> int:
@@ -417,6 +519,69 @@ class StreamReceiver:
     # --- the loop ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        error: str | None = None
+        try:
+            while True:
+                error = self._receive()
+                if error is None or self._reconnect is None or self._closing or self.expect_end:
+                    break
+                error = self._connect_again(error)
+                if error is not None:
+                    break
+        except Exception as exc:  # a bug or a full disk must still end the capture cleanly
+            log.exception("receiver %s failed", self.label)
+            error = f"receiving failed after {self.file.bytes} bytes: {exc}"
+        finally:
+            self.error = error
+            self.ended.set()
+            self._on_end(self, error)
+
+    def _connect_again(self, error: str) -> str | None:
+        """The stream dropped: cut the unfinished message off the file (the file stays a
+        valid stream: the new connection starts with Interpretations), then connect again,
+        :data:`RECONNECT_TRIES` times at most. Returns None once connected, else the error."""
+        started = time.monotonic()
+        drop: dict[str, Any] = {
+            "t": time.time(),
+            "after_bytes": self.file.bytes,
+            "discarded_bytes": self.tap.partial,
+            "error": error,
+            "reconnected": False,
+            "reconnect_s": None,
+        }
+        self.drops.append(drop)
+        self.file.discard_tail(self.tap.partial)
+        self.tap.restart()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        why = ""
+        for _ in range(RECONNECT_TRIES):
+            if self._closing or self.expect_end:
+                return None
+            try:
+                assert self._reconnect is not None
+                sock = self._reconnect()
+            except Exception as exc:
+                why = str(exc)
+                runtime.sleep(RECONNECT_WAIT_S)
+                continue
+            if self._closing:
+                sock.close()
+                return None
+            self._use(sock)
+            self.last_data = time.monotonic()
+            drop["reconnected"] = True
+            drop["reconnect_s"] = round(time.monotonic() - started, 3)
+            if self._on_drop is not None:
+                self._on_drop(self, drop)
+            return None
+        drop["error"] = f"{error}; connecting again failed {RECONNECT_TRIES} times: {why}"
+        if self._on_drop is not None:
+            self._on_drop(self, drop)
+        return drop["error"]
+
+    def _receive(self) -> str | None:
+        """Receive until the socket ends; None for an expected end, else what happened."""
         sock, buffer = self.sock, self._buffer
         view = memoryview(buffer)
         size = len(buffer)
@@ -450,14 +615,9 @@ class StreamReceiver:
                     self.tap.wanted = set(self.tap.interpretations)
                 if n == size:
                     runtime.sleep(0)  # more is waiting: let the other receivers run too
-        except Exception as exc:  # a bug or a full disk must still end the capture cleanly
-            log.exception("receiver %s failed", self.label)
-            error = f"receiving failed after {self.file.bytes} bytes: {exc}"
         finally:
             view.release()
-            self.error = error
-            self.ended.set()
-            self._on_end(self, error)
+        return error
 
     def close(self, timeout: float = 5.0) -> None:
         """End the loop (if still running), then close the socket and the file."""

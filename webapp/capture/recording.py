@@ -9,8 +9,10 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from webapp.capture import store
+from webapp.capture.diskspace import DISK_STOP, DiskWatch, expected_rate
 from webapp.capture.events import (
     CaptureFinished,
     CaptureStarted,
@@ -248,6 +250,12 @@ class Recording:
                         lambda r, err, _s=s: self._receiver_ended(_s, r, err),
                         label=f"{m.address} port {port}",
                         channel=only,
+                        reconnect=(
+                            (lambda _m=m, _p=port: _m.client.connect_stream(_p))
+                            if s.settings.on_stream_drop == "reconnect"
+                            else None
+                        ),
+                        on_drop=self._stream_dropped,
                     )
                 except BaseException:
                     # No receiver owns the socket yet, so _close_streams would leave it open.
@@ -255,6 +263,25 @@ class Recording:
                     raise
                 m.receivers.append(receiver)
                 record.files.append(store.FileRecord(file=name, channels=channels))
+
+    def _stream_dropped(self, receiver: StreamReceiver, drop: dict[str, Any]) -> None:
+        """A stream that dropped and (with ``on_stream_drop`` reconnect) was connected again:
+        the user hears of it at once; the samples it missed are counted when the capture ends."""
+        if not drop["reconnected"]:
+            return  # the receiver ends with the error: _receiver_ended reports it
+        where = f"module {receiver.module}"
+        if receiver.channel is not None:
+            where += f" channel {receiver.channel}"
+        self._publish(
+            Warning(
+                message=(
+                    f"{where}: its stream dropped after {drop['after_bytes']} bytes "
+                    f"({drop['error']}); connected again after {drop['reconnect_s']:g} s; the "
+                    f"samples it missed are counted as lost in {receiver.file.path.name}"
+                ),
+                module=receiver.module,
+            )
+        )
 
     def _receiver_ended(self, s: Session, receiver: StreamReceiver, error: str | None) -> None:
         if error is None:
@@ -287,6 +314,7 @@ class Recording:
         for r in receivers:
             r.last_data = started  # the measurement has just been started everywhere
         next_record = started + PROGRESS_RECORD_INTERVAL_S
+        disk = DiskWatch(pending.folder, expected_rate(s), s.settings.disk_margin_s, time.monotonic)
         while True:
             with self._cond:
                 if s.stream_failure is not None:
@@ -298,6 +326,14 @@ class Recording:
                     return True
                 self._cond.wait(RECORDING_TIME_INTERVAL_S / 2)
             now = time.monotonic()
+            low, full = disk.check()
+            if low:
+                self._publish(Warning(message=low))
+            if full:
+                # Stop cleanly while there is room for the rest and for capture.json.
+                self.stop_reason = f"{DISK_STOP}: {full}"
+                self._publish(Warning(message=self.stop_reason))
+                return True
             for r in receivers:
                 if not r.ended.is_set() and r.idle_s > stall_limit:
                     raise StreamFailure(
@@ -380,6 +416,13 @@ class Recording:
             record = capture.modules[m.number - 1]
             for f, r in zip(record.files, m.receivers, strict=False):
                 f.bytes, f.sha256 = r.file.bytes, r.file.digest
+                f.drops = [{**d, "t": round(d["t"], 3)} for d in r.drops]
+                f.lost_samples = lost_samples(r, m.channels if r.channel is None else [r.channel])
+                if r.discarded_bytes:
+                    losses.append(
+                        f"module {r.module}: {r.discarded_bytes} bytes of unfinished messages "
+                        f"cut off {f.file} where its stream dropped"
+                    )
             record.first_ticks = m.first_ticks()
             if m.live is not None:
                 m.live.final_stats()
@@ -452,3 +495,19 @@ class Recording:
             self._recording = False
         self.bus.publish(finished)
         s.timeline.append(finished)
+
+
+def lost_samples(receiver: StreamReceiver, channels: list[int]) -> dict[str, int]:
+    """Samples missing per channel (``"channel number": count``) where a block began later
+    than the one before it ended (a dropped stream connected again, blocks the module dropped);
+    only channels that miss any."""
+    tap = receiver.tap
+    lost: dict[str, int] = {}
+    for sid, end, start in tap.gaps:
+        tps = tap._tps.get(sid) or 0
+        if not tps:
+            continue
+        channel = channels[sid - 1] if 0 < sid <= len(channels) else sid
+        key = str(channel)
+        lost[key] = lost.get(key, 0) + (start - end) // tps
+    return lost

@@ -133,6 +133,10 @@ def manual_transducer_json(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+STREAM_DROP_CHOICES = ("reconnect", "fail")
+"""What :attr:`CaptureSettings.on_stream_drop` may be."""
+
+
 @dataclass
 class CaptureSettings:
     """One capture (or one armed session and the recordings made in it)."""
@@ -151,6 +155,12 @@ class CaptureSettings:
     ptp_timeout_s: float = 600.0
     state_timeout_s: float = 30.0
     return_to_standalone: bool = True
+    disk_margin_s: float = 30.0
+    """Seconds of data at the expected rate the capture folder's disk must have room for
+    before a capture starts; while recording, less than that left is warned about once."""
+    on_stream_drop: str = "reconnect"
+    """A stream that drops while recording: ``reconnect`` (connected again, the capture goes
+    on, the gap counted as lost samples) or ``fail`` (the capture ends at the first drop)."""
 
     @property
     def synchronized(self) -> bool:
@@ -161,6 +171,19 @@ class CaptureSettings:
         """Raise :class:`SettingsError` naming the first bad field; sends nothing anywhere."""
         if not isinstance(self.modules, list) or not self.modules:
             raise SettingsError("modules", "give at least one module address")
+        margin = self.disk_margin_s
+        if (
+            isinstance(margin, bool)
+            or not isinstance(margin, int | float)
+            or not math.isfinite(margin)
+            or margin < 0
+        ):
+            raise SettingsError("disk_margin_s", f"must be 0 or more seconds, not {margin!r}")
+        if self.on_stream_drop not in STREAM_DROP_CHOICES:
+            raise SettingsError(
+                "on_stream_drop",
+                f"must be {' or '.join(STREAM_DROP_CHOICES)}, not {self.on_stream_drop!r}",
+            )
         seen: dict[tuple[str, int], str] = {}
         for i, address in enumerate(self.modules):
             where = f"modules[{i}]"
@@ -256,6 +279,8 @@ class CaptureSettings:
             "ptp_timeout_s": self.ptp_timeout_s,
             "state_timeout_s": self.state_timeout_s,
             "return_to_standalone": self.return_to_standalone,
+            "on_stream_drop": self.on_stream_drop,
+            "disk_margin_s": self.disk_margin_s,
         }
 
     @classmethod

@@ -116,14 +116,23 @@ class FileRecord:
     channels: list[int]
     bytes: int = 0
     sha256: str = ""
+    drops: list[dict[str, Any]] = field(default_factory=list)
+    """Each time the stream dropped (see :attr:`StreamReceiver.drops`)."""
+    lost_samples: dict[str, int] = field(default_factory=dict)
+    """Samples missing per channel number (a dropped stream's gap, blocks the module dropped)."""
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "file": self.file,
             "channels": self.channels,
             "bytes": self.bytes,
             "sha256": self.sha256,
         }
+        if self.drops:
+            out["drops"] = self.drops
+        if self.lost_samples:
+            out["lost_samples"] = self.lost_samples
+        return out
 
 
 @dataclass

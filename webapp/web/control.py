@@ -28,7 +28,6 @@ _START_KEYS = {
     "on_stream_drop",
     "disk_margin_s",
 }
-STREAM_DROP_CHOICES = ("reconnect", "fail")
 
 
 class RequestError(Exception):
@@ -66,7 +65,7 @@ class Control:
 
     def settings_from(self, body: Any) -> Any:
         """CaptureSettings from the rig, the stored setup and the request's overrides."""
-        from webapp.capture.settings import CaptureSettings, SettingsError
+        from webapp.capture.settings import STREAM_DROP_CHOICES, CaptureSettings, SettingsError
 
         if body is None:
             body = {}
