@@ -246,3 +246,19 @@ def test_history_flags_an_interrupted_capture_from_its_files(clean: Path, tmp_pa
     (folder / "capture.json").write_text(json.dumps(meta))
     (listed,) = history.list_captures(tmp_path)
     assert listed["outcome"] == "running" and listed["quality"] is None
+
+
+def test_the_capture_command_says_not_sample_synchronous_and_exits_1(tmp_path: Path) -> None:
+    from tests.support.processes import run_webapp
+
+    rig = EmulatedRig.start(2, faults=["2:ptp-no-lock@0.5+0.5"], **FAST_EMULATOR)
+    try:
+        lost = run_webapp("capture", *rig.addresses, "-t", "2", "-o", str(tmp_path / "lost"))
+        clean = run_webapp("capture", *rig.addresses, "-t", "1", "-o", str(tmp_path / "clean"))
+    finally:
+        rig.stop()
+    assert lost.returncode == 1, lost.stdout
+    assert "error: NOT sample-synchronous: PTP lock lost by module 2 from 0." in lost.stdout
+    assert "Data quality: errors" in lost.stdout
+    assert clean.returncode == 0, clean.stdout
+    assert "Data quality: ok" in clean.stdout and "NOT sample-synchronous" not in clean.stdout

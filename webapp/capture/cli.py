@@ -181,12 +181,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
             printer.line(f"error: {orchestrator.last_error}")
         _summary(printer, folder)
         return EXIT_FAILED
-    _summary(printer, folder)
+    synchronous = _summary(printer, folder)
     if left:
         printer.line(f"error: {left_sentence(left)}")
         return EXIT_FAILED
     if orchestrator.last_outcome == "stopped" and orchestrator.stop_reason.startswith(DISK_STOP):
         printer.line(f"error: {orchestrator.stop_reason}")
+        return EXIT_FAILED
+    if not synchronous:
         return EXIT_FAILED
     if signals.count and not args.until_stopped:
         return exit_status(signals.first or 0)
@@ -229,21 +231,41 @@ def return_to_idle(addresses: list[str], out: TextIO) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _summary(printer: ProgressPrinter, folder: Path) -> None:
+def _summary(printer: ProgressPrinter, folder: Path) -> bool:
+    """The files and what the data is worth; False when the capture is not sample-synchronous
+    (a module lost PTP lock while recording)."""
     if not (folder / CAPTURE_JSON).is_file():
-        return
+        return True
     try:
         meta = read_capture(folder)
     except (OSError, ValueError):
-        return
+        return True
     if meta.get("outcome") == "running":
-        return
+        return True
     for m in meta.get("modules", []):
         for f in m.get("files", []):
             printer.line(
                 f'Stream from {m["address"]} saved as "{folder / f["file"]}" ({f["bytes"]} bytes)'
             )
     printer.line(f"Capture description: {folder / CAPTURE_JSON}")
+    quality = meta.get("quality")
+    if not isinstance(quality, dict):
+        return True
+    counts = [f"{quality.get(k, 0)} {k}" for k in ("errors", "warnings") if quality.get(k)]
+    printer.line(
+        f"Data quality: {quality.get('verdict')}"
+        + (f" ({', '.join(counts)}; lanxi-dashboard inspect {folder})" if counts else "")
+    )
+    spans = quality.get("ptp_unlocked") or []
+    if spans:
+        where = "; ".join(
+            f"module {s.get('module')} from {s.get('from_s') or 0:.3f} s"
+            + (f" to {s['to_s']:.3f} s" if s.get("to_s") is not None else " to the end")
+            for s in spans
+        )
+        printer.line(f"error: NOT sample-synchronous: PTP lock lost by {where}")
+        return False
+    return True
 
 
 class ProgressPrinter:
