@@ -99,19 +99,17 @@ def login() -> Any:
         return answer(400, "access control is off: there is nothing to log in to")
     if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
         return answer(400, "user name and password are required")
-    keys = (f"addr:{request.remote_addr}", f"user:{name.lower()}")
-    wait = ac.limiter.retry_after(*keys)
-    if wait is not None:
-        log.warning("login for %r from %s throttled", name, request.remote_addr)
-        return answer(
-            429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)}
-        )
+    addr = request.remote_addr
+    throttle = ac.limiter.throttle(name, addr)
+    if throttle is not None:
+        log.warning("login for %r from %s throttled (%s)", name, addr, throttle.scope)
+        return answer(429, throttle.message(), {"Retry-After": str(throttle.wait_s)})
     user = runtime.offload(ac.users.verify, name, password)  # argon2 takes ~0.1 s of CPU
     if user is None:
-        ac.limiter.failure(*keys)
+        ac.limiter.failure(name, addr)
         audit("login-failed", actor="anonymous", user=name[:64])
         return answer(401, "wrong user name or password")
-    ac.limiter.success(*keys)
+    ac.limiter.success(name, addr)
     _start_session(
         user=user.name, epoch=user.epoch, nonce=secrets.token_urlsafe(16), login_at=time.time()
     )
