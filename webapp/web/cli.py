@@ -126,7 +126,7 @@ def serve(args: argparse.Namespace) -> int:
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
         dashboard.rig.probe_all()
-        print(f"LAN-XI dashboard on {address} (data in {data_dir})", flush=True)
+        print(start_line(address, data_dir, app.config["LANXI_AUTH_ENABLED"]), flush=True)
         if dashboard.socketio.async_mode == "eventlet":
             _serve_eventlet(listener, app, args.certfile, args.keyfile)
         else:  # without eventlet (tests): werkzeug binds without SO_REUSEPORT itself
@@ -141,6 +141,16 @@ def serve(args: argparse.Namespace) -> int:
         if emulated is not None:
             emulated.stop()
     return 0
+
+
+def start_line(address: str, data_dir: Path, access_control: bool) -> str:
+    """What ``serve`` prints once it is up: where, which data folder, who gets in."""
+    who = (
+        "access control on (login required)"
+        if access_control
+        else "access control off (no users: anyone on this computer)"
+    )
+    return f"LAN-XI dashboard on {address} — data in {data_dir.resolve()} — {who}"
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
