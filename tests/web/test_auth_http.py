@@ -4,6 +4,7 @@ user management, downloads and the audit log."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -625,3 +626,46 @@ def test_unsafe_capture_names_are_refused_before_anything_starts(app, orchestrat
     r = send(op, "POST", "/api/capture/start", {"name": name, "duration_s": 1})
     assert r.status_code == 400 and r.get_json()["field"] == "name"
     assert orchestrator.calls == []
+
+
+# --- share links: only with access control, on the address users reach ------------------------
+
+
+def test_share_links_are_refused_while_access_control_is_off(open_app):
+    client = open_app.test_client()
+    r = client.post("/api/auth/shares", json={"live": True})
+    assert r.status_code == 409
+    assert "share links need access control" in r.get_json()["error"]
+    assert client.get("/api/auth/shares").get_json()["shares"] == []  # nothing listed as active
+    page = client.get("/admin").get_data(as_text=True)
+    assert 'id="share-off"' in page
+    assert re.search(r'<fieldset id="share-fields"[^>]*\bdisabled\b', page)
+
+
+def test_share_link_url_is_built_on_the_address_the_browser_used(app):
+    lab = "http://192.0.2.5:5000"  # the admin's browser reached the dashboard here
+    client = app.test_client()
+    token = client.get("/api/auth/session", base_url=lab).get_json()["csrf_token"]
+    r = client.post(
+        "/login",
+        json={"username": "ada", "password": PASSWORD},
+        base_url=lab,
+        headers={"X-CSRF-Token": token, "Origin": lab},
+    )
+    assert r.status_code == 200
+    r = client.post(
+        "/api/auth/shares",
+        json={"live": True},
+        base_url=lab,
+        headers={"X-CSRF-Token": r.get_json()["csrf_token"], "Origin": lab},
+    )
+    assert r.status_code == 201
+    assert r.get_json()["url"] == f"{lab}/share/{r.get_json()['token']}"
+
+
+def test_share_link_url_uses_the_configured_public_url(app):
+    app.config["LANXI_PUBLIC_URL"] = "https://lab.example.org/"
+    admin = login(app, "ada")
+    r = send(admin, "POST", "/api/auth/shares", {"live": True})
+    assert r.status_code == 201
+    assert r.get_json()["url"] == f"https://lab.example.org/share/{r.get_json()['token']}"

@@ -294,6 +294,13 @@ def list_shares() -> Any:
 def create_share() -> Any:
     body = _json_object()
     ac = access()
+    if not ac.enabled:
+        return refuse(
+            409,
+            "share links need access control: without it everybody on this computer already "
+            "has full access and a link would give nothing more; add a user "
+            "(lanxi-dashboard user add NAME --role admin) and restart serve",
+        )
     capture_id = body.get("capture_id")
     live = bool(body.get("live"))
     if live == bool(capture_id):
@@ -316,8 +323,16 @@ def create_share() -> Any:
         return refuse(400, str(exc), field="expires_hours")
     audit("share-create", share=share.id, scope=share.scope, capture_id=share.capture_id,
           expires=share.expires)  # fmt: skip
-    url = url_for("lanxi_auth.share_landing", token=token, _external=True)
-    return jsonify(token=token, url=url, share=share.public()), 201
+    return jsonify(token=token, url=share_url(token), share=share.public()), 201
+
+
+def share_url(token: str) -> str:
+    """The link as the recipient opens it: on the configured public URL (``serve
+    --public-url``, app config ``LANXI_PUBLIC_URL``) if there is one, else on the address the
+    admin's browser used (behind a trusted proxy, the host the proxy reports)."""
+    path = url_for("lanxi_auth.share_landing", token=token)
+    base = current_app.config.get("LANXI_PUBLIC_URL") or request.host_url
+    return base.rstrip("/") + path
 
 
 @bp.delete("/api/auth/shares/<share_id>")

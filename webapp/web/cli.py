@@ -64,6 +64,13 @@ def add_parser(subparsers: Any) -> None:
         help="N reverse proxies in front: trust their X-Forwarded-* headers (never without a "
         "proxy; default $LANXI_PROXY_HOPS or 0; docs/security.md)",
     )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="the address users reach the dashboard at (e.g. https://lab.example.org), for the "
+        "share links it creates (default: the address the browser used)",
+    )
     p.set_defaults(func=serve)
 
 
@@ -85,6 +92,11 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if args.proxy_hops is not None and not 0 <= args.proxy_hops <= 10:
         print("lanxi-dashboard serve: --proxy-hops takes 0..10", file=sys.stderr)
+        return 2
+    if args.public_url and not args.public_url.startswith(("http://", "https://")):
+        print(
+            "lanxi-dashboard serve: --public-url takes http://... or https://...", file=sys.stderr
+        )
         return 2
     scheme = "https" if args.certfile else "http"
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -122,6 +134,8 @@ def serve(args: argparse.Namespace) -> int:
         )
         if args.proxy_hops:
             auth.trust_proxy(app, args.proxy_hops)
+        if args.public_url:
+            app.config["LANXI_PUBLIC_URL"] = args.public_url
         dashboard = app.extensions["lanxi"]
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
