@@ -532,9 +532,18 @@
     if (d) body.duration_s = Number(d);
     try { await api("POST", "/api/emulator/faults", body); } catch (e) { Dash.showError($("fi-error"), e); }
   };
+  function renderClearLabel() {  // says which module the button clears
+    $("fi-clear").textContent = fi.module.value ? `Clear faults of ${fi.module.value}` : "Clear faults of this module";
+  }
+  fi.module.addEventListener("change", renderClearLabel);
+  on("emulator", renderClearLabel);
   $("fi-clear").onclick = async () => {
     Dash.showError($("fi-error"), null);
     try { await api("DELETE", "/api/emulator/faults", { module: fi.module.value }); } catch (e) { Dash.showError($("fi-error"), e); }
+  };
+  $("fi-clear-all").onclick = async () => {
+    Dash.showError($("fi-error"), null);
+    try { await api("DELETE", "/api/emulator/faults", {}); } catch (e) { Dash.showError($("fi-error"), e); }
   };
 
   Dash.on("connection", renderButtons);
