@@ -751,6 +751,7 @@ def bind_refusal(host: str, data_dir: Path) -> str | None:
         "LAN-XI modules have no login of their own, so whoever reaches the dashboard could "
         "start and stop measurements. Create an admin first:\n"
         f"    lanxi-dashboard user add NAME --role admin --data-dir {data_dir}\n"
+        "or pass --setup-token to create the admin from the browser with a one-time link,\n"
         "or listen on 127.0.0.1 only (see docs/security.md)."
     )
 
@@ -818,6 +819,9 @@ def init_app(
     from webapp.web.authviews import bp  # the routes use this module's helpers
 
     app.register_blueprint(bp)
+    from webapp.web.setuptoken import bp as setup_bp
+
+    app.register_blueprint(setup_bp)
     app.before_request(_gate)
     app.after_request(_after)
     app.context_processor(_template_context)
@@ -908,6 +912,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "lanxi_auth.logout",
         "lanxi_auth.share_landing",
         "lanxi_auth.session_info",
+        "lanxi_setup.setup_admin",  # checks its own one-time token (webapp/web/setuptoken.py)
     }
 )
 

@@ -71,6 +71,12 @@ def add_parser(subparsers: Any) -> None:
         help="the address users reach the dashboard at (e.g. https://lab.example.org), for the "
         "share links it creates (default: the address the browser used)",
     )
+    p.add_argument(
+        "--setup-token",
+        action="store_true",
+        help="with no users yet: start with access control on and print a one-time link that "
+        "lets the first visitor create the admin account (how the Docker image runs on 0.0.0.0)",
+    )
     p.set_defaults(func=serve)
 
 
@@ -80,7 +86,10 @@ def serve(args: argparse.Namespace) -> int:
 
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    refusal = auth.bind_refusal(args.host, data_dir)
+    from webapp.web.setuptoken import install, setup_mode
+
+    setup = setup_mode(getattr(args, "setup_token", False), data_dir)
+    refusal = None if setup else auth.bind_refusal(args.host, data_dir)
     if refusal:
         print(f"lanxi-dashboard serve: {refusal}", file=sys.stderr)
         return 2
@@ -129,7 +138,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         app = create_app(
             data_dir,
-            auth_enabled=_access_control_on(args.host, data_dir),
+            auth_enabled=setup or _access_control_on(args.host, data_dir),
             emulator=emulated,
         )
         if args.proxy_hops:
@@ -141,6 +150,8 @@ def serve(args: argparse.Namespace) -> int:
             _replace_rig(dashboard.rig, emulated.addresses)
         dashboard.rig.probe_all()
         print(start_line(address, data_dir, app.config["LANXI_AUTH_ENABLED"]), flush=True)
+        if setup:
+            print(setup_line(args.host, scheme, args.port, install(app)), flush=True)
         if dashboard.socketio.async_mode == "eventlet":
             _serve_eventlet(listener, app, args.certfile, args.keyfile)
         else:  # without eventlet (tests): werkzeug binds without SO_REUSEPORT itself
@@ -165,6 +176,17 @@ def start_line(address: str, data_dir: Path, access_control: bool) -> str:
         else "access control off (no users: anyone on this computer)"
     )
     return f"LAN-XI dashboard on {address} — data in {data_dir.resolve()} — {who}"
+
+
+def setup_line(host: str, scheme: str, port: int, token: str) -> str:
+    """The one-time link to create the first admin (on 127.0.0.1 when bound to all addresses,
+    which is also how a published container port is reached from its host)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return (
+        "No users yet: create the admin account, once, at\n"
+        f"    {scheme}://{shown}:{port}/setup-admin/{token}"
+    )
 
 
 def listening_socket(host: str, port: int) -> socket.socket:
