@@ -133,3 +133,10 @@ def test_start_line_names_the_absolute_data_folder_and_access_control(
     out = capsys.readouterr().out
     assert f"data in {tmp_path / 'bench'} " in out
     assert "access control on" in out
+
+
+def test_public_url_is_where_share_links_point(served, tmp_path):
+    serve, seen = served
+    assert serve("--data-dir", str(tmp_path), "--public-url", "https://lab.example.org") == 0
+    assert seen["app"].config["LANXI_PUBLIC_URL"] == "https://lab.example.org"
+    assert serve("--data-dir", str(tmp_path), "--public-url", "lab.example.org") == 2
