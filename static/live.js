@@ -342,12 +342,18 @@
             level ? el("span", { class: "eng" + (stale ? " stale" : ""), dataset: { eng: `${address}/${ch.channel}` } }, engText(level)) : null));
       }
       const errs = moduleErrors(address);
-      cards.push(el("section", { class: "card module-card", dataset: { module: address } },
+      const unreachable = rm.reachable === false;
+      cards.push(el("section", { class: "card module-card", dataset: { module: address, reachable: String(rm.reachable) } },
         el("div", { class: "head" },
           el("b", {}, address),
+          unreachable ? el("span", { class: "badge failed", dataset: { unreachable: address } }, "unreachable") : null,
           el("span", { class: "muted" }, [info.name, rm.role].filter(Boolean).join(" · ")),
           ms ? el("span", { class: "small muted" }, `${ms.module_state} · ${ms.input_status} · PTP ${ms.ptp_status}`) : null,
           ms && ptpLost(address, ms) ? el("span", { class: "badge failed", dataset: { ptpLost: address } }, `PTP ${ms.ptp_status}`) : null),
+        unreachable ? el("div", { class: "err small", dataset: { unreachableReason: address } },
+          `Cannot be reached: ${rm.error || "no answer"} — `,
+          rm.last_seen ? `last seen ${Dash.fmtTime(rm.last_seen)}` : "never seen since the dashboard started",
+          rm.checked ? ` (checked ${Dash.fmtTime(rm.checked)})` : "") : null,
         el("div", { class: "channels" }, rows),
         el("div", { class: "stats" },
           el("span", { dataset: { bytes: address } }, "received ", Dash.fmtBytes(stats ? stats.bytes_received : null)),
@@ -551,9 +557,18 @@
     if (d) body.duration_s = Number(d);
     try { await api("POST", "/api/emulator/faults", body); } catch (e) { Dash.showError($("fi-error"), e); }
   };
+  function renderClearLabel() {  // says which module the button clears
+    $("fi-clear").textContent = fi.module.value ? `Clear faults of ${fi.module.value}` : "Clear faults of this module";
+  }
+  fi.module.addEventListener("change", renderClearLabel);
+  on("emulator", renderClearLabel);
   $("fi-clear").onclick = async () => {
     Dash.showError($("fi-error"), null);
     try { await api("DELETE", "/api/emulator/faults", { module: fi.module.value }); } catch (e) { Dash.showError($("fi-error"), e); }
+  };
+  $("fi-clear-all").onclick = async () => {
+    Dash.showError($("fi-error"), null);
+    try { await api("DELETE", "/api/emulator/faults", {}); } catch (e) { Dash.showError($("fi-error"), e); }
   };
 
   Dash.on("connection", renderButtons);

@@ -50,3 +50,26 @@ def test_emulate_rejects_a_fault_on_a_channel_the_module_lacks() -> None:
     assert "--fault: module 1: overload on channel 7" in run.stderr
     assert "Type 3050 has input channels 1 to 6" in run.stderr
     assert run.stdout == ""  # no module was started
+
+
+def test_emulate_help_puts_module_1_on_address_itself() -> None:
+    run = run_webapp("emulate", "--help", timeout=30)
+    assert run.returncode == 0
+    text = " ".join(run.stdout.split())  # argparse wraps lines
+    assert "module 1 listens on ADDRESS itself, module i on ADDRESS + i - 1" in text
+    assert "ADDRESS+i " not in text
+
+
+def test_emulate_prints_each_module_start_line_once() -> None:
+    emulate = Emulate("--modules", "2", "--address", "127.0.44.61", "--port", "0")
+    try:
+        lines = emulate.ready(2)
+        assert lines[0].startswith("module 1: ") and "http://127.0.44.61:" in lines[0]
+        assert lines[1].startswith("module 2: ") and "http://127.0.44.62:" in lines[1]
+    finally:
+        rc = emulate.stop()
+    assert rc == 0
+    assert emulate.proc.stdout is not None
+    output = "".join(lines) + emulate.proc.stdout.read() + emulate.stderr()
+    assert len(re.findall(r"module 1: .*127\.0\.44\.61", output)) == 1, output
+    assert len(re.findall(r"module 2: .*127\.0\.44\.62", output)) == 1, output

@@ -4,6 +4,7 @@ user management, downloads and the audit log."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -269,14 +270,32 @@ def attempt(app, name, password, addr="127.0.5.10"):
     )
 
 
-def test_login_is_rate_limited_per_address_then_429_with_retry_after(app):
+def test_a_locked_account_does_not_lock_out_colleagues_behind_the_same_address(app):
     for _ in range(5):
         assert attempt(app, "ada", "wrong password").status_code == 401
     r = attempt(app, "ada", PASSWORD)  # even the right password waits
     assert r.status_code == 429
-    assert 1 <= int(r.headers["Retry-After"]) <= 60
-    r = attempt(app, "nobody", "whatever1")  # another name from the same address
+    wait = int(r.headers["Retry-After"])
+    assert 1 <= wait <= 60
+    assert r.get_json()["error"] == (
+        f"too many failed logins for this account; try again in {wait} s"
+    )
+    # A colleague behind the same NAT or proxy still logs in.
+    assert attempt(app, "vic", PASSWORD).status_code == 200
+
+
+def test_a_spray_across_many_accounts_from_one_address_is_stopped(app):
+    budget = app.config["LANXI_LOGIN_ADDR_MAX_FAILURES"]
+    assert budget > app.config["LANXI_LOGIN_MAX_FAILURES"]
+    for i in range(budget):  # one guess per account: no account reaches its own limit
+        assert attempt(app, f"user{i}", "Winter2026!").status_code == 401
+    r = attempt(app, "vic", PASSWORD)
     assert r.status_code == 429
+    wait = int(r.headers["Retry-After"])
+    assert 1 <= wait <= app.config["LANXI_LOGIN_ADDR_WINDOW_S"]
+    assert r.get_json()["error"] == (
+        f"too many failed logins from this address; try again in {wait} s"
+    )
     assert attempt(app, "vic", PASSWORD, addr="127.0.5.11").status_code == 200
 
 
@@ -581,8 +600,9 @@ def test_behind_a_proxy_scheme_and_client_address_come_from_its_headers(
             },  # fmt: skip
         )
 
-    for _ in range(5):
-        assert attempt_from("192.0.2.7", "ada", "wrong password").status_code == 401
+    app.extensions[auth.EXTENSION].limiter.address.max_failures = 3
+    for name in ("ada", "olga", "otto"):
+        assert attempt_from("192.0.2.7", name, "wrong password").status_code == 401
     assert attempt_from("192.0.2.7", "vic", PASSWORD).status_code == 429
     assert attempt_from("192.0.2.8", "vic", PASSWORD).status_code == 200
     # The proxy's public origin is this site: a POST from it passes the origin check.
@@ -606,3 +626,46 @@ def test_unsafe_capture_names_are_refused_before_anything_starts(app, orchestrat
     r = send(op, "POST", "/api/capture/start", {"name": name, "duration_s": 1})
     assert r.status_code == 400 and r.get_json()["field"] == "name"
     assert orchestrator.calls == []
+
+
+# --- share links: only with access control, on the address users reach ------------------------
+
+
+def test_share_links_are_refused_while_access_control_is_off(open_app):
+    client = open_app.test_client()
+    r = client.post("/api/auth/shares", json={"live": True})
+    assert r.status_code == 409
+    assert "share links need access control" in r.get_json()["error"]
+    assert client.get("/api/auth/shares").get_json()["shares"] == []  # nothing listed as active
+    page = client.get("/admin").get_data(as_text=True)
+    assert 'id="share-off"' in page
+    assert re.search(r'<fieldset id="share-fields"[^>]*\bdisabled\b', page)
+
+
+def test_share_link_url_is_built_on_the_address_the_browser_used(app):
+    lab = "http://192.0.2.5:5000"  # the admin's browser reached the dashboard here
+    client = app.test_client()
+    token = client.get("/api/auth/session", base_url=lab).get_json()["csrf_token"]
+    r = client.post(
+        "/login",
+        json={"username": "ada", "password": PASSWORD},
+        base_url=lab,
+        headers={"X-CSRF-Token": token, "Origin": lab},
+    )
+    assert r.status_code == 200
+    r = client.post(
+        "/api/auth/shares",
+        json={"live": True},
+        base_url=lab,
+        headers={"X-CSRF-Token": r.get_json()["csrf_token"], "Origin": lab},
+    )
+    assert r.status_code == 201
+    assert r.get_json()["url"] == f"{lab}/share/{r.get_json()['token']}"
+
+
+def test_share_link_url_uses_the_configured_public_url(app):
+    app.config["LANXI_PUBLIC_URL"] = "https://lab.example.org/"
+    admin = login(app, "ada")
+    r = send(admin, "POST", "/api/auth/shares", {"live": True})
+    assert r.status_code == 201
+    assert r.get_json()["url"] == f"https://lab.example.org/share/{r.get_json()['token']}"

@@ -117,3 +117,26 @@ def test_anonymous_socket_handshake_refused_before_any_http_request(served, tmp_
     assert app.extensions["lanxi_auth"].socketio is sio  # the handshake gate is in place
     client = sio.test_client(app)  # the very first request this app sees
     assert not client.is_connected()
+
+
+def test_start_line_names_the_absolute_data_folder_and_access_control(
+    served, tmp_path, monkeypatch, capsys
+):
+    serve, _ = served
+    monkeypatch.chdir(tmp_path)
+    assert serve("--host", "127.0.44.9", "--data-dir", "bench") == 0
+    out = capsys.readouterr().out
+    assert f"data in {tmp_path / 'bench'} " in out
+    assert "access control off" in out
+    add_user(tmp_path / "bench")
+    assert serve("--host", "127.0.44.9", "--data-dir", "bench") == 0
+    out = capsys.readouterr().out
+    assert f"data in {tmp_path / 'bench'} " in out
+    assert "access control on" in out
+
+
+def test_public_url_is_where_share_links_point(served, tmp_path):
+    serve, seen = served
+    assert serve("--data-dir", str(tmp_path), "--public-url", "https://lab.example.org") == 0
+    assert seen["app"].config["LANXI_PUBLIC_URL"] == "https://lab.example.org"
+    assert serve("--data-dir", str(tmp_path), "--public-url", "lab.example.org") == 2

@@ -9,6 +9,7 @@ from typing import Any
 
 from webapp.analysis.export import FORMATS, ExportError, export
 from webapp.analysis.integrity import build_report, format_report
+from webapp.analysis.progressbar import ProgressBar
 from webapp.analysis.reader import Capture, CaptureError, StreamingReadError
 
 
@@ -115,6 +116,7 @@ def run_export(args: argparse.Namespace) -> int:
     if cap is None:
         return 2
     keys = [k.strip() for k in args.channels.split(",") if k.strip()] if args.channels else None
+    bar = ProgressBar.for_stream(sys.stderr, f"export {args.format}")
     try:
         with cap:
             if keys:
@@ -129,11 +131,17 @@ def run_export(args: argparse.Namespace) -> int:
                 start_s=args.start,
                 duration_s=args.duration,
                 per=args.per,
+                progress=bar,
             )
     except (ExportError, KeyError, OSError) as exc:
+        if bar is not None:
+            bar.close()
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"lanxi-dashboard export: {message}", file=sys.stderr)
         return 2
+    if bar is not None:
+        bar(1.0)
+        bar.close()
     for problem in cap.problems:
         if problem.severity == "error":
             print(f"note: {problem}", file=sys.stderr)

@@ -20,14 +20,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "emulate",
         help="run emulated LAN-XI modules",
         description=(
-            "Run N emulated LAN-XI modules: module i listens on ADDRESS+i (HTTP on PORT, "
-            "streams on 1536, 1537, ...). HBK's example clients and the dashboard talk to "
-            "them as to real modules."
+            "Run N emulated LAN-XI modules: module 1 listens on ADDRESS itself, module i on "
+            "ADDRESS + i - 1 (HTTP on PORT, streams on 1536, 1537, ...). HBK's example "
+            "clients and the dashboard talk to them as to real modules."
         ),
     )
     p.add_argument("--modules", "-n", type=int, default=3, help="number of modules (default 3)")
     p.add_argument(
-        "--address", default="127.0.0.11", help="address of module 1 (default 127.0.0.11)"
+        "--address",
+        default="127.0.0.11",
+        help="address of module 1; module i is on ADDRESS + i - 1 (default 127.0.0.11)",
     )
     p.add_argument(
         "--port", type=int, default=80, help="HTTP port (default 80; 0 = free ports on ADDRESS)"

@@ -62,7 +62,8 @@ class EmulatedModule:
             daemon=True,
         )
         self._thread.start()
-        log.info(
+        # Debug only: the ``emulate`` command prints each module's start line itself.
+        log.debug(
             "module %d: %s at http://%s:%d, stream port %d",
             index + 1,
             self.emulator.name,
@@ -127,9 +128,9 @@ class EmulatedRig:
         ``types``: one type for all, or one per module (a shorter list repeats its last type);
         ``module_type`` is the same for one type.
         ``port`` 0 puts every module on free ports of ``host``; a fixed port (80) puts module
-        *i* on ``host + i`` unless ``consecutive_addresses`` says otherwise. ``stream_port``
-        defaults to 1536 with a fixed HTTP port, else free ports. Timings and limits are
-        :class:`EmulatorOptions` fields (``ptp_lock_seconds=1``, ``teds_seconds=0.2``, …).
+        1 on ``host`` and module *i* on ``host + i - 1`` unless ``consecutive_addresses`` says
+        otherwise. ``stream_port`` defaults to 1536 with a fixed HTTP port, else free ports.
+        Timings and limits are :class:`EmulatorOptions` fields (``ptp_lock_seconds=1``, ``teds_seconds=0.2``, …).
         """
         if n < 1:
             raise ValueError("at least one module")

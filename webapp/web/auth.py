@@ -69,7 +69,7 @@ from webapp.web.accounts import (
 )
 from webapp.web.auditlog import AuditLog
 from webapp.web.controllock import ControlLock
-from webapp.web.ratelimit import FailureLimiter
+from webapp.web.ratelimit import LoginLimits
 from webapp.web.requestchecks import (
     csrf_ok,
     csrf_token,
@@ -126,8 +126,10 @@ DEFAULTS: dict[str, Any] = {
     "LANXI_COOKIE_SAMESITE": "Lax",
     "LANXI_SESSION_HOURS": 12.0,  # idle lifetime; each request extends it
     "LANXI_SESSION_MAX_HOURS": 7 * 24.0,  # a login is never good for longer than this
-    "LANXI_LOGIN_MAX_FAILURES": 5,
+    "LANXI_LOGIN_MAX_FAILURES": 5,  # per account
     "LANXI_LOGIN_WINDOW_S": 60.0,
+    "LANXI_LOGIN_ADDR_MAX_FAILURES": 30,  # per client address, over all accounts
+    "LANXI_LOGIN_ADDR_WINDOW_S": 300.0,
     "LANXI_SOCKET_RECHECK_S": 1.0,  # how soon a CLI revocation reaches open sockets
     "LANXI_TRUSTED_ORIGINS": (),  # extra origins allowed to POST, e.g. "https://lab.example"
     "LANXI_ALLOWED_HOSTS": (),  # extra Host names accepted without access control
@@ -192,9 +194,11 @@ class AccessControl:
         self.shares = ShareStore(self.data_dir)
         self.audit_log = AuditLog(self.data_dir)
         self.control = ControlLock()
-        self.limiter = FailureLimiter(
-            max_failures=int(app.config["LANXI_LOGIN_MAX_FAILURES"]),
-            window_s=float(app.config["LANXI_LOGIN_WINDOW_S"]),
+        self.limiter = LoginLimits(
+            account_failures=int(app.config["LANXI_LOGIN_MAX_FAILURES"]),
+            account_window_s=float(app.config["LANXI_LOGIN_WINDOW_S"]),
+            address_failures=int(app.config["LANXI_LOGIN_ADDR_MAX_FAILURES"]),
+            address_window_s=float(app.config["LANXI_LOGIN_ADDR_WINDOW_S"]),
         )
         self._ended: dict[str, float] = {}  # logged-out session nonces → when they expire anyway
         self._ended_lock = threading.Lock()
@@ -747,6 +751,7 @@ def bind_refusal(host: str, data_dir: Path) -> str | None:
         "LAN-XI modules have no login of their own, so whoever reaches the dashboard could "
         "start and stop measurements. Create an admin first:\n"
         f"    lanxi-dashboard user add NAME --role admin --data-dir {data_dir}\n"
+        "or pass --setup-token to create the admin from the browser with a one-time link,\n"
         "or listen on 127.0.0.1 only (see docs/security.md)."
     )
 
@@ -814,6 +819,9 @@ def init_app(
     from webapp.web.authviews import bp  # the routes use this module's helpers
 
     app.register_blueprint(bp)
+    from webapp.web.setuptoken import bp as setup_bp
+
+    app.register_blueprint(setup_bp)
     app.before_request(_gate)
     app.after_request(_after)
     app.context_processor(_template_context)
@@ -904,6 +912,7 @@ PUBLIC_ENDPOINTS = frozenset(
         "lanxi_auth.logout",
         "lanxi_auth.share_landing",
         "lanxi_auth.session_info",
+        "lanxi_setup.setup_admin",  # checks its own one-time token (webapp/web/setuptoken.py)
     }
 )
 

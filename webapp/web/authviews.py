@@ -99,19 +99,17 @@ def login() -> Any:
         return answer(400, "access control is off: there is nothing to log in to")
     if not isinstance(name, str) or not isinstance(password, str) or not name or not password:
         return answer(400, "user name and password are required")
-    keys = (f"addr:{request.remote_addr}", f"user:{name.lower()}")
-    wait = ac.limiter.retry_after(*keys)
-    if wait is not None:
-        log.warning("login for %r from %s throttled", name, request.remote_addr)
-        return answer(
-            429, f"too many failed logins; try again in {wait} s", {"Retry-After": str(wait)}
-        )
+    addr = request.remote_addr
+    throttle = ac.limiter.throttle(name, addr)
+    if throttle is not None:
+        log.warning("login for %r from %s throttled (%s)", name, addr, throttle.scope)
+        return answer(429, throttle.message(), {"Retry-After": str(throttle.wait_s)})
     user = runtime.offload(ac.users.verify, name, password)  # argon2 takes ~0.1 s of CPU
     if user is None:
-        ac.limiter.failure(*keys)
+        ac.limiter.failure(name, addr)
         audit("login-failed", actor="anonymous", user=name[:64])
         return answer(401, "wrong user name or password")
-    ac.limiter.success(*keys)
+    ac.limiter.success(name, addr)
     _start_session(
         user=user.name, epoch=user.epoch, nonce=secrets.token_urlsafe(16), login_at=time.time()
     )
@@ -296,6 +294,13 @@ def list_shares() -> Any:
 def create_share() -> Any:
     body = _json_object()
     ac = access()
+    if not ac.enabled:
+        return refuse(
+            409,
+            "share links need access control: without it everybody on this computer already "
+            "has full access and a link would give nothing more; add a user "
+            "(lanxi-dashboard user add NAME --role admin) and restart serve",
+        )
     capture_id = body.get("capture_id")
     live = bool(body.get("live"))
     if live == bool(capture_id):
@@ -318,8 +323,16 @@ def create_share() -> Any:
         return refuse(400, str(exc), field="expires_hours")
     audit("share-create", share=share.id, scope=share.scope, capture_id=share.capture_id,
           expires=share.expires)  # fmt: skip
-    url = url_for("lanxi_auth.share_landing", token=token, _external=True)
-    return jsonify(token=token, url=url, share=share.public()), 201
+    return jsonify(token=token, url=share_url(token), share=share.public()), 201
+
+
+def share_url(token: str) -> str:
+    """The link as the recipient opens it: on the configured public URL (``serve
+    --public-url``, app config ``LANXI_PUBLIC_URL``) if there is one, else on the address the
+    admin's browser used (behind a trusted proxy, the host the proxy reports)."""
+    path = url_for("lanxi_auth.share_landing", token=token)
+    base = current_app.config.get("LANXI_PUBLIC_URL") or request.host_url
+    return base.rstrip("/") + path
 
 
 @bp.delete("/api/auth/shares/<share_id>")

@@ -91,6 +91,19 @@ def add_parser(subparsers: Any) -> None:
         f"take before the dashboard quits anyway, naming what it leaves (default "
         f"{SHUTDOWN_TIMEOUT_S:g})",
     )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="the address users reach the dashboard at (e.g. https://lab.example.org), for the "
+        "share links it creates (default: the address the browser used)",
+    )
+    p.add_argument(
+        "--setup-token",
+        action="store_true",
+        help="with no users yet: start with access control on and print a one-time link that "
+        "lets the first visitor create the admin account (how the Docker image runs on 0.0.0.0)",
+    )
     p.set_defaults(func=serve)
 
 
@@ -100,7 +113,10 @@ def serve(args: argparse.Namespace) -> int:
 
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    refusal = auth.bind_refusal(args.host, data_dir)
+    from webapp.web.setuptoken import install, setup_mode
+
+    setup = setup_mode(getattr(args, "setup_token", False), data_dir)
+    refusal = None if setup else auth.bind_refusal(args.host, data_dir)
     if refusal:
         print(f"lanxi-dashboard serve: {refusal}", file=sys.stderr)
         return 2
@@ -115,6 +131,11 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     if args.proxy_hops is not None and not 0 <= args.proxy_hops <= 10:
         print("lanxi-dashboard serve: --proxy-hops takes 0..10", file=sys.stderr)
+        return 2
+    if args.public_url and not args.public_url.startswith(("http://", "https://")):
+        print(
+            "lanxi-dashboard serve: --public-url takes http://... or https://...", file=sys.stderr
+        )
         return 2
     scheme = "https" if args.certfile else "http"
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -147,12 +168,14 @@ def serve(args: argparse.Namespace) -> int:
     try:
         app = create_app(
             data_dir,
-            auth_enabled=_access_control_on(args.host, data_dir),
+            auth_enabled=setup or _access_control_on(args.host, data_dir),
             emulator=emulated,
         )
         if args.proxy_hops:
             auth.trust_proxy(app, args.proxy_hops)
         app.config["LANXI_MDNS_INTERFACE"] = args.mdns_interface
+        if args.public_url:
+            app.config["LANXI_PUBLIC_URL"] = args.public_url
         dashboard = app.extensions["lanxi"]
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
@@ -169,7 +192,9 @@ def serve(args: argparse.Namespace) -> int:
             name="shutdown watch",
         )
         with signals:  # from before the start line: whoever saw it may send SIGTERM
-            print(f"LAN-XI dashboard on {address} (data in {data_dir})", flush=True)
+            print(start_line(address, data_dir, app.config["LANXI_AUTH_ENABLED"]), flush=True)
+            if setup:
+                print(setup_line(args.host, scheme, args.port, install(app)), flush=True)
             if dashboard.socketio.async_mode == "eventlet":
                 _serve_eventlet(listener, app, args.certfile, args.keyfile)
             else:  # without eventlet (tests): werkzeug binds without SO_REUSEPORT itself
@@ -225,6 +250,27 @@ def _end_serving(orchestrator: Any, signals: ShutdownSignals, timeout_s: float) 
     # state file is written when it changes. The web server's own loop has no clean way out
     # from here.
     os._exit(status)
+
+
+def start_line(address: str, data_dir: Path, access_control: bool) -> str:
+    """What ``serve`` prints once it is up: where, which data folder, who gets in."""
+    who = (
+        "access control on (login required)"
+        if access_control
+        else "access control off (no users: anyone on this computer)"
+    )
+    return f"LAN-XI dashboard on {address} — data in {data_dir.resolve()} — {who}"
+
+
+def setup_line(host: str, scheme: str, port: int, token: str) -> str:
+    """The one-time link to create the first admin (on 127.0.0.1 when bound to all addresses,
+    which is also how a published container port is reached from its host)."""
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    shown = f"[{shown}]" if ":" in shown else shown
+    return (
+        "No users yet: create the admin account, once, at\n"
+        f"    {scheme}://{shown}:{port}/setup-admin/{token}"
+    )
 
 
 def listening_socket(host: str, port: int) -> socket.socket:

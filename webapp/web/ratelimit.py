@@ -1,6 +1,10 @@
-"""Counting failed logins, per client address and per user name.
+"""Counting failed logins, per user name and per client address, each with its own budget.
 
-A key (``addr:…`` or ``user:…``) that collected ``max_failures`` failures within the last
+``LoginLimits`` keeps two counters: a tight one per account (a slow-down for guessing one
+password) and a larger one per address (a stop for spraying many accounts from one client),
+so colleagues behind one NAT or proxy do not lock each other out when one of them mistypes.
+
+A key that collected ``max_failures`` failures within the last
 ``window_s`` seconds is refused until the oldest of them leaves the window; the caller answers
 429 with Retry-After. Memory stays bounded: old failures are dropped as they expire and, past
 ``max_keys`` keys, the least recently failed keys are forgotten first.
@@ -13,6 +17,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from dataclasses import dataclass
 
 
 class FailureLimiter:
@@ -67,3 +72,69 @@ class FailureLimiter:
         with self._lock:
             for key in keys:
                 self._failures.pop(key, None)
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Why a login must wait, and how long (whole seconds)."""
+
+    wait_s: int
+    scope: str  # "account" or "address"
+
+    def message(self) -> str:
+        what = "for this account" if self.scope == "account" else "from this address"
+        return f"too many failed logins {what}; try again in {self.wait_s} s"
+
+
+class LoginLimits:
+    """The per-account and the per-address limiter of the login route."""
+
+    def __init__(
+        self,
+        account_failures: int = 5,
+        account_window_s: float = 60.0,
+        address_failures: int = 30,
+        address_window_s: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.account = FailureLimiter(account_failures, account_window_s, clock)
+        self.address = FailureLimiter(address_failures, address_window_s, clock)
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.account.clock
+
+    @clock.setter
+    def clock(self, clock: Callable[[], float]) -> None:
+        self.account.clock = clock
+        self.address.clock = clock
+
+    @staticmethod
+    def _keys(name: str, addr: str | None) -> tuple[str, str]:
+        return f"user:{name.lower()}", f"addr:{addr}"
+
+    def throttle(self, name: str, addr: str | None) -> Throttle | None:
+        """The longer of the two waits, or None if this name may try from this address."""
+        user_key, addr_key = self._keys(name, addr)
+        waits = [
+            (wait, scope)
+            for wait, scope in (
+                (self.address.retry_after(addr_key), "address"),
+                (self.account.retry_after(user_key), "account"),
+            )
+            if wait is not None
+        ]
+        if not waits:
+            return None
+        wait, scope = max(waits)
+        return Throttle(wait, scope)
+
+    def failure(self, name: str, addr: str | None) -> None:
+        user_key, addr_key = self._keys(name, addr)
+        self.account.failure(user_key)
+        self.address.failure(addr_key)
+
+    def success(self, name: str, addr: str | None) -> None:
+        """Clears the account's count; the address keeps its count (a login to an account
+        of one's own must not reset a spray's budget)."""
+        self.account.success(self._keys(name, addr)[0])

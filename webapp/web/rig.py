@@ -211,9 +211,11 @@ class RigStore:
         try:
             info = info_to_json(self._probe(address))
             result = {"reachable": True, "info": info, "error": "", "probing": False}
+            result["last_seen"] = time.time()
         except Exception as exc:  # any failure is a fact to show, not a crash
-            old = self._facts.get(address, {}).get("info")
-            result = {"reachable": False, "info": old, "error": str(exc), "probing": False}
+            old = self._facts.get(address, {})
+            result = {"reachable": False, "info": old.get("info"), "error": str(exc),
+                      "probing": False, "last_seen": old.get("last_seen")}  # fmt: skip
         result["checked"] = time.time()
         with self._lock:
             if address not in self._addresses:
