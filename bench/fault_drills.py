@@ -293,6 +293,15 @@ def measure(row: Row, emulator: Emulator, run: Capture, status: int | None) -> R
     return row
 
 
+def recorded(row: Row, run: Capture) -> Row:
+    """A drill that must record: one that never got to is no evidence, and does not hold."""
+    if row.outcome == "no capture":
+        row.holds = False
+        said = [line for line in run.output().splitlines() if line.startswith("error:")]
+        row.notes.append("did not get to record: " + (said[-1] if said else "see its log"))
+    return row
+
+
 def expect(row: Row, verdict_ok: bool | None = None, outcome: str | None = None) -> None:
     if verdict_ok is not None and (row.verdict == "ok") != verdict_ok:
         row.holds = False
@@ -340,7 +349,7 @@ class Drills:
         run.wait_recording()
         time.sleep(self.seconds / 2)
         run.proc.send_signal(signum)
-        return measure(Row(name), self.emulator, run, run.wait())
+        return recorded(measure(Row(name), self.emulator, run, run.wait()), run)
 
     def sigterm(self) -> list[Row]:
         row = self._signalled("sigterm", signal.SIGTERM, "--until-stopped")
@@ -385,7 +394,7 @@ class Drills:
                 "--disk-margin",
                 "0",
             )
-            row = measure(Row("disk-full"), self.emulator, run, run.wait())
+            row = recorded(measure(Row("disk-full"), self.emulator, run, run.wait()), run)
             row.notes.append(f"{size_kb} kB tmpfs")
             expect(row, outcome="stopped")
             if (mount_point / "capture").is_dir():
@@ -400,7 +409,8 @@ class Drills:
         self.emulator.reset()
         self.emulator.fault(module, kind, arg, **when)
         run, status = self.timed(name)
-        return measure(Row(name), self.emulator, run, status)
+        row = measure(Row(name), self.emulator, run, status)
+        return row if kind == "http-500" else recorded(row, run)
 
     def dead_slave(self) -> list[Row]:
         row = self._faulted("dead-slave", 2, "unreachable", at=self.seconds / 2)
