@@ -338,3 +338,11 @@ def test_transport_warning_for_plain_http_off_the_loopback():
     assert auth.transport_warning("127.0.0.1", tls=False) is None
     assert auth.transport_warning("0.0.0.0", tls=True) is None
     assert "unencrypted" in auth.transport_warning("0.0.0.0", tls=False)
+
+
+def test_share_tokens_never_look_like_options(monkeypatch) -> None:
+    from webapp.web import accounts
+
+    tokens = iter(["-starts-with-dash", "fine-token"])
+    monkeypatch.setattr(accounts.secrets, "token_urlsafe", lambda n: next(tokens))
+    assert accounts.share_token() == "fine-token"

@@ -57,6 +57,15 @@ def parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def share_token() -> str:
+    """A share link's secret: 32 URL-safe characters that never begin with ``-``, so
+    ``lanxi-dashboard user revoke TOKEN`` does not take it for an option."""
+    while True:
+        token = secrets.token_urlsafe(24)
+        if not token.startswith("-"):
+            return token
+
+
 # --- files ---------------------------------------------------------------------------------
 
 
@@ -393,7 +402,7 @@ class ShareStore:
             capture_id = None
         if expires_hours is not None and not (0 < expires_hours <= 24 * 366):
             raise AccessError("expires must be between 0 and 8784 hours (one year)")
-        token = secrets.token_urlsafe(24)
+        token = share_token()
         created = now_utc()
         expires = created + timedelta(hours=expires_hours) if expires_hours else None
         rec = {
