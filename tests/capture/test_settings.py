@@ -23,7 +23,7 @@ def user_terms(message: str) -> None:
     """A message names fields as the user knows them: no list index, no pydantic location or
     link."""
     assert not re.search(r"\[\d+\]", message), message
-    assert "pydantic" not in message and "('" not in message and "http" not in message, message
+    assert "pydantic" not in message and "('" not in message and "https://" not in message, message
 
 
 def test_valid_settings_pass():

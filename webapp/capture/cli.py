@@ -102,6 +102,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         state_timeout_s=args.state_timeout,
         return_to_standalone=not args.keep_ptp,
     )
+    try:  # bad input is refused before any module is contacted
+        settings.validate()
+    except SettingsError as exc:
+        print(f"error: {_in_option_terms(exc)}", file=out, flush=True)
+        return EXIT_BAD_INPUT
     bus = EventBus()
     printer = ProgressPrinter(settings, out)
     bus.subscribe(printer)
@@ -120,7 +125,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         try:
             orchestrator.start(settings, folder=folder)
         except SettingsError as exc:
-            printer.line(f"error: {exc.field}: {exc.message}")
+            printer.line(f"error: {_in_option_terms(exc)}")
             return EXIT_BAD_INPUT
         except (ModuleError, CaptureBusyError) as exc:
             printer.line(f"error: {exc}")
@@ -146,6 +151,24 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if interrupts.count and not args.until_stopped:
         return EXIT_INTERRUPTED
     return EXIT_OK
+
+
+_OPTIONS = {
+    "name": "-n/--name",
+    "duration_s": "-t/--time",
+    "ptp_domain": "-d/--ptp-domain",
+    "ptp_timeout_s": "--ptp-timeout",
+    "state_timeout_s": "--state-timeout",
+    "bandwidth": "--bandwidth",
+}
+
+
+def _in_option_terms(exc: SettingsError) -> str:
+    """The settings' message with a setting's name said as the option that sets it."""
+    option = _OPTIONS.get(exc.field or "")
+    if option and exc.message.startswith(f"{exc.field} "):
+        return f"{option} {exc.message[len(exc.field or '') + 1 :]}"
+    return exc.message
 
 
 def return_to_idle(addresses: list[str], out: TextIO) -> int:

@@ -57,6 +57,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sd-card", action="store_true", help="report an inserted SD card")
     p.add_argument(
+        "--serial",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serial number of module 1 (module i reports N+i-1; default: from type and index)",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -81,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         reboot_seconds=args.reboot_seconds,
         buffer_seconds=args.buffer_seconds,
         sd_card=args.sd_card,
+        serial=args.serial,
     )
     try:
         rig = EmulatedRig.start(
