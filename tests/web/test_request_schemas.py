@@ -225,7 +225,7 @@ def same_serial() -> Iterator[list[EmulatedRig]]:
             rig.stop()
 
 
-def test_two_entries_reporting_one_serial_are_refused_naming_both(same_serial, tmp_path: Path):
+def test_the_rig_marks_the_second_entry_reporting_one_serial(same_serial, tmp_path: Path):
     first, second = (rig.addresses[0] for rig in same_serial)
     assert ModuleClient(first).info().serial == ModuleClient(second).info().serial == 431001
 
@@ -239,6 +239,11 @@ def test_two_entries_reporting_one_serial_are_refused_naming_both(same_serial, t
     assert modules[second]["same_as"] == first
     assert f"{second} is the same module as {first}" in modules[second]["error"]
 
+
+def test_a_capture_on_two_addresses_of_one_serial_is_refused_naming_both(
+    same_serial, tmp_path: Path
+):
+    first, second = (rig.addresses[0] for rig in same_serial)
     for r in same_serial:
         requests.delete(f"http://{r.addresses[0]}/emulator/requests", timeout=5)
     run = run_webapp("capture", first, second, "-t", "1", "-o", str(tmp_path / "c"), timeout=60)
