@@ -263,7 +263,7 @@ const Dash = (() => {
   // Shows an API failure next to the control that caused it.
   function showError(target, err) {
     if (!target) return;
-    target.textContent = err ? (err.field ? `${err.field}: ${err.message}` : err.message) : "";
+    target.textContent = err ? err.message : "";  // the message names the field itself
     target.hidden = !err;
   }
 

@@ -106,7 +106,7 @@
       const info = m.info || {};
       let reach;
       if (m.probing && m.reachable === null) reach = [el("span", { class: "lamp yellow" }), " checking…"];
-      else if (m.reachable) reach = [el("span", { class: "lamp green" }), " yes"];
+      else if (m.reachable) reach = [el("span", { class: "lamp green" }), " yes", m.error ? el("div", { class: "err small" }, m.error) : ""];
       else reach = [el("span", { class: "lamp red" }), " no", el("div", { class: "err small" }, m.error || "")];
       const radio = el("input", { type: "radio", name: "master", value: m.address, checked: m.role === "master",
         "aria-label": `make ${m.address} the PTP master` });

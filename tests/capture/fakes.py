@@ -212,7 +212,7 @@ class FakeClient:
         m = self._req("info")
         return ModuleInfo(
             type_number=m.type_number,
-            serial=100000 + len(self.rig.modules),
+            serial=100000 + list(self.rig.modules).index(self.address),
             firmware="2.10.0.501",
             hardware="1.0",
             input_channels=m.channels,

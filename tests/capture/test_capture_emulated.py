@@ -143,7 +143,7 @@ def test_ptp_timeout_names_module_2_and_every_module_ends_idle(rig_factory, tmp_
 def test_bad_input_exits_2_before_anything_is_sent(rig_factory, tmp_path: Path):
     rig = rig_factory(2)
     result = run_cli(*rig.addresses, "-d", "200", "-o", str(tmp_path))
-    assert result.returncode == 2 and "ptp_domain" in result.stdout
+    assert result.returncode == 2 and "-d/--ptp-domain must be 127 or less" in result.stdout
     assert request_log(rig) == []
 
 

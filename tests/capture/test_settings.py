@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from webapp.capture.settings import CaptureSettings, ChannelSettings, SettingsError
@@ -12,8 +14,16 @@ def field_of(**kw) -> str:
     kw.setdefault("modules", ["127.0.2.1", "127.0.2.2"])
     with pytest.raises(SettingsError) as err:
         CaptureSettings(**kw).validate()
-    assert err.value.field in str(err.value) and err.value.message in str(err.value)
+    assert str(err.value) == err.value.message
+    user_terms(err.value.message)
     return err.value.field
+
+
+def user_terms(message: str) -> None:
+    """A message names fields as the user knows them: no list index, no pydantic location or
+    link."""
+    assert not re.search(r"\[\d+\]", message), message
+    assert "pydantic" not in message and "('" not in message and "https://" not in message, message
 
 
 def test_valid_settings_pass():

@@ -135,7 +135,7 @@ def test_start_builds_settings_from_rig_setup_and_overrides(client, dash, orches
         ({"name": "x", "ptp_domain": 3}, "ptp_domain"),
         ({"name": "x", "ptp_domain": True}, "ptp_domain"),
         ({"name": "x", "modules": "127.0.3.1"}, "modules"),
-        ({"name": "x", "modules": ["127.0.3.1", "127.0.3.1"]}, "modules"),
+        ({"name": "x", "modules": ["127.0.3.1", "127.0.3.1"]}, "modules[1]"),
         ({"name": "x", "setup": {"bandwidth": "51 kHz"}}, "setup.bandwidth"),
         (
             {"name": "x", "setup": {"channels": {"127.0.3.1": [{"channel": 0}]}}},

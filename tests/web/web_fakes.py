@@ -5,6 +5,7 @@ real bus, so everything from the fold to the Socket.IO push runs as in productio
 from __future__ import annotations
 
 import threading
+import zlib
 from typing import Any
 
 from webapp.capture import events as ev
@@ -43,7 +44,8 @@ class FakeOrchestrator:
         self.probed.set()
         if address in self.unreachable:
             raise ConnectionError(f"{address}: GET /rest/rec/module/info: connection refused")
-        return module_info(address, serial=100000 + len(address))
+        # one serial per address: two entries with one serial are the same module
+        return module_info(address, serial=100000 + zlib.crc32(address.encode()) % 900000)
 
     def return_to_idle(self, address: str) -> list[str]:
         self._refuse_if_busy()

@@ -139,6 +139,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         on_stream_drop="fail" if args.fail_on_drop else "reconnect",
         disk_margin_s=args.disk_margin,
     )
+    try:  # bad input is refused before any module is contacted
+        settings.validate()
+    except SettingsError as exc:
+        print(f"error: {_in_option_terms(exc)}", file=out, flush=True)
+        return EXIT_BAD_INPUT
     refusal = _would_overwrite(folder, settings.name)
     if refusal:
         print(f"error: {refusal}", file=out, flush=True)
@@ -162,7 +167,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         try:
             orchestrator.start(settings, folder=folder)
         except SettingsError as exc:
-            printer.line(f"error: {exc.field}: {exc.message}")
+            printer.line(f"error: {_in_option_terms(exc)}")
             return EXIT_BAD_INPUT
         except (ModuleError, CaptureBusyError) as exc:
             printer.line(f"error: {exc}")
@@ -214,6 +219,25 @@ def _would_overwrite(folder: Path, name: str) -> str:
         f"{folder} already holds {', '.join(taken)}: this capture would overwrite them; "
         f"{how}. Nothing was started."
     )
+
+
+_OPTIONS = {
+    "name": "-n/--name",
+    "duration_s": "-t/--time",
+    "ptp_domain": "-d/--ptp-domain",
+    "ptp_timeout_s": "--ptp-timeout",
+    "state_timeout_s": "--state-timeout",
+    "bandwidth": "--bandwidth",
+    "disk_margin_s": "--disk-margin",
+}
+
+
+def _in_option_terms(exc: SettingsError) -> str:
+    """The settings' message with a setting's name said as the option that sets it."""
+    option = _OPTIONS.get(exc.field or "")
+    if option and exc.message.startswith(f"{exc.field} "):
+        return f"{option} {exc.message[len(exc.field or '') + 1 :]}"
+    return exc.message
 
 
 def return_to_idle(addresses: list[str], out: TextIO) -> int:

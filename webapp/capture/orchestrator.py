@@ -401,6 +401,7 @@ class Orchestrator(Recording):
             m.info = m.client.info()
 
         parallel(runs, read_info)
+        self._check_distinct(runs)
         for i, m in enumerate(runs):
             info = m.info
             assert info is not None
@@ -425,22 +426,45 @@ class Orchestrator(Recording):
         return Session(settings, runs, bandwidth_for_rate(rate), rate)
 
     @staticmethod
+    def _check_distinct(runs: list[ModuleRun]) -> None:
+        """Two addresses that reach one module (same type and serial number) are refused,
+        naming both: the module would be set up twice and record one stream as two."""
+        seen: dict[tuple[str, int], ModuleRun] = {}
+        for i, m in enumerate(runs):
+            info = m.info
+            if info is None or not info.serial:
+                continue
+            key = (info.type_number, info.serial)
+            first = seen.setdefault(key, m)
+            if first is not m:
+                raise SettingsError(
+                    f"modules[{i}]",
+                    f"module {m.number} ({m.address}) is the same module as module "
+                    f"{first.number} ({first.address}): both report Type {info.type_number} "
+                    f"serial {info.serial}",
+                )
+
+    @staticmethod
     def _check_channels(settings: CaptureSettings, m: ModuleRun, info: ModuleInfo) -> None:
         overrides = settings.channels.get(m.address, [])
         where = f"channels.{m.address}"
         for j, ch in enumerate(overrides):
+            label = f"{m.address} channel {ch.channel}"
             if info.input_channels and ch.channel > info.input_channels:
                 raise SettingsError(
                     f"{where}[{j}].channel",
-                    f"{m.address} (Type {info.type_number}) has {info.input_channels} input channels",
+                    f"{label}: {m.address} (Type {info.type_number}) has "
+                    f"{info.input_channels} input channels",
                 )
             if ch.range is not None and info.ranges and ch.range not in info.ranges:
                 raise SettingsError(
-                    f"{where}[{j}].range", f"{ch.range!r} is not one of {', '.join(info.ranges)}"
+                    f"{where}[{j}].range",
+                    f"{label}: range must be one of {', '.join(info.ranges)}, not {ch.range!r}",
                 )
             if ch.filter is not None and info.filters and ch.filter not in info.filters:
                 raise SettingsError(
-                    f"{where}[{j}].filter", f"{ch.filter!r} is not one of {', '.join(info.filters)}"
+                    f"{where}[{j}].filter",
+                    f"{label}: filter must be one of {', '.join(info.filters)}, not {ch.filter!r}",
                 )
         disabled = {ch.channel for ch in overrides if ch.enabled is False}
         if info.input_channels and len(disabled) >= info.input_channels:

@@ -1,28 +1,23 @@
 """Capture settings: what the user asks for, checked before anything is sent to a module.
 
-:meth:`CaptureSettings.validate` checks everything that needs no module; the orchestrator then
+:meth:`CaptureSettings.validate` checks everything that needs no module (the rules are in
+:mod:`webapp.capture.schemas`, shared with the web requests); the orchestrator then
 checks the rest against each module's ``module/info`` (PTP capability, channel count, ranges,
 filters, bandwidth) before the first state-changing request.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from webapp.capture.names import check_name
-from webapp.openapi.client import parse_address
-from webapp.openapi.model import PTP_DOMAIN_MAX, PTP_DOMAIN_MIN, rate_for_bandwidth
+from webapp.capture import schemas
+from webapp.capture.schemas import FieldError
 
 
-class SettingsError(ValueError):
-    """Bad capture settings; ``field`` names the offending setting (dotted for nested ones)."""
-
-    def __init__(self, field: str, message: str) -> None:
-        self.field = field
-        self.message = message
-        super().__init__(f"{field}: {message}")
+class SettingsError(FieldError):
+    """Bad capture settings: ``field`` is the machine path (``modules[1]``, dotted for nested
+    ones), ``message`` (and ``str``) says it in the user's terms."""
 
 
 @dataclass
@@ -38,22 +33,6 @@ class ChannelSettings:
     transducer: dict[str, Any] | None = None
     """Manual transducer for a sensor without TEDS: sensitivity (V per unit), unit, serialNumber,
     type (a string such as "4508-B" or a ``{"number": ...}`` object)."""
-
-    def validate(self, where: str) -> None:
-        if not isinstance(self.channel, int) or isinstance(self.channel, bool) or self.channel < 1:
-            raise SettingsError(
-                f"{where}.channel", f"channel must be a number >= 1, not {self.channel!r}"
-            )
-        for name in ("enabled", "ccld", "polvolt"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, bool):
-                raise SettingsError(f"{where}.{name}", f"must be true or false, not {value!r}")
-        for name in ("range", "filter"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise SettingsError(f"{where}.{name}", f"must be a non-empty string, not {value!r}")
-        if self.transducer is not None:
-            _validate_transducer(self.transducer, f"{where}.transducer")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,39 +50,6 @@ class ChannelSettings:
         if "channel" not in d:
             raise SettingsError(f"{where}.channel", "missing")
         return cls(**d)
-
-
-def _positive(value: object) -> bool:
-    return (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    )
-
-
-def _validate_transducer(t: dict[str, Any], where: str) -> None:
-    if not isinstance(t, dict):
-        raise SettingsError(where, "must be an object with sensitivity and unit")
-    sensitivity = t.get("sensitivity")
-    if (
-        not isinstance(sensitivity, int | float)
-        or isinstance(sensitivity, bool)
-        or not math.isfinite(sensitivity)
-        or sensitivity <= 0
-    ):
-        raise SettingsError(
-            f"{where}.sensitivity", f"must be a positive number, not {sensitivity!r}"
-        )
-    unit = t.get("unit", "V")
-    if not isinstance(unit, str) or not unit.strip() or len(unit) > 32:
-        raise SettingsError(f"{where}.unit", f"must be a short non-empty string, not {unit!r}")
-    serial = t.get("serialNumber", 0)
-    if not isinstance(serial, int) or isinstance(serial, bool) or serial < 0:
-        raise SettingsError(f"{where}.serialNumber", f"must be a whole number >= 0, not {serial!r}")
-    ttype = t.get("type")
-    if ttype is not None and not isinstance(ttype, str | dict):
-        raise SettingsError(f"{where}.type", "must be a string or an object")
 
 
 def manual_transducer_json(t: dict[str, Any]) -> dict[str, Any]:
@@ -133,10 +79,6 @@ def manual_transducer_json(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-STREAM_DROP_CHOICES = ("reconnect", "fail")
-"""What :attr:`CaptureSettings.on_stream_drop` may be."""
-
-
 @dataclass
 class CaptureSettings:
     """One capture (or one armed session and the recordings made in it)."""
@@ -155,12 +97,10 @@ class CaptureSettings:
     ptp_timeout_s: float = 600.0
     state_timeout_s: float = 30.0
     return_to_standalone: bool = True
-    disk_margin_s: float = 30.0
-    """Seconds of data at the expected rate the capture folder's disk must have room for
-    before a capture starts; while recording, less than that left is warned about once."""
-    on_stream_drop: str = "reconnect"
-    """A stream that drops while recording: ``reconnect`` (connected again, the capture goes
-    on, the gap counted as lost samples) or ``fail`` (the capture ends at the first drop)."""
+    on_stream_drop: str = schemas.DEFAULT_ON_STREAM_DROP
+    """What a dropped stream does: "reconnect" (the others record on) or "fail"."""
+    disk_margin_s: float = schemas.DEFAULT_DISK_MARGIN_S
+    """Seconds of the expected data rate the disk must hold free to start."""
 
     @property
     def synchronized(self) -> bool:
@@ -168,85 +108,24 @@ class CaptureSettings:
         return len(self.modules) >= 2
 
     def validate(self) -> None:
-        """Raise :class:`SettingsError` naming the first bad field; sends nothing anywhere."""
-        if not isinstance(self.modules, list) or not self.modules:
-            raise SettingsError("modules", "give at least one module address")
-        margin = self.disk_margin_s
-        if (
-            isinstance(margin, bool)
-            or not isinstance(margin, int | float)
-            or not math.isfinite(margin)
-            or margin < 0
-        ):
-            raise SettingsError("disk_margin_s", f"must be 0 or more seconds, not {margin!r}")
-        if self.on_stream_drop not in STREAM_DROP_CHOICES:
-            raise SettingsError(
-                "on_stream_drop",
-                f"must be {' or '.join(STREAM_DROP_CHOICES)}, not {self.on_stream_drop!r}",
-            )
-        seen: dict[tuple[str, int], str] = {}
-        for i, address in enumerate(self.modules):
-            where = f"modules[{i}]"
-            if not isinstance(address, str):
-                raise SettingsError(where, f"must be an address string, not {address!r}")
-            try:
-                parsed = parse_address(address)
-            except ValueError as exc:
-                raise SettingsError(where, str(exc)) from None
-            key = (parsed.host.lower(), parsed.port)
-            if key in seen:
-                raise SettingsError(
-                    where, f"{address} is the same module as {seen[key]}; give distinct modules"
-                )
-            seen[key] = address
-            try:
-                parsed.resolve()
-            except OSError as exc:
-                raise SettingsError(
-                    where, f"{address} does not resolve ({exc.strerror or exc})"
-                ) from None
+        """Raise :class:`SettingsError` naming the first bad field; sends nothing anywhere.
+
+        The rules are :class:`~webapp.capture.schemas.CaptureSettingsModel`'s; the name comes
+        back normalised."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        channels = self.channels
+        if isinstance(channels, dict):
+            data["channels"] = {
+                address: [c.to_json() if isinstance(c, ChannelSettings) else c for c in rows]
+                if isinstance(rows, list)
+                else rows
+                for address, rows in channels.items()
+            }
         try:
-            self.name = check_name(self.name)
-        except ValueError as exc:
-            raise SettingsError("name", str(exc)) from None
-        if self.duration_s is not None and not _positive(self.duration_s):
-            raise SettingsError(
-                "duration_s", f"must be a positive number of seconds, not {self.duration_s!r}"
-            )
-        if (
-            not isinstance(self.ptp_domain, int)
-            or isinstance(self.ptp_domain, bool)
-            or not (PTP_DOMAIN_MIN <= self.ptp_domain <= PTP_DOMAIN_MAX)
-        ):
-            raise SettingsError(
-                "ptp_domain",
-                f"PTP domain must be {PTP_DOMAIN_MIN}..{PTP_DOMAIN_MAX}, not {self.ptp_domain!r}",
-            )
-        if self.bandwidth is not None:
-            try:
-                rate_for_bandwidth(self.bandwidth)
-            except ValueError as exc:
-                raise SettingsError("bandwidth", str(exc)) from None
-        for name in ("ptp_timeout_s", "state_timeout_s"):
-            value = getattr(self, name)
-            if not _positive(value):
-                raise SettingsError(name, f"must be a positive number of seconds, not {value!r}")
-        if not isinstance(self.channels, dict):
-            raise SettingsError("channels", "must map module addresses to channel lists")
-        for address, channel_list in self.channels.items():
-            if address not in self.modules:
-                raise SettingsError(f"channels.{address}", "is not one of the capture's modules")
-            if not isinstance(channel_list, list):
-                raise SettingsError(f"channels.{address}", "must be a list of channel settings")
-            numbers: set[int] = set()
-            for j, ch in enumerate(channel_list):
-                where = f"channels.{address}[{j}]"
-                if not isinstance(ch, ChannelSettings):
-                    raise SettingsError(where, "must be a channel settings object")
-                ch.validate(where)
-                if ch.channel in numbers:
-                    raise SettingsError(f"{where}.channel", f"channel {ch.channel} is given twice")
-                numbers.add(ch.channel)
+            checked = schemas.validate(schemas.CaptureSettingsModel, data)
+        except FieldError as exc:
+            raise SettingsError(exc.field, exc.message) from None
+        self.name = checked.name
 
     def same_session(self, other: CaptureSettings) -> list[str]:
         """Fields that differ in a way that needs the modules set up again (not name/duration)."""

@@ -68,6 +68,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "interface with this address (default: all)",
     )
     p.add_argument(
+        "--serial",
+        type=int,
+        default=None,
+        metavar="N",
+        help="serial number of module 1 (module i reports N+i-1; default: from type and index)",
+    )
+    p.add_argument(
         "--fault",
         action="append",
         default=[],
@@ -92,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         reboot_seconds=args.reboot_seconds,
         buffer_seconds=args.buffer_seconds,
         sd_card=args.sd_card,
+        serial=args.serial,
     )
     try:
         rig = EmulatedRig.start(

@@ -74,6 +74,9 @@ class EmulatorOptions:
     long_poll_seconds: float = 30.0
     request_log_size: int = 5000
     sd_card: bool = False
+    serial: int | None = None
+    """Serial number of the first module (index 0); module i reports ``serial + i``. None: a
+    number derived from the type and the index (distinct within one rig)."""
 
     def __post_init__(self) -> None:
         bv = self.block_values
@@ -117,7 +120,10 @@ class ModuleEmulator:
             raise ValueError(f"unknown module type {type_number!r} (emulated: {known})")
         self.index = index
         self.profile = MODULE_TYPES[type_number]
-        self.serial = module_serial(type_number, index)
+        if options.serial is not None:
+            self.serial = options.serial + index
+        else:
+            self.serial = module_serial(type_number, index)
         self.rig = default_rig(index, self.profile.input_channels)
         self.network = network
         self.options = options

@@ -111,7 +111,7 @@ def parse_address(address: str) -> ModuleAddress:
 
 def _parse_port(text: str, address: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"port {text!r} of module address {address!r} is not 1..65535")
+        raise ValueError(f"port must be 1–65535, not {text!r}")
     return int(text)
 
 

@@ -6,10 +6,9 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, send_file
 
-from webapp.web import auth, bodies, history
+from webapp.capture.schemas import FieldError
+from webapp.web import auth, bodies, history, schemas
 from webapp.web.control import RequestError
-from webapp.web.rig import RigError
-from webapp.web.setups import SetupError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -34,10 +33,13 @@ def _request_error(exc: RequestError) -> Any:
     return jsonify(exc.to_json()), exc.status
 
 
-@bp.errorhandler(RigError)
-@bp.errorhandler(SetupError)
-def _field_error(exc: RigError | SetupError) -> Any:
-    return jsonify(error=exc.message, field=exc.field), 400
+@bp.errorhandler(FieldError)
+def _field_error(exc: FieldError) -> Any:
+    """A body its model refused (webapp/web/schemas.py), a rig or setup change refused."""
+    out = {"error": exc.message}
+    if exc.field:
+        out["field"] = exc.field
+    return jsonify(out), 400
 
 
 @bp.errorhandler(404)
@@ -71,12 +73,9 @@ def get_rig() -> Any:
 @bp.post("/rig/modules")
 @auth.require_role("admin")
 def add_module() -> Any:
-    body = _object_body()
-    address = body.get("address")
+    address = schemas.check(schemas.RigModule, _object_body()).address
     # A module of this dashboard's own emulator stays marked as such when added back.
-    emulated = isinstance(address, str) and address.strip() in getattr(
-        dash().faults.backend, "addresses", ()
-    )
+    emulated = address in getattr(dash().faults.backend, "addresses", ())
     dash().rig.add(address, emulated=emulated)
     return jsonify(dash().rig.view()), 201
 
@@ -110,11 +109,8 @@ def return_to_idle(address: str) -> Any:
 @bp.put("/rig")
 @auth.require_role("operator")
 def configure_rig() -> Any:
-    body = _object_body()
-    unknown = set(body) - {"master", "ptp_domain"}
-    if unknown:
-        raise RequestError(sorted(unknown)[0], "unknown field")
-    dash().rig.configure(master=body.get("master"), ptp_domain=body.get("ptp_domain"))
+    body = schemas.check(schemas.RigConfig, _object_body())
+    dash().rig.configure(master=body.master, ptp_domain=body.ptp_domain)
     return jsonify(dash().rig.view())
 
 
@@ -157,9 +153,7 @@ def list_setups() -> Any:
 @bp.post("/setups")
 @auth.require_role("operator")
 def save_setup() -> Any:
-    body = _body()
-    name = body.get("name") if isinstance(body, dict) else None
-    saved = dash().setups.save_as(name)
+    saved = dash().setups.save_as(schemas.check(schemas.SetupSave, _body()).name)
     dash().publish_setup()
     return jsonify(name=saved, setups=dash().setups.names()), 201
 
@@ -252,6 +246,4 @@ def inject_fault() -> Any:
 @bp.delete("/emulator/faults")
 @auth.require_role("operator")
 def clear_faults() -> Any:
-    body = _body()
-    module = body.get("module") if isinstance(body, dict) else None
-    return jsonify(dash().faults.clear(module))
+    return jsonify(dash().faults.clear(schemas.check(schemas.FaultClear, _body()).module))

@@ -1,42 +1,29 @@
 """Turn requests (HTTP bodies, Socket.IO control events) into orchestrator calls.
 
-Everything a request says is checked here, field by field, and the orchestrator's own
-``CaptureSettings.validate()`` runs before anything is sent to a module, so a bad request gets a
-4xx naming the field and nothing starts.
+A request is checked by its model in :mod:`webapp.web.schemas`, and the capture settings it
+makes by ``CaptureSettings.validate()`` before anything is sent to a module, so a bad request
+gets a 4xx naming the field and nothing starts.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import fields
 from typing import Any
 
-from webapp.openapi.model import PTP_DOMAIN_MAX, PTP_DOMAIN_MIN
-from webapp.web.rig import RigError, RigStore, check_address
-from webapp.web.setups import SetupError, SetupStore, check_setup
+from webapp.capture.schemas import FieldError
+from webapp.web import schemas
+from webapp.web.rig import RigStore
+from webapp.web.setups import SetupStore
 from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
 
-_START_KEYS = {
-    "modules",
-    "name",
-    "duration_s",
-    "ptp_domain",
-    "ptp_timeout_s",
-    "setup",
-    "on_stream_drop",
-    "disk_margin_s",
-}
 
-
-class RequestError(Exception):
+class RequestError(FieldError):
     """A request that cannot be carried out; ``status`` is the HTTP status to answer with."""
 
     def __init__(self, field: str | None, message: str, status: int = 400):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+        super().__init__(field, message)
         self.status = status
 
     def to_json(self) -> dict[str, Any]:
@@ -44,14 +31,6 @@ class RequestError(Exception):
         if self.field:
             out["field"] = self.field
         return out
-
-
-def _number(value: Any, field: str, allow_none: bool = False) -> float | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise RequestError(field, f"{field} must be a number" + (" or null" if allow_none else ""))
-    return float(value)
 
 
 class Control:
@@ -64,93 +43,51 @@ class Control:
     # --- settings ----------------------------------------------------------------------------
 
     def settings_from(self, body: Any) -> Any:
-        """CaptureSettings from the rig, the stored setup and the request's overrides."""
-        from webapp.capture.settings import STREAM_DROP_CHOICES, CaptureSettings, SettingsError
+        """CaptureSettings from the rig, the stored setup and the request's overrides; the
+        request is a :class:`webapp.web.schemas.StartRequest`, the result checks itself with
+        the capture settings' model (one set of rules for HTTP, Socket.IO and the CLI)."""
+        from webapp.capture.settings import CaptureSettings
 
         if body is None:
             body = {}
         if not isinstance(body, dict):
             raise RequestError(None, "the request body must be a JSON object")
-        unknown = set(body) - _START_KEYS
-        if unknown:
-            raise RequestError(sorted(unknown)[0], f"unknown field {sorted(unknown)[0]!r}")
-
-        modules = body.get("modules")
-        if modules is None:
-            modules = self.rig.ordered_addresses()
-        elif not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
-            raise RequestError("modules", "modules must be a list of module addresses")
         try:
-            modules = [check_address(m) for m in modules]
-        except RigError as exc:
-            raise RequestError("modules", exc.message) from None
+            req = schemas.check(schemas.StartRequest, body)
+        except FieldError as exc:
+            raise RequestError(exc.field, exc.message) from None
+
+        modules = req.modules if req.modules is not None else self.rig.ordered_addresses()
         if not modules:
             raise RequestError("modules", "no modules: add modules to the rig or list them")
-        if len(set(modules)) != len(modules):
-            raise RequestError("modules", "a module is listed twice")
-
-        name = body.get("name", "Capture")
-        if not isinstance(name, str) or not name.strip():
-            raise RequestError("name", "name must be a non-empty text")
-
-        duration = _number(body.get("duration_s"), "duration_s", allow_none=True)
-        if duration is not None and not duration > 0:
-            raise RequestError(
-                "duration_s", "duration_s must be positive, or null to run until stopped"
-            )
-
-        domain = body.get("ptp_domain", self.rig.domain)
-        if isinstance(domain, bool) or not isinstance(domain, int):
-            raise RequestError("ptp_domain", "ptp_domain must be an integer")
-        if not PTP_DOMAIN_MIN <= domain <= PTP_DOMAIN_MAX:
-            raise RequestError(
-                "ptp_domain", f"ptp_domain must be {PTP_DOMAIN_MIN}..{PTP_DOMAIN_MAX}, not {domain}"
-            )
 
         setup = self.setups.current()
-        if body.get("setup") is not None:
-            try:
-                override = check_setup(body["setup"], partial=True)
-            except SetupError as exc:
-                raise RequestError(f"setup.{exc.field}", exc.message) from None
+        if req.setup is not None:
+            override = schemas.setup_json(req.setup, partial=True)
             setup.update({k: v for k, v in override.items() if k != "channels"})
             setup["channels"].update(override.get("channels", {}))
 
-        kwargs: dict[str, Any] = {
-            "modules": modules,
-            "name": name.strip(),
-            "duration_s": duration,
-            "ptp_domain": domain,
-            "bandwidth": setup["bandwidth"],
-            "channels": {
+        settings = CaptureSettings(
+            modules=modules,
+            name=req.name,
+            duration_s=req.duration_s,
+            ptp_domain=req.ptp_domain if req.ptp_domain is not None else self.rig.domain,
+            bandwidth=setup["bandwidth"],
+            channels={
                 a: [self._channel_settings(row) for row in setup["channels"][a]]
                 for a in modules
                 if setup["channels"].get(a)
             },
-            "multi_socket": setup["multi_socket"],
-        }
-        if body.get("ptp_timeout_s") is not None:
-            timeout = _number(body["ptp_timeout_s"], "ptp_timeout_s")
-            if not timeout or timeout <= 0:
-                raise RequestError("ptp_timeout_s", "ptp_timeout_s must be positive")
-            kwargs["ptp_timeout_s"] = timeout
-        drop = body.get("on_stream_drop", "reconnect")
-        if drop not in STREAM_DROP_CHOICES:
-            raise RequestError("on_stream_drop", "on_stream_drop must be 'reconnect' or 'fail'")
-        margin = _number(body.get("disk_margin_s", 30.0), "disk_margin_s")
-        if margin is None or not margin >= 0:  # finite: the body check refused inf and NaN
-            raise RequestError("disk_margin_s", "disk_margin_s must be 0 or more seconds")
-        known = {f.name for f in fields(CaptureSettings)}
-        for key, value in (("on_stream_drop", drop), ("disk_margin_s", margin)):
-            if key in known:  # the capture settings take them where the orchestrator uses them
-                kwargs[key] = value
+            multi_socket=setup["multi_socket"],
+            on_stream_drop=req.on_stream_drop,
+            disk_margin_s=req.disk_margin_s,
+        )
+        if req.ptp_timeout_s is not None:
+            settings.ptp_timeout_s = req.ptp_timeout_s
         try:
-            settings = CaptureSettings(**kwargs)
             settings.validate()
-        except SettingsError as exc:
-            raise RequestError(
-                getattr(exc, "field", None), getattr(exc, "message", str(exc))
-            ) from None
+        except FieldError as exc:
+            raise RequestError(exc.field, exc.message) from None
         return settings
 
     @staticmethod
@@ -226,9 +163,7 @@ class Control:
         except ModuleError as exc:  # a module refused or did not answer: nothing was started
             raise RequestError("modules", str(exc), 502) from None
         except SettingsError as exc:
-            raise RequestError(
-                getattr(exc, "field", None), getattr(exc, "message", str(exc))
-            ) from None
+            raise RequestError(exc.field, exc.message) from None
         except RuntimeError as exc:  # the orchestrator refuses a step its state does not allow
             raise RequestError(None, f"cannot {what}: {exc}", 409) from None
 

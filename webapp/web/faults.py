@@ -13,22 +13,16 @@ from collections.abc import Callable
 from typing import Any
 
 from webapp import runtime
+from webapp.capture.schemas import FieldError
+from webapp.web import schemas
 from webapp.web.control import RequestError
 from webapp.web.rig import RigStore
+from webapp.web.schemas import FAULTS
 
 _KEEP = 20
 """Injections listed on the panel (the latest)."""
 ONE_SHOT = frozenset({"stream-drop"})
 """Faults that happen once (the emulator tears the stream down) rather than last."""
-
-# kind -> (label, needs a channel)
-FAULTS: dict[str, tuple[str, bool]] = {
-    "cable-fault": ("cable fault", True),
-    "overload": ("analog overload", True),
-    "cm-overload": ("common-mode overload", True),
-    "ptp-loss": ("PTP loss", False),
-    "stream-drop": ("stream drop", False),
-}
 
 
 class FaultPanel:
@@ -80,19 +74,17 @@ class FaultPanel:
         self._on_change(self.view())
 
     def inject(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise RequestError(None, "the request body must be a JSON object")
         if self.backend is None:
             raise RequestError(None, "no emulated modules in this dashboard", 409)
-        module = body.get("module")
+        try:
+            req = schemas.check(schemas.FaultInjection, body)
+        except FieldError as exc:
+            raise RequestError(exc.field, exc.message) from None
+        module, kind, channel, duration = req.module, req.fault, req.channel, req.duration_s
         if not self._emulated(module) or module not in self.view()["modules"]:
             raise RequestError("module", "module must be the address of an emulated module")
-        kind = body.get("fault")
-        if kind not in FAULTS:
-            raise RequestError("fault", f"fault must be one of {', '.join(FAULTS)}")
-        channel = body.get("channel")
         if FAULTS[kind][1]:
-            if isinstance(channel, bool) or not isinstance(channel, int) or channel < 1:
+            if channel is None:
                 raise RequestError("channel", f"a {FAULTS[kind][0]} needs a channel number")
             info = self.rig.info(module) or {}
             count = info.get("input_channels")
@@ -100,13 +92,6 @@ class FaultPanel:
                 raise RequestError("channel", f"{module} has {count} input channels")
         else:
             channel = None
-        duration = body.get("duration_s")
-        if duration is not None and (
-            isinstance(duration, bool) or not isinstance(duration, int | float) or duration <= 0
-        ):
-            raise RequestError(
-                "duration_s", "duration_s must be positive, or null for until cleared"
-            )
         try:
             self.backend.inject(module, kind, channel, duration)
         except Exception as exc:

@@ -23,7 +23,8 @@ from typing import Any
 from flask import request
 from flask_socketio import SocketIO, emit
 
-from webapp.web import auth, bodies
+from webapp.capture.schemas import FieldError
+from webapp.web import auth, bodies, schemas
 from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
@@ -260,14 +261,13 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
 
     @socketio.on("select-waveform")
     def on_select_waveform(data: Any) -> dict[str, Any]:
-        data = data if isinstance(data, dict) else {}
-        module, channel = data.get("module"), data.get("channel")
-        if module is not None and not isinstance(module, str):
-            return {"ok": False, "error": "module must be an address", "field": "module"}
-        if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)):
-            return {"ok": False, "error": "channel must be a number", "field": "channel"}
-        if (module is None) != (channel is None):
-            return {"ok": False, "error": "give module and channel, or neither", "field": "channel"}
+        try:
+            choice = schemas.check(schemas.WaveformChoice, bodies.check_object(data))
+        except bodies.BodyError as exc:
+            return {"ok": False, "status": exc.status, "error": exc.message, "field": exc.field}
+        except FieldError as exc:
+            return {"ok": False, "status": 400, "error": exc.message, "field": exc.field}
+        module, channel = choice.module, choice.channel
         hub.select_waveform(request.sid, module, channel)
         return {"ok": True, "module": module, "channel": channel}
 

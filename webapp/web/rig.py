@@ -8,7 +8,6 @@ memory only, because they are facts about now.
 from __future__ import annotations
 
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -16,27 +15,30 @@ from pathlib import Path
 from typing import Any
 
 from webapp import runtime
-from webapp.openapi.model import PTP_DOMAIN_MAX, PTP_DOMAIN_MIN, ModuleInfo
+from webapp.capture.schemas import FieldError, address_key
+from webapp.openapi.model import ModuleInfo
+from webapp.web import schemas
 
 DEFAULT_DOMAIN = 42
-# host, host:port, IPv4, [IPv6] or [IPv6%zone]:port; no path, no scheme, no spaces.
-_ADDRESS = re.compile(r"^(\[[0-9A-Fa-f:.]+(%[\w.-]+)?\]|[A-Za-z0-9_.-]+|[0-9A-Fa-f:]+)(:\d{1,5})?$")
 
 
-class RigError(ValueError):
-    def __init__(self, field: str, message: str):
-        super().__init__(message)
-        self.field = field
-        self.message = message
+class RigError(FieldError):
+    """A refused rig change (``field`` the machine path, ``message`` the user's words)."""
 
 
 def check_address(address: Any) -> str:
-    if not isinstance(address, str) or not address.strip():
-        raise RigError("address", "address must be a non-empty string such as 192.168.1.20")
-    address = address.strip()
-    if len(address) > 255 or not _ADDRESS.match(address):
-        raise RigError("address", f"{address!r} is not a module address (host, host:port, [v6])")
-    return address
+    """A module address as the rig takes it (the rule: :data:`webapp.capture.schemas.Address`:
+    host, host:port with a port of 1..65535, IPv4, IPv6 or [IPv6]:port), trimmed."""
+    try:
+        return str(schemas.check(schemas.RigModule, {"address": address}).address)
+    except FieldError as exc:
+        raise RigError(exc.field or "address", exc.message) from None
+
+
+def same_module(address: str, others: list[str]) -> str | None:
+    """The entry of ``others`` that names the same module as ``address`` (``A`` and ``A:80``)."""
+    key = address_key(address)
+    return next((o for o in others if address_key(o) == key), None)
 
 
 def info_to_json(info: ModuleInfo) -> dict[str, Any]:
@@ -153,8 +155,13 @@ class RigStore:
     def add(self, address: Any, emulated: bool = False, probe: bool = True) -> str:
         address = check_address(address)
         with self._lock:
-            if address in self._addresses:
+            first = same_module(address, self._addresses)
+            if first == address:
                 raise RigError("address", f"{address} is already in the rig")
+            if first is not None:
+                raise RigError(
+                    "address", f"{address} is the same module as {first}, already in the rig"
+                )
             self._addresses.append(address)
             if emulated:
                 self._emulated.add(address)
@@ -182,17 +189,14 @@ class RigStore:
         self._changed()
 
     def configure(self, master: Any = None, ptp_domain: Any = None) -> None:
+        body = {k: v for k, v in (("master", master), ("ptp_domain", ptp_domain)) if v is not None}
+        try:
+            schemas.check(schemas.RigConfig, body)
+        except FieldError as exc:
+            raise RigError(exc.field or "rig", exc.message) from None
         with self._lock:
             if master is not None and master not in self._addresses:
                 raise RigError("master", f"{master!r} is not a module of the rig")
-            if ptp_domain is not None:
-                if isinstance(ptp_domain, bool) or not isinstance(ptp_domain, int):
-                    raise RigError("ptp_domain", "ptp_domain must be an integer")
-                if not PTP_DOMAIN_MIN <= ptp_domain <= PTP_DOMAIN_MAX:
-                    raise RigError(
-                        "ptp_domain",
-                        f"ptp_domain must be {PTP_DOMAIN_MIN}..{PTP_DOMAIN_MAX}, not {ptp_domain}",
-                    )
             if master is not None:
                 self._master = master
             if ptp_domain is not None:
@@ -221,7 +225,33 @@ class RigStore:
             if address not in self._addresses:
                 return
             self._facts[address] = result
+            self._mark_same_serials()
         self._changed()
+
+    def _mark_same_serials(self) -> None:
+        """Two entries that turn out to be one module (same type and serial number): the later
+        one is marked with the earlier one's address (``same_as``) and an error; arming refuses
+        them too (the orchestrator compares the serials it reads)."""
+        seen: dict[tuple[Any, Any], str] = {}
+        for address in self._addresses:
+            facts = self._facts.get(address)
+            if not facts:
+                continue
+            first = facts.pop("same_as", None)
+            if first is not None and facts.get("reachable"):
+                facts["error"] = ""
+            info = facts.get("info") or {}
+            if not facts.get("reachable") or not info.get("serial"):
+                continue
+            key = (info.get("type"), info.get("serial"))
+            if key in seen:
+                facts["same_as"] = seen[key]
+                facts["error"] = (
+                    f"{address} is the same module as {seen[key]} (Type {key[0]} serial "
+                    f"{key[1]}): remove one of them"
+                )
+            else:
+                seen[key] = address
 
     def probe_all(self) -> None:
         for address in list(self._addresses):

@@ -1,0 +1,202 @@
+"""Every request body the dashboard takes, as one pydantic model each (docs/api.md lists them).
+
+HTTP routes and Socket.IO events both pass their (already JSON-checked, see
+:mod:`webapp.web.bodies`) object through :func:`check`; the field types are the ones of
+:mod:`webapp.capture.schemas`, which the capture settings and the ``capture`` command use too,
+so a rule exists once. A refused body raises :class:`~webapp.capture.schemas.FieldError` with
+the machine path in ``field`` and a message in the user's terms; the API answers it with
+``{"error": message, "field": field}`` and 400, a Socket.IO ack with ``ok: false`` and the same.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from webapp.capture.names import check_name
+from webapp.capture.schemas import (
+    DEFAULT_DISK_MARGIN_S,
+    DEFAULT_ON_STREAM_DROP,
+    Address,
+    Bandwidth,
+    ChannelBase,
+    DiskMargin,
+    FieldError,
+    Name,
+    PtpDomain,
+    Seconds,
+    Sensitivity,
+    Serial,
+    StreamDrop,
+    Strict,
+    Unit,
+    refuse,
+    validate,
+)
+
+SETUP_NAME_MAX = 64
+
+# kind -> (label, needs a channel)
+FAULTS: dict[str, tuple[str, bool]] = {
+    "cable-fault": ("cable fault", True),
+    "overload": ("analog overload", True),
+    "cm-overload": ("common-mode overload", True),
+    "ptp-loss": ("PTP loss", False),
+    "stream-drop": ("stream drop", False),
+}
+
+
+def _setup_name(value: Any) -> str:
+    try:
+        return check_name(value, "the setup name", SETUP_NAME_MAX)
+    except ValueError as exc:
+        raise refuse(str(exc), whole=True) from None
+
+
+def _fault_kind(value: Any) -> str:
+    if value not in FAULTS:
+        raise refuse(f"must be one of {', '.join(FAULTS)}")
+    return str(value)
+
+
+SetupName = Annotated[str, BeforeValidator(_setup_name)]
+FaultKind = Annotated[str, BeforeValidator(_fault_kind)]
+
+
+# --- the setup (Setup page, saved setups, a start request's overrides) ---------------------
+
+
+class SetupTransducer(Strict):
+    """A sensor without TEDS as the Setup page enters it."""
+
+    sensitivity: Sensitivity
+    unit: Unit = "V"
+    serial: Serial = 0
+    type: Annotated[str, Field(max_length=32)] = ""
+
+
+class SetupChannel(ChannelBase):
+    enabled: bool = True
+    transducer: SetupTransducer | None = None
+
+
+class Setup(Strict):
+    bandwidth: Bandwidth = None
+    """None: the highest bandwidth every module of the rig supports."""
+    multi_socket: bool = False
+    channels: dict[str, list[SetupChannel]] = {}
+
+    @model_validator(mode="after")
+    def _no_channel_twice(self) -> Setup:
+        for address, rows in self.channels.items():
+            seen: set[int] = set()
+            for j, row in enumerate(rows):
+                if row.channel in seen:
+                    raise refuse(
+                        f"channel {row.channel} is given twice",
+                        "channels",
+                        address,
+                        j,
+                        "channel",
+                        whole=True,
+                    )
+                seen.add(row.channel)
+        return self
+
+
+def setup_json(setup: Setup, partial: bool = False) -> dict[str, Any]:
+    """The plain JSON of a checked setup (channel rows complete, sorted by channel);
+    ``partial``: only the keys the request gave."""
+    out: dict[str, Any] = {}
+    for key in ("bandwidth", "multi_socket", "channels"):
+        if partial and key not in setup.model_fields_set:
+            continue
+        if key == "channels":
+            out[key] = {
+                str(address): sorted((row.model_dump() for row in rows), key=lambda r: r["channel"])
+                for address, rows in setup.channels.items()
+            }
+        else:
+            out[key] = getattr(setup, key)
+    return out
+
+
+# --- capture control -----------------------------------------------------------------------
+
+
+class StartRequest(Strict):
+    """``POST /api/capture/start`` and ``/arm``, Socket.IO ``capture:start`` and ``capture:arm``.
+    Absent fields come from the rig and the current setup."""
+
+    modules: list[Address] | None = None
+    name: Name = "Capture"
+    duration_s: Seconds | None = None
+    """None records until stopped."""
+    ptp_domain: PtpDomain | None = None
+    ptp_timeout_s: Seconds | None = None
+    setup: Setup | None = None
+    on_stream_drop: StreamDrop = DEFAULT_ON_STREAM_DROP
+    disk_margin_s: DiskMargin = DEFAULT_DISK_MARGIN_S
+
+
+class WaveformChoice(Strict):
+    """Socket.IO ``select-waveform``: both null for the master's first channel."""
+
+    module: str | None = None
+    channel: int | None = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> WaveformChoice:
+        if (self.module is None) != (self.channel is None):
+            raise refuse("give module and channel, or neither", "channel", whole=True)
+        return self
+
+
+# --- rig -----------------------------------------------------------------------------------
+
+
+class RigModule(Strict):
+    """``POST /api/rig/modules``."""
+
+    address: Address
+
+
+class RigConfig(Strict):
+    """``PUT /api/rig``: either key."""
+
+    master: str | None = None
+    ptp_domain: PtpDomain | None = None
+
+
+# --- saved setups, fault injection ---------------------------------------------------------
+
+
+class SetupSave(Strict):
+    """``POST /api/setups``."""
+
+    name: SetupName
+
+
+class FaultInjection(Strict):
+    """``POST /api/emulator/faults``."""
+
+    module: str
+    fault: FaultKind
+    channel: Annotated[int, Field(ge=1)] | None = None
+    duration_s: Seconds | None = None
+    """None: until cleared."""
+
+
+class FaultClear(Strict):
+    """``DELETE /api/emulator/faults``: one module, or every emulated one."""
+
+    module: str | None = None
+
+
+def check(model: type[Strict], data: Any, prefix: tuple[str | int, ...] = ()) -> Any:
+    """``data`` as ``model``, or :class:`FieldError` naming the first bad field."""
+    return validate(model, data, prefix)
+
+
+__all__ = ["FAULTS", "FieldError", "check"]
