@@ -66,7 +66,7 @@ def test_a_disk_without_room_for_the_margin_is_refused_before_anything_starts(
         "capture", *rig.addresses, "-t", "5", "--bandwidth", "6.4 kHz", "-o", str(disk / "run")
     )
     assert done.returncode == 2, done.stdout + done.stderr
-    assert f"error: folder: {disk} has" in done.stdout
+    assert f"error: {disk} has" in done.stdout
     assert "30 s at the expected" in done.stdout
     assert writes(rig) == []  # module/info was read, nothing was set up
     assert not (disk / "run").exists()  # nothing created either
