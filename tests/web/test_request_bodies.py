@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,20 +10,14 @@ import pytest
 import requests
 import socketio
 from auth_support import cheap_hashes, secure_app  # noqa: F401  (fixture)
-from werkzeug.serving import make_server
 
+from tests.support.wsgi import served_app
 from webapp.web import auth, bodies
 
 
 def _serve(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with served_app(app) as base:
+        yield base
 
 
 @pytest.fixture

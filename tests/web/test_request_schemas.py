@@ -4,17 +4,16 @@ input with the same message, in the user's terms, before anything reaches a modu
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import socketio
-from werkzeug.serving import make_server
 
 from tests.support.emulator import FAST_EMULATOR
 from tests.support.processes import run_webapp
+from tests.support.wsgi import served_app
 from webapp.emulator import EmulatedRig
 from webapp.openapi.client import ModuleClient
 from webapp.web.rig import RigStore
@@ -40,14 +39,8 @@ def emulated() -> Iterator[EmulatedRig]:
 
 @pytest.fixture
 def url(app) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join(5)
+    with served_app(app) as base:
+        yield base
 
 
 def emulator_requests(address: str) -> list[dict]:

@@ -434,3 +434,17 @@ def list_captures(data_dir: Path) -> list[dict[str, Any]]:
             log.warning("unreadable %s: %s", folder / CAPTURE_JSON, exc)
     out.sort(key=lambda c: c.get("created", ""), reverse=True)
     return out
+
+
+def folder_signature(folder: Path) -> tuple[Any, ...]:
+    """What changes when a capture folder's capture.json or stream files change (name, size,
+    modification time of each): the key for caches of what was read from it."""
+    out = []
+    with os.scandir(folder) as entries:
+        for e in entries:
+            if e.is_file(follow_symlinks=False) and (
+                e.name == CAPTURE_JSON or e.name.endswith(".stream")
+            ):
+                st = e.stat()
+                out.append((e.name, st.st_size, st.st_mtime_ns))
+    return tuple(sorted(out))

@@ -46,6 +46,7 @@ from webapp.analysis.export import (
 )
 from webapp.analysis.integrity import build_report
 from webapp.analysis.reader import Capture, CaptureError
+from webapp.capture.store import folder_signature
 from webapp.web import history
 from webapp.web.auth import require_role
 
@@ -74,7 +75,7 @@ class _Captures:
         self._entries: OrderedDict[Path, _Entry] = OrderedDict()
 
     def get(self, folder: Path) -> _Entry:
-        signature = _signature(folder)
+        signature = folder_signature(folder)
         with self._lock:
             entry = self._entries.get(folder)
             if entry is not None and entry.signature == signature:
@@ -91,18 +92,6 @@ class _Captures:
         if old is not None:
             old.cap.close()
         return entry
-
-
-def _signature(folder: Path) -> tuple[Any, ...]:
-    out = []
-    with os.scandir(folder) as entries:
-        for e in entries:
-            if e.is_file(follow_symlinks=False) and (
-                e.name == "capture.json" or e.name.endswith(".stream")
-            ):
-                st = e.stat()
-                out.append((e.name, st.st_size, st.st_mtime_ns))
-    return tuple(sorted(out))
 
 
 _CAPTURES = _Captures()

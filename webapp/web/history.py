@@ -16,6 +16,7 @@ from typing import Any
 
 from webapp import runtime
 from webapp.analysis.quality import SUMMARY_VERSION, summarize_folder
+from webapp.capture.store import folder_signature
 from webapp.capture.writer import read_as_interrupted
 
 QUALITY_CACHE_SIZE = 256
@@ -53,18 +54,6 @@ def _count(events: Any, kind: str) -> int:
     return sum(1 for e in events if isinstance(e, dict) and e.get("kind") == kind)
 
 
-def _signature(folder: Path) -> tuple[Any, ...]:
-    out = []
-    with os.scandir(folder) as entries:
-        for e in entries:
-            if e.is_file(follow_symlinks=False) and (
-                e.name == "capture.json" or e.name.endswith(".stream")
-            ):
-                st = e.stat()
-                out.append((e.name, st.st_size, st.st_mtime_ns))
-    return tuple(sorted(out))
-
-
 def quality(manifest: dict[str, Any] | None, folder: Path) -> dict[str, Any] | None:
     """The capture's quality summary: as capture.json holds it (written when the capture
     ended), else computed from the files by the same analysis code (an interrupted or older
@@ -77,7 +66,7 @@ def quality(manifest: dict[str, Any] | None, folder: Path) -> dict[str, Any] | N
     if m.get("outcome") == "running":
         return None
     try:
-        signature = _signature(folder)
+        signature = folder_signature(folder)
     except OSError as exc:
         return {"error": str(exc)}
     with _quality_lock:
