@@ -223,8 +223,9 @@ class Capture:
         return self.log.read_text(errors="replace")
 
     def wait_recording(self, timeout: float = 30.0) -> None:
+        """Until every module's samples have begun to arrive (a recording time above 0)."""
         deadline = time.monotonic() + timeout
-        while "Measuring" not in self.output():
+        while not re.search(r"Measuring +(?!0\.0 )\d+\.\d s", self.output()):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the capture did not start recording:\n{self.output()}")
             time.sleep(0.02)
