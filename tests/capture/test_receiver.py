@@ -347,7 +347,7 @@ def test_a_dropped_stream_is_connected_again_and_the_file_stays_a_stream(tmp_pat
         lambda s: s,
         lambda r, e: ends.append(e),
         reconnect=lambda: second_ours,
-        on_drop=lambda r, d: drops.append(d),
+        on_reconnect=lambda r, d: drops.append(d),
     )
     r.start()
     first_theirs.sendall(head + half)

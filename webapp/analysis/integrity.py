@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,19 +26,10 @@ import numpy as np
 from webapp.analysis.model import TICKS_PER_SECOND, Channel, Problem, iso_time
 from webapp.analysis.quality import loss_problems, ptp_losses, sync_statement
 from webapp.analysis.reader import Capture
+from webapp.capture.store import sha256_of
 from webapp.openapi import units
 from webapp.openapi.model import scale_factor as setup_scale_factor
 from webapp.openapi.stream import Validity, validity_names
-
-HASH_CHUNK = 1 << 22
-
-
-def sha256_file(path: Any) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def build_report(cap: Capture, checksums: bool = True, levels: bool = False) -> dict[str, Any]:
@@ -162,7 +152,7 @@ def _file_entry(cap: Capture, i: int, checksums: bool, problems: list[Problem]) 
             )
         )
     if checksums:
-        digest = sha256_file(sf.path)
+        digest = sha256_of(sf.path).hexdigest()
         entry["sha256"] = digest
         if sf.expected_sha256 is None:
             entry["checksum"] = "not recorded"

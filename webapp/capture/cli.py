@@ -43,7 +43,7 @@ from webapp.openapi.model import FAULT_KINDS, FAULT_NAMES
 
 PTP_REPORT_INTERVAL_S = 10.0
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def add_parser(subparsers: Any) -> None:

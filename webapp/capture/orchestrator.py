@@ -79,7 +79,6 @@ from webapp.capture.settings import CaptureSettings, SettingsError
 from webapp.capture.setup import build_setup, enabled_channel_numbers
 from webapp.capture.teardown import (
     RETURN_TO_IDLE,
-    STOP_MASTER_AFTER_S,
     TEARDOWN_SETTLE_S,
     best_effort,
     best_effort_each,
@@ -876,7 +875,6 @@ class Orchestrator(Recording):
                 lambda m, t=todo: m in t,
                 self._publish,
                 fallback=fallbacks.get(method),
-                first_wait_s=STOP_MASTER_AFTER_S if method == "stop_measurement" else None,
             )
             self._settle(s, todo, needed, method)
             fresh = True

@@ -30,6 +30,7 @@ import numpy as np
 
 from webapp import runtime
 from webapp.capture.levels import LiveModule
+from webapp.capture.store import sha256_of
 from webapp.openapi.stream import (
     HEADER_FAMILY,
     HEADER_SIZE,
@@ -139,6 +140,15 @@ class StreamTap:
         self._part.clear()
         self._skip = 0
         self.boundary = self.fed
+
+    def missing_samples(self) -> dict[int, int]:
+        """Samples missing per signal (only signals that miss any), from :attr:`gaps`."""
+        missing: dict[int, int] = {}
+        for sid, end, start in self.gaps:
+            tps = self._tps.get(sid)
+            if tps:
+                missing[sid] = missing.get(sid, 0) + (start - end) // tps
+        return missing
 
     def _block_time(self, sid: int, start: int, nval: int) -> None:
         tps = self._tps.get(sid)
@@ -381,7 +391,7 @@ class StreamFile:
         keep = self.written - n
         runtime.offload(os.ftruncate, fd, keep)
         os.lseek(fd, keep, os.SEEK_SET)  # the next write goes where the file now ends
-        self.sha256 = runtime.offload(_hash_file, self.path, keep)
+        self.sha256 = runtime.offload(sha256_of, self.path, keep)
         self.written = keep
         self.bytes -= n
 
@@ -408,20 +418,6 @@ class StreamFile:
         return self.sha256.hexdigest()
 
 
-def _hash_file(path: Path, size: int) -> Any:
-    """SHA-256 of the first ``size`` bytes of ``path`` (plain blocking reads)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        left = size
-        while left:
-            chunk = f.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            digest.update(chunk)
-            left -= len(chunk)
-    return digest
-
-
 class StreamReceiver:
     """Receives one stream socket into one file and feeds the module's live view.
 
@@ -443,7 +439,7 @@ class StreamReceiver:
         channel: int | None = None,
         chunk_size: int = CHUNK_SIZE,
         reconnect: Callable[[], socket.socket] | None = None,
-        on_drop: Callable[[StreamReceiver, dict[str, Any]], None] | None = None,
+        on_reconnect: Callable[[StreamReceiver, dict[str, Any]], None] | None = None,
     ) -> None:
         self.module = module
         self.label = label or module
@@ -471,7 +467,9 @@ class StreamReceiver:
         self._reconnect = reconnect
         """None: a stream that ends unexpectedly ends the receiver (the capture fails);
         otherwise what connects to the module's stream port again."""
-        self._on_drop = on_drop
+        self._on_reconnect = on_reconnect
+        """Called with the drop (one of :attr:`drops`) once a dropped stream is connected
+        again; a drop it could not recover from ends the receiver with the error instead."""
         self.drops: list[dict[str, Any]] = []
         """Each time the stream dropped: when, after how many bytes, the bytes of an unfinished
         message cut off the file, what happened, whether and how fast it was connected again."""
@@ -572,12 +570,10 @@ class StreamReceiver:
             self.last_data = time.monotonic()
             drop["reconnected"] = True
             drop["reconnect_s"] = round(time.monotonic() - started, 3)
-            if self._on_drop is not None:
-                self._on_drop(self, drop)
+            if self._on_reconnect is not None:
+                self._on_reconnect(self, drop)
             return None
         drop["error"] = f"{error}; connecting again failed {RECONNECT_TRIES} times: {why}"
-        if self._on_drop is not None:
-            self._on_drop(self, drop)
         return drop["error"]
 
     def _receive(self) -> str | None:

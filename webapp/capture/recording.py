@@ -255,7 +255,7 @@ class Recording:
                             if s.settings.on_stream_drop == "reconnect"
                             else None
                         ),
-                        on_drop=self._stream_dropped,
+                        on_reconnect=self._stream_reconnected,
                     )
                 except BaseException:
                     # No receiver owns the socket yet, so _close_streams would leave it open.
@@ -264,11 +264,10 @@ class Recording:
                 m.receivers.append(receiver)
                 record.files.append(store.FileRecord(file=name, channels=channels))
 
-    def _stream_dropped(self, receiver: StreamReceiver, drop: dict[str, Any]) -> None:
+    def _stream_reconnected(self, receiver: StreamReceiver, drop: dict[str, Any]) -> None:
         """A stream that dropped and (with ``on_stream_drop`` reconnect) was connected again:
-        the user hears of it at once; the samples it missed are counted when the capture ends."""
-        if not drop["reconnected"]:
-            return  # the receiver ends with the error: _receiver_ended reports it
+        the user hears of it at once; the samples it missed are counted when the capture ends.
+        (One that could not be connected again ends its receiver: _receiver_ended reports it.)"""
         where = f"module {receiver.module}"
         if receiver.channel is not None:
             where += f" channel {receiver.channel}"
@@ -501,13 +500,8 @@ def lost_samples(receiver: StreamReceiver, channels: list[int]) -> dict[str, int
     """Samples missing per channel (``"channel number": count``) where a block began later
     than the one before it ended (a dropped stream connected again, blocks the module dropped);
     only channels that miss any."""
-    tap = receiver.tap
     lost: dict[str, int] = {}
-    for sid, end, start in tap.gaps:
-        tps = tap._tps.get(sid) or 0
-        if not tps:
-            continue
-        channel = channels[sid - 1] if 0 < sid <= len(channels) else sid
-        key = str(channel)
-        lost[key] = lost.get(key, 0) + (start - end) // tps
+    for sid, count in receiver.tap.missing_samples().items():
+        key = str(channels[sid - 1] if 0 < sid <= len(channels) else sid)
+        lost[key] = lost.get(key, 0) + count
     return lost

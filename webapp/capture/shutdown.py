@@ -16,7 +16,6 @@ take the orchestrator's locks.
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -37,20 +36,17 @@ def exit_status(signum: int) -> int:
 
 
 class ShutdownSignals:
-    """Counts SIGTERM and SIGINT while installed (a context manager); ``on_signal`` (optional)
-    is called from the handler with the signal number and the count so far, and must only
-    schedule work."""
+    """Counts SIGTERM and SIGINT while installed (a context manager); the handler does nothing
+    else."""
 
-    def __init__(self, on_signal: Callable[[int, int], None] | None = None) -> None:
+    def __init__(self) -> None:
         self.count = 0
         self.first: int | None = None
         """The first signal's number."""
         self.last: int | None = None
         self.first_at: float | None = None
         """``time.monotonic()`` of the first signal."""
-        self._on_signal = on_signal
         self._previous: dict[int, Any] = {}
-        self._event = threading.Event()
 
     def __enter__(self) -> ShutdownSignals:
         for signum in SIGNALS:
@@ -70,8 +66,6 @@ class ShutdownSignals:
         self.last = signum
         if self.first is None:
             self.first, self.first_at = signum, time.monotonic()
-        if self._on_signal is not None:
-            self._on_signal(signum, self.count)
 
     def overdue(self, timeout_s: float) -> bool:
         """The clean end asked for by the first signal has taken longer than ``timeout_s``."""

@@ -10,6 +10,7 @@ tell whether that process is still alive or the capture was interrupted.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -448,3 +449,22 @@ def folder_signature(folder: Path) -> tuple[Any, ...]:
                 st = e.stat()
                 out.append((e.name, st.st_size, st.st_mtime_ns))
     return tuple(sorted(out))
+
+
+HASH_CHUNK = 1 << 22
+
+
+def sha256_of(path: Path, size: int | None = None) -> Any:
+    """The running SHA-256 of ``path`` (its first ``size`` bytes when given), as a hash object
+    that can take more bytes; plain blocking reads (offload it on the hub)."""
+    digest = hashlib.sha256()
+    left = size
+    with open(path, "rb") as f:
+        while left is None or left > 0:
+            chunk = f.read(HASH_CHUNK if left is None else min(left, HASH_CHUNK))
+            if not chunk:
+                break
+            digest.update(chunk)
+            if left is not None:
+                left -= len(chunk)
+    return digest

@@ -22,6 +22,9 @@ TEARDOWN_SETTLE_S = 5.0
 STOP_MASTER_AFTER_S = 0.5
 """How long the master's ``measurements/stop`` waits for the slaves' answers: long enough for
 a live module to answer, short enough that a dead slave does not keep the master recording."""
+SECOND_BATCH_WAIT_S = {"stop_measurement": STOP_MASTER_AFTER_S}
+"""Requests whose second batch (the master) goes out once the first has answered or this long
+has passed; every other request waits for the first batch's answers."""
 TEARDOWN_REQUEST_TIMEOUT_S = 3.0
 """How long a stop, finish, cancel, close or status read of the teardown may go unanswered: a
 module that does not answer within it is named and left, and the others (the master last) go
@@ -107,14 +110,14 @@ def best_effort_each(
     which: Callable[[ModuleRun], bool],
     publish: Callable[[Event], None],
     fallback: Callable[[ModuleRun], None] | None = None,
-    first_wait_s: float | None = None,
 ) -> list[ModuleRun]:
     """One client request (with the short :data:`TEARDOWN_REQUEST_TIMEOUT_S`) to the modules
     ``which`` selects, in ``order``: the first batch side by side, then the second whether or
     not every module of the first answered. After a failure ``fallback`` is tried (unless the
     module did not answer at all); what still failed becomes a warning. Returns the modules
-    whose request failed. With ``first_wait_s`` the second batch does not wait longer than that
-    for the first one's answers."""
+    whose request failed. For a request in :data:`SECOND_BATCH_WAIT_S` the second batch does not
+    wait longer than that for the first one's answers."""
+    first_wait_s = SECOND_BATCH_WAIT_S.get(method)
     failed: list[ModuleRun] = []
 
     def run(m: ModuleRun) -> None:
@@ -163,9 +166,7 @@ def stop_measurements(
     the master recording.
     Returns the modules whose stop failed (named in warnings; those that did not answer are
     marked gone)."""
-    return best_effort_each(
-        s, Order.MASTER_LAST, "stop_measurement", which, publish, first_wait_s=STOP_MASTER_AFTER_S
-    )
+    return best_effort_each(s, Order.MASTER_LAST, "stop_measurement", which, publish)
 
 
 def left_non_idle(s: Session) -> list[dict[str, Any]]:
