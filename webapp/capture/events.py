@@ -37,6 +37,8 @@ class Phase(StrEnum):
     STARTING_STREAM = "starting-stream"
     ARMED = "armed"
     CONNECTING = "connecting"
+    MONITORING = "monitoring"
+    """The measurement runs and is shown live; recordings are cut from it (windows)."""
     RECORDING = "recording"
     STOPPING = "stopping"
     FINISHING = "finishing"
@@ -226,6 +228,46 @@ class CaptureFinished(Event):
     outcome: str
     reason: str
     folder: str
+
+
+@dataclass(frozen=True)
+class MonitorStatus(Event):
+    """The monitoring session: ring buffers, the recording plan, trigger, windows so far."""
+
+    kind: ClassVar[str] = "monitor"
+    measurement: str
+    """Id of the monitoring session (captures cut from it name it in their ``window``)."""
+    active: bool
+    ring_s: float
+    """Stream time the ring buffers hold (the least of every stream's)."""
+    ring_retention_s: float
+    ring_bytes: int
+    plan: dict[str, Any] | None
+    trigger: str
+    """"off", "armed", "holding" (hold-off or a window still being written) or "done"."""
+    events: int
+    segments: int
+    recording: list[str]
+    """Captures being written now."""
+    recorded_s: float
+    disk_s: float | None
+    """Seconds of recording the capture folder's disk still takes (None when not recording)."""
+
+
+@dataclass(frozen=True)
+class TriggerFired(Event):
+    kind: ClassVar[str] = "trigger"
+    capture_id: str
+    module: int
+    channel: int
+    slope: str
+    level: float
+    unit: str
+    time_ticks: int
+    """Time of the first sample through the level (2^-32 s since 1970)."""
+    event: int
+    """1 for the first event of the plan."""
+    manual: bool = False
 
 
 Subscriber = Callable[[Event], None]

@@ -64,6 +64,13 @@ _HEAD_AND_PREFIX = struct.Struct("<2sHHHI4BQIHHHH")
 """A message header followed by a SignalData prefix (count, reserved, signal id, values)."""
 _HEADER, _SD_PREFIX_STAGE, _SD_VALUES, _CONTENT = range(4)
 
+IndexEntry = tuple[int, int, int, int, int, int, Any]
+"""One message of a stream: ``(start, end, type, time, signal, values, info)``; ``start`` and
+``end`` count bytes fed to the tap; ``time`` is the header time in ticks; ``signal`` and
+``values`` are a SignalData message's signal id and value count (0 otherwise); ``info`` is, for
+an Interpretation ``(raw message, signal ids)``, for a DataQuality ``(raw message, [(signal,
+validity)])``, otherwise None."""
+
 
 class StreamTap:
     """Follows the messages of one stream without copying what nobody looks at."""
@@ -78,6 +85,13 @@ class StreamTap:
         self.interpretations: dict[int, SignalInterpretation] = {}
         self.wanted: set[int] = set()
         """Signals whose next SignalData block is decoded and handed to ``on_block``."""
+        self.watched: set[int] = set()
+        """Signals whose every SignalData block is decoded and handed to ``on_watched`` (a
+        level trigger's channel)."""
+        self.on_watched: Callable[[int, int, np.ndarray], None] | None = None
+        """``(signal, time of the block's first sample, raw values)`` for :attr:`watched`."""
+        self.index: list[IndexEntry] | None = None
+        """When set, every message is appended as an :data:`IndexEntry` (a monitoring ring)."""
         self.first_ticks: int | None = None
         """Header time of the first SignalData message (2^-32 s since 1970)."""
         self.end_ticks: dict[int, int] = {}
@@ -97,6 +111,7 @@ class StreamTap:
         self._nval = 0
         self._tps: dict[int, int] = {}
         """Ticks per sample of each signal (0 when unknown)."""
+        self._head_raw = b""
         self.fed = 0
         """Bytes fed so far."""
         self.boundary = 0
@@ -136,10 +151,17 @@ class StreamTap:
                 self.end_ticks.pop(sid, None)
             else:
                 self.end_ticks[sid] = end
+        index = self.index
+        while index and index[-1][1] > self.boundary:
+            index.pop()  # the unfinished message: its bytes will never arrive
         self._expect(_HEADER, HEADER_SIZE)
         self._part.clear()
         self._skip = 0
         self.boundary = self.fed
+
+    def tps(self, sid: int) -> int:
+        """Ticks per sample of a signal (0 while unknown)."""
+        return self._tps.get(sid, 0)
 
     def missing_samples(self) -> dict[int, int]:
         """Samples missing per signal (only signals that miss any), from :attr:`gaps`."""
@@ -197,6 +219,7 @@ class StreamTap:
                     and not (k3 or k5 or k7)
                     and length >= _SD_PREFIX.size
                     and sid not in self.wanted
+                    and sid not in self.watched
                 ):
                     self.messages += 1
                     self.signal_messages += 1
@@ -204,6 +227,9 @@ class StreamTap:
                         self.first_ticks = count
                     self._block_time(sid, count, nval)
                     total = HEADER_SIZE + length
+                    if self.index is not None:
+                        start = base + pos
+                        self.index.append((start, start + total, mtype, count, sid, nval, None))
                     if n - pos >= total:
                         pos += total
                         self.boundary = base + pos
@@ -243,8 +269,13 @@ class StreamTap:
             if mtype == MessageType.SIGNAL_DATA and length >= _SD_PREFIX.size:
                 self._expect(_SD_PREFIX_STAGE, _SD_PREFIX.size)
             elif mtype in (MessageType.DATA_QUALITY, MessageType.INTERPRETATION):
+                if self.index is not None:
+                    self._head_raw = bytes(chunk)
                 self._expect(_CONTENT, length)
             else:
+                if self.index is not None:
+                    end = self.boundary + HEADER_SIZE + length
+                    self.index.append((self.boundary, end, mtype, self._time, 0, 0, None))
                 self._skip = length
                 self._next_message()
         elif stage == _SD_PREFIX_STAGE:
@@ -254,20 +285,36 @@ class StreamTap:
             if self.first_ticks is None:
                 self.first_ticks = self._time
             self._block_time(sid, self._time, nval)
+            if self.index is not None:
+                end = self.boundary + HEADER_SIZE + self._length
+                self.index.append((self.boundary, end, self._mtype, self._time, sid, nval, None))
             rest = self._length - _SD_PREFIX.size
-            if sid in self.wanted and nsig >= 1 and 3 * nval <= rest:
+            if (sid in self.wanted or sid in self.watched) and nsig >= 1 and 3 * nval <= rest:
                 self._expect(_SD_VALUES, rest)
             else:
                 self._skip = rest
                 self._next_message()
         elif stage == _SD_VALUES:
-            self.wanted.discard(self._sid)
-            if self.on_block is not None:
-                values = decode_int24(chunk, self._nval)
-                self.on_block(self._sid, values, self.interpretations.get(self._sid))
+            sid = self._sid
+            values = decode_int24(chunk, self._nval)
+            if sid in self.watched and self.on_watched is not None:
+                self.on_watched(sid, self._time, values)
+            if sid in self.wanted:
+                self.wanted.discard(sid)
+                if self.on_block is not None:
+                    self.on_block(sid, values, self.interpretations.get(sid))
             self._next_message()
         else:
             message = decode_content(self._mtype, self._family, self._count, chunk)
+            if self.index is not None:
+                raw = self._head_raw + bytes(chunk)
+                info: Any = (
+                    (raw, tuple(i.signal_id for i in message.signals))
+                    if isinstance(message, Interpretation)
+                    else (raw, list(getattr(message, "qualities", [])))
+                )
+                end = self.boundary + len(raw)
+                self.index.append((self.boundary, end, self._mtype, self._time, 0, 0, info))
             if isinstance(message, Interpretation):
                 for interp in message.signals:
                     known = self.interpretations.get(interp.signal_id)
@@ -430,7 +477,7 @@ class StreamReceiver:
         self,
         module: str,
         sock: socket.socket,
-        path: Path,
+        path: Path | None,
         live: LiveModule,
         channel_of: Callable[[int], int],
         on_end: Callable[[StreamReceiver, str | None], None],
@@ -438,6 +485,7 @@ class StreamReceiver:
         label: str = "",
         channel: int | None = None,
         chunk_size: int = CHUNK_SIZE,
+        ring_retention_ticks: int | None = None,
         reconnect: Callable[[], socket.socket] | None = None,
         on_reconnect: Callable[[StreamReceiver, dict[str, Any]], None] | None = None,
     ) -> None:
@@ -446,11 +494,19 @@ class StreamReceiver:
         self.channel = channel
         """The module's channel when the stream carries only that one (multi-socket)."""
         self.sock = sock
-        self.file = StreamFile(path)
+        self.file: StreamFile | None = StreamFile(path) if path is not None else None
+        """The whole stream's file (None while monitoring: recordings are windows of
+        :attr:`ring`)."""
+        self.received = 0
         self.live = live
         self.channel_of = channel_of
         self._on_end = on_end
         self.tap = StreamTap(on_block=self._block, on_quality=self._quality)
+        self.ring = None
+        if ring_retention_ticks is not None:
+            from webapp.capture.window import StreamRing
+
+            self.ring = StreamRing(self.tap, ring_retention_ticks)
         self._buffer = bytearray(chunk_size)
         self.expect_end = False
         self._closing = False
@@ -490,7 +546,13 @@ class StreamReceiver:
 
     @property
     def bytes(self) -> int:
-        return self.file.bytes
+        """Bytes in the file (received, less unfinished messages cut off), or received."""
+        return self.file.bytes if self.file is not None else self.received
+
+    @property
+    def target(self) -> str:
+        """What this receiver writes to, for messages: its file's name, or the monitor."""
+        return self.file.path.name if self.file is not None else "the monitor"
 
     @property
     def idle_s(self) -> float:
@@ -528,7 +590,7 @@ class StreamReceiver:
                     break
         except Exception as exc:  # a bug or a full disk must still end the capture cleanly
             log.exception("receiver %s failed", self.label)
-            error = f"receiving failed after {self.file.bytes} bytes: {exc}"
+            error = f"receiving failed after {self.received} bytes: {exc}"
         finally:
             self.error = error
             self.ended.set()
@@ -541,14 +603,15 @@ class StreamReceiver:
         started = time.monotonic()
         drop: dict[str, Any] = {
             "t": time.time(),
-            "after_bytes": self.file.bytes,
+            "after_bytes": self.received,
             "discarded_bytes": self.tap.partial,
             "error": error,
             "reconnected": False,
             "reconnect_s": None,
         }
         self.drops.append(drop)
-        self.file.discard_tail(self.tap.partial)
+        if self.file is not None:
+            self.file.discard_tail(self.tap.partial)
         self.tap.restart()
         with contextlib.suppress(OSError):
             self.sock.close()
@@ -588,16 +651,21 @@ class StreamReceiver:
                     n = sock.recv_into(buffer)
                 except OSError as exc:
                     if not self._closing and not self.expect_end:
-                        error = f"stream socket error after {self.file.bytes} bytes: {exc.strerror or exc}"
+                        error = f"stream socket error after {self.received} bytes: {exc.strerror or exc}"
                     break
                 if n == 0:
                     if not self._closing and not self.expect_end:
-                        error = f"the module closed its stream socket after {self.file.bytes} bytes"
+                        error = f"the module closed its stream socket after {self.received} bytes"
                     break
                 self.last_data = time.monotonic()
                 self.receives += 1
                 data = view[:n]
-                self.file.write(data)
+                self.received += n
+                if self.file is not None:
+                    self.file.write(data)
+                ring = self.ring
+                if ring is not None:
+                    ring.append(data)
                 self.live.add_bytes(n)
                 if not self._tap_failed:
                     try:
@@ -607,6 +675,8 @@ class StreamReceiver:
                         # display path, not only bad framing, must never stop the recording).
                         self._tap_failed = True
                         log.warning("%s: live view stopped: %s", self.label, exc)
+                if ring is not None and not self._tap_failed:
+                    ring.after_feed()
                 if self.live.tick():
                     self.tap.wanted = set(self.tap.interpretations)
                 if n == size:
@@ -627,7 +697,11 @@ class StreamReceiver:
             progress = (-1, -1)
             limit = time.monotonic() + max(timeout, CLOSE_LIMIT_S)
             while not self.ended.wait(timeout):
-                now = (self.file.bytes, self.file.written)
+                now = (
+                    (self.file.bytes, self.file.written)
+                    if self.file is not None
+                    else (self.received, self.received)
+                )
                 if now == progress or time.monotonic() > limit:
                     # Bytes still in the socket are lost: record it, the orchestrator tells
                     # the user and writes it into capture.json.
@@ -642,7 +716,8 @@ class StreamReceiver:
                 progress = now
         with contextlib.suppress(OSError):
             self.sock.close()
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
 
     @property
     def loss(self) -> str | None:
@@ -650,6 +725,8 @@ class StreamReceiver:
         if not self.abandoned:
             return None
         amount = f"{self.unread_bytes} bytes" if self.unread_bytes is not None else "unread bytes"
+        if self.file is None:
+            return f"{amount} still arriving were not received by the monitor"
         return f"{amount} still arriving were not written to {self.file.path.name}"
 
 

@@ -276,7 +276,7 @@ class Recording:
                 message=(
                     f"{where}: its stream dropped after {drop['after_bytes']} bytes "
                     f"({drop['error']}); connected again after {drop['reconnect_s']:g} s; the "
-                    f"samples it missed are counted as lost in {receiver.file.path.name}"
+                    f"samples it missed are counted as lost in {receiver.target}"
                 ),
                 module=receiver.module,
             )
@@ -289,8 +289,7 @@ class Recording:
         if receiver.channel is not None:
             # Multi-socket: one stream of several per module; say which channel and file.
             message = (
-                f"module {receiver.module} channel {receiver.channel}"
-                f" ({receiver.file.path.name}): {error}"
+                f"module {receiver.module} channel {receiver.channel} ({receiver.target}): {error}"
             )
         failure = StreamFailure(message, receiver.module)
         failure.reported = True

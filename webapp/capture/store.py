@@ -33,7 +33,7 @@ FORMAT = "lanxi-capture/1"
 CAPTURE_JSON = "capture.json"
 CAPTURES_DIR = "captures"
 
-TIMELINE_EXCLUDED = frozenset({"levels", "waveform", "stream-stats", "recording-time"})
+TIMELINE_EXCLUDED = frozenset({"levels", "waveform", "stream-stats", "recording-time", "monitor"})
 """High-rate live data that the timeline leaves out (recording-time comes four times a second
 for the whole recording: kept, it would grow the session's and the capture's event lists without
 bound)."""
@@ -236,6 +236,9 @@ class CaptureRecord:
     quality: QualityChangeLimit = field(default_factory=QualityChangeLimit)
     quality_summary: dict[str, Any] | None = None
     """``quality`` in capture.json: written once the capture has ended."""
+    window: dict[str, Any] | None = None
+    """For a recording cut from a monitored measurement: which one, the kind (manual, trigger,
+    segment), start and end ticks, the trigger or the segment's neighbours (docs/capture-format.md)."""
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add_event(self, event: Event) -> None:
@@ -301,6 +304,7 @@ class CaptureRecord:
             "modules": modules,
             "writer": self.writer,
             "left_non_idle": self.left_non_idle,
+            "window": self.window,
             "events": self.events,
         }
 
