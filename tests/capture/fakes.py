@@ -404,17 +404,34 @@ class FakeClient:
         m.bump()
 
 
+def _unlocked(lock: Any, test: Callable[[], Any]) -> Any:
+    """Run ``test`` without the recorder's lock (it may read the recorder)."""
+    lock.release()
+    try:
+        return test()
+    finally:
+        lock.acquire()
+
+
 class Recorder:
     """Every event a bus publishes, for tests to look at."""
 
     def __init__(self, bus: EventBus) -> None:
         self.events: list[Event] = []
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
         bus.subscribe(self._on)
 
     def _on(self, e: Event) -> None:
-        with self._lock:
+        with self._cond:
             self.events.append(e)
+            self._cond.notify_all()
+
+    def wait_until(self, test: Callable[[], Any], timeout: float = 30.0) -> None:
+        """Until ``test()`` holds, looked at after every event (fails after ``timeout``)."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: bool(_unlocked(self._lock, test)), timeout)
+        assert ok, f"timed out after {timeout:g} s"
 
     def kinds(self, kind: str) -> list[Event]:
         with self._lock:

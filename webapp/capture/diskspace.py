@@ -137,6 +137,8 @@ class DiskWatch:
         self._next = 0.0
         self.warned = False
         self.reserve = reserve_bytes(rate)
+        self.left_s: float | None = None
+        """Seconds of recording left at the last check (None before the first)."""
 
     def check(self) -> tuple[str | None, str | None]:
         """(a warning to give now, or None; a reason to stop now, or None)."""
@@ -149,6 +151,7 @@ class DiskWatch:
         except OSError as exc:
             return None, f"the capture folder {self.folder} cannot be read: {exc.strerror or exc}"
         left_s = (free - self.reserve) / self.rate if self.rate > 0 else float("inf")
+        self.left_s = max(0.0, left_s)
         if free < self.reserve:
             return None, (
                 f"the disk of {self.folder} is nearly full ({_mb(free)} free, "

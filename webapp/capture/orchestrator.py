@@ -51,6 +51,7 @@ from webapp.capture.events import (
     TransducersDetected,
     Warning,
 )
+from webapp.capture.monitoring import Monitoring, MonitorRequest
 from webapp.capture.phases import (
     WAIT_DETECTED,
     Order,
@@ -60,7 +61,6 @@ from webapp.capture.phases import (
     arm_sequence,
     ordered,
 )
-from webapp.capture.recording import Recording
 from webapp.capture.session import (
     Aborted,
     CaptureBusyError,
@@ -89,6 +89,7 @@ from webapp.capture.teardown import (
     quick,
     walk_to_idle,
 )
+from webapp.capture.trigger import RecordPlan
 from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
     ModuleInfo,
@@ -111,7 +112,7 @@ STALL_TIMEOUT_S = 5.0
 sample rates): the module is gone or no longer sending."""
 
 
-class Orchestrator(Recording):
+class Orchestrator(Monitoring):
     """Runs captures on LAN-XI modules and emits events on ``bus``; see the module docstring."""
 
     def __init__(
@@ -159,6 +160,8 @@ class Orchestrator(Recording):
         self._waveform: tuple[str | None, int | None] = (None, None)
         self._watched: frozenset[tuple[str, int]] | None = None
         self._status_version = 0
+        self._monitor = None
+        self._monitor_wanted: MonitorRequest | None = None
 
     # --- public state -----------------------------------------------------------------------
 
@@ -246,8 +249,89 @@ class Orchestrator(Recording):
             session = self._prepare(settings)
             self._launch(session, disarm_after=False)
 
+    def monitor(
+        self,
+        settings: CaptureSettings | None = None,
+        plan: RecordPlan | None = None,
+        *,
+        folder: Path | None = None,
+        end_when_done: bool = False,
+    ) -> str:
+        """Start the measurement and show it live without writing (arming first when idle);
+        with ``plan``, record by it at once. Returns the monitoring session's id. Recordings
+        are windows of it (:meth:`record_window`); :meth:`stop` ends it (the rig stays armed
+        unless it was idle: then it is disarmed), :meth:`disarm` ends it and disarms.
+        ``folder``: where the recordings' capture folders go (default ``<data_dir>/captures``);
+        ``end_when_done``: stop once ``plan`` is done (the terminal's triggered capture)."""
+        with self._lock:
+            if self._monitor is not None or self._monitor_wanted is not None:
+                raise CaptureBusyError("the rig is already monitoring")
+            if self._recording or self._pending is not None:
+                raise CaptureBusyError("a capture is being recorded")
+            if plan is not None:
+                plan.validate()
+            measurement = store.new_capture_id(plan.name if plan else "monitor")
+            request = MonitorRequest(measurement, plan, folder, end_when_done)
+            session = self._session
+            if session is not None and not session.closed:
+                if self._disarm_after or self._abort.is_set():
+                    raise CaptureBusyError("the modules are being disarmed")
+                if settings is not None:
+                    settings.validate()
+                    changed = session.settings.same_session(settings)
+                    if changed:
+                        raise SettingsError(
+                            changed[0],
+                            "differs from the armed setup; disarm first to change "
+                            + ", ".join(changed),
+                        )
+                self._check_monitor_plan(session, plan, request)
+                self._monitor_wanted = request
+                if self._job is None:
+                    self._launch(session, disarm_after=False)
+                return measurement
+            if settings is None:
+                raise SettingsError("settings", "not armed: give the capture settings")
+            self._check_idle("monitor")
+            session = self._prepare(settings)
+            self._check_monitor_plan(session, plan, request)
+            self._monitor_wanted = request
+            self._launch(session, disarm_after=end_when_done)
+            return measurement
+
+    def _check_monitor_plan(
+        self, s: Session, plan: RecordPlan | None, request: MonitorRequest
+    ) -> None:
+        """A plan's rules that need the rig (its channels are known once it is armed: until
+        then a trigger channel is checked against the modules' channel count)."""
+        if plan is None:
+            return
+        self.check_plan(s, plan)
+        spec = plan.trigger
+        if spec is not None and not s.modules[spec.module - 1].channels:
+            info = s.modules[spec.module - 1].info
+            if info is not None and info.input_channels and spec.channel > info.input_channels:
+                raise SettingsError(
+                    "trigger.channel",
+                    f"module {spec.module} (Type {info.type_number}) has {info.input_channels} "
+                    f"input channels, not {spec.channel}",
+                )
+        check_folder(
+            request.folder or self.data_dir / store.CAPTURES_DIR,
+            expected_rate(s),
+            s.settings.disk_margin_s,
+        )
+
     def start(self, settings: CaptureSettings | None = None, *, folder: Path | None = None) -> str:
-        """Record a capture; returns its id. ``folder`` overrides ``<data_dir>/captures/<id>``."""
+        """Record a capture; returns its id. ``folder`` overrides ``<data_dir>/captures/<id>``.
+        While monitoring, a recording from the next block boundary (a window; its id comes
+        with its CaptureStarted event, the monitoring session's id is returned)."""
+        run = self._monitor
+        if run is not None:
+            name = settings.name if settings is not None else "My Measurement"
+            duration = settings.duration_s if settings is not None else None
+            self.record_window(RecordPlan(name=name, mode="manual", duration_s=duration))
+            return run.id
         with self._lock:
             if self._recording or self._pending is not None:
                 raise CaptureBusyError("a capture is already being recorded")
@@ -288,7 +372,10 @@ class Orchestrator(Recording):
         arming, abandon it."""
         with self._cond:
             self.stop_reason = reason
-            if self._recording:
+            self._monitor_wanted = None
+            if self._monitor is not None:
+                self._monitor.stop = True
+            elif self._recording:
                 self._stop_recording.set()
             elif self._job is not None:
                 s = self._session
@@ -308,7 +395,10 @@ class Orchestrator(Recording):
             if session is None or session.closed:
                 return
             self._disarm_after = True
-            if self._recording:
+            self._monitor_wanted = None
+            if self._monitor is not None:
+                self._monitor.stop = True
+            elif self._recording:
                 self._stop_recording.set()
             elif self._job is not None:
                 if not session.armed:
@@ -506,10 +596,19 @@ class Orchestrator(Recording):
                 self._arm_sequence(s)
             while True:
                 with self._lock:
-                    pending, self._pending = self._pending, None
+                    monitor, self._monitor_wanted = self._monitor_wanted, None
+                    pending = None
+                    if monitor is None:
+                        pending, self._pending = self._pending, None
                     if pending is not None:
                         self._recording = True
                         self._stop_recording.clear()
+                if monitor is not None:
+                    self._monitor_session(s, monitor)
+                    recorded = recorded or self._finished_capture is not None
+                    if self._disarm_after:
+                        break
+                    continue
                 if pending is None:
                     break
                 recorded = True
@@ -545,7 +644,11 @@ class Orchestrator(Recording):
                         self._session = None
                     self._pending = None
                     self.current_capture_id = None
-                elif self._pending is not None or self._disarm_after:
+                elif (
+                    self._pending is not None
+                    or self._disarm_after
+                    or self._monitor_wanted is not None
+                ):
                     # start() or disarm() arrived while this job was ending: run it now.
                     self._launch(s, disarm_after=self._disarm_after)
                 else:

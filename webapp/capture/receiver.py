@@ -493,6 +493,8 @@ class StreamReceiver:
         self.label = label or module
         self.channel = channel
         """The module's channel when the stream carries only that one (multi-socket)."""
+        self.channels: list[int] = [channel] if channel is not None else []
+        """The module's channels this stream carries, in signal order."""
         self.sock = sock
         self.file: StreamFile | None = StreamFile(path) if path is not None else None
         """The whole stream's file (None while monitoring: recordings are windows of

@@ -87,9 +87,9 @@ class Recording:
     def _await(self, s: Session, wait: Wait, modules: list[ModuleRun] | None = None) -> None:
         raise NotImplementedError
 
-    def _record(self, s: Session, pending: PendingCapture) -> None:
+    def _capture_record(self, s: Session, pending: PendingCapture) -> store.CaptureRecord:
         settings = s.settings
-        capture = store.CaptureRecord(
+        return store.CaptureRecord(
             folder=pending.folder,
             id=pending.capture_id,
             name=pending.name,
@@ -102,6 +102,9 @@ class Recording:
             streaming="multi-socket" if settings.multi_socket else "single-socket",
             modules=[self._module_record(m) for m in s.modules],
         )
+
+    def _record(self, s: Session, pending: PendingCapture) -> None:
+        capture = self._capture_record(s, pending)
         for event in s.timeline:
             capture.add_event(event)
         with self._lock:
@@ -202,10 +205,7 @@ class Recording:
             return frozenset()
         return frozenset([channel] if channel is not None else m.channels[:1])
 
-    def _connect_streams(
-        self, s: Session, pending: PendingCapture, capture: store.CaptureRecord
-    ) -> None:
-        pending.folder.mkdir(parents=True, exist_ok=True)
+    def _new_live_views(self, s: Session) -> None:
         for m in s.modules:
             m.receivers = []
             m.faults = {}
@@ -216,40 +216,52 @@ class Recording:
                 levels_interval_s=levels_interval(sum(len(x.channels) for x in s.modules)),
             )
             m.live.waveform_channels = self._waveform_channels_for(s, m)
+
+    def _connect_streams(
+        self,
+        s: Session,
+        pending: PendingCapture | None,
+        capture: store.CaptureRecord | None,
+        ring_retention_ticks: int | None = None,
+    ) -> None:
+        """A receiver per stream port of every module: writing ``pending``'s files (and naming
+        them in ``capture``), or, without them, keeping a ring for monitoring."""
+        if pending is not None:
+            pending.folder.mkdir(parents=True, exist_ok=True)
+        self._new_live_views(s)
         for m in s.modules:
-            record = capture.modules[m.number - 1]
-            record.setup, record.transducers = m.setup, m.transducers
-            record.files = []
+            record = capture.modules[m.number - 1] if capture is not None else None
+            if record is not None:
+                record.setup, record.transducers = m.setup, m.transducers
+                record.files = []
             signal_channel = dict(enumerate(m.channels, start=1))
             for i, port in enumerate(m.ports):
-                if s.settings.multi_socket:
-                    channel = m.channels[i]
-                    name = f"{pending.name}.{m.number}.ch{channel}.stream"
-                    channels = [channel]
-                    only: int | None = channel
+                only: int | None = m.channels[i] if s.settings.multi_socket else None
+                if only is not None:
+                    channels = [only]
 
-                    def channel_of(_sid: int, _c: int = channel) -> int:
+                    def channel_of(_sid: int, _c: int = only) -> int:
                         return _c
                 else:
-                    name = f"{pending.name}.{m.number}.stream"
                     channels = list(m.channels)
-                    only = None
 
                     def channel_of(sid: int, _map: dict[int, int] = signal_channel) -> int:
                         return _map.get(sid, sid)
 
+                name = stream_file_name(pending.name, m.number, only) if pending else None
                 sock = m.client.connect_stream(port)
                 assert m.live is not None
                 try:
                     receiver = StreamReceiver(
                         m.address,
                         sock,
-                        pending.folder / name,
+                        pending.folder / name if pending is not None and name else None,
                         m.live,
                         channel_of,
                         lambda r, err, _s=s: self._receiver_ended(_s, r, err),
                         label=f"{m.address} port {port}",
                         channel=only,
+                        ring_retention_ticks=ring_retention_ticks,
                         reconnect=(
                             (lambda _m=m, _p=port: _m.client.connect_stream(_p))
                             if s.settings.on_stream_drop == "reconnect"
@@ -261,8 +273,10 @@ class Recording:
                     # No receiver owns the socket yet, so _close_streams would leave it open.
                     sock.close()
                     raise
+                receiver.channels = channels
                 m.receivers.append(receiver)
-                record.files.append(store.FileRecord(file=name, channels=channels))
+                if record is not None and name is not None:
+                    record.files.append(store.FileRecord(file=name, channels=channels))
 
     def _stream_reconnected(self, receiver: StreamReceiver, drop: dict[str, Any]) -> None:
         """A stream that dropped and (with ``on_stream_drop`` reconnect) was connected again:
@@ -495,12 +509,23 @@ class Recording:
         s.timeline.append(finished)
 
 
-def lost_samples(receiver: StreamReceiver, channels: list[int]) -> dict[str, int]:
+def stream_file_name(name: str, module: int, channel: int | None = None) -> str:
+    """``NAME.<n>.stream`` (single socket), ``NAME.<n>.ch<c>.stream`` (one per channel)."""
+    if channel is not None:
+        return f"{name}.{module}.ch{channel}.stream"
+    return f"{name}.{module}.stream"
+
+
+def lost_samples(
+    receiver: StreamReceiver, channels: list[int], missing: dict[int, int] | None = None
+) -> dict[str, int]:
     """Samples missing per channel (``"channel number": count``) where a block began later
     than the one before it ended (a dropped stream connected again, blocks the module dropped);
-    only channels that miss any."""
+    only channels that miss any. ``missing`` per signal id (default: the receiver's own)."""
     lost: dict[str, int] = {}
-    for sid, count in receiver.tap.missing_samples().items():
+    if missing is None:
+        missing = receiver.tap.missing_samples()
+    for sid, count in missing.items():
         key = str(channels[sid - 1] if 0 < sid <= len(channels) else sid)
         lost[key] = lost.get(key, 0) + count
     return lost

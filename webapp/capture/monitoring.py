@@ -1,0 +1,815 @@
+"""Monitoring: the measurement runs and every viewer sees it live; recordings are windows cut
+from it (by hand, by a level trigger with pre-trigger time, at a set time, or as consecutive
+segments), each a capture of its own.
+
+A base class of :class:`webapp.capture.orchestrator.Orchestrator`, like
+:class:`webapp.capture.recording.Recording` (whose stream connection, stop and drain it uses).
+The receivers keep a :class:`~webapp.capture.window.StreamRing` instead of a file; a window is
+a :class:`~webapp.capture.window.WindowWriter` per stream, all with the same start and end
+times, so every module's file of a window starts at the same sample and holds the same span.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from webapp.capture import store
+from webapp.capture.diskspace import DISK_STOP, DiskWatch, check_folder, expected_rate
+from webapp.capture.events import (
+    CaptureFinished,
+    CaptureStarted,
+    MonitorStatus,
+    Outcome,
+    Phase,
+    RecordingTime,
+    TriggerFired,
+    Warning,
+)
+from webapp.capture.phases import WAIT_STOPPED, Order
+from webapp.capture.receiver import StreamFile, StreamReceiver
+from webapp.capture.recording import Recording, lost_samples, stream_file_name
+from webapp.capture.session import (
+    CaptureBusyError,
+    ModuleRun,
+    PendingCapture,
+    Session,
+    StopFailure,
+    describe_error,
+    error_event,
+    parallel,
+)
+from webapp.capture.settings import SettingsError
+from webapp.capture.teardown import stop_measurements
+from webapp.capture.trigger import LevelDetector, RecordPlan
+from webapp.capture.window import WindowWriter
+from webapp.openapi.model import BLOCK_VALUES
+
+log = logging.getLogger(__name__)
+
+TICKS = 1 << 32
+MONITOR_STATUS_INTERVAL_S = 0.25
+WINDOW_END_TIMEOUT_S = 10.0
+"""After Stop: how long the open windows may take to reach their (new) end."""
+SCHEDULE_LEAD_S = 0.5
+"""A recording set to start at a time is opened this long before it."""
+
+
+@dataclass
+class WindowFile:
+    module: ModuleRun
+    receiver: StreamReceiver
+    writer: WindowWriter
+    record: store.FileRecord
+    sink: StreamFile | None = None
+
+
+@dataclass
+class Window:
+    """One recording cut from the measurement: a capture with a file per stream."""
+
+    pending: PendingCapture
+    capture: store.CaptureRecord
+    files: list[WindowFile]
+    segment: int | None = None
+    stopped: bool = False
+
+    @property
+    def done(self) -> bool:
+        return all(f.writer.done for f in self.files)
+
+    def set_end(self, end_ticks: int) -> None:
+        for f in self.files:
+            with f.receiver.ring.lock:  # type: ignore[union-attr]
+                f.writer.end_ticks = end_ticks
+                f.writer.advance()
+        assert self.capture.window is not None
+        self.capture.window["end_ticks"] = end_ticks
+
+    def covered_ticks(self) -> int:
+        return min((f.writer.covered_ticks() for f in self.files), default=0)
+
+
+@dataclass
+class MonitorRequest:
+    id: str
+    plan: RecordPlan | None = None
+    folder: Path | None = None
+    """Where window capture folders go (default ``<data_dir>/captures``)."""
+    end_when_done: bool = False
+    """Stop monitoring once the plan is done (the terminal's ``capture --trigger``)."""
+
+
+@dataclass
+class MonitorRun:
+    request: MonitorRequest
+    plan: RecordPlan | None = None
+    windows: list[Window] = field(default_factory=list)
+    requests: list[tuple[str, Any]] = field(default_factory=list)
+    fired: list[tuple[int, bool]] = field(default_factory=list)
+    events: int = 0
+    segments: int = 0
+    windows_done: int = 0
+    detector: LevelDetector | None = None
+    trigger_unit: str = ""
+    scheduled: int | None = None
+    """Start time (ticks) of a plan waiting for its moment."""
+    next_segment_start: int | None = None
+    plan_end_ticks: int | None = None
+    stop: bool = False
+    last_segment_id: str | None = None
+    disk: DiskWatch | None = None
+    retention_s: float = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.request.id
+
+    def trigger_state(self) -> str:
+        plan = self.plan
+        if plan is None or plan.mode != "trigger":
+            return "off"
+        if plan.events is not None and self.events >= plan.events:
+            return "done" if not self.windows else "holding"
+        if self.windows:
+            return "holding"
+        return "armed"
+
+
+class Monitoring(Recording):
+    """Monitoring steps of :class:`~webapp.capture.orchestrator.Orchestrator`."""
+
+    data_dir: Path
+    _monitor: MonitorRun | None
+    _monitor_wanted: MonitorRequest | None
+
+    def _new_pending(
+        self, name: str, duration: float | None, folder: Path | None
+    ) -> PendingCapture:
+        raise NotImplementedError
+
+    # --- public commands (called under no lock) ---------------------------------------------
+
+    @property
+    def monitoring(self) -> bool:
+        return self._monitor is not None
+
+    def monitor_snapshot(self) -> dict[str, Any] | None:
+        run = self._monitor
+        return None if run is None else self._monitor_status(run).to_dict()
+
+    def check_plan(self, s: Session, plan: RecordPlan) -> None:
+        """Every rule a plan must meet on this rig, before anything records."""
+        plan.validate()
+        plan.check_memory(expected_rate(s))
+        spec = plan.trigger
+        if plan.mode == "trigger" and spec is None:
+            raise SettingsError("trigger", "give the trigger: module, channel, slope and level")
+        if spec is not None:
+            if spec.module > len(s.modules):
+                raise SettingsError(
+                    "trigger.module", f"the rig has {len(s.modules)} modules, not {spec.module}"
+                )
+            m = s.modules[spec.module - 1]
+            if m.channels and spec.channel not in m.channels:
+                raise SettingsError(
+                    "trigger.channel",
+                    f"module {spec.module} has no enabled channel {spec.channel} (enabled: "
+                    f"{', '.join(map(str, m.channels))})",
+                )
+
+    def record_window(self, plan: RecordPlan) -> None:
+        """While monitoring: start recording by ``plan`` (raises when one already records)."""
+        with self._cond:
+            run, s = self._monitor, self._session
+            if run is None or s is None:
+                raise CaptureBusyError("not monitoring: start monitoring first")
+            if run.plan is not None:
+                raise CaptureBusyError("already recording; stop recording first")
+        self.check_plan(s, plan)
+        check_folder(self._window_root(run), expected_rate(s), s.settings.disk_margin_s)
+        with self._cond:
+            run.requests.append(("plan", plan))
+            self._status_version += 1
+            self._cond.notify_all()
+
+    def stop_window(self) -> None:
+        """End the recording (every open window ends at the next block boundary) and the
+        plan (a trigger no longer fires); monitoring goes on."""
+        self._monitor_request("stop-recording")
+
+    def trigger_now(self) -> None:
+        """A manual trigger: a recording with the plan's pre-trigger and duration, now."""
+        run = self._monitor
+        if run is None or run.plan is None or run.plan.mode != "trigger":
+            raise CaptureBusyError("no trigger is armed: set a trigger and record first")
+        self._monitor_request("trigger")
+
+    def _monitor_request(self, what: str) -> None:
+        with self._cond:
+            run = self._monitor
+            if run is None:
+                raise CaptureBusyError("not monitoring")
+            run.requests.append((what, None))
+            self._status_version += 1
+            self._cond.notify_all()
+
+    def _window_root(self, run: MonitorRun) -> Path:
+        return run.request.folder or self.data_dir / store.CAPTURES_DIR
+
+    # --- the monitoring session (the orchestrator's job) -------------------------------------
+
+    def _monitor_session(self, s: Session, request: MonitorRequest) -> None:
+        run = MonitorRun(request)
+        run.retention_s = (request.plan or RecordPlan()).retention_s()
+        with self._lock:
+            self._monitor = run
+        failed: str | None = None
+        try:
+            self._set_phase(Phase.CONNECTING, run.id)
+            self._connect_streams(s, None, None, int(run.retention_s * TICKS))
+            for m in s.modules:
+                for r in m.receivers:
+                    r.start()
+            self._set_phase(Phase.MONITORING, run.id)
+            s.measuring = True
+            self._send(s, Order.MASTER_LAST, "start_measurement")
+            if request.plan is not None:
+                run.requests.append(("plan", request.plan))
+            self._monitor_loop(s, run)
+            self._end_windows(s, run)
+            self._set_phase(Phase.STOPPING)
+            for m in s.modules:
+                for r in m.receivers:
+                    r.expect_end = True
+            unstopped = stop_measurements(s, lambda m: True, self._publish)
+            s.measuring = False
+            self._await(s, WAIT_STOPPED, [m for m in s.modules if m not in unstopped])
+            if unstopped:
+                raise StopFailure(unstopped)
+            self._drain(s)
+            if s.stream_failure is not None:
+                raise s.stream_failure
+        except Exception as exc:
+            failed = describe_error(exc)
+            self.last_error = failed
+            if not getattr(exc, "reported", False):
+                self._publish(error_event(exc, failed))
+                exc.reported = True  # type: ignore[attr-defined]
+            for m in s.modules:
+                for r in m.receivers:
+                    r.expect_end = True
+            if s.measuring:
+                stop_measurements(s, lambda m: not m.gone, self._publish)
+                s.measuring = False
+            self._drain(s)
+            raise
+        finally:
+            for w in list(run.windows):
+                outcome = Outcome.FAILED if failed else Outcome.STOPPED
+                self._finish_window(s, run, w, outcome, failed or self.stop_reason)
+            parallel([r for m in s.modules for r in m.receivers], lambda r: r.close())
+            for m in s.modules:
+                if m.live is not None:
+                    m.live.final_stats()
+            with self._lock:
+                self._monitor = None
+            self._publish(self._monitor_status(run, active=False))
+
+    def _monitor_loop(self, s: Session, run: MonitorRun) -> None:
+        from webapp.capture.orchestrator import STALL_TIMEOUT_S
+
+        receivers = [r for m in s.modules for r in m.receivers]
+        started = time.monotonic()
+        for r in receivers:
+            r.last_data = started
+        stall_limit = max(self.stall_timeout_s or STALL_TIMEOUT_S, 3 * BLOCK_VALUES / s.sample_rate)
+        next_status = 0.0
+        while True:
+            with self._cond:
+                if s.stream_failure is not None:
+                    raise s.stream_failure
+                errors = [m.watch_error for m in s.modules if m.watch_error is not None]
+                if errors:
+                    raise errors[0]
+                if run.stop:
+                    return
+                requests, run.requests = run.requests, []
+                fired, run.fired = run.fired, []
+                if not requests and not fired:
+                    self._cond.wait(0.05)
+            for what, arg in requests:
+                self._handle_request(s, run, what, arg)
+            for t, manual in fired:
+                self._triggered(s, run, t, manual)
+            for r in receivers:
+                if not r.ended.is_set() and r.idle_s > stall_limit:
+                    from webapp.capture.session import StreamFailure
+
+                    raise StreamFailure(
+                        f"module {r.module}: no stream data for {r.idle_s:.0f} s", r.module
+                    )
+            self._advance_plan(s, run)
+            if run.windows and run.disk is not None:
+                low, full = run.disk.check()
+                if low:
+                    self._publish(Warning(message=low))
+                if full:
+                    self.stop_reason = f"{DISK_STOP}: {full}"
+                    self._publish(Warning(message=self.stop_reason))
+                    self._stop_plan(s, run)
+            now = time.monotonic()
+            if now >= next_status:
+                next_status = now + MONITOR_STATUS_INTERVAL_S
+                self._publish(self._monitor_status(run))
+                if run.windows:
+                    w = run.windows[-1]
+                    window = w.capture.window or {}
+                    end, start = window.get("end_ticks"), window.get("start_ticks")
+                    duration = (end - start) / TICKS if end and start else None
+                    self._publish(
+                        RecordingTime(
+                            elapsed_s=round(w.covered_ticks() / TICKS, 3), duration_s=duration
+                        )
+                    )
+            if run.request.end_when_done and self._plan_done(run):
+                return
+
+    # --- plans and requests -----------------------------------------------------------------
+
+    def _handle_request(self, s: Session, run: MonitorRun, what: str, arg: Any) -> None:
+        if what == "plan":
+            self._apply_plan(s, run, arg)
+        elif what == "stop-recording":
+            self._stop_plan(s, run)
+        elif what == "trigger" and run.plan is not None and run.plan.mode == "trigger":
+            now = self._stream_now(s)
+            if now is not None:
+                self._triggered(s, run, now, True)
+
+    def _apply_plan(self, s: Session, run: MonitorRun, plan: RecordPlan) -> None:
+        run.plan = plan
+        run.events = run.segments = run.windows_done = 0
+        run.last_segment_id = None
+        run.disk = DiskWatch(
+            self._window_root(run), expected_rate(s), s.settings.disk_margin_s, time.monotonic
+        )
+        retention = plan.retention_s()
+        if retention > run.retention_s:
+            run.retention_s = retention
+            for m in s.modules:
+                for r in m.receivers:
+                    if r.ring is not None:
+                        r.ring.retention_ticks = int(retention * TICKS)
+        if plan.mode == "trigger":
+            self._install_trigger(s, run, plan)
+            return
+        if plan.start_at is not None:
+            run.scheduled = self._on_grid(s, int(plan.start_at * TICKS))
+        else:
+            run.scheduled = None
+            self._start_plan_window(s, run, None)
+
+    def _start_plan_window(self, s: Session, run: MonitorRun, start: int | None) -> None:
+        """The first window of a manual or segmented plan, at ``start`` or the next boundary."""
+        plan = run.plan
+        assert plan is not None
+        if start is None:
+            start = self._next_boundary(s)
+            if start is None:
+                run.scheduled = -1  # no samples yet: start at the first boundary there is
+                return
+        run.scheduled = None
+        total = (
+            None if plan.duration_s is None else self._samples(plan.duration_s, s) * self._tps(s)
+        )
+        run.plan_end_ticks = None if total is None else start + total
+        if plan.mode == "segments":
+            assert plan.segment_s is not None
+            length = self._samples(plan.segment_s, s) * self._tps(s)
+            end = start + length
+            if run.plan_end_ticks is not None:
+                end = min(end, run.plan_end_ticks)
+            run.next_segment_start = end
+            self._open_window(s, run, "segment", start, end, {}, segment=1)
+        else:
+            end = run.plan_end_ticks
+            self._open_window(s, run, "manual", start, end, {})
+
+    def _install_trigger(self, s: Session, run: MonitorRun, plan: RecordPlan) -> None:
+        spec = plan.trigger
+        assert spec is not None
+        m = s.modules[spec.module - 1]
+        sid = m.channels.index(spec.channel) + 1 if spec.channel in m.channels else spec.channel
+        receiver = next(
+            (r for r in m.receivers if r.channel == spec.channel),
+            m.receivers[0] if not s.settings.multi_socket else None,
+        )
+        if receiver is None:
+            raise SettingsError(
+                "trigger.channel", f"module {spec.module} does not stream channel {spec.channel}"
+            )
+        run.detector = None
+
+        def on_watched(signal: int, t: int, raw: Any, _r: StreamReceiver = receiver) -> None:
+            if signal != sid:
+                return
+            det = run.detector
+            if det is None:
+                interp = _r.tap.interpretations.get(sid)
+                tps = _r.tap.tps(sid)
+                if interp is None or not tps:
+                    return
+                det = LevelDetector(spec, interp.scale_factor, interp.offset, tps)
+                run.trigger_unit = interp.unit
+                run.detector = det
+            hit = det.feed(t, raw)
+            if hit is not None:
+                self._rearm(s, run, det, hit)
+                with self._cond:
+                    run.fired.append((hit, False))
+                    self._cond.notify_all()
+
+        receiver.tap.on_watched = on_watched
+        receiver.tap.watched = {sid}
+
+    def _rearm(self, s: Session, run: MonitorRun, det: LevelDetector, hit: int) -> None:
+        """After an event: the next one no earlier than the window's end plus the hold-off, and
+        none after the plan's last one (runs on the receiver, before the event is queued)."""
+        plan = run.plan
+        if plan is None:
+            det.enabled = False
+            return
+        post = self._samples(plan.duration_s or 0.0, s) * self._tps(s)
+        det.armed_from = hit + post + int(plan.hold_off_s * TICKS)
+        det.fired = getattr(det, "fired", 0) + 1  # type: ignore[attr-defined]
+        if plan.events is not None and det.fired >= plan.events:  # type: ignore[attr-defined]
+            det.enabled = False
+
+    def _triggered(self, s: Session, run: MonitorRun, t: int, manual: bool) -> None:
+        plan = run.plan
+        if plan is None or plan.mode != "trigger" or plan.trigger is None:
+            return
+        if plan.events is not None and run.events >= plan.events:
+            return
+        if manual and run.detector is not None:
+            self._rearm(s, run, run.detector, t)
+        run.events += 1
+        tps = self._tps(s)
+        pre = self._samples(plan.pre_trigger_s, s) * tps
+        post = self._samples(plan.duration_s or 0.0, s) * tps
+        spec = plan.trigger
+        info = {
+            "trigger": {
+                **spec.to_json(),
+                "unit": run.trigger_unit,
+                "manual": manual,
+                "time_ticks": t,
+                "time": store.iso(t / TICKS),
+                "pre_trigger_s": plan.pre_trigger_s,
+                "post_trigger_s": plan.duration_s,
+                "hold_off_s": plan.hold_off_s,
+                "event": run.events,
+                "events": plan.events,
+            }
+        }
+        w = self._open_window(s, run, "trigger", t - pre, t + post, info)
+        self._publish(
+            TriggerFired(
+                capture_id=w.pending.capture_id,
+                module=spec.module,
+                channel=spec.channel,
+                slope=spec.slope,
+                level=spec.level,
+                unit=run.trigger_unit,
+                time_ticks=t,
+                event=run.events,
+                manual=manual,
+            )
+        )
+
+    def _stop_plan(self, s: Session, run: MonitorRun) -> None:
+        """Stop recording: open windows end at the next boundary; the plan is over."""
+        end = self._next_boundary(s)
+        block = BLOCK_VALUES * self._tps(s)
+        for w in run.windows:
+            window = w.capture.window or {}
+            current, start = window.get("end_ticks"), window.get("start_ticks")
+            if end is None or start is None:
+                continue
+            stop_at = max(end, start + block)  # a recording stopped at once still has a block
+            if current is None or current > stop_at:
+                w.stopped = True
+                w.set_end(stop_at)
+        self._disarm_trigger(s, run)
+        run.plan = None
+        run.scheduled = None
+        run.next_segment_start = None
+
+    def _disarm_trigger(self, s: Session, run: MonitorRun) -> None:
+        run.detector = None
+        for m in s.modules:
+            for r in m.receivers:
+                r.tap.watched = set()
+                r.tap.on_watched = None
+
+    def _plan_done(self, run: MonitorRun) -> bool:
+        plan = run.plan
+        if run.windows or run.requests or run.fired:
+            return False
+        if plan is None:
+            return run.windows_done > 0
+        if plan.mode == "trigger":
+            return plan.events is not None and run.events >= plan.events
+        return run.scheduled is None and run.next_segment_start is None and run.windows_done > 0
+
+    def _advance_plan(self, s: Session, run: MonitorRun) -> None:
+        """Open what is due, chain segments, finish what is done."""
+        if run.scheduled is not None and run.plan is not None:
+            if run.scheduled < 0:
+                self._start_plan_window(s, run, None)
+            else:
+                now = self._stream_now(s)
+                if now is not None and now >= run.scheduled - int(SCHEDULE_LEAD_S * TICKS):
+                    self._start_plan_window(s, run, run.scheduled)
+        for w in list(run.windows):
+            if not w.done:
+                continue
+            follower = None
+            start = run.next_segment_start
+            plan = run.plan
+            if w.segment is not None and plan is not None and start is not None and not w.stopped:
+                end_total = run.plan_end_ticks
+                if end_total is None or start < end_total:
+                    assert plan.segment_s is not None
+                    end = start + self._samples(plan.segment_s, s) * self._tps(s)
+                    if end_total is not None:
+                        end = min(end, end_total)
+                    run.next_segment_start = end
+                    follower = self._open_window(
+                        s, run, "segment", start, end, {}, segment=w.segment + 1, after=w
+                    )
+                else:
+                    run.next_segment_start = None
+            outcome = Outcome.STOPPED if w.stopped else Outcome.COMPLETED
+            self._finish_window(s, run, w, outcome, self.stop_reason if w.stopped else "")
+            if follower is None and w.segment is not None:
+                run.next_segment_start = None
+            if plan is not None and plan.mode == "manual":
+                run.plan = None
+
+    # --- windows ----------------------------------------------------------------------------
+
+    def _open_window(
+        self,
+        s: Session,
+        run: MonitorRun,
+        kind: str,
+        start: int,
+        end: int | None,
+        info: dict[str, Any],
+        segment: int | None = None,
+        after: Window | None = None,
+    ) -> Window:
+        plan = run.plan
+        name = plan.name if plan is not None else "Monitor"
+        if segment is not None:
+            name = f"{name}-seg{segment:04d}"
+        elif kind == "trigger":
+            name = f"{name}-event{run.events:04d}"
+        duration = (end - start) / TICKS if end is not None else None
+        root = self._window_root(run)
+        capture_id = store.new_capture_id(
+            name, root.parent if root.name == store.CAPTURES_DIR else None
+        )
+        if (root / capture_id).exists():
+            capture_id = store.new_capture_id(name, None) + f"-{int(time.time() * 1000) % 100000}"
+        pending = PendingCapture(capture_id, name, duration, root / capture_id)
+        pending.folder.mkdir(parents=True, exist_ok=True)
+        capture = self._capture_record(s, pending)
+        window: dict[str, Any] = {
+            "measurement": run.id,
+            "kind": kind,
+            "start_ticks": start,
+            "end_ticks": end,
+            "start_time": store.iso(start / TICKS),
+            **info,
+        }
+        if segment is not None:
+            window["segment"] = {
+                "index": segment,
+                "previous": after.pending.capture_id if after is not None else None,
+                "next": None,
+            }
+            run.segments = segment
+        capture.window = window
+        files: list[WindowFile] = []
+        w = Window(pending, capture, files, segment=segment)
+        previous = {id(f.receiver): f.writer for f in after.files} if after is not None else {}
+        for m in s.modules:
+            record = capture.modules[m.number - 1]
+            record.files = []
+            for r in m.receivers:
+                file_name = stream_file_name(name, m.number, r.channel)
+                frecord = store.FileRecord(file=file_name, channels=list(r.channels))
+                record.files.append(frecord)
+                wf = WindowFile(m, r, None, frecord)  # type: ignore[arg-type]
+
+                def open_sink(
+                    _wf: WindowFile = wf, _path: Path = pending.folder / file_name
+                ) -> StreamFile:
+                    _wf.sink = StreamFile(_path)
+                    return _wf.sink
+
+                wf.writer = WindowWriter(r.ring, open_sink, start, end)  # type: ignore[arg-type]
+                files.append(wf)
+        try:
+            capture.write()
+        except OSError as exc:
+            self._publish(Warning(message=f"writing capture.json failed: {exc}"))
+        for wf in files:
+            assert wf.receiver.ring is not None
+            wf.receiver.ring.add(wf.writer, replacing=previous.get(id(wf.receiver)))
+        if after is not None and after.capture.window is not None:
+            after.capture.window["segment"]["next"] = capture_id
+        run.windows.append(w)
+        with self._lock:
+            self._capture = capture
+            self.current_capture_id = capture_id
+            self._recording = True
+        self._publish(
+            CaptureStarted(
+                capture_id=capture_id,
+                name=name,
+                folder=str(pending.folder),
+                modules=[m.address for m in s.modules],
+                duration_s=duration,
+            )
+        )
+        return w
+
+    def _finish_window(
+        self, s: Session, run: MonitorRun, w: Window, outcome: Outcome, reason: str
+    ) -> None:
+        if w in run.windows:
+            run.windows.remove(w)
+        run.windows_done += 1
+        for f in w.files:
+            if f.receiver.ring is not None:
+                f.receiver.ring.remove(f.writer)
+
+        def close(f: WindowFile) -> None:
+            try:
+                if f.sink is None:  # nothing reached this window: its file says so, empty
+                    f.sink = StreamFile(w.pending.folder / f.record.file)
+                f.sink.close()
+            except OSError as exc:
+                self._publish(
+                    Warning(
+                        message=f"closing {f.sink.path.name} failed: {exc}", module=f.module.address
+                    )
+                )
+
+        parallel(w.files, close)
+        capture = w.capture
+        window = capture.window or {}
+        notes: list[str] = []
+        if outcome is Outcome.COMPLETED and not w.done:
+            outcome = Outcome.STOPPED
+        for m in s.modules:
+            mine = [f for f in w.files if f.module is m]
+            record = capture.modules[m.number - 1]
+            firsts = [f.writer.first_ticks for f in mine if f.writer.first_ticks is not None]
+            record.first_ticks = min(firsts) if firsts else None
+            for f in mine:
+                f.record.bytes = f.writer.bytes
+                f.record.sha256 = (
+                    f.sink.digest if f.sink is not None else hashlib.sha256().hexdigest()
+                )
+                f.record.lost_samples = lost_samples(
+                    f.receiver, f.receiver.channels, f.writer.missing_samples()
+                )
+                if not f.writer.bytes:
+                    f.record.bytes = 0
+                for note in f.writer.inexact:
+                    notes.append(f"module {m.number}: {note}")
+        firsts = {m.address: capture.modules[m.number - 1].first_ticks for m in s.modules}
+        known = {a: t for a, t in firsts.items() if t is not None}
+        if len(set(known.values())) > 1:
+            reference = min(known.values())
+            spread = ", ".join(
+                f"{a} +{(t - reference) / TICKS * s.sample_rate:.0f} samples"
+                for a, t in known.items()
+                if t != reference
+            )
+            notes.append(f"first samples are not simultaneous: {spread}")
+        start = window.get("start_ticks")
+        first = known.get(s.master.address) or (min(known.values()) if known else None)
+        capture.start_ticks = first
+        if first is not None and start is not None and first > start:
+            late = (first - start) / TICKS
+            notes.append(
+                f"the recording starts {late:.3f} s after its window start: the measurement "
+                "had not been running that long, or the ring no longer held it"
+            )
+        if not known:
+            notes.append("no samples: the recording ended before its window began")
+        window["first_ticks"] = first
+        capture.recorded_s = round(w.covered_ticks() / TICKS, 6)
+        for note in notes:
+            self._publish(Warning(message=f"{capture.id}: {note}"))
+        text = "; ".join(x for x in [reason, *notes] if x)
+        capture.outcome, capture.reason = str(outcome), text
+        capture.ended = time.time()
+        finished = CaptureFinished(
+            capture_id=capture.id, outcome=str(outcome), reason=text, folder=str(capture.folder)
+        )
+        capture.add_event(finished)
+        try:
+            capture.write()
+        except OSError as exc:
+            self._publish(Warning(message=f"writing capture.json failed: {exc}"))
+        with self._lock:
+            if self._capture is capture:
+                self._capture = run.windows[-1].capture if run.windows else None
+            self._finished_capture = capture
+            self.last_capture_id = capture.id
+            self.last_outcome = str(outcome)
+            self.last_folder = capture.folder
+            self._recording = bool(run.windows)
+            if not run.windows:
+                self.current_capture_id = None
+        self.bus.publish(finished)
+
+    def _end_windows(self, s: Session, run: MonitorRun) -> None:
+        """Before the measurement stops: every open window ends at the next boundary, and
+        gets the time to reach it."""
+        if not run.windows:
+            return
+        self._stop_plan(s, run)
+        deadline = time.monotonic() + WINDOW_END_TIMEOUT_S
+        while run.windows and time.monotonic() < deadline:
+            self._advance_plan(s, run)
+            if run.windows:
+                with self._cond:
+                    if s.stream_failure is not None:
+                        return
+                    self._cond.wait(0.05)
+
+    # --- stream time ------------------------------------------------------------------------
+
+    def _tps(self, s: Session) -> int:
+        return TICKS // s.sample_rate
+
+    @staticmethod
+    def _samples(seconds: float, s: Session) -> int:
+        return round(seconds * s.sample_rate)
+
+    def _stream_now(self, s: Session) -> int | None:
+        """The latest sample time any stream has delivered (None before any)."""
+        latest = [r.ring.latest_ticks for m in s.modules for r in m.receivers if r.ring]
+        latest = [t for t in latest if t]
+        return max(latest) if latest else None
+
+    def _next_boundary(self, s: Session) -> int | None:
+        """The next block boundary of the master's stream at or after the latest sample any
+        module has delivered (None before the master's first sample)."""
+        now = self._stream_now(s)
+        origin = s.master.first_ticks()
+        if now is None or origin is None:
+            return None
+        block = BLOCK_VALUES * self._tps(s)
+        k = -(-(now - origin) // block)
+        return origin + max(0, k) * block
+
+    def _on_grid(self, s: Session, ticks: int) -> int:
+        """``ticks`` moved up to the next sample time of the measurement."""
+        origin = s.master.first_ticks()
+        tps = self._tps(s)
+        if origin is None:
+            return ticks - ticks % tps
+        return origin + -(-(ticks - origin) // tps) * tps
+
+    def _monitor_status(self, run: MonitorRun, active: bool = True) -> MonitorStatus:
+        s = self._session
+        rings = [r.ring for m in (s.modules if s else []) for r in m.receivers if r.ring]
+        held = min((g.held_ticks() for g in rings), default=0) / TICKS
+        disk = run.disk.left_s if (run.disk is not None and run.windows) else None
+        return MonitorStatus(
+            measurement=run.id,
+            active=active,
+            ring_s=round(held, 3),
+            ring_retention_s=run.retention_s,
+            ring_bytes=sum(g.bytes_held for g in rings),
+            plan=run.plan.to_json() if run.plan else None,
+            trigger=run.trigger_state(),
+            events=run.events,
+            segments=run.segments,
+            recording=[w.pending.capture_id for w in run.windows],
+            recorded_s=round(run.windows[-1].covered_ticks() / TICKS, 3) if run.windows else 0.0,
+            disk_s=round(disk, 1) if disk is not None else None,
+        )
