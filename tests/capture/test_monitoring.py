@@ -129,6 +129,19 @@ def test_segments_are_gap_free_and_overlap_free(rig: EmulatedRig, tmp_path: Path
             end = {sid: sig.end_time for sid, sig in report.signals.items()}
             total += report.signals[1].samples
         assert total == round(1.0 * rate)
+    # The reader takes the run as one span: every channel continuous across the segments,
+    # the 160 Hz reference tone (absolute phase) continuing from one segment into the next.
+    from webapp.analysis.segments import SegmentRun
+
+    with SegmentRun.open(out / caps[2]["id"]) as span:
+        assert [p.id for p in span.parts] == [c["id"] for c in caps]
+        assert span.discontinuities() == []
+        for key in span.keys:
+            assert span.length(key) == round(1.0 * rate), key
+        tone = span.read("m2-ch3")
+        t = span.start_ticks("m2-ch3") / TICKS + np.arange(len(tone)) / rate
+        model = np.sin(2 * np.pi * 160.0 * t)
+        assert np.corrcoef(tone, model)[0, 1] > 0.999
 
 
 def test_monitor_then_record_by_hand_keeps_the_rig_armed(rig: EmulatedRig, tmp_path: Path) -> None:

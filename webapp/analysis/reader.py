@@ -130,21 +130,24 @@ class Capture:
             cap._open_folder()
         else:
             cap._open_files(paths)
-        cap._open_problems = list(cap._problems)
+        cap._start_index(background)
+        return cap
+
+    def _start_index(self, background: bool) -> None:
+        self._open_problems = list(self._problems)
         workers = scan_workers()
-        cap._index = IndexPass(
-            [sf.path for sf in cap._files], workers, SCAN_CHUNK, lockstep=background
+        self._index = IndexPass(
+            [sf.path for sf in self._files], workers, SCAN_CHUNK, lockstep=background
         )
         try:
-            if background and cap._index.threaded:
-                cap._index.wait_started()
-                cap._build_channels(cap._index.snapshots())
+            if background and self._index.threaded:
+                self._index.wait_started()
+                self._build_channels(self._index.snapshots())
             else:
-                cap._complete()
+                self._complete()
         except BaseException:
-            cap._index.cancel()
+            self._index.cancel()
             raise
-        return cap
 
     def _complete(self) -> None:
         """Wait for the index pass if it is still running, and build the final channels."""

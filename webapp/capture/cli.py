@@ -2,10 +2,13 @@
 
     lanxi-dashboard capture ADDR ADDR ... [-n NAME] [-t SECONDS] [-d DOMAIN] [-o DIR]
                             [--ptp-timeout SECONDS]
+    lanxi-dashboard capture ADDR ... --trigger M:CH>LEVEL [--pre-trigger S] [-t S] [--events N]
+    lanxi-dashboard capture ADDR ... --segment S [-t TOTAL | --until-stopped] [--start-at TIME]
     lanxi-dashboard capture --return-to-idle ADDR ...
 
 Writes ``NAME.<n>.stream`` (module n, the first address is the PTP master) and ``capture.json``
-into DIR, prints progress, exits 0 on success, 1 with the error on failure or when a module is
+into DIR (with ``--trigger``, ``--segment`` or ``--start-at``: one capture folder per event or
+segment under DIR, windows of the monitored measurement, see docs/capture.md), prints progress, exits 0 on success, 1 with the error on failure or when a module is
 left non-Idle, 2 for bad input and 128 + the signal's number (130 for Ctrl-C, 143 for SIGTERM)
 when a signal ended a timed capture early. SIGINT (Ctrl-C) and SIGTERM stop the recording (or
 abandon the set-up) and tear everything down, the master last, within ``--stop-timeout``
@@ -20,10 +23,12 @@ import argparse
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from webapp.capture import events as ev
+from webapp.capture import store
 from webapp.capture.diskspace import DISK_STOP
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.names import check_name
@@ -38,6 +43,7 @@ from webapp.capture.shutdown import (
 )
 from webapp.capture.store import CAPTURE_JSON, files_in_the_way, read_capture
 from webapp.capture.teardown import left_sentence
+from webapp.capture.trigger import RecordPlan, TriggerSpec
 from webapp.openapi.client import ModuleError
 from webapp.openapi.model import FAULT_KINDS, FAULT_NAMES
 
@@ -108,6 +114,49 @@ def add_parser(subparsers: Any) -> None:
         f"before the command quits anyway, naming what it leaves (default {SHUTDOWN_TIMEOUT_S:g})",
     )
     p.add_argument(
+        "--trigger",
+        metavar="M:CH>LEVEL",
+        help="record when module M's channel CH rises through LEVEL (in the channel's unit, "
+        "e.g. 1:2>30 for 30 m/s^2); M:CH<LEVEL for falling. The measurement runs and is "
+        "watched from the start; each event is a capture folder under -o DIR, -t seconds "
+        "after the trigger",
+    )
+    p.add_argument(
+        "--pre-trigger",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --trigger: also keep this much before the trigger (default 0)",
+    )
+    p.add_argument(
+        "--events",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --trigger: record N events, then stop (default 1; --until-stopped: until "
+        "Ctrl-C)",
+    )
+    p.add_argument(
+        "--hold-off",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="with --trigger: after an event's recording ends, ignore the trigger this long",
+    )
+    p.add_argument(
+        "--segment",
+        type=float,
+        metavar="SECONDS",
+        help="split the recording into consecutive captures of this many seconds (-t in all, "
+        "or --until-stopped), one folder each under -o DIR, no sample lost or repeated",
+    )
+    p.add_argument(
+        "--start-at",
+        metavar="TIME",
+        help="start recording at this time (ISO 8601, e.g. 2026-12-07T14:30:00Z, or seconds "
+        "since 1970); the measurement is monitored until then",
+    )
+    p.add_argument(
         "--keep-ptp",
         action="store_true",
         help="leave the modules in PTP mode afterwards (the next capture locks faster)",
@@ -144,6 +193,13 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     except SettingsError as exc:
         print(f"error: {_in_option_terms(exc)}", file=out, flush=True)
         return EXIT_BAD_INPUT
+    try:
+        plan = _plan(args)
+    except SettingsError as exc:
+        print(f"error: {_in_option_terms(exc)}", file=out, flush=True)
+        return EXIT_BAD_INPUT
+    if plan is not None:
+        return _run_windows(args, settings, plan, folder, out)
     refusal = _would_overwrite(folder, settings.name)
     if refusal:
         print(f"error: {refusal}", file=out, flush=True)
@@ -200,6 +256,121 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return EXIT_OK
 
 
+def _plan(args: argparse.Namespace) -> RecordPlan | None:
+    """The recording plan the options ask for (None: a plain capture from the start)."""
+    if args.trigger is None and args.segment is None and args.start_at is None:
+        return None
+    if args.trigger is not None and args.segment is not None:
+        raise SettingsError("trigger", "--trigger and --segment cannot be combined")
+    duration = None if args.until_stopped else args.time
+    start_at = _time_option(args.start_at) if args.start_at is not None else None
+    if args.trigger is not None:
+        plan = RecordPlan(
+            name=args.name,
+            mode="trigger",
+            trigger=TriggerSpec.parse(args.trigger, "trigger"),
+            pre_trigger_s=args.pre_trigger,
+            duration_s=args.time,
+            events=None if args.until_stopped else args.events,
+            hold_off_s=args.hold_off,
+            start_at=start_at,
+        )
+    elif args.segment is not None:
+        plan = RecordPlan(
+            name=args.name, mode="segments", segment_s=args.segment, duration_s=duration,
+            start_at=start_at,
+        )  # fmt: skip
+    else:
+        plan = RecordPlan(name=args.name, mode="manual", duration_s=duration, start_at=start_at)
+    plan.validate()
+    return plan
+
+
+def _time_option(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SettingsError(
+            "start_at", f"{text!r} is not a time: write e.g. 2026-12-07T14:30:00Z"
+        ) from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as the user reads the clock
+    return when.timestamp()
+
+
+def _run_windows(
+    args: argparse.Namespace, settings: CaptureSettings, plan: RecordPlan, root: Path, out: TextIO
+) -> int:
+    """Monitor the measurement and record by ``plan``: each recording a capture folder under
+    ``root``; exits when the plan is done (or at Ctrl-C)."""
+    bus = EventBus()
+    printer = ProgressPrinter(settings, out)
+    bus.subscribe(printer)
+    finished: list[str] = []
+    bus.subscribe(
+        lambda e: finished.append(e.folder) if isinstance(e, ev.CaptureFinished) else None
+    )
+    orchestrator = Orchestrator(bus, root)
+    if not args.stop_timeout > 0:
+        printer.line("error: --stop-timeout must be more than 0 seconds")
+        return EXIT_BAD_INPUT
+    with ShutdownSignals() as signals:
+        printer.line(f"Monitoring modules at {', '.join(settings.modules)}: {_describe(plan)}")
+        try:
+            orchestrator.monitor(settings, plan, folder=root, end_when_done=True)
+        except SettingsError as exc:
+            printer.line(f"error: {_in_option_terms(exc)}")
+            return EXIT_BAD_INPUT
+        except (ModuleError, CaptureBusyError) as exc:
+            printer.line(f"error: {exc}")
+            return EXIT_FAILED
+        while not orchestrator.wait(0.1):
+            if signals.count:
+                printer.line(stopping_sentence(signals, args.stop_timeout))
+                status = end_on_signal(orchestrator, signals, args.stop_timeout, printer.line)
+                if status is not None:
+                    return status
+                break
+    synchronous = True
+    for folder in finished:
+        if folder:
+            synchronous = _summary(printer, Path(folder)) and synchronous
+    left = orchestrator.last_left_non_idle
+    if orchestrator.phase == Phase.FAILED:
+        if orchestrator.last_error not in printer.errors:
+            printer.line(f"error: {orchestrator.last_error}")
+        return EXIT_FAILED
+    if left:
+        printer.line(f"error: {left_sentence(left)}")
+        return EXIT_FAILED
+    if not finished:
+        printer.line("error: nothing was recorded")
+        return EXIT_FAILED
+    if not synchronous:
+        return EXIT_FAILED
+    if signals.count and not args.until_stopped:
+        return exit_status(signals.first or 0)
+    return EXIT_OK
+
+
+def _describe(plan: RecordPlan) -> str:
+    if plan.mode == "trigger" and plan.trigger is not None:
+        events = "until stopped" if plan.events is None else f"{plan.events} event(s)"
+        return (
+            f"trigger {plan.trigger.describe()}, {plan.pre_trigger_s:g} s before to "
+            f"{plan.duration_s:g} s after, {events}"
+        )
+    total = "until stopped" if plan.duration_s is None else f"{plan.duration_s:g} s"
+    at = f" from {store.iso(plan.start_at)}" if plan.start_at is not None else ""
+    if plan.mode == "segments":
+        return f"segments of {plan.segment_s:g} s, {total}{at}"
+    return f"recording {total}{at}"
+
+
 def _would_overwrite(folder: Path, name: str) -> str:
     """Why this capture must not be written into ``folder`` (it would replace an earlier
     capture's files), or "" when nothing is in the way. Checked before any module request."""
@@ -222,6 +393,12 @@ def _would_overwrite(folder: Path, name: str) -> str:
 
 
 _OPTIONS = {
+    "trigger": "--trigger",
+    "pre_trigger_s": "--pre-trigger",
+    "events": "--events",
+    "hold_off_s": "--hold-off",
+    "segment_s": "--segment",
+    "start_at": "--start-at",
     "name": "-n/--name",
     "duration_s": "-t/--time",
     "ptp_domain": "-d/--ptp-domain",
@@ -333,6 +510,11 @@ class ProgressPrinter:
                     )
         elif isinstance(e, ev.CaptureStarted):
             self.line(f'Recording "{e.name}" into {e.folder}')
+        elif isinstance(e, ev.TriggerFired):
+            how = "manual trigger" if e.manual else f"module {e.module} channel {e.channel} "
+            if not e.manual:
+                how += f"{'rose' if e.slope == 'rising' else 'fell'} through {e.level:g} {e.unit}"
+            self.line(f"Trigger {e.event}: {how.strip()} at {store.iso(e.time_ticks / (1 << 32))}")
         elif isinstance(e, ev.RecordingTime):
             second = int(e.elapsed_s)
             if second != self._recorded_second:
