@@ -17,6 +17,7 @@ const Dash = (() => {
     "opening": "Opening", "creating": "Creating", "detecting": "Detecting",
     "configuring": "Configuring", "settling": "Settling", "synchronizing": "Synchronizing",
     "starting-stream": "Starting stream", "armed": "Armed", "connecting": "Connecting",
+    "monitoring": "Monitoring",
     "recording": "Recording", "stopping": "Stopping", "finishing": "Finishing",
     "closing": "Closing", "disarming": "Disarming", "completed": "Completed", "failed": "Failed",
   };
@@ -113,7 +114,7 @@ const Dash = (() => {
 
   const TOPICS = ["phase", "capture", "ptp", "module-status", "recording-time", "channel-fault",
     "data-quality", "transducers", "stream-stats", "levels", "rig", "setup", "viewers",
-    "history", "emulator"];
+    "history", "emulator", "monitor"];
   for (const topic of TOPICS) {
     socket.on(topic, (value) => { state[topic] = value; fire(topic); });
   }

@@ -9,7 +9,7 @@
 
   const SEQUENCE = ["validating", "ptp-sync", "ptp-lock", "opening", "creating", "detecting",
     "configuring", "settling", "synchronizing", "starting-stream", "armed", "connecting",
-    "recording", "stopping", "finishing", "closing"];
+    "monitoring", "recording", "stopping", "finishing", "closing"];
   const BUSY = new Set(SEQUENCE.filter((p) => p !== "armed").concat(["disarming"]));
   const FAULT_NAMES = { anol: "analog overload", cmol: "common-mode overload", cf: "cable fault" };
 
@@ -40,18 +40,91 @@
   $("btn-stop").onclick = (e) => act(e.target, () => api("POST", "/api/capture/stop", {}));
   $("btn-disarm").onclick = (e) => act(e.target, () => api("POST", "/api/capture/disarm", {}));
 
+  // --- monitor and record ----------------------------------------------------------------------
+  // The plan is checked by the server (the same rules as the terminal's capture --trigger).
+  const recMode = $("rec-mode");
+  function renderModeFields() {
+    const mode = recMode.value;
+    for (const n of document.querySelectorAll(".rec-trigger")) n.hidden = mode !== "trigger";
+    for (const n of document.querySelectorAll(".rec-segments")) n.hidden = mode !== "segments";
+  }
+  recMode.addEventListener("change", renderModeFields);
+  renderModeFields();
+  function recordBody() {
+    const mode = recMode.value;
+    const body = { name: $("cap-name").value.trim(), mode,
+      duration_s: untilBox.checked ? null : Number($("cap-duration").value) };
+    if (mode === "trigger") {
+      body.trigger = { module: Number($("trg-module").value), channel: Number($("trg-channel").value),
+        slope: $("trg-slope").value, level: Number($("trg-level").value) };
+      body.pre_trigger_s = Number($("trg-pre").value);
+      body.events = untilBox.checked ? null : Number($("trg-events").value);
+      body.hold_off_s = Number($("trg-holdoff").value);
+      if (body.duration_s === null) body.duration_s = Number($("cap-duration").value);
+    }
+    if (mode === "segments") body.segment_s = Number($("seg-length").value);
+    return body;
+  }
+  $("btn-monitor").onclick = (e) => act(e.target, () => api("POST", "/api/capture/monitor", {}));
+  $("btn-record").onclick = (e) => act(e.target, () => api("POST", "/api/capture/record", recordBody()));
+  $("btn-stop-recording").onclick = (e) => act(e.target, () => api("POST", "/api/capture/stop-recording", {}));
+  $("btn-trigger").onclick = (e) => act(e.target, () => api("POST", "/api/capture/trigger", {}));
+
+  function describePlan(p) {
+    if (!p) return "";
+    if (p.mode === "trigger" && p.trigger) {
+      const t = p.trigger;
+      const events = p.events == null ? "until stopped" : `${p.events} event${p.events === 1 ? "" : "s"}`;
+      return `“${p.name}”: module ${t.module} channel ${t.channel} ${t.slope} through ${t.level}` +
+        ` ${monitorUnit()}, ${p.pre_trigger_s} s before to ${p.duration_s} s after, ${events}`;
+    }
+    const total = p.duration_s == null ? "until stopped" : `${p.duration_s} s`;
+    if (p.mode === "segments") return `“${p.name}”: segments of ${p.segment_s} s, ${total}`;
+    return `“${p.name}”: ${total}`;
+  }
+  function monitorUnit() {
+    const m = state.monitor || {};
+    return (m.last_trigger && m.last_trigger.unit) || "";
+  }
+  const TRIGGER_TEXT = { off: "off", armed: "armed", holding: "fired: recording", done: "done" };
+  function renderMonitor() {
+    const m = state.monitor || {};
+    const active = !!m.active;
+    $("mon-state").textContent = active ? "running" : "off";
+    $("mon-ring").textContent = active
+      ? `${(m.ring_s || 0).toFixed(1)} of ${(m.ring_retention_s || 0).toFixed(1)} s (${Dash.fmtBytes(m.ring_bytes || 0)})`
+      : "–";
+    $("mon-trigger").textContent = active ? (TRIGGER_TEXT[m.trigger] || m.trigger || "off") : "–";
+    $("mon-count").textContent = active ? `${m.events || 0} / ${m.segments || 0}` : "–";
+    $("mon-disk").textContent = m.disk_s != null ? `${Math.round(m.disk_s)} s` : "–";
+    const last = m.last_trigger;
+    const plan = describePlan(m.plan);
+    $("mon-plan").textContent = (plan ? `Recording plan ${plan}. ` : "") + (last
+      ? `Last trigger: event ${last.event} at ${new Date(last.time_ticks / 4294967296 * 1000).toLocaleTimeString()}` +
+        (last.manual ? " (manual)" : "") : "");
+    renderButtons();
+  }
+  on("monitor", renderMonitor);
+
   function renderButtons() {
     const phase = (state.phase || {}).phase || "idle";
     const armed = phase === "armed";
     const busy = BUSY.has(phase);
     if (!Dash.isConnected()) {  // what the buttons would do is unknown until reconnected
-      for (const id of ["btn-arm", "btn-start", "btn-stop", "btn-disarm"]) $(id).disabled = true;
+      for (const id of ["btn-arm", "btn-start", "btn-stop", "btn-disarm", "btn-monitor",
+        "btn-record", "btn-stop-recording", "btn-trigger"]) $(id).disabled = true;
       return;
     }
+    const mon = state.monitor || {};
+    const monitoring = phase === "monitoring" && !!mon.active;
     $("btn-arm").disabled = busy || armed;
-    $("btn-start").disabled = busy;
+    $("btn-start").disabled = busy && !monitoring;
     $("btn-stop").disabled = !busy;
-    $("btn-disarm").disabled = !armed;
+    $("btn-disarm").disabled = !(armed || monitoring);
+    $("btn-monitor").disabled = busy;
+    $("btn-record").disabled = !monitoring || !!mon.plan;
+    $("btn-stop-recording").disabled = !monitoring || !mon.plan;
+    $("btn-trigger").disabled = !monitoring || !mon.plan || mon.plan.mode !== "trigger";
   }
 
   // --- phase timeline ------------------------------------------------------------------------
@@ -283,9 +356,9 @@
   }
 
   // The levels of a capture that has ended stay on screen, dimmed: fresh are only levels
-  // measured since the rig went live (armed, connecting, recording), while it still is. New
+  // measured since the rig went live (armed, connecting, monitoring, recording), while it still is. New
   // levels of the next run show undimmed as they arrive.
-  const LIVE_PHASES = new Set(["armed", "connecting", "recording"]);
+  const LIVE_PHASES = new Set(["armed", "connecting", "monitoring", "recording"]);
   function liveSince() {
     const p = state.phase || {};
     if (!LIVE_PHASES.has(p.phase)) return null;

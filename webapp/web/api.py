@@ -195,6 +195,30 @@ def stop() -> Any:
     return jsonify(dash().control.stop()), 202
 
 
+@bp.post("/capture/monitor")
+@auth.require_role("operator")
+def monitor() -> Any:
+    return jsonify(dash().control.monitor(_body())), 202
+
+
+@bp.post("/capture/record")
+@auth.require_role("operator")
+def record() -> Any:
+    return jsonify(dash().control.record(_body())), 202
+
+
+@bp.post("/capture/stop-recording")
+@auth.require_role("operator")
+def stop_recording() -> Any:
+    return jsonify(dash().control.stop_recording()), 202
+
+
+@bp.post("/capture/trigger")
+@auth.require_role("operator")
+def trigger_now() -> Any:
+    return jsonify(dash().control.trigger_now()), 202
+
+
 @bp.post("/capture/disarm")
 @auth.require_role("operator")
 def disarm() -> Any:

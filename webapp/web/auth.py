@@ -137,7 +137,16 @@ DEFAULTS: dict[str, Any] = {
     "LANXI_CONTROL_PREFIXES": ("/api/",),
     "LANXI_CONTROL_EXEMPT": ("/api/auth/",),
     # Socket.IO events that need the operator role and the control lock, and are audited.
-    "LANXI_CONTROL_EVENTS": ("capture:arm", "capture:start", "capture:stop", "capture:disarm"),
+    "LANXI_CONTROL_EVENTS": (
+        "capture:arm",
+        "capture:start",
+        "capture:stop",
+        "capture:disarm",
+        "capture:monitor",
+        "capture:record",
+        "capture:stop-recording",
+        "capture:trigger",
+    ),
     # What a share link may read (GET only); capture links also get /api/captures/<their id>.
     "LANXI_SHARE_LIVE_PATHS": (
         "/",

@@ -122,6 +122,60 @@ class Control:
         capture_id = self._call("start", self.orchestrator.start, settings)
         return {"ok": True, "capture_id": capture_id, "phase": str(self.orchestrator.phase)}
 
+    def plan_from(self, body: Any) -> Any:
+        """A recording plan from a request (the rules are RecordPlan's and TriggerSpec's, the
+        same for HTTP, Socket.IO and the terminal)."""
+        from webapp.capture.settings import SettingsError
+        from webapp.capture.trigger import RecordPlan, TriggerSpec
+
+        if body is None:
+            body = {}
+        if not isinstance(body, dict):
+            raise RequestError(None, "the request body must be a JSON object")
+        try:
+            req = schemas.check(schemas.RecordRequest, body)
+            plan = RecordPlan(
+                name=req.name,
+                mode=req.mode,
+                duration_s=req.duration_s,
+                trigger=TriggerSpec.from_json(req.trigger) if req.trigger is not None else None,
+                pre_trigger_s=req.pre_trigger_s,
+                events=req.events,
+                hold_off_s=req.hold_off_s,
+                segment_s=req.segment_s,
+                start_at=req.start_at,
+            )
+            plan.validate()
+        except (FieldError, SettingsError) as exc:
+            raise RequestError(exc.field, exc.message) from None
+        return plan
+
+    def monitor(self, body: Any) -> dict[str, Any]:
+        """Start the measurement and show it live (arming first when idle); with a plan
+        (``record`` in the body), record by it at once."""
+        body = body if isinstance(body, dict) else {}
+        plan = self.plan_from(body["record"]) if body.get("record") else None
+        settings = (
+            None
+            if self.orchestrator.armed
+            else self.settings_from({k: v for k, v in body.items() if k != "record"})
+        )
+        measurement = self._call("monitor", self.orchestrator.monitor, settings, plan)
+        return {"ok": True, "measurement": measurement, "phase": str(self.orchestrator.phase)}
+
+    def record(self, body: Any) -> dict[str, Any]:
+        plan = self.plan_from(body)
+        self._call("record", self.orchestrator.record_window, plan)
+        return {"ok": True, "phase": str(self.orchestrator.phase)}
+
+    def stop_recording(self) -> dict[str, Any]:
+        self._call("stop recording", self.orchestrator.stop_window)
+        return {"ok": True}
+
+    def trigger_now(self) -> dict[str, Any]:
+        self._call("trigger", self.orchestrator.trigger_now)
+        return {"ok": True}
+
     def stop(self) -> dict[str, Any]:
         self._call("stop", self.orchestrator.stop)
         return {"ok": True, "phase": str(self.orchestrator.phase)}
@@ -177,6 +231,14 @@ class Control:
                 return self.stop()
             if action == "disarm":
                 return self.disarm()
+            if action == "monitor":
+                return self.monitor(data)
+            if action == "record":
+                return self.record(data)
+            if action == "stop-recording":
+                return self.stop_recording()
+            if action == "trigger":
+                return self.trigger_now()
         except RequestError as exc:
             return {"ok": False, "status": exc.status, **exc.to_json()}
         return {"ok": False, "status": 400, "error": f"unknown action {action!r}"}

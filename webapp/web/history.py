@@ -105,6 +105,7 @@ def summary(capture_id: str, manifest: dict[str, Any] | None, folder: Path) -> d
         "sample_rate": m.get("sample_rate"),
         "streaming": m.get("streaming"),
         "ptp": m.get("ptp"),
+        "window": _window(m.get("window")),
         "modules": [
             {
                 k: mod.get(k)
@@ -130,6 +131,23 @@ def summary(capture_id: str, manifest: dict[str, Any] | None, folder: Path) -> d
         "quality": quality(manifest, folder),
         "files": _files(folder),
     }
+
+
+def _window(window: Any) -> dict[str, Any] | None:
+    """What History shows of a recording cut from a monitored measurement (its group)."""
+    if not isinstance(window, dict):
+        return None
+    trigger = window.get("trigger") if isinstance(window.get("trigger"), dict) else None
+    segment = window.get("segment") if isinstance(window.get("segment"), dict) else None
+    return {
+        "measurement": window.get("measurement"),
+        "kind": window.get("kind"),
+        "trigger": {k: trigger.get(k) for k in ("module", "channel", "slope", "level", "unit",
+                                                 "time", "event", "manual")}
+        if trigger
+        else None,
+        "segment": segment,
+    }  # fmt: skip
 
 
 def list_captures(data_dir: Path) -> list[dict[str, Any]]:

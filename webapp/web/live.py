@@ -289,3 +289,7 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
     controlled("capture:start", "operator", "start")
     controlled("capture:stop", "operator", "stop")
     controlled("capture:disarm", "operator", "disarm")
+    controlled("capture:monitor", "operator", "monitor")
+    controlled("capture:record", "operator", "record")
+    controlled("capture:stop-recording", "operator", "stop-recording")
+    controlled("capture:trigger", "operator", "trigger")

@@ -140,6 +140,21 @@ class StartRequest(Strict):
     disk_margin_s: DiskMargin = DEFAULT_DISK_MARGIN_S
 
 
+class RecordRequest(Strict):
+    """``POST /api/capture/record`` (and ``record`` inside ``/api/capture/monitor``): what to
+    record from the monitored measurement; the rules are ``RecordPlan.validate``'s."""
+
+    name: Name = "Capture"
+    mode: str = "manual"
+    duration_s: Seconds | None = None
+    trigger: dict[str, Any] | str | None = None
+    pre_trigger_s: float = 0.0
+    events: int | None = 1
+    hold_off_s: float = 0.0
+    segment_s: float | None = None
+    start_at: float | None = None
+
+
 class WaveformChoice(Strict):
     """Socket.IO ``select-waveform``: both null for the master's first channel."""
 

@@ -35,9 +35,16 @@ TOPICS = (
     "viewers",
     "history",
     "emulator",
+    "monitor",
 )
 
 _LOG_LENGTH = 100
+_NO_MONITOR: dict[str, Any] = {
+    "active": False,
+    "plan": None,
+    "trigger": "off",
+    "last_trigger": None,
+}
 
 
 class LiveState:
@@ -69,6 +76,7 @@ class LiveState:
             "viewers": {"count": 0},
             "history": {"version": 0},
             "emulator": {"modules": []},
+            "monitor": dict(_NO_MONITOR),
         }
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_LENGTH)
         self._log_seq = 0
@@ -156,6 +164,8 @@ class LiveState:
                 self._data[topic] = {}
                 self._touch(topic)
             self._waves = {}
+            self._data["monitor"] = dict(_NO_MONITOR)
+            self._touch("monitor")
         if e.phase == ev.Phase.DISARMING and self._data["levels"]:
             # The overload latch holds until the next measurement or until the rig is disarmed.
             self._data["levels"] = {
@@ -254,6 +264,20 @@ class LiveState:
 
     def _fold_error(self, e: ev.Error) -> None:
         self._append_log("error", e.message, e.t, {"module": e.module, "request": e.request})
+
+    def _fold_monitor(self, e: ev.MonitorStatus) -> None:
+        last = self._data["monitor"].get("last_trigger")
+        self._data["monitor"] = {**e.to_dict(), "last_trigger": last}
+        self._touch("monitor")
+
+    def _fold_trigger(self, e: ev.TriggerFired) -> None:
+        self._data["monitor"] = {**self._data["monitor"], "last_trigger": e.to_dict()}
+        self._touch("monitor")
+        what = "manual trigger" if e.manual else (
+            f"module {e.module} channel {e.channel} "
+            f"{'rose' if e.slope == 'rising' else 'fell'} through {e.level:g} {e.unit}"
+        )  # fmt: skip
+        self._append_log("info", f"trigger {e.event}: {what} ({e.capture_id})", e.t, {})
 
     def _fold_started(self, e: ev.CaptureStarted) -> None:
         self._data["capture"] = {
@@ -384,4 +408,6 @@ _FOLDS: dict[type, Any] = {
     ev.Error: LiveState._fold_error,
     ev.CaptureStarted: LiveState._fold_started,
     ev.CaptureFinished: LiveState._fold_finished,
+    ev.MonitorStatus: LiveState._fold_monitor,
+    ev.TriggerFired: LiveState._fold_trigger,
 }

@@ -1,0 +1,91 @@
+"""Monitoring in a real browser (Debian's chromium) against ``serve --emulate 2``: Monitor shows
+live levels in two viewers while nothing is written; Record cuts a window that both viewers see
+recorded; the window's files parse strictly (HBK's grammar) and start on the same sample;
+Stop ends monitoring with the rig still armed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.streamcheck import check_file
+from tests.support.browser import (
+    LAPTOP,
+    TABLET,
+    shoot,
+    skip_without_chromium,
+    wait_js,
+    watch_errors,
+)
+from tests.support.processes import serve
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    skip_without_chromium()
+    data_dir = tmp_path_factory.mktemp("monitor")
+    with serve(data_dir, "--emulate", "2", "--ptp-lock-seconds", "0.3") as base:
+        yield base, data_dir
+
+
+def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, browser):
+    from playwright.sync_api import expect
+
+    base, data_dir = server
+    errors: list[str] = []
+    page = browser.new_context(viewport=LAPTOP).new_page()
+    watcher = browser.new_context(viewport=TABLET).new_page()
+    for p in (page, watcher):
+        watch_errors(p, errors)
+        p.goto(f"{base}/capture")
+        expect(p.locator("#conn")).to_have_text("live")
+
+    page.click("#btn-monitor")
+    for p in (page, watcher):
+        expect(p.locator("#phase-chip")).to_have_attribute(
+            "data-phase", "monitoring", timeout=30000
+        )
+        # Live levels while nothing records: fresh meters with a reading on every module.
+        expect(p.locator("[data-meter][data-dbfs]").first).to_be_visible(timeout=10000)
+        expect(p.locator('[data-level][data-stale="1"]')).to_have_count(0)
+        expect(p.locator("#mon-state")).to_have_text("running")
+    assert not (data_dir / "captures").exists() or not any((data_dir / "captures").iterdir())
+    expect(page.locator("#btn-record")).to_be_enabled()
+    shoot(page, "monitor-laptop")
+    shoot(watcher, "monitor-tablet")
+
+    page.fill("#cap-name", "Window run")
+    page.fill("#cap-duration", "1")
+    page.click("#btn-record")
+    for p in (page, watcher):
+        wait_js(
+            p,
+            "() => { const c = Dash.state.capture || {}; return c.last && c.last.name === "
+            "'Window run' && c.last.outcome === 'completed'; }",
+        )
+    # Monitoring goes on after the window: Record is offered again, Stop recording is not.
+    expect(page.locator("#phase-chip")).to_have_attribute("data-phase", "monitoring")
+    expect(page.locator("#btn-record")).to_be_enabled()
+    expect(page.locator("#btn-stop-recording")).to_be_disabled()
+
+    [folder] = [f for f in (data_dir / "captures").iterdir() if f.is_dir()]
+    meta = json.loads((folder / "capture.json").read_text())
+    assert meta["window"]["kind"] == "manual" and meta["outcome"] == "completed"
+    firsts = set()
+    for module in meta["modules"]:
+        for f in module["files"]:
+            report = check_file(folder / f["file"])
+            for sig in report.signals.values():
+                firsts.add(sig.first_time)
+                assert sig.samples == round(meta["sample_rate"] * 1.0)
+    assert firsts == {meta["window"]["start_ticks"]}
+
+    page.click("#btn-stop")
+    expect(watcher.locator("#phase-chip")).to_have_attribute("data-phase", "armed", timeout=30000)
+    expect(watcher.locator("#mon-state")).to_have_text("off")
+    page.click("#btn-disarm")
+    expect(page.locator("#phase-chip")).to_have_attribute("data-phase", "idle", timeout=30000)
+    assert not errors, errors
