@@ -57,6 +57,18 @@
       el("div", { class: "muted small nowrap" }, d.toLocaleTimeString())];
   }
 
+  let onlySession = null;
+  function windowText(w) {
+    if (!w) return "";
+    if (w.kind === "segment" && w.segment) return `segment ${w.segment.index}`;
+    if (w.kind === "trigger" && w.trigger) {
+      const t = w.trigger;
+      if (t.manual) return `event ${t.event}: manual trigger`;
+      return `event ${t.event}: module ${t.module} ch ${t.channel} ${t.slope === "falling" ? "<" : ">"} ${t.level} ${t.unit || ""}`;
+    }
+    return "recorded while monitoring";
+  }
+
   async function load() {
     Dash.showError($("history-error"), null);
     let data;
@@ -68,19 +80,49 @@
     if (!data.captures.length) {
       body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No captures yet.")));
     }
+    // Captures cut from one monitoring session (trigger events, segments) are grouped under a
+    // heading row; "only this session" filters the list to them.
+    const groups = {};
     for (const c of data.captures) {
+      const m = c.window && c.window.measurement;
+      if (m) (groups[m] = groups[m] || []).push(c);
+    }
+    const shown = new Set();
+    for (const c of data.captures) {
+      const measurement = c.window && c.window.measurement;
+      if (onlySession && measurement !== onlySession) continue;
+      if (measurement && !shown.has(measurement)) {
+        shown.add(measurement);
+        const members = groups[measurement];
+        const count = (kind, one, many) => {
+          const n = members.filter((x) => x.window.kind === kind).length;
+          return n ? `${n} ${n === 1 ? one : many}` : null;
+        };
+        const what = [count("manual", "recording by hand", "recordings by hand"),
+          count("trigger", "trigger event", "trigger events"),
+          count("segment", "segment", "segments")].filter(Boolean).join(", ");
+        const filter = el("button", { class: "small-link", dataset: { session: measurement } },
+          onlySession ? "show all captures" : "only this session");
+        filter.onclick = () => { onlySession = onlySession ? null : measurement; load(); };
+        body.append(el("tr", { class: "group", dataset: { group: measurement } },
+          el("td", { colspan: 6 }, el("b", {}, `Monitoring session ${measurement}`),
+            el("span", { class: "muted small" }, ` · ${what} · ` +
+              Dash.fmtBytes(members.reduce((n, x) => n + (x.bytes || 0), 0)) + " "), filter)));
+      }
       const id = encodeURIComponent(c.id);
       const files = c.files.map((f) => el("a", { href: `/api/captures/${id}/files/${encodeURIComponent(f.file)}`,
         download: f.file, dataset: { file: f.file } }, f.file, el("span", { class: "muted small" }, ` (${Dash.fmtBytes(f.bytes)})`)));
       const info = details(c);
       if (open.has(c.id)) info.open = true;
-      body.append(el("tr", { dataset: { capture: c.id, outcome: c.outcome } },
+      body.append(el("tr", { class: measurement ? "in-group" : "",
+        dataset: { capture: c.id, outcome: c.outcome, measurement: measurement || "" } },
         el("td", {}, el("a", { href: `/captures/${id}` }, el("b", {}, c.name)),
           el("div", { class: "muted small" }, c.id),
           el("div", {}, el("a", { class: "small analyse", href: `/captures/${id}`, dataset: { analyse: c.id } }, "Analyse →"))),
         el("td", {}, started(c.created)),
         el("td", {}, el("span", { class: `badge ${c.outcome}` }, c.outcome),
           qualityBadges(c.quality),
+          windowText(c.window) ? el("div", { class: "small", dataset: { window: c.window.kind } }, windowText(c.window)) : null,
           c.reason ? el("div", { class: "err small" }, c.reason) : null),
         el("td", { class: "num nowrap" }, c.recorded_s != null ? `${c.recorded_s.toFixed(2)} s` : "–",
           c.requested_duration_s ? el("div", { class: "muted small" }, `of ${c.requested_duration_s} s`) : null),

@@ -83,6 +83,32 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
                 assert sig.samples == round(meta["sample_rate"] * 1.0)
     assert firsts == {meta["window"]["start_ticks"]}
 
+    # A trigger that the signals never reach (100 Pa on the 1 Pa calibrator), fired by hand.
+    page.select_option("#rec-mode", "trigger")
+    expect(page.locator("#trg-level")).to_be_visible()
+    page.fill("#trg-level", "100")
+    page.fill("#trg-pre", "0.2")
+    page.fill("#cap-duration", "0.3")
+    page.click("#btn-record")
+    expect(watcher.locator("#mon-trigger")).to_have_text("armed")
+    expect(watcher.locator("#mon-plan")).to_contain_text("module 1 channel 1 rising through 100")
+    page.click("#btn-trigger")
+    wait_js(
+        watcher,
+        "() => { const c = Dash.state.capture || {}; return c.last && "
+        "c.last.name === 'Window run-event0001' && c.last.outcome === 'completed'; }",
+    )
+    expect(watcher.locator("#mon-trigger")).to_have_text("done")
+    shoot(page, "monitor-trigger-laptop")
+
+    history = browser.new_context(viewport=TABLET).new_page()
+    watch_errors(history, errors)
+    history.goto(f"{base}/history")
+    expect(history.locator("tr.group")).to_have_count(1)
+    expect(history.locator("tr.group")).to_contain_text("1 recording by hand, 1 trigger event")
+    expect(history.locator('[data-window="trigger"]')).to_contain_text("event 1: manual trigger")
+    shoot(history, "history-monitor-tablet")
+
     page.click("#btn-stop")
     expect(watcher.locator("#phase-chip")).to_have_attribute("data-phase", "armed", timeout=30000)
     expect(watcher.locator("#mon-state")).to_have_text("off")
