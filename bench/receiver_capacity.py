@@ -10,7 +10,13 @@ Runs, on loopback only and bounded in time:
   - **bare**: one green thread per stream socket, ``recv_into`` and ``os.write``, nothing else;
   - **capture**: the orchestrator's own recording (:class:`StreamReceiver`: raw bytes to file,
     running SHA-256, message framing, live levels and waveforms for every channel at ~5 Hz,
-    data-quality tracking, stream statistics, fsync once a second).
+    data-quality tracking, stream statistics, fsync once a second);
+  - **monitor**: the orchestrator monitoring the same modules (the same live view, a ring of
+    each stream's last 2 s instead of a file, the message index) with a level detector on one
+    channel of every module (the trigger's code, every block of that channel decoded and
+    compared; a level never reached), and a window recorded by hand across the middle half of
+    the run (so the window writers' cost is in the figure too). Its line also gives the ring
+    buffers' memory at the end (their bytes held, per module).
 
 A run passes when the emulator dropped no block (no Overrun) and the receivers had no backlog:
 at the end of the recording every module's bytes are within ``--max-lag`` seconds of what the
@@ -19,6 +25,7 @@ a load spike is not a limit). The largest passing N of each receiver is reported
 of both processes. A single emulator process tops out at about 120 modules on one core.
 
     python bench/receiver_capacity.py [--seconds 4] [--steps 10,25,50,75,90,105,120]
+                                      [--receivers bare,capture,monitor]
 """
 
 from __future__ import annotations
@@ -88,6 +95,7 @@ class Result:
     error: str = ""
     hub_p99_ms: float = 0.0
     hub_max_ms: float = 0.0
+    ring_bytes: int = 0
 
     def ok(self, max_lag: float) -> bool:
         return (
@@ -108,6 +116,12 @@ class Result:
             f"{self.overrun_flags:3d}  hub lag p99 {self.hub_p99_ms:5.1f} ms "
             f"max {self.hub_max_ms:6.1f} ms  CPU this {self.cpu_self * 100:5.1f} %  emulator "
             f"{self.cpu_emulator * 100:5.1f} %  load {os.getloadavg()[0]:4.1f}  {verdict}"
+            + (
+                f"  rings {self.ring_bytes / 1e6:.1f} MB ({self.ring_bytes / self.modules / 1e6:.2f}"
+                " MB/module)"
+                if self.ring_bytes
+                else ""
+            )
         )
 
 
@@ -299,6 +313,73 @@ def record_capture(
     return total, lag, time.monotonic() - stopped, error
 
 
+def record_monitor(
+    orch: Orchestrator, probe: CaptureProbe, seconds: float
+) -> tuple[int, float, float, str, int]:
+    """Monitor for ``seconds`` with a level detector per module and a window by hand."""
+    from webapp.capture.trigger import LevelDetector, RecordPlan, TriggerSpec
+
+    session = orch._session
+    assert session is not None
+    probe.overrun_flags = 0
+    orch.monitor()
+    deadline = time.monotonic() + 60
+    while orch.phase != "monitoring" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for m in session.modules:
+        r = m.receivers[0]
+        sid = 2
+        state: dict[str, LevelDetector] = {}
+
+        def watched(signal: int, t: int, raw, _r=r, _m=m, _state=state) -> None:
+            det = _state.get("d")
+            if det is None:
+                interp = _r.tap.interpretations.get(signal)
+                if interp is None or not _r.tap.tps(signal):
+                    return
+                spec = TriggerSpec(_m.number, 2, "rising", 1e12)  # never reached
+                det = _state["d"] = LevelDetector(
+                    spec, interp.scale_factor, interp.offset, _r.tap.tps(signal)
+                )
+            det.feed(t, raw)
+
+        r.tap.on_watched = watched
+        r.tap.watched = {sid}
+    firsts: dict[int, float] = {}
+
+    def lag_now() -> float:
+        now = time.monotonic()
+        worst = 0.0
+        for m in session.modules:
+            if m.live is None:
+                continue
+            if m.number not in firsts and m.live.bytes_received:
+                firsts[m.number] = now
+            first = firsts.get(m.number)
+            if first is not None:
+                worst = max(worst, (now - first) - m.live.bytes_received / RATE_PER_MODULE)
+        return worst
+
+    started = time.monotonic()
+    window_asked = False
+    while time.monotonic() - started < seconds:
+        lag_now()
+        if not window_asked and time.monotonic() - started >= seconds / 4:
+            window_asked = True
+            orch.record_window(RecordPlan(name="bench-window", duration_s=seconds / 2))
+        time.sleep(0.01)
+    lag = lag_now()
+    rings = sum(r.ring.bytes_held for m in session.modules for r in m.receivers if r.ring)
+    total = sum(m.live.bytes_received for m in session.modules if m.live)
+    stopped = time.monotonic()
+    orch.stop()
+    orch.wait(120)
+    error = (
+        "" if orch.last_outcome == "completed" else f"window {orch.last_outcome}: {orch.last_error}"
+    )
+    return total, lag, time.monotonic() - stopped, error, rings
+
+
 # --- one step of the ladder ---------------------------------------------------------------
 
 
@@ -337,8 +418,10 @@ def _measure(
 ) -> Result:
     cpu0, emu0, t0 = time.process_time(), emulator.cpu_seconds(), time.monotonic()
     hub = HubLag()
+    rings = 0
     try:
-        total, lag, drain, flags, error = run()
+        total, lag, drain, flags, error, *extra = run()
+        rings = extra[0] if extra else 0
     except Exception as exc:  # an overloaded emulator may stop answering: that is a result too
         total, lag, drain, flags, error = 0, 0.0, 0.0, 0, f"{type(exc).__name__}: {exc}"
     hub_p99, hub_max = hub.stop()
@@ -361,6 +444,7 @@ def _measure(
         error,
         hub_p99,
         hub_max,
+        rings,
     )
 
 
@@ -407,12 +491,20 @@ def step(
             shutil.rmtree(folder, ignore_errors=True)
         return total, lag, drain, probe.overrun_flags, error
 
+    def monitor() -> tuple[int, float, float, int, str, int]:
+        total, lag, drain, error, rings = record_monitor(orch, probe, seconds)
+        folder = orch.last_folder
+        if folder is not None and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+        return total, lag, drain, probe.overrun_flags, error, rings
+
+    runs = {"bare": bare, "capture": capture, "monitor": monitor}
     try:
         for name in receivers:
             if not orch.armed:
                 results.append(Result(name, n, seconds, 0, 0, 0, 0, 0, 0, 0, "not armed"))
                 continue
-            run = bare if name == "bare" else capture
+            run = runs[name]
             results.append(_measure(name, n, seconds, emulator, addresses, run))
     finally:
         orch.disarm()
@@ -427,6 +519,7 @@ def main() -> int:
     p.add_argument("--max-lag", type=float, default=0.5, help="seconds of backlog allowed")
     p.add_argument("--time-limit", type=float, default=300.0, help="stop climbing after this")
     p.add_argument("--dir", default=None, help="scratch folder (default: a temporary one)")
+    p.add_argument("--receivers", default="bare,capture,monitor", help="which receivers to compare")
     args = p.parse_args()
     steps = sorted(int(s) for s in args.steps.split(","))
     work = Path(args.dir or tempfile.mkdtemp(prefix="receiver-capacity-"))
@@ -440,8 +533,9 @@ def main() -> int:
     print(f"starting {max(steps)} emulated Type 3050 modules ...", flush=True)
     started = time.monotonic()
     emulator = Emulator(max(steps))
-    best = {"bare": 0, "capture": 0}
-    climbing = ["bare", "capture"]
+    kinds = [k.strip() for k in args.receivers.split(",") if k.strip()]
+    best = dict.fromkeys(kinds, 0)
+    climbing = list(kinds)
     try:
         for n in steps:
             if time.monotonic() - started > args.time_limit:
@@ -456,7 +550,7 @@ def main() -> int:
                     print(r.row(args.max_lag) + "  (second try)", flush=True)
                     if not r.ok(args.max_lag):
                         climbing.remove(r.receiver)
-            for name in ("bare", "capture"):
+            for name in kinds:
                 if name in climbing and any(r.receiver == name for r in results):
                     best[name] = n
             if not climbing:
@@ -467,13 +561,19 @@ def main() -> int:
             shutil.rmtree(work, ignore_errors=True)
     print()
     limit = " (the largest N tried)" if climbing else ""
+    names = {
+        "bare": "bare receiver",
+        "capture": "capture receivers (levels and waveforms of every channel on)",
+        "monitor": "monitoring (ring, a level detector per module, one window)",
+    }
     print(
-        f"largest N without overrun or backlog: bare receiver {best['bare']}"
-        f"{limit if 'bare' in climbing else ''}, capture receivers (levels and waveforms of "
-        f"every channel on) {best['capture']}{limit if 'capture' in climbing else ''}"
+        "largest N without overrun or backlog: "
+        + ", ".join(f"{names[k]} {best[k]}{limit if k in climbing else ''}" for k in kinds)
     )
-    if best["bare"]:
-        print(f"capture / bare: {best['capture'] / best['bare']:.2f}")
+    if best.get("bare"):
+        for k in kinds:
+            if k != "bare":
+                print(f"{k} / bare: {best[k] / best['bare']:.2f}")
     print(f"total time {time.monotonic() - started:.0f} s")
     return 0
 
