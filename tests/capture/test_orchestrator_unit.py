@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.capture.fakes import FakeClient, FakeRig, Recorder
-from webapp.capture import orchestrator as orchestrator_module
+from webapp.capture import disarming as disarming_module
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.orchestrator import CaptureBusyError, Orchestrator
 from webapp.capture.settings import CaptureSettings, ChannelSettings, SettingsError
@@ -345,7 +345,7 @@ def test_stop_and_finish_answered_202_are_awaited_before_the_next_step(
 def test_a_module_that_does_not_move_in_the_teardown_is_reported(
     rig: FakeRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    monkeypatch.setattr(orchestrator_module, "TEARDOWN_SETTLE_S", 0.2)
+    monkeypatch.setattr(disarming_module, "TEARDOWN_SETTLE_S", 0.2)
     rig.add(A)
     rig.add(B, pending_s=1.0)
     orch, rec = make(rig, tmp_path)

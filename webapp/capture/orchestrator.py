@@ -37,17 +37,15 @@ from typing import Any
 
 from webapp import runtime
 from webapp.capture import store
+from webapp.capture.disarming import Disarming
 from webapp.capture.diskspace import check_folder, expected_rate
 from webapp.capture.events import (
     CaptureFinished,
     Event,
     EventBus,
-    ModuleStatus,
     Outcome,
     Phase,
     PhaseChanged,
-    PtpLockChanged,
-    PtpProgress,
     TransducersDetected,
     Warning,
 )
@@ -57,7 +55,6 @@ from webapp.capture.phases import (
     Order,
     Step,
     Timeout,
-    Wait,
     arm_sequence,
     ordered,
 )
@@ -71,22 +68,11 @@ from webapp.capture.session import (
     StreamFailure,
     describe_error,
     error_event,
-    fault_changes,
     parallel,
-    timeout_message,
 )
 from webapp.capture.settings import CaptureSettings, SettingsError
 from webapp.capture.setup import build_setup, enabled_channel_numbers
 from webapp.capture.teardown import (
-    RETURN_TO_IDLE,
-    TEARDOWN_SETTLE_S,
-    best_effort,
-    best_effort_each,
-    cancel_then_close,
-    leave_configuring,
-    left_non_idle,
-    left_sentence,
-    quick,
     walk_to_idle,
 )
 from webapp.capture.trigger import RecordPlan
@@ -94,25 +80,19 @@ from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
     ModuleInfo,
     ModuleState,
-    PtpStatus,
     bandwidth_for_rate,
     rate_for_bandwidth,
 )
 
 log = logging.getLogger(__name__)
 
-PTP_PROGRESS_INTERVAL_S = 1.0
-WATCH_FAILURES = 3
-"""Consecutive failed status polls after which a module counts as unreachable."""
-WATCH_RETRY_S = 0.5
-UNREACHABLE_AFTER_S = 10.0
 STOPPED_BY_USER = "stopped by the user"
 STALL_TIMEOUT_S = 5.0
 """A recording fails when a stream brings nothing for this long (or three blocks' time at low
 sample rates): the module is gone or no longer sending."""
 
 
-class Orchestrator(Monitoring):
+class Orchestrator(Monitoring, Disarming):
     """Runs captures on LAN-XI modules and emits events on ``bus``; see the module docstring."""
 
     def __init__(
@@ -785,270 +765,6 @@ class Orchestrator(Monitoring):
     def _check_abort(self) -> None:
         if self._abort.is_set():
             raise Aborted()
-
-    def _refresh(self, s: Session, m: ModuleRun) -> None:
-        """A fresh status (no long poll) so a wait never acts on an answer from before a request."""
-        self._update_status(s, m, m.client.onchange())
-
-    def _await(self, s: Session, wait: Wait, modules: list[ModuleRun] | None = None) -> None:
-        """Until every module's status passes ``wait`` (or the phase's timeout, an abort, or a
-        module that stops answering). Status arrives from the watchers' long polls."""
-        modules = list(s.modules if modules is None else modules)
-        ptp = wait.timeout is Timeout.PTP
-        timeout = s.settings.ptp_timeout_s if ptp else s.settings.state_timeout_s
-        started = time.monotonic()
-        deadline = started + timeout
-        parallel(modules, lambda m: self._refresh(s, m))
-        reported: dict[str, tuple[str, float]] = {}
-        while True:
-            events: list[Event] = []
-            with self._cond:
-                now = time.monotonic()
-                version = self._status_version
-                errors = [m.watch_error for m in modules if m.watch_error is not None]
-                pending = [m for m in modules if not wait.test(m.status)]
-                if ptp:
-                    for m in modules:
-                        status = m.state[2] or "Unknown"
-                        last = reported.get(m.address)
-                        if (
-                            last is None
-                            or last[0] != status
-                            or now - last[1] >= PTP_PROGRESS_INTERVAL_S
-                        ):
-                            reported[m.address] = (status, now)
-                            events.append(
-                                PtpProgress(
-                                    module=m.address,
-                                    status=status,
-                                    locked=status == PtpStatus.LOCKED,
-                                    elapsed_s=round(now - started, 3),
-                                    timeout_s=timeout,
-                                )
-                            )
-                done = bool(errors) or not pending or self._abort.is_set() or now >= deadline
-            for e in events:
-                self._publish(e)
-            if done:
-                break
-            with self._cond:
-                if self._status_version == version and not self._abort.is_set():
-                    wake = deadline - time.monotonic()
-                    if ptp:
-                        wake = min(wake, PTP_PROGRESS_INTERVAL_S)
-                    if wake > 0:
-                        self._cond.wait(wake)
-        if errors:
-            raise errors[0]
-        self._check_abort()
-        if pending:
-            raise PhaseTimeoutError(
-                timeout_message(wait, timeout, pending, ptp), [m.address for m in pending]
-            )
-
-    # --- status watchers --------------------------------------------------------------------
-
-    def _watch(self, s: Session, m: ModuleRun) -> None:
-        """One long poll after another for the whole session. A module counts as unreachable
-        after :data:`WATCH_FAILURES` failed polls in a row, or when polls have been failing
-        for :data:`UNREACHABLE_AFTER_S` (a module that holds a poll past its 30 s cap)."""
-        tag: int | None = None
-        failures = 0
-        failing_since = 0.0
-        while not s.closed:
-            asked = time.monotonic()
-            try:
-                status = m.client.onchange(last=tag)
-            except ModuleError as exc:
-                if s.closed:
-                    return
-                failures += 1
-                failing_since = failing_since or asked
-                if (
-                    failures >= WATCH_FAILURES
-                    or time.monotonic() - failing_since >= UNREACHABLE_AFTER_S
-                ):
-                    with self._cond:
-                        m.watch_error = exc
-                        self._status_version += 1
-                        self._cond.notify_all()
-                    return
-                tag = None
-                time.sleep(WATCH_RETRY_S)
-                continue
-            if s.closed:
-                return
-            failures, failing_since = 0, 0.0
-            new_tag = status.get("lastUpdateTag")
-            tag = int(new_tag) if isinstance(new_tag, int) else None
-            self._update_status(s, m, status)
-            if tag is None:
-                time.sleep(WATCH_RETRY_S)  # a module without tags: plain polling
-
-    def _update_status(self, s: Session, m: ModuleRun, status: dict[str, Any]) -> None:
-        events: list[Event] = []
-        with self._cond:
-            old_tag, new_tag = m.status.get("lastUpdateTag"), status.get("lastUpdateTag")
-            if isinstance(old_tag, int) and isinstance(new_tag, int) and new_tag < old_tag:
-                return  # an answer overtaken by a newer one (a long poll and a fresh read crossed)
-            before = m.state
-            m.status = status
-            after = m.state
-            self._status_version += 1
-            self._cond.notify_all()
-            if after != before:
-                events.append(
-                    ModuleStatus(
-                        module=m.address,
-                        module_state=after[0],
-                        input_status=after[1],
-                        ptp_status=after[2],
-                    )
-                )
-                if s.ptp_locked and before[2] == PtpStatus.LOCKED != after[2]:
-                    # Its sample clock is no longer disciplined by the master's: the capture
-                    # goes on (the samples are all kept) but this must stand in its record.
-                    events.append(PtpLockChanged(m.address, m.number, False, after[2]))
-                    events.append(
-                        Warning(
-                            message=f"module {m.number} lost PTP lock (ptpStatus "
-                            f"{after[2] or 'unknown'}): its samples are no longer synchronous "
-                            "with the other modules'",
-                            module=m.address,
-                        )
-                    )
-                elif s.ptp_locked and before[2] != PtpStatus.LOCKED == after[2]:
-                    events.append(PtpLockChanged(m.address, m.number, True, after[2]))
-            events.extend(fault_changes(m, status))
-        for e in events:
-            self._publish(e)
-
-    # --- teardown ---------------------------------------------------------------------------
-
-    def _teardown(self, s: Session, phase: Phase, recorded: bool = False) -> None:
-        """Walk every module this session touched back to Idle (stand-alone if configured),
-        whatever state it is in; failures become warnings, never exceptions. Every request
-        has the short teardown timeout; a module that does not answer is left out of the
-        later steps. A module left non-Idle is named in a warning, in
-        :attr:`last_left_non_idle` and (``recorded``: the capture this job just recorded) in
-        that capture's ``capture.json``."""
-        if s.closed:
-            return
-        s.ptp_locked = False  # leaving the PTP domain on purpose is no fault
-        self._set_phase(phase)
-
-        def in_state(state: str) -> Callable[[ModuleRun], bool]:
-            return lambda m: m.opened and not m.gone and m.state[0] == state
-
-        # The same walk as for a module left open elsewhere, for every module of the session.
-        phases = {
-            "stop_measurement": Phase.STOPPING,
-            "finish": Phase.FINISHING,
-            "close": Phase.CLOSING,
-        }
-        fallbacks = {
-            "cancel": leave_configuring,
-            "finish": cancel_then_close,
-            "close": cancel_then_close,
-        }
-        fresh = False
-        for state, method in RETURN_TO_IDLE:
-            step_phase, needed = phases.get(method), in_state(state)
-            if not fresh:
-                best_effort(
-                    s,
-                    lambda m: self._refresh_quick(s, m),
-                    lambda m: m.opened and not m.gone,
-                    self._publish,
-                )
-            fresh = False
-            todo = [m for m in s.modules if needed(m)]
-            if method == "stop_measurement":
-                for m in s.modules:
-                    for r in m.receivers:
-                        r.expect_end = True
-            if not todo:
-                continue
-            if step_phase is not None and step_phase != self.phase:
-                self._set_phase(step_phase)
-            best_effort_each(
-                s,
-                Order.MASTER_LAST,
-                method,
-                lambda m, t=todo: m in t,
-                self._publish,
-                fallback=fallbacks.get(method),
-            )
-            self._settle(s, todo, needed, method)
-            fresh = True
-        # The last status reads are current: a module not sent anything since did not move.
-        s.left_non_idle = left_non_idle(s)
-        if s.settings.return_to_standalone and s.synchronized:
-            best_effort_each(
-                s,
-                Order.MASTER_LAST,
-                "set_standalone",
-                lambda m: m.ptp_configured and not m.gone,
-                self._publish,
-            )
-        self.last_left_non_idle = list(s.left_non_idle)
-        if s.left_non_idle:
-            self._report_left(s, recorded)
-        with self._cond:
-            s.closed = True
-            s.armed = False
-            self._cond.notify_all()
-
-    def _refresh_quick(self, s: Session, m: ModuleRun) -> None:
-        """A fresh status within the teardown's short timeout."""
-        self._update_status(s, m, quick(m).onchange())
-
-    def _report_left(self, s: Session, recorded: bool) -> None:
-        """Name the modules left non-Idle: a warning, and in the capture just recorded."""
-        sentence = left_sentence(s.left_non_idle)
-        warning = Warning(message=sentence)
-        self._publish(warning)
-        capture = self._finished_capture if recorded else None
-        if capture is None:
-            return
-        capture.left_non_idle = list(s.left_non_idle)
-        capture.reason = f"{capture.reason}; {sentence}" if capture.reason else sentence
-        capture.add_event(warning)
-        try:
-            capture.write()
-        except OSError as exc:
-            self._publish(Warning(message=f"writing capture.json failed: {exc}"))
-
-    def _settle(
-        self,
-        s: Session,
-        modules: list[ModuleRun],
-        still: Callable[[ModuleRun], bool],
-        request: str,
-    ) -> None:
-        """Until none of ``modules`` is ``still`` in the state ``request`` moves it out of.
-
-        A 200 answer means the change has happened, so this is one status read; a 202
-        (accepted, pending) means it is still to come, and the next teardown step would find
-        the module in the old state and skip it, leaving it open. Bounded: a module that does
-        not move within :data:`TEARDOWN_SETTLE_S` is reported and left to the next steps."""
-        best_effort(s, lambda m: self._refresh_quick(s, m), lambda m: m in modules, self._publish)
-        deadline = time.monotonic() + TEARDOWN_SETTLE_S
-        with self._cond:
-            while True:
-                waiting = [m for m in modules if still(m) and m.watch_error is None]
-                left = deadline - time.monotonic()
-                if not waiting or left <= 0:
-                    break
-                self._cond.wait(min(left, WATCH_RETRY_S))  # the watchers' long polls wake it
-        for m in waiting:
-            self._publish(
-                Warning(
-                    message=f"teardown: still {m.state[0]} {TEARDOWN_SETTLE_S:g} s after "
-                    f"{request}; the module may need a reset",
-                    module=m.address,
-                )
-            )
 
     # --- events -----------------------------------------------------------------------------
 

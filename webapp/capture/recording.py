@@ -25,7 +25,7 @@ from webapp.capture.events import (
     Warning,
 )
 from webapp.capture.levels import LiveModule, levels_interval
-from webapp.capture.phases import WAIT_STOPPED, Order, Wait
+from webapp.capture.phases import WAIT_STOPPED, Order
 from webapp.capture.receiver import StreamReceiver
 from webapp.capture.session import (
     ModuleRun,
@@ -38,6 +38,7 @@ from webapp.capture.session import (
     parallel,
 )
 from webapp.capture.teardown import stop_measurements
+from webapp.capture.watching import StatusWatching
 from webapp.openapi.model import BLOCK_VALUES
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ NO_DATA_GRACE_S = 5.0
 """How long past the requested duration to wait for a module's samples before stopping."""
 
 
-class Recording:
+class Recording(StatusWatching):
     """Recording steps of :class:`~webapp.capture.orchestrator.Orchestrator` (which provides the
     state and the request, wait and event methods declared here)."""
 
@@ -82,9 +83,6 @@ class Recording:
         raise NotImplementedError
 
     def _send(self, s: Session, order: Order, method: str, *args: object) -> None:
-        raise NotImplementedError
-
-    def _await(self, s: Session, wait: Wait, modules: list[ModuleRun] | None = None) -> None:
         raise NotImplementedError
 
     def _capture_record(self, s: Session, pending: PendingCapture) -> store.CaptureRecord:

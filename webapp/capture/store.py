@@ -308,9 +308,11 @@ class CaptureRecord:
             "events": self.events,
         }
 
-    def write(self) -> None:
+    def write(self, summarize: bool = True) -> None:
         """Write capture.json atomically (temporary file, fsync, rename). Once the capture has
-        ended, the quality summary of its files follows (see :meth:`_summarize`)."""
+        ended, the quality summary of its files follows (see :meth:`_summarize`), unless
+        ``summarize`` is false (a window finished while the measurement still streams: its
+        summary reads every file, which must not compete with the receivers)."""
         self.folder.mkdir(parents=True, exist_ok=True)
         with self._write_lock:
             document = self.to_json()
@@ -320,7 +322,7 @@ class CaptureRecord:
             def write_file() -> None:
                 # Serialising a big capture takes a while: off the hub, like the file writing.
                 write_json_atomic(path, document)
-                if document["outcome"] != "running":
+                if document["outcome"] != "running" and summarize:
                     self._summarize(path, document)
 
             runtime.offload(write_file)

@@ -241,6 +241,8 @@ class WindowWriter:
         """Signals that have reached the window's end."""
         self.inexact: list[str] = []
         """Edges that could not be cut to the sample (a message of an unexpected layout)."""
+        self._run: tuple[int, int] | None = None
+        """Stream bytes gathered for the next write."""
         self._resume: tuple[int, StreamState] | None = None
         """Where a following window starts: the first message that crossed the end, and the
         state before it."""
@@ -270,6 +272,7 @@ class WindowWriter:
             self._handle(entry, base + i)
             i += 1
             self.cursor = base + i
+        self._flush()
         if self.end_ticks is not None and not self.done:
             signals = self.state.signals
             if signals and all(s in self.reached for s in signals):
@@ -280,7 +283,7 @@ class WindowWriter:
         t0, t1 = self.start_ticks, self.end_ticks
         if mtype != MessageType.SIGNAL_DATA:
             if self.started and (t1 is None or time < t1):
-                self._write(self.ring.read(start, stop))
+                self._copy(start, stop)
             self.state.fold(entry)
             return
         tps = self.ring.tap.tps(sid)
@@ -302,11 +305,10 @@ class WindowWriter:
             return
         if not self.started:
             self._begin()
-        raw = self.ring.read(start, stop)
         if first == 0 and last == nval:
-            self._write(raw)
+            self._copy(start, stop)
         else:
-            self._write(self._cut(raw, first, last, time, tps))
+            self._write(self._cut(self.ring.read(start, stop), first, last, time, tps))
         begin = time + first * tps
         previous = self.signal_end.get(sid)
         if previous is not None and begin > previous:
@@ -344,7 +346,27 @@ class WindowWriter:
             qualities = [(s, self.state.validity.get(s, 0)) for s in signals]
             self._write(encode_data_quality(self.start_ticks, qualities))
 
+    def _copy(self, start: int, stop: int) -> None:
+        """Write the stream's bytes ``[start, stop)`` as they are: contiguous messages are
+        gathered into one write per :meth:`advance` (one per received chunk, as a recording)."""
+        run = self._run
+        if run is not None and run[1] == start:
+            self._run = (run[0], stop)
+            return
+        self._flush()
+        self._run = (start, stop)
+
+    def _flush(self) -> None:
+        run, self._run = self._run, None
+        if run is not None:
+            self._emit(self.ring.read(*run))
+
     def _write(self, data: bytes) -> None:
+        """Write bytes that are not the stream's own (re-encoded edges, the header messages)."""
+        self._flush()
+        self._emit(data)
+
+    def _emit(self, data: bytes) -> None:
         if self.sink is None:
             self.sink = self._open_sink()
         self.sink.write(memoryview(data))
