@@ -10,6 +10,10 @@ measurement: the first sample above 30 m/s² lies in the first amplified block, 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +29,7 @@ from webapp.capture.settings import CaptureSettings, ChannelSettings
 from webapp.capture.trigger import RecordPlan, TriggerSpec
 from webapp.emulator import EmulatedRig
 
+REPO = Path(__file__).resolve().parents[2]
 TICKS = 1 << 32
 LEVEL = 30.0  # m/s², between the normal ~9 m/s² peak and the overloaded ≥ 72 m/s²
 FAULT_AT_S = 3.0
@@ -169,5 +174,64 @@ def test_monitor_then_record_by_hand_keeps_the_rig_armed(rig: EmulatedRig, tmp_p
         for m in c["modules"]:
             check_file(tmp_path / "captures" / c["id"] / m["files"][0]["file"])
     assert abs(caps[0]["recorded_s"] - 0.4) < 1e-3
+    orch.disarm()
+    assert orch.wait(30)
+
+
+def run_capture_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run(
+        [sys.executable, "-m", "webapp", "capture", *args],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        cwd=REPO,
+        env=env,
+    )
+
+
+def test_capture_command_triggers_and_segments(rig: EmulatedRig, tmp_path: Path) -> None:
+    common = ["-n", "cli", "--bandwidth", "6.4 kHz"]
+    bad = run_capture_cli(*rig.addresses, *common, "--trigger", "1:2", "-o", str(tmp_path / "x"))
+    assert bad.returncode == 2 and "--trigger '1:2' is not a trigger" in bad.stdout, bad.stdout
+    assert not (tmp_path / "x").exists()
+
+    out = tmp_path / "trig"
+    args = ["--trigger", f"1:2>{LEVEL:g}", "--pre-trigger", "0.25", "-t", "0.25"]
+    result = run_capture_cli(*rig.addresses, *common, *args, "-o", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Trigger 1: module 1 channel 2 rose through 30 m/s^2" in result.stdout
+    [capture] = captures_of(out)
+    assert capture["id"].endswith("cli-event0001") and capture["outcome"] == "completed"
+    assert "Data quality:" in result.stdout
+
+    out = tmp_path / "segs"
+    result = run_capture_cli(
+        *rig.addresses, *common, "--segment", "0.5", "-t", "1.2", "-o", str(out)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    caps = captures_of(out)  # sorted by folder name: in time order
+    assert [c["window"]["segment"]["index"] for c in caps] == [1, 2, 3]
+    assert [round(c["recorded_s"], 3) for c in caps] == [0.5, 0.5, 0.2]
+    assert result.stdout.count('Recording "cli-seg') == 3
+
+
+def test_recording_at_a_set_time_starts_on_that_sample(rig: EmulatedRig, tmp_path: Path) -> None:
+    bus = EventBus()
+    orch = Orchestrator(bus, tmp_path)
+    rec = Recorder(bus)
+    orch.monitor(settings(rig))
+    rec.wait_until(lambda: orch.phase == Phase.MONITORING and rec.kinds("levels"))
+    at = time.time() + 1.0
+    orch.record_window(RecordPlan(name="at", duration_s=0.2, start_at=at))
+    rec.wait_until(lambda: rec.kinds("capture-finished"))
+    orch.stop()
+    rec.wait_until(lambda: orch.phase == Phase.ARMED)
+    [capture] = captures_of(tmp_path / "captures")
+    rate = capture["sample_rate"]
+    start = capture["window"]["start_ticks"]
+    at_ticks = int(at * TICKS)
+    assert at_ticks <= start < at_ticks + TICKS // rate  # the first sample at or after the time
+    assert {m["first_ticks"] for m in capture["modules"]} == {start}
     orch.disarm()
     assert orch.wait(30)

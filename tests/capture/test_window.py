@@ -184,3 +184,33 @@ def test_plan_refuses_what_cannot_be_recorded() -> None:
         RecordPlan(mode="trigger", trigger=TriggerSpec.parse("1:1>1")).validate()
     with pytest.raises(SettingsError, match="at most"):
         RecordPlan(mode="trigger", pre_trigger_s=30, duration_s=1).check_memory(100e6)
+
+
+def test_a_segment_edge_on_a_block_boundary_chains_without_a_gap(tmp_path: Path) -> None:
+    """The previous window is done the moment its last block arrives, before any later one:
+    the next window starts right there."""
+    tap = StreamTap()
+    ring = StreamRing(tap, retention_ticks=1 << 32)
+    edges = [T0 + 2 * BLOCK * TPS, T0 + 5 * BLOCK * TPS, T0 + 9 * BLOCK * TPS]
+    sinks = [Collect(tmp_path / "a.stream"), Collect(tmp_path / "b.stream")]
+    first = WindowWriter(ring, lambda: sinks[0], edges[0], edges[1])
+    ring.add(first)
+    data = synthetic_stream(blocks=12, signals=1)
+    second = None
+    pos = 0
+    message = len(encode_signal_data(T0, 1, np.zeros(BLOCK, dtype=np.int64)))
+    header = len(data) - 12 * message
+    for size in [header] + [message] * 12:  # one message at a time
+        chunk = data[pos : pos + size]
+        pos += size
+        ring.append(chunk)
+        tap.feed(chunk)
+        ring.after_feed()
+        if first.done and second is None:
+            second = WindowWriter(ring, lambda: sinks[1], edges[1], edges[2])
+            ring.add(second, replacing=first)
+    assert second is not None and second.done
+    for s in sinks:
+        s.f.close()
+    assert samples(sinks[0].path)[1] == list(range(1000 + 2 * BLOCK, 1000 + 5 * BLOCK))
+    assert samples(sinks[1].path)[1] == list(range(1000 + 5 * BLOCK, 1000 + 9 * BLOCK))

@@ -273,3 +273,47 @@ def test_fault_panel_needs_emulated_modules(client):
         "/api/emulator/faults", json={"module": "127.0.3.1", "fault": "cable-fault", "channel": 1}
     )
     assert r.status_code == 409
+
+
+def test_monitor_then_record_by_a_trigger_plan(client, orchestrator):
+    r = client.post("/api/capture/record", json={"name": "hit"})
+    assert r.status_code == 409 and "not monitoring" in r.get_json()["error"]
+    r = client.post("/api/capture/monitor", json={"modules": ["127.0.3.1", "127.0.3.2"]})
+    assert r.status_code == 202 and r.get_json()["measurement"]
+    body = {
+        "name": "hit",
+        "mode": "trigger",
+        "trigger": {"module": 1, "channel": 2, "slope": "rising", "level": 30},
+        "pre_trigger_s": 0.5,
+        "duration_s": 1,
+        "events": 3,
+    }
+    assert client.post("/api/capture/record", json=body).status_code == 202
+    assert client.post("/api/capture/trigger", json={}).status_code == 202
+    assert client.post("/api/capture/stop-recording", json={}).status_code == 202
+    kinds = [c[0] for c in orchestrator.calls]
+    assert kinds == ["monitor", "record", "trigger", "stop-recording"]
+    plan = orchestrator.calls[1][1]
+    assert plan.trigger.level == 30 and plan.pre_trigger_s == 0.5 and plan.events == 3
+
+
+@pytest.mark.parametrize(
+    "body,field,words",
+    [
+        ({"mode": "trigger", "duration_s": 1}, None, None),  # the rig's check names the trigger
+        ({"mode": "trigger", "trigger": "1:2", "duration_s": 1}, "trigger", "MODULE:CHANNEL>LEVEL"),
+        ({"mode": "trigger", "trigger": "1:2>3"}, "duration_s", "length after the trigger"),
+        ({"mode": "segments", "segment_s": 0.01}, "segment_s", "at least"),
+        ({"mode": "manual", "pre_trigger_s": 90}, "pre_trigger_s", "between 0 and 60"),
+        ({"mode": "sometimes"}, "mode", "manual, trigger or segments"),
+    ],
+)
+def test_bad_record_plans_name_the_field(client, orchestrator, body, field, words):
+    client.post("/api/capture/monitor", json={"modules": ["127.0.3.1", "127.0.3.2"]})
+    r = client.post("/api/capture/record", json=body)
+    if field is None:  # accepted here; the orchestrator refuses it against the rig
+        assert r.status_code == 202
+        return
+    assert r.status_code == 400, r.get_json()
+    assert r.get_json()["field"] == field and words in r.get_json()["error"]
+    assert [c[0] for c in orchestrator.calls] == ["monitor"]

@@ -84,6 +84,24 @@ class FakeOrchestrator:
         self.busy = False
         self.set_phase(ev.Phase.COMPLETED)
 
+    def monitor(self, settings: Any, plan: Any) -> str:
+        self._refuse_if_busy()
+        self.calls.append(("monitor", plan))
+        self.busy = self.monitoring = True
+        self.set_phase(ev.Phase.MONITORING)
+        return "20260101-000000-monitor"
+
+    def record_window(self, plan: Any) -> None:
+        if not getattr(self, "monitoring", False):
+            raise RuntimeError("not monitoring: start monitoring first")
+        self.calls.append(("record", plan))
+
+    def stop_window(self) -> None:
+        self.calls.append(("stop-recording", None))
+
+    def trigger_now(self) -> None:
+        self.calls.append(("trigger", None))
+
     def disarm(self) -> None:
         self.calls.append(("disarm", None))
         self.armed = False

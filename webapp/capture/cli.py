@@ -409,11 +409,20 @@ _OPTIONS = {
 }
 
 
+_PLAN_FIELDS = {"trigger", "pre_trigger_s", "events", "hold_off_s", "segment_s", "start_at"}
+"""Fields whose messages do not name them: the option is put in front."""
+
+
 def _in_option_terms(exc: SettingsError) -> str:
     """The settings' message with a setting's name said as the option that sets it."""
-    option = _OPTIONS.get(exc.field or "")
+    field = (exc.field or "").split(".")[0]
+    option = _OPTIONS.get(field)
     if option and exc.message.startswith(f"{exc.field} "):
         return f"{option} {exc.message[len(exc.field or '') + 1 :]}"
+    if option and field in _PLAN_FIELDS:
+        return (
+            f"{option} {exc.message}" if exc.message.startswith("'") else f"{option}: {exc.message}"
+        )
     return exc.message
 
 

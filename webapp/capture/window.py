@@ -255,9 +255,15 @@ class WindowWriter:
         return self.cursor
 
     def resume_after(self, previous: WindowWriter) -> None:
-        if previous._resume is None:
+        """Start where ``previous`` (done) ended: at the first message that crossed its end,
+        or, when its end fell on a message boundary and nothing later has been looked at yet,
+        at its cursor."""
+        if previous._resume is not None:
+            self.cursor, state = previous._resume
+        elif previous.done:
+            self.cursor, state = previous.cursor, previous.state
+        else:
             raise ValueError("the previous window has not reached its end")
-        self.cursor, state = previous._resume
         self.state = state.copy()
 
     def advance(self) -> None:
