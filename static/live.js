@@ -105,6 +105,16 @@
     renderButtons();
   }
   on("monitor", renderMonitor);
+  // The trigger level is in the chosen channel's unit (after its transducer's sensitivity):
+  // say which, from the channel's live level.
+  function renderTriggerUnit() {
+    const address = moduleList()[Number($("trg-module").value) - 1];
+    const levels = (((state.levels || {})[address] || {}).levels || []);
+    const level = levels.find((l) => l.channel === Number($("trg-channel").value));
+    $("trg-unit").textContent = level ? (level.unit_label || level.unit || "") : "(channel unit)";
+  }
+  for (const id of ["trg-module", "trg-channel"]) $(id).addEventListener("input", renderTriggerUnit);
+  on("levels", renderTriggerUnit);
 
   function renderButtons() {
     const phase = (state.phase || {}).phase || "idle";

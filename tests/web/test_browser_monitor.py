@@ -86,6 +86,10 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     # A trigger that the signals never reach (100 Pa on the 1 Pa calibrator), fired by hand.
     page.select_option("#rec-mode", "trigger")
     expect(page.locator("#trg-level")).to_be_visible()
+    page.fill("#trg-channel", "2")
+    expect(page.locator("#trg-unit")).to_have_text("m/s²")  # the accelerometer's unit
+    page.fill("#trg-channel", "1")
+    expect(page.locator("#trg-unit")).to_have_text("Pa")
     page.fill("#trg-level", "100")
     page.fill("#trg-pre", "0.2")
     page.fill("#cap-duration", "0.3")
