@@ -343,8 +343,7 @@ def record_monitor(
                 )
             det.feed(t, raw)
 
-        r.tap.on_watched = watched
-        r.tap.watched = {sid}
+        r.watch(sid, "bench", watched)
     firsts: dict[int, float] = {}
 
     def lag_now() -> float:

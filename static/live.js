@@ -521,6 +521,61 @@
     specPlot.setSize(plotSize($("spec-plot")));
   }).observe($("wave-plot"));
 
+  // --- sound level meter and bands of the shown channel ---------------------------------------
+  // The server runs a sound level meter on every sample of each channel a viewer shows
+  // (webapp/dsp): weighted and time-weighted levels, Leq, LAFmax and peaks since the recording
+  // started, and Z-weighted band levels with the A and C corrections at each mid-band, which
+  // this viewer applies for the weighting it picks.
+  function shownChannel() {
+    if (waveChoice) return waveChoice;
+    const first = moduleList()[0];
+    const ch = first ? channelsOf(first).find((c) => c.enabled) : null;
+    return ch ? `${first}/${ch.channel}` : "";
+  }
+  const SOUND_ROWS = [["LAF", "A-weighted, Fast", "now"], ["LAS", "A-weighted, Slow", "now"],
+    ["LCF", "C-weighted, Fast", "now"], ["LZF", "Z-weighted, Fast", "now"],
+    ["LAeq", "A-weighted equivalent", "since"], ["LAFmax", "A-weighted Fast maximum", "since"],
+    ["LCpeak", "C-weighted peak", "since"]];
+  const OTHER_ROWS = [["LZF", "Fast", "now"], ["LZeq", "equivalent", "since"], ["LZpeak", "peak", "since"]];
+  const bandPlot = new uPlot({
+    ...plotSize($("band-plot")), scales: { x: { time: false } },
+    series: [{ label: "band" }, { label: "dB", stroke: "#0b63c5", fill: "rgba(11,99,197,0.35)",
+      paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } }],
+    axes: [{ label: "mid-band frequency (Hz)", values: (u, splits) => splits.map((i) => bandLabels[Math.round(i)] ?? "") },
+      { label: "dB" }], legend: { show: false },
+  }, [[], []], $("band-plot"));
+  let bandLabels = [];
+  new ResizeObserver(() => bandPlot.setSize(plotSize($("band-plot")))).observe($("band-plot"));
+  for (const id of ["band-fraction", "band-weighting"]) $(id).addEventListener("change", renderSound);
+  function renderSound() {
+    const key = shownChannel();
+    const cut = key.lastIndexOf("/");
+    const all = state["sound-levels"] || {};
+    const levels = key ? ((all[key.slice(0, cut)] || {})[key.slice(cut + 1)]) : null;
+    $("sound-channel").textContent = key ? key.replace(/\/(\d+)$/, " · Ch $1") : "";
+    $("sound-empty").hidden = !!levels;
+    $("sound-body").hidden = !levels;
+    if (!levels) return;
+    const rows = levels.unit === "Pa" ? SOUND_ROWS : OTHER_ROWS;
+    $("sound-table").replaceChildren(...rows.map(([k, what, when]) => el("tr", { dataset: { sound: k } },
+      el("th", {}, k),
+      el("td", { class: "num" }, levels[k] == null ? "–" : levels[k].toFixed(1)),
+      el("td", { class: "muted small" }, when === "since" ? `${what}, since ${new Date(levels.since * 1000).toLocaleTimeString()}` : what))));
+    $("sound-ref").textContent = `dB ${levels.reference.replace(/^dB /, "")} · ${levels.duration_s.toFixed(1)} s measured`;
+    const bands = (levels.bands || {})[$("band-fraction").value];
+    if (!bands) { bandPlot.setData([[], []]); return; }
+    const w = $("band-weighting").value;
+    const corr = w === "Z" ? null : bands[`${w}_correction`];
+    const values = bands.Z.map((v, i) => (v == null ? null : corr ? v + corr[i] : v));
+    bandLabels = bands.labels;
+    bandPlot.setData([bands.labels.map((_, i) => i), values]);
+    bandPlot.axes[1].label = `dB${w === "Z" ? "" : `(${w})`} ${levels.reference.replace(/^dB /, "")}`;
+    $("band-plot").dataset.bands = bands.labels.length;
+    $("band-plot").dataset.peak = bands.labels[values.indexOf(Math.max(...values.filter((v) => v != null)))];
+  }
+  on("sound-levels", renderSound);
+  waveSelect.addEventListener("change", renderSound);
+
   // In-place radix-2 FFT of a real signal; returns magnitudes of bins 0..n/2.
   function spectrum(values) {
     let n = 1;

@@ -54,6 +54,16 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
         expect(p.locator("#mon-state")).to_have_text("running")
     assert not (data_dir / "captures").exists() or not any((data_dir / "captures").iterdir())
     expect(page.locator("#btn-record")).to_be_enabled()
+    # The shown channel (the master's microphone on the 94.0 dB calibrator) has its sound
+    # level meter: every sample A-weighted and time-weighted on the server.
+    for p in (page, watcher):
+        expect(p.locator('[data-sound="LAF"] td.num')).to_have_text("94.0", timeout=10000)
+        expect(p.locator('[data-sound="LCpeak"] td.num')).to_have_text("97.0")
+        expect(p.locator("#sound-ref")).to_contain_text("re 20 µPa")
+        expect(p.locator("#band-plot")).to_have_attribute("data-peak", "1k")
+    page.select_option("#band-fraction", "1")
+    page.select_option("#band-weighting", "A")
+    expect(page.locator("#band-plot")).to_have_attribute("data-peak", "1k")
     shoot(page, "monitor-laptop")
     shoot(watcher, "monitor-tablet")
 

@@ -231,6 +231,20 @@ class CaptureFinished(Event):
 
 
 @dataclass(frozen=True)
+class SoundLevels(Event):
+    """Sound level meter figures and band levels of one channel somebody looks at
+    (:mod:`webapp.dsp.slm`): ``levels`` holds LAF, LAS, LCF, LZF, LAeq, LCeq, LZeq, LAFmax,
+    LCpeak, LZpeak (dB re the unit's ISO 1683 reference, written in ``reference``), the time
+    they run ``since`` and the band levels ``bands`` ("1", "3": labels, mid-band frequencies,
+    Z levels and the A and C corrections at each mid-band)."""
+
+    kind: ClassVar[str] = "sound-levels"
+    module: str
+    channel: int
+    levels: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class MonitorStatus(Event):
     """The monitoring session: ring buffers, the recording plan, trigger, windows so far."""
 

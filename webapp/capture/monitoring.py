@@ -319,15 +319,12 @@ class Monitoring(WindowCaptures):
         spec = plan.trigger
         assert spec is not None
         m = s.modules[spec.module - 1]
-        sid = m.channels.index(spec.channel) + 1 if spec.channel in m.channels else spec.channel
-        receiver = next(
-            (r for r in m.receivers if r.channel == spec.channel),
-            m.receivers[0] if not s.settings.multi_socket else None,
-        )
-        if receiver is None:
+        found = m.stream_of(spec.channel)
+        if found is None:
             raise SettingsError(
                 "trigger.channel", f"module {spec.module} does not stream channel {spec.channel}"
             )
+        receiver, sid = found
         run.detector = None
 
         def on_watched(signal: int, t: int, raw: Any, _r: StreamReceiver = receiver) -> None:
@@ -349,8 +346,7 @@ class Monitoring(WindowCaptures):
                     run.fired.append((hit, False))
                     self._cond.notify_all()
 
-        receiver.tap.on_watched = on_watched
-        receiver.tap.watched = {sid}
+        receiver.watch(sid, "trigger", on_watched)
 
     def _rearm(self, s: Session, run: MonitorRun, det: LevelDetector, hit: int) -> None:
         """After an event: the next one no earlier than the window's end plus the hold-off, and
@@ -429,8 +425,7 @@ class Monitoring(WindowCaptures):
         run.detector = None
         for m in s.modules:
             for r in m.receivers:
-                r.tap.watched = set()
-                r.tap.on_watched = None
+                r.unwatch("trigger")
 
     def _plan_done(self, run: MonitorRun) -> bool:
         plan = run.plan

@@ -206,6 +206,7 @@ class Orchestrator(Monitoring, Disarming):
             for m in s.modules:
                 if m.live is not None:
                     m.live.waveform_channels = self._waveform_channels_for(s, m)
+            self._analyse_watched(s)
 
     # --- public commands --------------------------------------------------------------------
 

@@ -528,6 +528,8 @@ class StreamReceiver:
         self._on_reconnect = on_reconnect
         """Called with the drop (one of :attr:`drops`) once a dropped stream is connected
         again; a drop it could not recover from ends the receiver with the error instead."""
+        self._watchers: dict[int, dict[str, Callable[[int, int, np.ndarray], None]]] = {}
+        """Per signal: who wants its every block decoded (a trigger, a sound level meter)."""
         self.drops: list[dict[str, Any]] = []
         """Each time the stream dropped: when, after how many bytes, the bytes of an unfinished
         message cut off the file, what happened, whether and how fast it was connected again."""
@@ -562,6 +564,29 @@ class StreamReceiver:
 
     def start(self) -> None:
         self._thread = runtime.spawn(self._run, name=f"receiver {self.label}")
+
+    # --- every block of a signal ------------------------------------------------------------
+
+    def watch(self, sid: int, key: str, fn: Callable[[int, int, np.ndarray], None]) -> None:
+        """Decode every block of signal ``sid`` and hand it to ``fn(sid, time, raw)`` (``key``
+        names the watcher, so it can be replaced or removed)."""
+        self._watchers.setdefault(sid, {})[key] = fn
+        self._apply_watchers()
+
+    def unwatch(self, key: str, sid: int | None = None) -> None:
+        for s, fns in self._watchers.items():
+            if sid is None or s == sid:
+                fns.pop(key, None)
+        self._apply_watchers()
+
+    def _apply_watchers(self) -> None:
+        watched = {s for s, fns in self._watchers.items() if fns}
+        self.tap.on_watched = self._dispatch if watched else None
+        self.tap.watched = watched
+
+    def _dispatch(self, sid: int, t: int, raw: np.ndarray) -> None:
+        for fn in list(self._watchers.get(sid, {}).values()):
+            fn(sid, t, raw)
 
     # --- live view --------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.capture import store
+from webapp.capture.acoustics import LiveAcoustics
 from webapp.capture.diskspace import DISK_STOP, DiskWatch, expected_rate
 from webapp.capture.events import (
     CaptureFinished,
@@ -214,6 +215,33 @@ class Recording(StatusWatching):
                 levels_interval_s=levels_interval(sum(len(x.channels) for x in s.modules)),
             )
             m.live.waveform_channels = self._waveform_channels_for(s, m)
+            m.acoustics = LiveAcoustics(m.address, self._publish)
+
+    def _analyse_watched(self, s: Session) -> None:
+        """Sound level meters for exactly the channels viewers look at (every block of each
+        decoded); nobody looking at a channel: its blocks are not decoded for them."""
+        watched = self._watched or frozenset()
+        for m in s.modules:
+            acoustics = m.acoustics
+            if acoustics is None:
+                continue
+            mine = {c for a, c in watched if a == m.address}
+            for r in m.receivers:
+                r.unwatch("acoustics")
+            for channel in sorted(mine):
+                found = m.stream_of(channel)
+                if found is None:
+                    continue
+                receiver, sid = found
+
+                def analyse(
+                    signal: int, _t: int, raw: Any, _r: StreamReceiver = receiver,
+                    _c: int = channel, _a: LiveAcoustics = acoustics,
+                ) -> None:  # fmt: skip
+                    _a.analyse(_c, raw, _r.tap.interpretations.get(signal))
+
+                receiver.watch(sid, "acoustics", analyse)
+            acoustics.keep_only(mine)
 
     def _connect_streams(
         self,
@@ -275,6 +303,7 @@ class Recording(StatusWatching):
                 m.receivers.append(receiver)
                 if record is not None and name is not None:
                     record.files.append(store.FileRecord(file=name, channels=channels))
+        self._analyse_watched(s)
 
     def _stream_reconnected(self, receiver: StreamReceiver, drop: dict[str, Any]) -> None:
         """A stream that dropped and (with ``on_stream_drop`` reconnect) was connected again:

@@ -11,6 +11,7 @@ from typing import Any
 
 from webapp import runtime
 from webapp.capture import store
+from webapp.capture.acoustics import LiveAcoustics
 from webapp.capture.events import ChannelFault, Error, Event
 from webapp.capture.levels import LiveModule
 from webapp.capture.phases import Wait
@@ -80,6 +81,7 @@ class ModuleRun:
     ports: list[int] = field(default_factory=list)
     faults: dict[int, tuple[str, str, str]] = field(default_factory=dict)
     live: LiveModule | None = None
+    acoustics: LiveAcoustics | None = None
     receivers: list[StreamReceiver] = field(default_factory=list)
 
     @property
@@ -90,6 +92,18 @@ class ModuleRun:
             str(s.get("inputStatus", "")),
             str(s.get("ptpStatus", "")),
         )
+
+    def stream_of(self, channel: int) -> tuple[StreamReceiver, int] | None:
+        """The receiver carrying ``channel`` and its signal id there (None: not streamed).
+        Signal ids number the enabled channels from 1; a multi-socket port carries its
+        channel's single-socket id."""
+        if channel not in self.channels:
+            return None
+        sid = self.channels.index(channel) + 1
+        for r in self.receivers:
+            if r.channel == channel or (r.channel is None and channel in r.channels):
+                return r, sid
+        return None
 
     def covered_ticks(self) -> int:
         if not self.receivers:

@@ -189,6 +189,9 @@ class WindowCaptures(Recording):
         if after is not None and after.capture.window is not None:
             after.capture.window["segment"]["next"] = capture_id
         run.windows.append(w)
+        for m in s.modules:
+            if m.acoustics is not None:
+                m.acoustics.reset()  # Leq, LAFmax and peaks: since this recording started
         with self._lock:
             self._capture = capture
             self.current_capture_id = capture_id

@@ -36,6 +36,7 @@ TOPICS = (
     "history",
     "emulator",
     "monitor",
+    "sound-levels",
 )
 
 _LOG_LENGTH = 100
@@ -77,6 +78,7 @@ class LiveState:
             "history": {"version": 0},
             "emulator": {"modules": []},
             "monitor": dict(_NO_MONITOR),
+            "sound-levels": {},
         }
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_LENGTH)
         self._log_seq = 0
@@ -160,7 +162,9 @@ class LiveState:
         self._touch("phase")
         if e.phase == ev.Phase.VALIDATING:
             # A new run: forget the previous run's per-module live values.
-            for topic in ("ptp", "channel-fault", "data-quality", "stream-stats", "levels"):
+            for topic in (
+                "ptp", "channel-fault", "data-quality", "stream-stats", "levels", "sound-levels"
+            ):  # fmt: skip
                 self._data[topic] = {}
                 self._touch(topic)
             self._waves = {}
@@ -182,7 +186,7 @@ class LiveState:
             self._waves = {}
             self._data["recording-time"] = {"elapsed_s": 0.0, "duration_s": None, "t": e.t}
             self._touch("recording-time")
-            for topic in ("stream-stats", "levels"):
+            for topic in ("stream-stats", "levels", "sound-levels"):
                 self._data[topic] = {}
                 self._touch(topic)
 
@@ -269,6 +273,12 @@ class LiveState:
         last = self._data["monitor"].get("last_trigger")
         self._data["monitor"] = {**e.to_dict(), "last_trigger": last}
         self._touch("monitor")
+
+    def _fold_sound(self, e: ev.SoundLevels) -> None:
+        mine = dict(self._data["sound-levels"].get(e.module, {}))
+        mine[str(e.channel)] = {**e.levels, "t": e.t}
+        self._data["sound-levels"] = {**self._data["sound-levels"], e.module: mine}
+        self._touch("sound-levels")
 
     def _fold_trigger(self, e: ev.TriggerFired) -> None:
         self._data["monitor"] = {**self._data["monitor"], "last_trigger": e.to_dict()}
@@ -410,4 +420,5 @@ _FOLDS: dict[type, Any] = {
     ev.CaptureFinished: LiveState._fold_finished,
     ev.MonitorStatus: LiveState._fold_monitor,
     ev.TriggerFired: LiveState._fold_trigger,
+    ev.SoundLevels: LiveState._fold_sound,
 }
