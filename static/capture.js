@@ -76,6 +76,7 @@
     fetchTimer = setTimeout(() => {
       loadTime();
       loadSpectrum();
+      loadBands();
       drawQualityWindow();
       if ($("exp-window").checked) updateExport();
     }, 120);
@@ -139,6 +140,49 @@
     for (let i = 1; i < d.db.length; i++) if (best < 0 || d.db[i] > d.db[best]) best = i;
     return best < 0 ? "–" : `${d.db[best].toFixed(2)} ${d.db_label || "dB"} at ${d.freq[best].toFixed(1)} Hz`;
   }
+
+  // Octave bands of the window (IEC 61260-1 filters on the server), weighted here per viewer
+  // with the A or C correction at each mid-band; the window's LAeq, LCeq and LZeq beside.
+  let bandLabels = [];
+  const bandPlot = new uPlot({
+    ...plotSize($("band-plot"), 220), scales: { x: { time: false } },
+    series: [{ label: "band" }, { label: "dB", stroke: "#0b63c5", fill: "rgba(11,99,197,0.35)",
+      paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } }],
+    axes: [{ label: "mid-band frequency (Hz)", values: (u, splits) => splits.map((i) => bandLabels[Math.round(i)] ?? "") },
+      { label: "dB" }], legend: { show: false },
+  }, [[], []], $("band-plot"));
+  new ResizeObserver(() => bandPlot.setSize(plotSize($("band-plot"), 220))).observe($("band-plot"));
+  let bandReq = 0, lastBands = null;
+  async function loadBands() {
+    if (!channel) return;
+    const id = ++bandReq;
+    const q = new URLSearchParams({ channel, start: view[0], end: view[1], fraction: $("band-fraction").value });
+    let d;
+    try { d = await api("GET", `${base}/bands?${q}`); } catch (e) { $("band-info").textContent = e.message; return; }
+    if (id !== bandReq) return;
+    lastBands = d;
+    drawBands();
+  }
+  function drawBands() {
+    const d = lastBands;
+    if (!d) return;
+    const w = $("band-weighting").value;
+    const corr = w === "Z" ? null : d[`${w}_correction`];
+    const values = d.Z.map((v, i) => (v == null ? null : corr ? v + corr[i] : v));
+    bandLabels = d.labels;
+    bandPlot.setData([d.labels.map((_, i) => i), values]);
+    const ref = (d.db_label || "dB").replace(/^dB /, "");
+    bandPlot.axes[1].label = `dB${w === "Z" ? "" : `(${w})`} ${ref}`;
+    const fin = values.filter((v) => v != null);
+    $("band-plot").dataset.peak = fin.length ? d.labels[values.indexOf(Math.max(...fin))] : "";
+    $("band-plot").dataset.fraction = d.fraction;
+    $("band-plot").dataset.weighting = w;
+    const eq = ["A", "C", "Z"].map((x) => `L${x}eq ${d[`L${x}eq`] == null ? "–" : d[`L${x}eq`].toFixed(1)}`);
+    $("band-info").textContent = `${eq.join(" · ")} ${d.db_label || "dB"}` +
+      (d.note ? ` · ${d.note}` : "") + (d.lost_samples ? ` · ${num(d.lost_samples)} lost samples counted as silence` : "");
+  }
+  $("band-fraction").onchange = loadBands;
+  $("band-weighting").onchange = drawBands;
 
   $("nfft").onchange = loadSpectrum;
   $("log-f").onchange = () => {
@@ -274,7 +318,7 @@
     sync.replaceChildren();
     if (s.common_start_ticks != null) {
       const spans = s.ptp_unlocked || [];
-      sync.append(
+      sync.append(...[
         el("div", { class: spans.length || !s.on_grid ? "bad" : s.synchronous ? "good" : "", dataset: { synchronous: String(!!s.sample_synchronous) } },
           spans.length ? `NOT sample-synchronous from ${s.synchronous_until_s.toFixed(3)} s: a module lost its PTP lock while recording.`
             : s.synchronous ? "Sample-synchronous: every channel's first sample is at the same instant."
@@ -286,7 +330,8 @@
           ` (${Dash.fmtTime(p.from)} – ${p.to ? Dash.fmtTime(p.to) : "end"}, ptpStatus ${p.status || "?"})`))) : null,
         el("div", { class: "small" }, `Common span ${s.common_start_time} – ${s.common_end_time} UTC: `,
           `${s.common_duration_s.toFixed(6)} s = `,
-          Object.entries(s.common_samples).map(([rate, n]) => `${num(n)} samples at ${num(rate)} S/s`).join(", ")));
+          Object.entries(s.common_samples).map(([rate, n]) => `${num(n)} samples at ${num(rate)} S/s`).join(", "))]
+        .filter(Boolean));  // (native append would print a null as "null")
     }
     const mb = $("modules-table").querySelector("tbody");
     mb.replaceChildren(...r.modules.map((m) => el("tr", {},

@@ -71,3 +71,20 @@ def test_a_1_pa_tone_reads_94_db_in_its_band_and_little_elsewhere() -> None:
     assert 10 * np.log10(ms[[b.label for b in octave].index("1k")] / 4e-10) == pytest.approx(
         93.98, abs=0.1
     )
+
+
+def test_window_bands_of_a_stored_capture_read_the_calibrator(tmp_path) -> None:
+    """The analysis page's bands: a synthetic capture of the emulator's microphone signal
+    (1 kHz, 1 Pa RMS) reads 94.0 dB re 20 µPa at 1 kHz, LAeq 94.0, and A = Z + correction."""
+    from webapp.analysis.bands import window_bands
+    from webapp.analysis.reader import Capture
+    from webapp.analysis.synthetic import SynthModule, calibrator_channel, write_capture
+
+    write_capture(tmp_path, [SynthModule(1, [calibrator_channel(1)])], seconds=2.0)
+    with Capture.open(tmp_path) as cap:
+        key = cap.channels[0].key
+        d = window_bands(cap, key, None, None, 3)
+    one_k = d["labels"].index("1k")
+    assert d["Z"][one_k] == pytest.approx(93.98, abs=0.15)
+    assert d["LAeq"] == pytest.approx(93.98, abs=0.1) and d["db_label"] == "dB re 20 µPa"
+    assert d["A_correction"][one_k] == 0.0

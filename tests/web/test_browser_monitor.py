@@ -93,6 +93,22 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
                 assert sig.samples == round(meta["sample_rate"] * 1.0)
     assert firsts == {meta["window"]["start_ticks"]}
 
+    # The window's analysis page: octave bands of the calibrator, 94.0 dB re 20 µPa at 1 kHz.
+    analysis = browser.new_context(viewport=LAPTOP).new_page()
+    watch_errors(analysis, errors)
+    analysis.goto(f"{base}/captures/{meta['id']}")
+    expect(analysis.locator("#band-plot")).to_have_attribute("data-peak", "1k", timeout=20000)
+    expect(analysis.locator("#band-info")).to_contain_text("LAeq 94.0")
+    expect(analysis.locator("#band-info")).to_contain_text("dB re 20 µPa")
+    expect(analysis.locator("#sync")).not_to_contain_text("null")
+    analysis.select_option("#band-fraction", "1")
+    analysis.select_option("#band-weighting", "A")
+    expect(analysis.locator("#band-plot")).to_have_attribute("data-fraction", "1")
+    expect(analysis.locator("#band-plot")).to_have_attribute("data-weighting", "A")
+    expect(analysis.locator("#band-plot")).to_have_attribute("data-peak", "1k")
+    shoot(analysis, "analysis-bands-laptop")
+    analysis.context.close()
+
     # A trigger that the signals never reach (100 Pa on the 1 Pa calibrator), fired by hand.
     page.select_option("#rec-mode", "trigger")
     expect(page.locator("#trg-level")).to_be_visible()

@@ -8,6 +8,9 @@ Routes (all need the viewer role):
 * ``GET /api/captures/<id>/analysis/data?channel=&start=&end=&points=`` — a window of one
   channel (seconds from the capture start), min/max-decimated to ``points`` or full resolution;
 * ``GET /api/captures/<id>/analysis/spectrum?channel=&start=&end=&nfft=`` — averaged spectrum;
+* ``GET /api/captures/<id>/analysis/bands?channel=&start=&end=&fraction=`` — 1/1- or
+  1/3-octave band levels of the window (Z, with the A and C corrections) and its LAeq, LCeq,
+  LZeq;
 * ``GET /api/captures/<id>/analysis/quality`` — flags and gaps per channel over time;
 * ``GET /api/captures/<id>/analysis/export?format=&trim=&per=&channels=&start=&duration=`` —
   the export as a download (several files come as one zip).
@@ -244,6 +247,21 @@ def spectrum(capture_id: str) -> Any:
         return jsonify(runtime.offload(views.spectrum, entry.cap, key, start, end, nfft))
     except ValueError as exc:
         return _error(400, str(exc), "nfft")
+
+
+@bp.get("/api/captures/<capture_id>/analysis/bands")
+@require_role("viewer")
+def bands(capture_id: str) -> Any:
+    from webapp.analysis.bands import window_bands
+
+    entry = _entry(capture_id)
+    key = _channel_arg(entry.cap)
+    start, end = _float_arg("start"), _float_arg("end")
+    fraction = _int_arg("fraction", 3)
+    try:
+        return jsonify(runtime.offload(window_bands, entry.cap, key, start, end, fraction))
+    except ValueError as exc:
+        return _error(400, str(exc), "fraction")
 
 
 @bp.get("/api/captures/<capture_id>/analysis/quality")
