@@ -125,6 +125,7 @@ const Dash = (() => {
     });
   }
   socket.on("waveform", (w) => { state.waveform = w; fire("waveform"); });
+  socket.on("spectrum", (s) => { state.spectrum = s; fire("spectrum"); });
 
   // --- access control: refusals, session end, the control lock --------------------------------
   const authBanner = document.getElementById("auth-banner");

@@ -509,13 +509,24 @@
     series: [{ label: "t (ms)" }, { label: "value", stroke: "#0b63c5", width: 1 }],
     axes: [{ label: "time (ms)" }, { label: "" }], legend: { show: false },
   }, [[], []], $("wave-plot"));
-  // Logarithmic frequency axis, as acoustic spectra are read (bin 0 is left out).
+  // The live spectrum is computed on the server from every sample of the shown channel
+  // (webapp/dsp/spectrum.py) in this viewer's window and lines; averaging over time and the
+  // amplitude (dB, RMS, PSD) are this viewer's. Logarithmic frequency axis in decades, ending
+  // at the measurement bandwidth; line 0 (DC) is left out.
+  let cursorHz = null;
   const specPlot = new uPlot({
     ...plotSize($("spec-plot")), scales: { x: { time: false, distr: 3,
       range: (u, min, max) => [10 ** Math.floor(Math.log10(Math.max(min, 1))), max] } },
-    series: [{ label: "f (Hz)" }, { label: "dB", stroke: "#c0392b", width: 1 }],
+    series: [{ label: "f (Hz)" }, { label: "level", stroke: "#c0392b", width: 1 }],
     axes: [{ label: "frequency (Hz)" }, { label: "dB" }], legend: { show: false },
+    hooks: { draw: [(u) => drawCursors(u)] },
   }, [[], []], $("spec-plot"));
+  specPlot.over.addEventListener("mouseup", (e) => {  // uPlot takes mousedown for zooming
+    const left = e.clientX - specPlot.over.getBoundingClientRect().left;
+    if (!(left >= 0)) return;
+    cursorHz = specPlot.posToVal(left, "x");
+    renderSpectrum();
+  });
   new ResizeObserver(() => {
     wavePlot.setSize(plotSize($("wave-plot")));
     specPlot.setSize(plotSize($("spec-plot")));
@@ -576,44 +587,6 @@
   on("sound-levels", renderSound);
   waveSelect.addEventListener("change", renderSound);
 
-  // In-place radix-2 FFT of a real signal; returns magnitudes of bins 0..n/2.
-  function spectrum(values) {
-    let n = 1;
-    while (n * 2 <= values.length && n < 8192) n *= 2;
-    const re = new Float64Array(n), im = new Float64Array(n);
-    const off = values.length - n;
-    let wsum = 0;
-    for (let i = 0; i < n; i++) {
-      const w = 0.5 - 0.5 * Math.cos((2 * Math.PI * i) / (n - 1));
-      re[i] = values[off + i] * w;
-      wsum += w;
-    }
-    for (let i = 1, j = 0; i < n; i++) {
-      let bit = n >> 1;
-      for (; j & bit; bit >>= 1) j ^= bit;
-      j ^= bit;
-      if (i < j) { [re[i], re[j]] = [re[j], re[i]]; }
-    }
-    for (let len = 2; len <= n; len <<= 1) {
-      const ang = (-2 * Math.PI) / len;
-      const wr = Math.cos(ang), wi = Math.sin(ang);
-      for (let i = 0; i < n; i += len) {
-        let cr = 1, ci = 0;
-        for (let k = 0; k < len / 2; k++) {
-          const a = i + k, b = a + len / 2;
-          const tr = re[b] * cr - im[b] * ci, ti = re[b] * ci + im[b] * cr;
-          re[b] = re[a] - tr; im[b] = im[a] - ti;
-          re[a] += tr; im[a] += ti;
-          const nr = cr * wr - ci * wi;
-          ci = cr * wi + ci * wr; cr = nr;
-        }
-      }
-    }
-    const mags = new Float64Array(n / 2 + 1);
-    for (let k = 0; k <= n / 2; k++) mags[k] = (Math.hypot(re[k], im[k]) * 2) / wsum;
-    return { n, mags };
-  }
-
   let waveCount = 0;
   let plotUnit = null;
   function labelPlots(w) {
@@ -621,10 +594,111 @@
     plotUnit = w.unit;
     // uPlot draws axis labels from its options; set them and redraw.
     wavePlot.axes[1].label = w.unit_label || w.unit || "";
-    specPlot.axes[1].label = w.db_label || "dB";
     wavePlot.redraw(false, true);
-    specPlot.redraw(false, true);
   }
+  // --- live spectrum ---------------------------------------------------------------------------
+  let spec = null;  // { key, ms: Float64Array, frames, queue } — this viewer's average
+  function sendSpectrumChoice() {
+    socket.emit("select-spectrum", { window: $("spec-window").value, lines: Number($("spec-lines").value) });
+    spec = null;
+  }
+  for (const id of ["spec-window", "spec-lines"]) $(id).addEventListener("change", sendSpectrumChoice);
+  for (const id of ["spec-avg", "spec-n"]) $(id).addEventListener("change", () => { spec = null; });
+  $("spec-amp").addEventListener("change", () => renderSpectrum());
+  $("spec-reset").onclick = () => { spec = null; };
+  socket.on("connect", sendSpectrumChoice);
+  waveSelect.addEventListener("change", () => { spec = null; cursorHz = null; });
+  on("spectrum", () => {
+    const s = state.spectrum;
+    if (!s) return;
+    const key = `${s.module}/${s.channel}/${s.window}/${s.lines}`;
+    const ms = Float64Array.from(new Float32Array(s.ms));
+    const mode = $("spec-avg").value;
+    const n = Math.max(1, Number($("spec-n").value) || 1);
+    if (!spec || spec.key !== key || mode === "none") {
+      spec = { key, ms, frames: s.frames, queue: [{ ms, frames: s.frames }], s };
+    } else if (mode === "linear") {  // the latest N frames, each frame counted once
+      spec.queue.push({ ms, frames: s.frames });
+      let total = spec.queue.reduce((a, q) => a + q.frames, 0);
+      while (spec.queue.length > 1 && total - spec.queue[0].frames >= n) total -= spec.queue.shift().frames;
+      const out = new Float64Array(ms.length);
+      for (const q of spec.queue) for (let i = 0; i < out.length; i++) out[i] += q.ms[i] * q.frames;
+      for (let i = 0; i < out.length; i++) out[i] /= total;
+      spec.ms = out; spec.frames = total;
+    } else if (mode === "exponential") {  // time constant of N frames
+      const a = Math.min(1, s.frames / n);
+      for (let i = 0; i < ms.length; i++) spec.ms[i] += (ms[i] - spec.ms[i]) * a;
+      spec.frames += s.frames;
+    } else {  // peak hold
+      for (let i = 0; i < ms.length; i++) spec.ms[i] = Math.max(spec.ms[i], ms[i]);
+      spec.frames += s.frames;
+    }
+    spec.s = s;
+    renderSpectrum();
+  });
+  function amplitude(ms, s) {
+    const amp = $("spec-amp").value;
+    const ref = s.reference_value || 1;
+    if (amp === "rms") return Math.sqrt(ms);
+    const v = amp === "psd" ? ms / s.enbw_hz : ms;
+    return ms > 0 ? 10 * Math.log10(v / (ref * ref)) : null;
+  }
+  function ampLabel(s) {
+    const amp = $("spec-amp").value;
+    const ref = (s.db_label || "dB").replace(/^dB re /, "");
+    if (amp === "rms") return `RMS (${s.unit_label || s.unit || ""})`;
+    if (amp === "psd") return `dB re (${ref})²/Hz`;
+    return s.db_label || "dB";
+  }
+  function lineAt(hz, s) { return Math.round(hz / s.df); }
+  function renderSpectrum() {
+    if (!spec) return;
+    const s = spec.s;
+    const f = new Float64Array(spec.ms.length - 1), y = new Array(spec.ms.length - 1);
+    let best = 1;
+    for (let i = 1; i < spec.ms.length; i++) {
+      f[i - 1] = i * s.df;
+      y[i - 1] = amplitude(spec.ms[i], s);
+      if (spec.ms[i] > spec.ms[best]) best = i;
+    }
+    specPlot.axes[1].label = ampLabel(s);
+    specPlot.setData([f, y]);
+    const fmtV = (v) => (v == null ? "–" : $("spec-amp").value === "rms" ? v.toPrecision(4) : v.toFixed(2));
+    const names = { hann: "Hann", flattop: "flat top", uniform: "uniform" };
+    const info = $("spec-info");
+    info.textContent = `peak ${fmtV(amplitude(spec.ms[best], s))} ${ampLabel(s)} at ${(best * s.df).toFixed(1)} Hz · ` +
+      `${names[s.window]}, ${s.lines} lines of ${s.df.toFixed(2)} Hz to ${(s.lines * s.df).toFixed(0)} Hz · ${spec.frames} frames`;
+    info.dataset.peakDb = (10 * Math.log10(spec.ms[best] / ((s.reference_value || 1) ** 2))).toFixed(2);
+    info.dataset.peakHz = (best * s.df).toFixed(1);
+    info.dataset.window = s.window;
+    const cur = $("spec-cursor");
+    if (cursorHz != null) {
+      const k = lineAt(cursorHz, s);
+      const parts = [];
+      for (let h = 1; h <= 5; h++) {
+        const line = k * h;
+        if (line >= spec.ms.length) break;
+        parts.push(`${h === 1 ? "cursor" : `${h}×`} ${(line * s.df).toFixed(1)} Hz: ${fmtV(amplitude(spec.ms[line], s))}`);
+      }
+      cur.textContent = `${parts.join(" · ")} ${ampLabel(s)}`;
+      cur.dataset.hz = (k * s.df).toFixed(1);
+    }
+  }
+  function drawCursors(u) {
+    if (cursorHz == null || !spec) return;
+    const ctx = u.ctx;
+    ctx.save();
+    for (let h = 1; h <= 5; h++) {
+      const hz = lineAt(cursorHz, spec.s) * spec.s.df * h;
+      if (hz > spec.s.lines * spec.s.df) break;
+      const x = u.valToPos(hz, "x", true);
+      ctx.strokeStyle = h === 1 ? "#0b63c5" : "rgba(11,99,197,0.45)";
+      ctx.setLineDash(h === 1 ? [] : [4, 4]);
+      ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+    }
+    ctx.restore();
+  }
+
   on("waveform", (w) => {
     if (!w) return;
     if ($("plots").hidden) {
@@ -636,16 +710,6 @@
     const x = new Float64Array(values.length);
     for (let i = 0; i < values.length; i++) x[i] = (i / w.sample_rate) * 1000;
     wavePlot.setData([x, values]);
-    if (values.length >= 16) {
-      const { n, mags } = spectrum(values);
-      const f = new Float64Array(mags.length - 1), db = new Float64Array(mags.length - 1);
-      const ref = w.reference_value || 1;
-      for (let k = 1; k < mags.length; k++) {
-        f[k - 1] = (k * w.sample_rate) / n;
-        db[k - 1] = 20 * Math.log10(Math.max(mags[k] / Math.SQRT2, 1e-12) / ref);
-      }
-      specPlot.setData([f, db]);
-    }
     waveCount += 1;
     const info = $("wave-info");
     info.textContent = `${w.module} Ch ${w.channel}: ${values.length} points at ${w.sample_rate} S/s, ${w.unit_label || w.unit || ""}`;

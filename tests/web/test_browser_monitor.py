@@ -64,6 +64,22 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     page.select_option("#band-fraction", "1")
     page.select_option("#band-weighting", "A")
     expect(page.locator("#band-plot")).to_have_attribute("data-peak", "1k")
+    # The live spectrum, computed on the server from every sample in this viewer's settings:
+    # with flat top the calibrator reads 94.0 dB re 20 µPa (the other viewer keeps Hann).
+    page.select_option("#spec-window", "flattop")
+    page.select_option("#spec-lines", "3200")
+    expect(page.locator("#spec-info")).to_have_attribute("data-window", "flattop")
+    peak = float(page.get_attribute("#spec-info", "data-peak-db") or 0)
+    assert abs(peak - 94.0) <= 0.1, peak
+    assert abs(float(page.get_attribute("#spec-info", "data-peak-hz") or 0) - 1000.0) < 15
+    expect(watcher.locator("#spec-info")).to_have_attribute("data-window", "hann")
+    page.select_option("#spec-avg", "linear")
+    page.locator("#spec-plot .u-over").scroll_into_view_if_needed()
+    box = page.locator("#spec-plot .u-over").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
+    expect(page.locator("#spec-cursor")).to_contain_text("2×")
+    shoot(page, "monitor-spectrum-laptop")
     shoot(page, "monitor-laptop")
     shoot(watcher, "monitor-tablet")
 

@@ -15,8 +15,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from webapp.capture.events import Event, SoundLevels
+from webapp.capture.events import Event, SoundLevels, Spectrum
 from webapp.dsp.slm import SoundLevelMeter
+from webapp.dsp.spectrum import SpectrumAverager
 from webapp.openapi.stream import SignalInterpretation
 
 ACOUSTICS_INTERVAL_S = 0.25
@@ -32,6 +33,9 @@ class LiveAcoustics:
         self._lock = threading.Lock()
         self.meters: dict[int, SoundLevelMeter] = {}
         self._next: dict[int, float] = {}
+        self.spectra: dict[tuple[int, str, int], SpectrumAverager | None] = {}
+        """Per (channel, window, lines) a viewer asked for: its averager (made at the first
+        block, when the rate is known)."""
 
     def analyse(self, channel: int, raw: np.ndarray, interp: SignalInterpretation | None) -> None:
         """A decoded block of ``channel`` (raw Q23 values)."""
@@ -42,11 +46,41 @@ class LiveAcoustics:
             meter = SoundLevelMeter(interp.sample_rate, interp.unit)
             with self._lock:
                 self.meters[channel] = meter
-        meter.feed(raw * (interp.scale_factor / RAW_FULL_SCALE) + interp.offset)
+        x = raw * (interp.scale_factor / RAW_FULL_SCALE) + interp.offset
+        meter.feed(x)
+        mine = [k for k in list(self.spectra) if k[0] == channel]
+        for key in mine:
+            averager = self.spectra.get(key)
+            if averager is None:
+                averager = SpectrumAverager(interp.sample_rate, key[1], key[2])
+                self.spectra[key] = averager
+            averager.feed(x)
         now = time.monotonic()
         if now >= self._next.get(channel, 0.0):
             self._next[channel] = now + ACOUSTICS_INTERVAL_S
             self._publish(SoundLevels(module=self.module, channel=channel, levels=meter.snapshot()))
+            for key in mine:
+                averager = self.spectra.get(key)
+                got = averager.take() if averager is not None else None
+                if averager is None or got is None:
+                    continue
+                ms, frames = got
+                self._publish(
+                    Spectrum(
+                        module=self.module, channel=channel, window=key[1], lines=key[2],
+                        df=averager.df, enbw_hz=averager.enbw_hz, frames=frames,
+                        unit=interp.unit, ms=ms.astype("<f4").tobytes(),
+                    )
+                )  # fmt: skip
+
+    def want_spectra(self, wanted: set[tuple[int, str, int]]) -> None:
+        """The (channel, window, lines) spectra viewers look at; others are dropped."""
+        with self._lock:
+            for key in list(self.spectra):
+                if key not in wanted:
+                    del self.spectra[key]
+            for key in wanted:
+                self.spectra.setdefault(key, None)
 
     def keep_only(self, channels: set[int]) -> None:
         """Forget the meters of channels nobody looks at any more."""

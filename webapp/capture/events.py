@@ -245,6 +245,45 @@ class SoundLevels(Event):
 
 
 @dataclass(frozen=True)
+class Spectrum(Event):
+    """An averaged spectrum of a channel somebody looks at, in the window and lines that
+    viewer chose (:mod:`webapp.dsp.spectrum`): ``ms`` the mean square per line (float32 LE
+    bytes: Socket.IO sends it as a binary attachment), lines 0…``lines`` at ``df`` Hz,
+    ``frames`` FFT frames averaged since the previous one."""
+
+    kind: ClassVar[str] = "spectrum"
+    module: str
+    channel: int
+    window: str
+    lines: int
+    df: float
+    enbw_hz: float
+    frames: int
+    unit: str
+    ms: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            k: getattr(self, k)
+            for k in (
+                "module",
+                "channel",
+                "window",
+                "lines",
+                "df",
+                "enbw_hz",
+                "frames",
+                "unit",
+                "ms",
+                "t",
+            )
+        }
+        out["kind"] = self.kind
+        out.update(units.describe(self.unit))
+        return out  # fmt: skip
+
+
+@dataclass(frozen=True)
 class MonitorStatus(Event):
     """The monitoring session: ring buffers, the recording plan, trigger, windows so far."""
 

@@ -139,6 +139,7 @@ class Orchestrator(Monitoring, Disarming):
         self._recording = False
         self._waveform: tuple[str | None, int | None] = (None, None)
         self._watched: frozenset[tuple[str, int]] | None = None
+        self._spectra: frozenset[tuple[str, int, str, int]] = frozenset()
         self._status_version = 0
         self._monitor = None
         self._monitor_wanted: MonitorRequest | None = None
@@ -198,6 +199,12 @@ class Orchestrator(Monitoring, Disarming):
         """Emit Waveform events for exactly these (module address, channel) pairs, e.g. the
         channels viewers have chosen; ``None`` returns to the constructor's ``waveforms``."""
         self._watched = None if channels is None else frozenset((a, int(c)) for a, c in channels)
+        self._apply_waveform_choice()
+
+    def watch_spectra(self, spectra: Iterable[tuple[str, int, str, int]]) -> None:
+        """Compute averaged spectra for exactly these (module address, channel, window,
+        lines), the ones viewers show (:mod:`webapp.dsp.spectrum`)."""
+        self._spectra = frozenset((a, int(c), str(w), int(n)) for a, c, w, n in spectra)
         self._apply_waveform_choice()
 
     def _apply_waveform_choice(self) -> None:

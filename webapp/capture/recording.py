@@ -74,6 +74,7 @@ class Recording(StatusWatching):
     _stop_recording: threading.Event
     _waveform: tuple[str | None, int | None]
     _watched: frozenset[tuple[str, int]] | None
+    _spectra: frozenset[tuple[str, int, str, int]]
     _status_version: int
     _recording: bool
 
@@ -220,11 +221,14 @@ class Recording(StatusWatching):
     def _analyse_watched(self, s: Session) -> None:
         """Sound level meters for exactly the channels viewers look at (every block of each
         decoded); nobody looking at a channel: its blocks are not decoded for them."""
-        watched = self._watched or frozenset()
+        watched = set(self._watched or ())
+        spectra = getattr(self, "_spectra", frozenset())
+        watched |= {(a, c) for a, c, _w, _n in spectra}
         for m in s.modules:
             acoustics = m.acoustics
             if acoustics is None:
                 continue
+            acoustics.want_spectra({(c, w, n) for a, c, w, n in spectra if a == m.address})
             mine = {c for a, c in watched if a == m.address}
             for r in m.receivers:
                 r.unwatch("acoustics")

@@ -135,6 +135,7 @@ def create_app(
         state,
         min_interval_s=push_interval_s,
         watch_waveforms=getattr(orchestrator, "watch_waveforms", None),
+        watch_spectra=getattr(orchestrator, "watch_spectra", None),
     )
     dashboard = Dashboard(
         data_dir=data_dir,

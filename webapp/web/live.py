@@ -45,6 +45,9 @@ class _Viewer:
     wave_seq: int = 0
     wave_key: tuple[str, int] | None = None
     """The channel whose waveform this viewer shows (None: the master's first channel)."""
+    spectrum: tuple[str, int] = ("hann", 1600)
+    """The window and lines of this viewer's live spectrum (of the same channel)."""
+    spec_seq: int = 0
 
 
 class LiveHub:
@@ -56,6 +59,7 @@ class LiveHub:
         state: LiveState,
         min_interval_s: float = MIN_INTERVAL_S,
         watch_waveforms: Any = None,
+        watch_spectra: Any = None,
     ):
         self.socketio = socketio
         self.state = state
@@ -63,6 +67,8 @@ class LiveHub:
         # channels some viewer shows (``Orchestrator.watch_waveforms``); None: no such hook,
         # the orchestrator keeps its own ``waveforms`` setting.
         self._watch = watch_waveforms
+        self._watch_spectra = watch_spectra
+        self._spectra: frozenset[tuple[str, int, str, int]] | None = None
         self._watched: frozenset[tuple[str, int]] | None = None
         self._watch_version: tuple[Any, ...] | None = None
         self._selection_version = 0
@@ -115,6 +121,17 @@ class LiveHub:
         self._selection_changed()
         self._wake.set()
 
+    def select_spectrum(self, sid: str, window: str, lines: int) -> None:
+        """This viewer's spectrum settings (window, lines) for the channel it shows."""
+        with self._lock:
+            viewer = self._viewers.get(sid)
+        if viewer is None:
+            return
+        viewer.spectrum = (window, lines)
+        viewer.spec_seq = 0
+        self._selection_changed()
+        self._wake.set()
+
     # --- which waveforms the orchestrator decodes ------------------------------------------
 
     def _selection_changed(self) -> None:
@@ -146,6 +163,13 @@ class LiveHub:
                 return
             self._watch_version = version
             channels = self.watched()
+            spectra = self.spectra_watched()
+            if self._watch_spectra is not None and spectra != self._spectra:
+                self._spectra = spectra
+                try:
+                    self._watch_spectra(spectra)
+                except Exception:
+                    log.exception("choosing the spectra to compute failed")
             if channels == self._watched:
                 return
             self._watched = channels
@@ -155,6 +179,18 @@ class LiveHub:
                 self._watch(channels)
             except Exception:
                 log.exception("choosing the waveforms to decode failed")
+
+    def spectra_watched(self) -> frozenset[tuple[str, int, str, int]]:
+        """Every (channel, window, lines) some viewer's spectrum shows."""
+        with self._lock:
+            choices = [(v.wave_key, v.spectrum) for v in self._viewers.values()]
+        default = self.state.default_wave_target()
+        out = set()
+        for key, (window, lines) in choices:
+            channel = key if key is not None else default
+            if channel is not None:
+                out.add((channel[0], channel[1], window, lines))
+        return frozenset(out)
 
     def viewers_sids(self) -> list[str]:
         """The connected viewers' Socket.IO ids, in the order they connected."""
@@ -218,6 +254,7 @@ class LiveHub:
             v.seq, v.log_id = seq, log_id
         self._emit(changed, entries, current)
         self._push_waveforms(ready)
+        self._push_spectra(ready)
 
     def _emit(self, changed: dict[str, Any], entries: list[dict[str, Any]], to: list[str]) -> None:
         if not to:
@@ -243,6 +280,21 @@ class LiveHub:
             groups.setdefault(key, []).append(v.sid)
         for key, sids in groups.items():
             self.socketio.emit("waveform", blocks[key], to=sids)
+
+    def _push_spectra(self, viewers: list[_Viewer]) -> None:
+        """Each viewer's newest spectrum in its settings, once, grouped like waveforms."""
+        items: dict[tuple[Any, ...], dict[str, Any]] = {}
+        groups: dict[tuple[Any, ...], list[str]] = {}
+        for v in viewers:
+            seq, item = self.state.spectrum_since(v.spec_seq, v.wave_key, *v.spectrum)
+            if item is None:
+                continue
+            v.spec_seq = seq
+            key = (item["module"], item["channel"], item["window"], item["lines"], seq)
+            items[key] = item
+            groups.setdefault(key, []).append(v.sid)
+        for key, sids in groups.items():
+            self.socketio.emit("spectrum", items[key], to=sids)
 
 
 def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
@@ -270,6 +322,17 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
         module, channel = choice.module, choice.channel
         hub.select_waveform(request.sid, module, channel)
         return {"ok": True, "module": module, "channel": channel}
+
+    @socketio.on("select-spectrum")
+    def on_select_spectrum(data: Any) -> dict[str, Any]:
+        try:
+            choice = schemas.check(schemas.SpectrumChoice, bodies.check_object(data))
+        except bodies.BodyError as exc:
+            return {"ok": False, "status": exc.status, "error": exc.message, "field": exc.field}
+        except FieldError as exc:
+            return {"ok": False, "status": 400, "error": exc.message, "field": exc.field}
+        hub.select_spectrum(request.sid, choice.window, choice.lines)
+        return {"ok": True, "window": choice.window, "lines": choice.lines}
 
     def controlled(name: str, role: str, action: Any) -> None:
         def handler(data: Any = None) -> dict[str, Any]:

@@ -10,7 +10,7 @@ the machine path in ``field`` and a message in the user's terms; the API answers
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
@@ -153,6 +153,13 @@ class RecordRequest(Strict):
     hold_off_s: float = 0.0
     segment_s: float | None = None
     start_at: float | None = None
+
+
+class SpectrumChoice(Strict):
+    """Socket.IO ``select-spectrum``: the live spectrum's window and lines (webapp/dsp/spectrum)."""
+
+    window: Literal["hann", "flattop", "uniform"] = "hann"
+    lines: Literal[400, 800, 1600, 3200, 6400] = 1600
 
 
 class WaveformChoice(Strict):

@@ -86,6 +86,8 @@ class LiveState:
         # each viewer chooses the channel it shows. Latest block per (module, channel), with
         # the sequence number it arrived at.
         self._waves: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
+        self._spectra: dict[tuple[str, int, str, int], tuple[int, dict[str, Any]]] = {}
+        """Latest averaged spectrum per (module, channel, window, lines)."""
         self.on_change: Callable[[], None] | None = None
         """Called (outside the lock, and must not block) after every change: the live hub's
         wake-up."""
@@ -133,6 +135,14 @@ class LiveState:
                 self._waves[(event.module, event.channel)] = (self._seq, item)
             self._notify()
             return
+        if isinstance(event, ev.Spectrum):
+            item = event.to_dict()
+            key = (event.module, event.channel, event.window, event.lines)
+            with self._lock:
+                self._seq += 1
+                self._spectra[key] = (self._seq, item)
+            self._notify()
+            return
         fold = _FOLDS.get(type(event))
         if fold is None:
             return
@@ -168,6 +178,7 @@ class LiveState:
                 self._data[topic] = {}
                 self._touch(topic)
             self._waves = {}
+            self._spectra = {}
             self._data["monitor"] = dict(_NO_MONITOR)
             self._touch("monitor")
         if e.phase == ev.Phase.DISARMING and self._data["levels"]:
@@ -184,6 +195,7 @@ class LiveState:
             self._touch("levels")
         if e.phase == ev.Phase.CONNECTING:
             self._waves = {}
+            self._spectra = {}
             self._data["recording-time"] = {"elapsed_s": 0.0, "duration_s": None, "t": e.t}
             self._touch("recording-time")
             for topic in ("stream-stats", "levels", "sound-levels"):
@@ -358,6 +370,19 @@ class LiveState:
             if key is None:
                 key = self._default_wave_key()
             got = self._waves.get(key) if key is not None else None
+        if got is None or got[0] <= seq:
+            return seq, None
+        return got
+
+    def spectrum_since(
+        self, seq: int, key: tuple[str, int] | None, window: str, lines: int
+    ) -> tuple[int, dict[str, Any] | None]:
+        """The latest spectrum of channel ``key`` (None: the default channel) in ``window``
+        and ``lines``, if it arrived after ``seq``."""
+        with self._lock:
+            if key is None:
+                key = self._default_target()
+            got = self._spectra.get((*key, window, lines)) if key is not None else None
         if got is None or got[0] <= seq:
             return seq, None
         return got
