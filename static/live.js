@@ -195,8 +195,9 @@
     return value;
   }
   function ptpElapsedText(module, p) {
-    return p.locked ? `locked after ${p.elapsed_s.toFixed(1)} s`
-      : `${ptpWaited(module, p).toFixed(1)} s of ${Dash.fmtSeconds(p.timeout_s)} timeout`;
+    if (p.locked) return `locked after ${p.elapsed_s.toFixed(1)} s`;
+    const expected = p.expected_s ? `usually ${Dash.fmtSeconds(p.expected_s)} or less, ` : "";
+    return `${ptpWaited(module, p).toFixed(1)} s (${expected}timeout ${Dash.fmtSeconds(p.timeout_s)})`;
   }
   function renderPtp() {
     notePtpArrivals();
@@ -219,7 +220,7 @@
         continue;
       }
       const stage = p.locked ? 1 : (PTP_STAGE[p.status] ?? 0);
-      const waited = Math.min(1, ptpWaited(module, p) / Math.max(p.timeout_s, 0.001));
+      const waited = ptpMark(module, p);
       box.append(el("div", { class: "row ptp-row", dataset: { module } },
         el("div", { class: "bar" + (p.locked ? " locked" : ""), style: "flex:1",
           title: `waited ${p.elapsed_s.toFixed(1)} s of the ${p.timeout_s} s timeout`,
@@ -229,7 +230,15 @@
           el("em", {}, `${module}: ${p.status}`)),
         el("span", { class: "ptp-elapsed small", dataset: { ptpElapsed: module } },
           ptpElapsedText(module, p))));
+      if (!p.locked && p.hint) box.append(el("p", { class: "warn small", dataset: { ptpHint: module } }, p.hint));
     }
+  }
+  // The mark runs against the usual lock time (1-2 minutes), then against the timeout.
+  function ptpMark(module, p) {
+    const waited = ptpWaited(module, p);
+    const expected = p.expected_s || p.timeout_s;
+    if (waited <= expected) return Math.min(1, waited / Math.max(expected, 0.001));
+    return Math.min(1, waited / Math.max(p.timeout_s, 0.001));
   }
   // Between reports: only the waited time and its mark move.
   setInterval(() => {
@@ -239,7 +248,7 @@
       if (text) text.textContent = ptpElapsedText(module, p);
       const mark = document.querySelector(`[data-ptp-module="${CSS.escape(module)}"] > i`);
       if (mark) {
-        const waited = Math.min(1, ptpWaited(module, p) / Math.max(p.timeout_s, 0.001));
+        const waited = ptpMark(module, p);
         mark.style.left = `${(waited * 100).toFixed(2)}%`;
       }
     }

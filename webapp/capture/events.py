@@ -94,6 +94,10 @@ class PtpProgress(Event):
     locked: bool
     elapsed_s: float
     timeout_s: float
+    expected_s: float = 120.0
+    """How long locking usually takes (webapp/capture/ptp.py), for the progress bar."""
+    hint: str = ""
+    """Why the module may not be locking, when that can be told (else empty)."""
 
 
 @dataclass(frozen=True)

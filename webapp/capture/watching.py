@@ -17,6 +17,7 @@ from webapp.capture.events import (
     Warning,
 )
 from webapp.capture.phases import Timeout, Wait
+from webapp.capture.ptp import EXPECTED_LOCK_S, lock_hint
 from webapp.capture.session import (
     ModuleRun,
     PhaseTimeoutError,
@@ -72,6 +73,7 @@ class StatusWatching:
                 errors = [m.watch_error for m in modules if m.watch_error is not None]
                 pending = [m for m in modules if not wait.test(m.status)]
                 if ptp:
+                    statuses = {x.address: x.state[2] or "Unknown" for x in s.modules}
                     for m in modules:
                         status = m.state[2] or "Unknown"
                         last = reported.get(m.address)
@@ -88,7 +90,16 @@ class StatusWatching:
                                     locked=status == PtpStatus.LOCKED,
                                     elapsed_s=round(now - started, 3),
                                     timeout_s=timeout,
-                                )
+                                    expected_s=EXPECTED_LOCK_S,
+                                    hint=lock_hint(
+                                        m.address,
+                                        m.number,
+                                        statuses,
+                                        s.master.address,
+                                        s.settings.ptp_domain,
+                                        now - started,
+                                    ),
+                                )  # fmt: skip
                             )
                 done = bool(errors) or not pending or self._abort.is_set() or now >= deadline
             for e in events:

@@ -193,6 +193,10 @@ class LiveState:
                 for module, entry in self._data["levels"].items()
             }
             self._touch("levels")
+        if e.phase in (ev.Phase.IDLE, ev.Phase.COMPLETED) and self._data["ptp"]:
+            # The rig is back to Idle: no module is locked or waiting any more.
+            self._data["ptp"] = {}
+            self._touch("ptp")
         if e.phase == ev.Phase.CONNECTING:
             self._waves = {}
             self._spectra = {}
@@ -222,6 +226,8 @@ class LiveState:
                 "locked": e.locked,
                 "elapsed_s": e.elapsed_s,
                 "timeout_s": e.timeout_s,
+                "expected_s": e.expected_s,
+                "hint": e.hint,
                 "t": e.t,
             },
         }

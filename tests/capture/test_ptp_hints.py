@@ -1,0 +1,50 @@
+"""What the PTP panel says while modules wait for lock: nothing early, the likely reason when
+a module sees no master, a slow lock past the usual 1-2 minutes; and the panel is emptied once
+the rig is back to Idle."""
+
+from __future__ import annotations
+
+from webapp.capture import events as ev
+from webapp.capture.ptp import EXPECTED_LOCK_S, NO_MASTER_AFTER_S, lock_hint
+from webapp.web.state import LiveState
+
+M1, M2 = "10.0.0.1", "10.0.0.2"
+
+
+def test_no_hint_while_the_wait_is_normal() -> None:
+    statuses = {M1: "Unlocked", M2: "Unlocked"}
+    assert lock_hint(M2, 2, statuses, M1, 42, NO_MASTER_AFTER_S - 1) == ""
+    assert lock_hint(M2, 2, {M1: "Locked", M2: "Locking"}, M1, 42, 60) == ""
+    assert lock_hint(M1, 1, {M1: "Locked", M2: "Locked"}, M1, 42, 500) == ""
+
+
+def test_nobody_sees_a_master() -> None:
+    hint = lock_hint(M2, 2, {M1: "Unlocked", M2: "Unlocked"}, M1, 42, 25)
+    assert hint == (
+        "no PTP master seen in domain 42 after 25 s: is the master (module 1, 10.0.0.1) on this "
+        "network and in domain 42?"
+    )
+
+
+def test_one_slave_sees_no_master_while_the_others_do() -> None:
+    hint = lock_hint(M2, 2, {M1: "Locked", M2: "Unlocked"}, M1, 7, 30)
+    assert hint.startswith("module 2 sees no PTP master in domain 7 after 30 s while others do")
+
+
+def test_a_lock_slower_than_usual_says_why_it_may_be() -> None:
+    hint = lock_hint(M2, 2, {M1: "Locked", M2: "Settling"}, M1, 42, EXPECTED_LOCK_S + 5)
+    assert "still settling after 125 s, longer than the usual 1-2 minutes" in hint
+
+
+def test_the_panel_carries_the_hint_and_clears_when_idle() -> None:
+    state = LiveState()
+    state.on_event(
+        ev.PtpProgress(
+            module=M2, status="Unlocked", locked=False, elapsed_s=25.0, timeout_s=600.0,
+            expected_s=EXPECTED_LOCK_S, hint="no PTP master seen",
+        )
+    )  # fmt: skip
+    assert state.get("ptp")[M2]["hint"] == "no PTP master seen"
+    assert state.get("ptp")[M2]["expected_s"] == EXPECTED_LOCK_S
+    state.on_event(ev.PhaseChanged(phase=ev.Phase.IDLE, previous=ev.Phase.DISARMING))
+    assert state.get("ptp") == {}
