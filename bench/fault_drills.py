@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,8 @@ DRILLS = (
     "stream-drop",
     "http-500",
     "ptp-loss",
+    "monitor-sigterm",
+    "monitor-sigkill",
 )
 
 
@@ -294,6 +297,37 @@ def measure(row: Row, emulator: Emulator, run: Capture, status: int | None) -> R
     return row
 
 
+def measure_windows(row: Row, emulator: Emulator, run: Capture, status: int | None) -> Row:
+    """A monitored run: one capture folder per segment under the run's folder, each measured
+    as a capture of its own; the drill holds when every one of them does."""
+    folders = sorted(p for p in run.folder.glob("*") if p.is_dir()) if run.folder.is_dir() else []
+    if not folders:
+        return measure(row, emulator, run, status)
+    parts = []
+    for folder in folders:
+        part = types.SimpleNamespace(folder=folder, started=run.started, output=run.output)
+        parts.append(measure(Row(row.drill), emulator, part, status))  # type: ignore[arg-type]
+    last = parts[-1]
+    row.status, row.seconds, row.non_idle, row.named = (
+        status,
+        last.seconds,
+        last.non_idle,
+        last.named,
+    )
+    row.outcome = "/".join(sorted({p.outcome for p in parts}))
+    row.verdict = "/".join(sorted({p.verdict for p in parts}))
+    row.disk_bytes = sum(p.disk_bytes for p in parts)
+    received = [p.received_bytes for p in parts if p.received_bytes is not None]
+    row.received_bytes = sum(received) if received else None
+    row.disk_blocks = sum(p.disk_blocks for p in parts)
+    row.sent_blocks = last.sent_blocks
+    row.holds = all(p.holds for p in parts)
+    row.notes.append(f"{len(parts)} segment captures")
+    for p in parts:
+        row.notes.extend(n for n in p.notes if n not in row.notes)
+    return row
+
+
 def recorded(row: Row, run: Capture) -> Row:
     """A drill that must record: one that never got to is no evidence, and does not hold."""
     if row.outcome == "no capture":
@@ -412,6 +446,32 @@ class Drills:
         run, status = self.timed(name)
         row = measure(Row(name), self.emulator, run, status)
         return row if kind == "http-500" else recorded(row, run)
+
+    def _monitored(self, name: str, signum: int) -> Row:
+        """Segments of a third of the drill's length, until a signal half-way."""
+        self.emulator.reset()
+        segment = f"{self.seconds / 3:g}"
+        run = Capture(self.emulator.addresses, self.folder(name), "--segment", segment,
+                      "--until-stopped")  # fmt: skip
+        run.wait_recording()
+        time.sleep(self.seconds / 2)
+        run.proc.send_signal(signum)
+        return recorded(measure_windows(Row(name), self.emulator, run, run.wait()), run)
+
+    def monitor_sigterm(self) -> list[Row]:
+        row = self._monitored("monitor-sigterm", signal.SIGTERM)
+        if row.status != 0 or not set(row.outcome.split("/")) <= {"completed", "stopped"}:
+            row.holds = False
+            row.notes.append("segments must end completed (and the last one stopped), exit 0")
+        expect(row, verdict_ok=True)
+        return [row]
+
+    def monitor_sigkill(self) -> list[Row]:
+        row = self._monitored("monitor-sigkill", signal.SIGKILL)
+        if "interrupted" not in row.outcome:
+            row.holds = False
+            row.notes.append("the segment being written must read as interrupted")
+        return [row]
 
     def dead_slave(self) -> list[Row]:
         row = self._faulted("dead-slave", 2, "unreachable", at=self.seconds / 2)

@@ -266,16 +266,23 @@
     node.dataset.elapsed = r.elapsed_s;
   });
   on("capture", (c) => {
-    if (c.current && !formEdited) {
-      $("cap-name").value = c.current.name;
-      untilBox.checked = c.current.duration_s === null;
+    const shown = c.current || c.prepared;
+    if (shown && !formEdited) {
+      $("cap-name").value = shown.name;
+      untilBox.checked = shown.duration_s === null;
       $("cap-duration").disabled = untilBox.checked;
-      if (c.current.duration_s !== null) $("cap-duration").value = c.current.duration_s;
+      if (shown.duration_s !== null) $("cap-duration").value = shown.duration_s;
     }
     const box = $("cap-current");
     box.replaceChildren();
     if (c.current) {
       box.append(el("b", {}, c.current.name), " ", el("span", { class: "muted small" }, c.current.id));
+    } else if (c.prepared) {  // pressed Start or Arm: every viewer sees what is coming
+      const p = c.prepared;
+      const what = p.action === "arm" ? "arming for" : "preparing";
+      const length = p.duration_s == null ? "until stopped" : `${p.duration_s} s`;
+      box.append(el("span", { dataset: { prepared: p.name } }, `${what} `, el("b", {}, p.name),
+        ` (${length}, ${p.modules.length} module${p.modules.length === 1 ? "" : "s"})`));
     } else if (c.last) {
       box.append("last: ", el("a", { href: `/captures/${encodeURIComponent(c.last.id)}` }, c.last.name || c.last.id),
         " ", el("span", { class: `badge ${c.last.outcome}` }, c.last.outcome));

@@ -48,3 +48,21 @@ def test_the_panel_carries_the_hint_and_clears_when_idle() -> None:
     assert state.get("ptp")[M2]["expected_s"] == EXPECTED_LOCK_S
     state.on_event(ev.PhaseChanged(phase=ev.Phase.IDLE, previous=ev.Phase.DISARMING))
     assert state.get("ptp") == {}
+
+
+def test_what_is_being_prepared_is_shown_until_it_records_or_ends() -> None:
+    state = LiveState()
+    state.on_event(
+        ev.CapturePrepared(
+            capture_id="c1", name="Run 1", duration_s=5.0, modules=[M1, M2], action="start"
+        )  # fmt: skip
+    )
+    assert state.get("capture")["prepared"]["name"] == "Run 1"
+    state.on_event(ev.CaptureStarted(capture_id="c1", name="Run 1", folder="f", modules=[M1, M2],
+                                     duration_s=5.0))  # fmt: skip
+    assert "prepared" not in state.get("capture") and state.get("capture")["current"]["id"] == "c1"
+    state.on_event(
+        ev.CapturePrepared(capture_id="", name="Arm", duration_s=None, modules=[M1], action="arm")
+    )
+    state.on_event(ev.PhaseChanged(phase=ev.Phase.ARMED, previous=ev.Phase.STARTING_STREAM))
+    assert "prepared" not in state.get("capture")

@@ -95,6 +95,9 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     expect(watcher.locator("#conn")).to_have_text("live")
     expect(page.locator("#viewers")).to_have_text("2 viewers")
     page.click("#btn-start")
+    # From the moment Start is pressed, every viewer sees what is being prepared.
+    expect(watcher.locator('[data-prepared="Browser run"]')).to_be_visible(timeout=5000)
+    expect(watcher.locator("#cap-name")).to_have_value("Browser run")
 
     # PTP lock progress appears for every module, then the recording starts.
     expect(page.locator("[data-ptp-module]")).to_have_count(3, timeout=10000)

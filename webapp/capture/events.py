@@ -216,6 +216,20 @@ class Error(Event):
 
 
 @dataclass(frozen=True)
+class CapturePrepared(Event):
+    """Someone pressed Start or Arm: what is being prepared, before anything records, so every
+    viewer sees it from that moment (``capture_id`` empty for Arm)."""
+
+    kind: ClassVar[str] = "capture-prepared"
+    capture_id: str
+    name: str
+    duration_s: float | None
+    modules: list[str]
+    action: str
+    """"start" or "arm"."""
+
+
+@dataclass(frozen=True)
 class CaptureStarted(Event):
     kind: ClassVar[str] = "capture-started"
     capture_id: str

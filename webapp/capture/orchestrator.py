@@ -41,6 +41,7 @@ from webapp.capture.disarming import Disarming
 from webapp.capture.diskspace import check_folder, expected_rate
 from webapp.capture.events import (
     CaptureFinished,
+    CapturePrepared,
     Event,
     EventBus,
     Outcome,
@@ -235,6 +236,7 @@ class Orchestrator(Monitoring, Disarming):
         with self._lock:
             self._check_idle("arm")
             session = self._prepare(settings)
+            self._announce(session, "", settings.name, settings.duration_s, "arm")
             self._launch(session, disarm_after=False)
 
     def monitor(
@@ -286,6 +288,16 @@ class Orchestrator(Monitoring, Disarming):
             self._monitor_wanted = request
             self._launch(session, disarm_after=end_when_done)
             return measurement
+
+    def _announce(
+        self, s: Session, capture_id: str, name: str, duration: float | None, action: str
+    ) -> None:
+        self.bus.publish(
+            CapturePrepared(
+                capture_id=capture_id, name=name, duration_s=duration,
+                modules=[m.address for m in s.modules], action=action,
+            )
+        )  # fmt: skip
 
     def _check_monitor_plan(
         self, s: Session, plan: RecordPlan | None, request: MonitorRequest
@@ -342,6 +354,7 @@ class Orchestrator(Monitoring, Disarming):
                 pending = self._new_pending(name, duration, folder)
                 self._check_disk(session, pending)
                 self._pending = pending
+                self._announce(session, pending.capture_id, name, duration, "start")
                 if self._job is None:  # armed and idle: record now
                     self._launch(session, disarm_after=False)
                 return pending.capture_id
@@ -352,6 +365,7 @@ class Orchestrator(Monitoring, Disarming):
             pending = self._new_pending(settings.name, settings.duration_s, folder)
             self._check_disk(session, pending)
             self._pending = pending
+            self._announce(session, pending.capture_id, settings.name, settings.duration_s, "start")
             self._launch(session, disarm_after=True)
             return self._pending.capture_id
 

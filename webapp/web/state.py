@@ -193,6 +193,15 @@ class LiveState:
                 for module, entry in self._data["levels"].items()
             }
             self._touch("levels")
+        prepared = self._data["capture"].get("prepared")
+        if prepared and (
+            e.phase in (ev.Phase.IDLE, ev.Phase.FAILED, ev.Phase.COMPLETED)
+            or (e.phase == ev.Phase.ARMED and prepared.get("action") == "arm")
+        ):
+            self._data["capture"] = {
+                k: v for k, v in self._data["capture"].items() if k != "prepared"
+            }
+            self._touch("capture")
         if e.phase in (ev.Phase.IDLE, ev.Phase.COMPLETED) and self._data["ptp"]:
             # The rig is back to Idle: no module is locked or waiting any more.
             self._data["ptp"] = {}
@@ -306,6 +315,20 @@ class LiveState:
             f"{'rose' if e.slope == 'rising' else 'fell'} through {e.level:g} {e.unit}"
         )  # fmt: skip
         self._append_log("info", f"trigger {e.event}: {what} ({e.capture_id})", e.t, {})
+
+    def _fold_prepared(self, e: ev.CapturePrepared) -> None:
+        self._data["capture"] = {
+            **self._data["capture"],
+            "prepared": {
+                "id": e.capture_id,
+                "name": e.name,
+                "duration_s": e.duration_s,
+                "modules": list(e.modules),
+                "action": e.action,
+                "t": e.t,
+            },
+        }
+        self._touch("capture")
 
     def _fold_started(self, e: ev.CaptureStarted) -> None:
         self._data["capture"] = {
@@ -452,4 +475,5 @@ _FOLDS: dict[type, Any] = {
     ev.MonitorStatus: LiveState._fold_monitor,
     ev.TriggerFired: LiveState._fold_trigger,
     ev.SoundLevels: LiveState._fold_sound,
+    ev.CapturePrepared: LiveState._fold_prepared,
 }
