@@ -423,6 +423,10 @@ def test_live_share_link_sees_the_live_view_only(app, data_dir, orchestrator):
     assert guest.get("/", headers={"Accept": "text/html"}).status_code == 200
     assert guest.get("/api/captures").status_code == 403
     assert guest.get(f"/api/captures/{CAPTURE_ID}/files/Run.1.stream").status_code == 403
+    # A browser asking for a page it may not see gets a page saying so, not JSON.
+    page = guest.get("/history", headers={"Accept": "text/html"})
+    assert page.status_code == 403 and page.mimetype == "text/html"
+    assert b"shows the live view only" in page.data
     r = guest.post("/api/capture/start", json={}, headers={"X-CSRF-Token": csrf(guest)})
     assert r.status_code == 403
     assert orchestrator.calls == []

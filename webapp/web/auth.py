@@ -995,7 +995,18 @@ def _gate() -> Any:
             return refuse(401, "login required")
         return redirect(url_for("lanxi_auth.login", next=request.full_path.rstrip("?")))
     if ident.share is not None and not _share_permits(ident.share):
-        return refuse(403, "this share link does not give access to that")
+        message = "this share link does not give access to that"
+        if not wants_json():
+            # A page for a browser (a share viewer who followed a link or typed /history):
+            # what the link shows, and the way to log in for more.
+            shown = "the live view" if ident.share.scope == "live" else "one capture"
+            page = render_template(
+                "login.html",
+                next=request.full_path.rstrip("?"),
+                error=f"{message}: it shows {shown} only. Log in to see more.",
+            )
+            return page, 403
+        return refuse(403, message)
     if unsafe and not (same_origin() and csrf_ok()):
         return refuse(403, csrf_refusal)
     if unsafe and _needs_control(request.path):
