@@ -412,6 +412,27 @@
     return (state.log || []).filter((e) => e.module === address).slice(-3);
   }
 
+  // A module streams while its statistics keep arriving (once a second) and the rig is live;
+  // otherwise its rate reads 0. Arrival times are this browser's, not the server's clock.
+  const statsSeen = {};
+  on("stream-stats", (all) => {
+    const now = performance.now();
+    for (const [address, st] of Object.entries(all || {})) {
+      const seen = statsSeen[address];
+      if (!seen || seen.t !== st.t) statsSeen[address] = { t: st.t, at: now };
+    }
+  });
+  function streaming(address) {
+    const seen = statsSeen[address];
+    return liveSince() !== null && !!seen && performance.now() - seen.at < 2500;
+  }
+  setInterval(() => {
+    for (const address of Object.keys(statsSeen)) {
+      const node = document.querySelector(`[data-rate="${CSS.escape(address)}"]`);
+      if (node && node.dataset.streaming !== (streaming(address) ? "1" : "0")) { scheduleModules(); break; }
+    }
+  }, 500);
+
   function renderModules() {
     const box = $("modules");
     const rigModules = Object.fromEntries(((state.rig || {}).modules || []).map((m) => [m.address, m]));
@@ -456,7 +477,9 @@
         el("div", { class: "channels" }, rows),
         el("div", { class: "stats" },
           el("span", { dataset: { bytes: address } }, "received ", Dash.fmtBytes(stats ? stats.bytes_received : null)),
-          el("span", { dataset: { rate: address } }, "rate ", Dash.fmtRate(stats ? stats.rate_bps : null))),
+          el("span", { dataset: { rate: address, streaming: streaming(address) ? "1" : "0" },
+            class: stats && !streaming(address) ? "stale" : "" },
+            "rate ", Dash.fmtRate(stats ? (streaming(address) ? stats.rate_bps : 0) : null))),
         errs.map((e) => el("div", { class: e.level === "error" ? "err small" : "warn small" }, e.message))));
     }
     if (!cards.length) {
@@ -564,14 +587,23 @@
     ["LAeq", "A-weighted equivalent", "since"], ["LAFmax", "A-weighted Fast maximum", "since"],
     ["LCpeak", "C-weighted peak", "since"]];
   const OTHER_ROWS = [["LZF", "Fast", "now"], ["LZeq", "equivalent", "since"], ["LZpeak", "peak", "since"]];
+  // One tick per band, or per octave (the bands with an octave's nominal frequency) when
+  // one-third-octave labels would not fit.
+  let bandLabels = [];
+  function bandTicks(labels) {
+    const all = labels.map((_, i) => i);
+    if (labels.length <= 16) return all;
+    const ref = labels.indexOf("1k");
+    return all.filter((i) => ((i - (ref < 0 ? 0 : ref)) % 3 + 3) % 3 === 0);
+  }
   const bandPlot = new uPlot({
     ...plotSize($("band-plot")), scales: { x: { time: false } },
     series: [{ label: "band" }, { label: "dB", stroke: "#0b63c5", fill: "rgba(11,99,197,0.35)",
       paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } }],
-    axes: [{ label: "mid-band frequency (Hz)", values: (u, splits) => splits.map((i) => bandLabels[Math.round(i)] ?? "") },
+    axes: [{ label: "mid-band frequency (Hz)", splits: () => bandTicks(bandLabels),
+      values: (u, splits) => splits.map((i) => bandLabels[i] ?? "") },
       { label: "dB" }], legend: { show: false },
   }, [[], []], $("band-plot"));
-  let bandLabels = [];
   new ResizeObserver(() => bandPlot.setSize(plotSize($("band-plot")))).observe($("band-plot"));
   for (const id of ["band-fraction", "band-weighting"]) $(id).addEventListener("change", renderSound);
   function renderSound() {

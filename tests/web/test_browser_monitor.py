@@ -155,9 +155,13 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     expect(history.locator('[data-window="trigger"]')).to_contain_text("event 1: manual trigger")
     shoot(history, "history-monitor-tablet")
 
+    expect(watcher.locator('[data-rate][data-streaming="1"]')).to_have_count(2)
     page.click("#btn-stop")
     expect(watcher.locator("#phase-chip")).to_have_attribute("data-phase", "armed", timeout=30000)
     expect(watcher.locator("#mon-state")).to_have_text("off")
+    # Nothing streams any more: the rates read 0 (within the 2.5 s a rate is held).
+    expect(watcher.locator('[data-rate][data-streaming="0"]')).to_have_count(2, timeout=5000)
+    expect(watcher.locator("[data-rate]").first).to_contain_text("rate 0")
     page.click("#btn-disarm")
     expect(page.locator("#phase-chip")).to_have_attribute("data-phase", "idle", timeout=30000)
     assert not errors, errors
