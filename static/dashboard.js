@@ -7,6 +7,17 @@
 const Dash = (() => {
   const body = document.body.dataset;
   const AUTH = { enabled: body.auth === "on", user: body.user || null, role: body.role || null };
+  // Controls a session may not use are not shown (the server refuses them anyway): elements
+  // marked data-needs="operator" (or "admin") hide for lower roles and share links.
+  const RANK = { viewer: 1, operator: 2, admin: 3 };
+  AUTH.can = (role) => !AUTH.enabled || (RANK[AUTH.role] || 0) >= RANK[role];
+  document.addEventListener("DOMContentLoaded", () => {
+    for (const node of document.querySelectorAll("[data-needs]")) {
+      if (!AUTH.can(node.dataset.needs)) node.hidden = true;
+    }
+    const note = document.getElementById("viewer-note");
+    if (note) note.hidden = AUTH.can("operator");
+  });
   const renderers = {};
   const state = { log: [] };
   let connected = false;

@@ -66,3 +66,16 @@ def test_what_is_being_prepared_is_shown_until_it_records_or_ends() -> None:
     )
     state.on_event(ev.PhaseChanged(phase=ev.Phase.ARMED, previous=ev.Phase.STARTING_STREAM))
     assert "prepared" not in state.get("capture")
+
+
+def test_fault_lamps_reset_for_a_new_measurement_and_when_disarmed() -> None:
+    state = LiveState()
+    fault = ev.ChannelFault(module=M1, channel=2, anol="curr", cmol="none", cf="none")
+    for phase in (ev.Phase.CONNECTING, ev.Phase.IDLE, ev.Phase.COMPLETED):
+        state.on_event(fault)
+        assert state.get("channel-fault")[M1]["2"]["anol"] == "curr"
+        state.on_event(ev.PhaseChanged(phase=phase, previous=ev.Phase.ARMED))
+        assert state.get("channel-fault") == {}, phase
+    state.on_event(fault)
+    state.on_event(ev.PhaseChanged(phase=ev.Phase.RECORDING, previous=ev.Phase.CONNECTING))
+    assert state.get("channel-fault")[M1]["2"]["anol"] == "curr"  # while it records: kept

@@ -30,7 +30,7 @@ HOST = "127.0.3.1"  # this area's loopback block
 def server(tmp_path_factory):
     skip_without_chromium()
     data_dir = tmp_path_factory.mktemp("access-ui")
-    add_users(data_dir, {"ada": "admin", "olga": "operator"})
+    add_users(data_dir, {"ada": "admin", "olga": "operator", "vic": "viewer"})
     with serve(data_dir, host=HOST, ready_path="/login") as base:
         yield base, data_dir
 
@@ -44,6 +44,23 @@ def log_in(browser, base: str, name: str, viewport=LAPTOP, path: str = "/capture
     expect(page).to_have_url(f"{base}{path}")
     expect(page.locator("#conn")).to_have_text("live", timeout=10000)
     return page
+
+
+def test_a_viewer_sees_no_control_it_cannot_use(server, browser):
+    from playwright.sync_api import expect
+
+    base, _ = server
+    vic = log_in(browser, base, "vic", viewport=TABLET)
+    for control in ("#btn-start", "#btn-arm", "#btn-monitor", "#btn-record", "#rec-mode"):
+        expect(vic.locator(control)).to_be_hidden()
+    expect(vic.locator("#viewer-note")).to_be_visible()
+    shoot(vic, "capture-viewer-tablet")
+    olga = log_in(browser, base, "olga")
+    expect(olga.locator("#btn-start")).to_be_visible()
+    expect(olga.locator("#btn-monitor")).to_be_visible()
+    expect(olga.locator("#viewer-note")).to_be_hidden()
+    vic.context.close()
+    olga.context.close()
 
 
 def test_control_lock_admin_page_and_session_end(server, browser):

@@ -518,6 +518,7 @@ class ProgressPrinter:
                         f"{'on' if t.get('requires200V') else 'off'}"
                     )
         elif isinstance(e, ev.CaptureStarted):
+            self._recorded_second = -1  # each capture (window, segment) counts from 0
             self.line(f'Recording "{e.name}" into {e.folder}')
         elif isinstance(e, ev.TriggerFired):
             how = "manual trigger" if e.manual else f"module {e.module} channel {e.channel} "

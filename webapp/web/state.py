@@ -202,6 +202,13 @@ class LiveState:
                 k: v for k, v in self._data["capture"].items() if k != "prepared"
             }
             self._touch("capture")
+        if e.phase in (ev.Phase.CONNECTING, ev.Phase.IDLE, ev.Phase.COMPLETED):
+            # A new measurement, or the rig back to Idle: the lamps show what holds now (the
+            # capture's own record keeps what happened before).
+            for topic in ("channel-fault", "data-quality"):
+                if self._data[topic]:
+                    self._data[topic] = {}
+                    self._touch(topic)
         if e.phase in (ev.Phase.IDLE, ev.Phase.COMPLETED) and self._data["ptp"]:
             # The rig is back to Idle: no module is locked or waiting any more.
             self._data["ptp"] = {}
