@@ -327,7 +327,10 @@
       if (prev.length) return { color: "magenta", text: "earlier: " + prev.map((k) => FAULT_NAMES[k]).join(", ") };
     }
     if (q && q.flags && q.flags.length) return { color: "yellow", text: q.flags.join(", ") };
-    if (lv.some((l) => l.channel === ch.channel)) return { color: "green", text: "" };
+    if (lv.some((l) => l.channel === ch.channel)) {
+      // Green means measuring fine now: levels of an ended measurement light nothing.
+      return levelsStale(address) ? { color: "off", text: "" } : { color: "green", text: "" };
+    }
     if (BUSY.has(phase) || phase === "armed") return { color: "yellow", text: "" };
     return { color: "off", text: "" };
   }

@@ -112,7 +112,7 @@ def test_control_lock_admin_page_and_session_end(server, browser):
     # --- The admin page: users, share links, audit log.
     ada.click('nav a[data-nav="admin"]')
     expect(ada).to_have_url(f"{base}/admin")
-    expect(ada.locator("#users-table tr[data-user]")).to_have_count(2)
+    expect(ada.locator("#users-table tr[data-user]")).to_have_count(3)  # ada, olga, vic
     ada.fill("#user-name", "vera")
     ada.select_option("#user-role", "viewer")
     ada.fill("#user-password", "a long enough password")

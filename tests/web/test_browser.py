@@ -174,11 +174,15 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
         )
     assert lamp_color(page, f"{modules[1]}/1") == "green"
 
-    # The capture completes; the lamp keeps the earlier fault.
+    # The capture completes and the rig is back to Idle: the lamps say what holds now, nothing
+    # measures (the capture's report keeps the fault).
     expect(page.locator("#phase-chip")).to_have_attribute(
         "data-phase", re.compile("completed|idle"), timeout=30000
     )
-    assert lamp_color(late, lamp) == "magenta"
+    for viewer in (page, late):
+        expect(viewer.locator(f'[data-lamp="{lamp}"]')).to_have_attribute(
+            "data-color", "off", timeout=2000
+        )
     # The last levels stay, dimmed as stale, in every viewer.
     for viewer in (page, watcher, late):
         stale = viewer.locator(f'[data-level="{modules[0]}/1"]')
