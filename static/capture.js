@@ -122,7 +122,8 @@
   async function loadSpectrum() {
     if (!channel) return;
     const id = ++specReq;
-    const q = new URLSearchParams({ channel, start: view[0], end: view[1], nfft: $("nfft").value });
+    const q = new URLSearchParams({ channel, start: view[0], end: view[1], nfft: $("nfft").value,
+      window: $("spec-window").value });
     let d;
     try { d = await api("GET", `${base}/spectrum?${q}`); } catch (e) { $("spec-info").textContent = e.message; return; }
     if (id !== specReq) return;
@@ -130,6 +131,9 @@
     if (logF && f.length) { f = f.slice(1); db = db.slice(1); }
     specPlot.setData([f, db]);
     specPlot.axes[1].label = d.db_label || "dB";
+    $("spec-info").dataset.window = d.window || "";
+    const top = d.db.length ? Math.max(...d.db.slice(1)) : null;
+    $("spec-info").dataset.peakDb = top == null ? "" : top.toFixed(2);
     $("spec-info").textContent = d.segments
       ? `${num(d.segments)} averages · ${d.resolution_hz.toFixed(2)} Hz lines · peak ${peak(d)}`
       : "no complete segment in this window";
@@ -194,6 +198,7 @@
   $("band-weighting").onchange = drawBands;
 
   $("nfft").onchange = loadSpectrum;
+  $("spec-window").onchange = loadSpectrum;
   $("log-f").onchange = () => {
     logF = $("log-f").checked;
     specPlot.destroy();

@@ -88,3 +88,19 @@ def test_window_bands_of_a_stored_capture_read_the_calibrator(tmp_path) -> None:
     assert d["Z"][one_k] == pytest.approx(93.98, abs=0.15)
     assert d["LAeq"] == pytest.approx(93.98, abs=0.1) and d["db_label"] == "dB re 20 µPa"
     assert d["A_correction"][one_k] == 0.0
+
+
+def test_the_analysis_spectrum_with_flat_top_reads_the_calibrator(tmp_path) -> None:
+    from webapp.analysis import views
+    from webapp.analysis.reader import Capture
+    from webapp.analysis.synthetic import SynthModule, calibrator_channel, write_capture
+
+    write_capture(tmp_path, [SynthModule(1, [calibrator_channel(1)])], seconds=2.0)
+    with Capture.open(tmp_path) as cap:
+        key = cap.channels[0].key
+        flat = views.spectrum(cap, key, None, None, 4096, "flattop")
+        hann = views.spectrum(cap, key, None, None, 4096, "hann")
+    assert max(flat["db"]) == pytest.approx(93.98, abs=0.1) and flat["window"] == "flattop"
+    assert max(hann["db"]) < max(flat["db"]) - 0.5  # 1 kHz falls between 16 Hz lines
+    with pytest.raises(ValueError, match="window must be one of"):
+        views.spectrum(cap, key, None, None, 8192, "kaiser")

@@ -56,7 +56,11 @@ def watch_errors(page: Any, errors: list[str], console: bool = True) -> None:
     if console:
         page.on(
             "console",
-            lambda m: errors.append(f"{page.url}: {m.text}") if m.type == "error" else None,
+            lambda m: (
+                errors.append(f"{page.url}: {m.text} ({(m.location or {}).get('url', '')})")
+                if m.type == "error"
+                else None
+            ),
         )
 
 

@@ -117,6 +117,10 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     expect(analysis.locator("#band-info")).to_contain_text("LAeq 94.0")
     expect(analysis.locator("#band-info")).to_contain_text("dB re 20 µPa")
     expect(analysis.locator("#sync")).not_to_contain_text("null")
+    analysis.select_option("#spec-window", "flattop")
+    expect(analysis.locator("#spec-info")).to_have_attribute("data-window", "flattop")
+    flat = float(analysis.get_attribute("#spec-info", "data-peak-db") or 0)
+    assert abs(flat - 94.0) <= 0.1, flat  # the calibrator, between lines, with flat top
     analysis.select_option("#band-fraction", "1")
     analysis.select_option("#band-weighting", "A")
     expect(analysis.locator("#band-plot")).to_have_attribute("data-fraction", "1")

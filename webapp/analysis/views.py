@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import signal
 
 from webapp.analysis.model import TICKS_PER_SECOND, Channel
 from webapp.analysis.reader import Capture
@@ -37,6 +38,11 @@ OVERVIEW_BIN = 4096
 MAX_POINTS = 5000
 MAX_SEGMENTS = 64
 NFFT_CHOICES = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
+SPECTRUM_WINDOWS = {
+    "hann": np.hanning,
+    "flattop": lambda n: signal.get_window("flattop", n, fftbins=False),
+    "uniform": np.ones,
+}
 
 
 @dataclass
@@ -210,11 +216,16 @@ def spectrum(
     start_s: float | None = None,
     end_s: float | None = None,
     nfft: int = 8192,
+    window_name: str = "hann",
 ) -> dict[str, Any]:
-    """Averaged RMS spectrum of a window (Hann, 50 % overlap when the window is short)."""
+    """Averaged RMS spectrum of a window (Hann, flat top or uniform; 50 % overlap when the
+    window is short). Lines are amplitude-correct: a tone on a line reads its RMS; with flat
+    top also between lines (within 0.01 dB)."""
     ch = cap.channel(key)
     if nfft not in NFFT_CHOICES:
         raise ValueError(f"nfft must be one of {', '.join(map(str, NFFT_CHOICES))}")
+    if window_name not in SPECTRUM_WINDOWS:
+        raise ValueError(f"window must be one of {', '.join(SPECTRUM_WINDOWS)}")
     i0, i1 = _window(cap, ch, start_s, end_s)
     n = i1 - i0
     nfft = min(nfft, 1 << max(0, (n.bit_length() - 1))) if n else nfft
@@ -230,7 +241,7 @@ def spectrum(
     possible = (n - nfft) // (nfft // 2) + 1
     count = min(MAX_SEGMENTS, possible)
     starts = np.linspace(i0, i1 - nfft, count).astype(np.int64) if count > 1 else [i0]
-    window = np.hanning(nfft)
+    window = SPECTRUM_WINDOWS[window_name](nfft)
     power = np.zeros(nfft // 2 + 1)
     used = 0
     for s in starts:
@@ -262,6 +273,7 @@ def spectrum(
         "channel": key,
         **units.describe(ch.unit),
         "nfft": nfft,
+        "window": window_name,
         "resolution_hz": ch.sample_rate / nfft,
         "segments": used,
         "window_start_s": _seconds(cap, ch, i0),

@@ -243,10 +243,11 @@ def spectrum(capture_id: str) -> Any:
     key = _channel_arg(entry.cap)
     start, end = _float_arg("start"), _float_arg("end")
     nfft = _int_arg("nfft", 8192)
+    window = request.args.get("window", "hann")
     try:
-        return jsonify(runtime.offload(views.spectrum, entry.cap, key, start, end, nfft))
+        return jsonify(runtime.offload(views.spectrum, entry.cap, key, start, end, nfft, window))
     except ValueError as exc:
-        return _error(400, str(exc), "nfft")
+        return _error(400, str(exc), "window" if str(exc).startswith("window") else "nfft")
 
 
 @bp.get("/api/captures/<capture_id>/analysis/bands")
