@@ -310,7 +310,28 @@ def _serve_eventlet(
         server_socket = eventlet.wrap_ssl(
             listener, certfile=certfile, keyfile=keyfile, server_side=True
         )
-    eventlet.wsgi.server(server_socket, app, log_output=False)
+    eventlet.wsgi.server(server_socket, app, log=_WsgiLog(), log_output=True)
+
+
+class _WsgiLog:
+    """eventlet's WSGI server log: its access lines are dropped (the audit log records what
+    matters), but an exception it caught (answered 500) is logged with its traceback, so no
+    failing request goes unseen (``log_output=False`` would silence both)."""
+
+    _log = logging.getLogger("webapp.web.wsgi")
+
+    def info(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        if "Traceback (most recent call last)" in str(msg):
+            self._log.error("request failed (answered 500):\n%s", msg)
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        self._log.error(msg, *args)
+
+    def debug(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def write(self, msg: str, *args: Any) -> None:
+        self.info(msg)
 
 
 def _access_control_on(host: str, data_dir: Path) -> bool:
