@@ -267,6 +267,15 @@ const Dash = (() => {
     return s >= 120 ? `${+(s / 60).toFixed(1)} min` : `${+s.toFixed(1)} s`;
   }
 
+  // Band plots: one tick per band, or per octave (the bands with an octave's nominal
+  // frequency, counted from 1 kHz) when one-third-octave labels would not fit.
+  function bandTicks(labels) {
+    const all = labels.map((_, i) => i);
+    if (labels.length <= 16) return all;
+    const ref = labels.indexOf("1k");
+    return all.filter((i) => ((i - (ref < 0 ? 0 : ref)) % 3 + 3) % 3 === 0);
+  }
+
   function fmtTime(t) {
     if (!t) return "–";
     const d = typeof t === "number" ? new Date(t * 1000) : new Date(t);
@@ -282,6 +291,7 @@ const Dash = (() => {
 
   return {
     state, on, fire, api, socket, el, fmtBytes, fmtRate, fmtDuration, fmtSeconds, fmtTime, showError,
+    bandTicks,
     PHASE_LABELS, AUTH, isConnected: () => connected,
   };
 })();

@@ -590,20 +590,12 @@
     ["LAeq", "A-weighted equivalent", "since"], ["LAFmax", "A-weighted Fast maximum", "since"],
     ["LCpeak", "C-weighted peak", "since"]];
   const OTHER_ROWS = [["LZF", "Fast", "now"], ["LZeq", "equivalent", "since"], ["LZpeak", "peak", "since"]];
-  // One tick per band, or per octave (the bands with an octave's nominal frequency) when
-  // one-third-octave labels would not fit.
   let bandLabels = [];
-  function bandTicks(labels) {
-    const all = labels.map((_, i) => i);
-    if (labels.length <= 16) return all;
-    const ref = labels.indexOf("1k");
-    return all.filter((i) => ((i - (ref < 0 ? 0 : ref)) % 3 + 3) % 3 === 0);
-  }
   const bandPlot = new uPlot({
     ...plotSize($("band-plot")), scales: { x: { time: false } },
     series: [{ label: "band" }, { label: "dB", stroke: "#0b63c5", fill: "rgba(11,99,197,0.35)",
       paths: uPlot.paths.bars({ size: [0.8, 40] }), points: { show: false } }],
-    axes: [{ label: "mid-band frequency (Hz)", splits: () => bandTicks(bandLabels),
+    axes: [{ label: "mid-band frequency (Hz)", splits: () => Dash.bandTicks(bandLabels),
       values: (u, splits) => splits.map((i) => bandLabels[i] ?? "") },
       { label: "dB" }], legend: { show: false },
   }, [[], []], $("band-plot"));

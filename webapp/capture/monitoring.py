@@ -284,7 +284,7 @@ class Monitoring(WindowCaptures):
             self._install_trigger(s, run, plan)
             return
         if plan.start_at is not None:
-            run.scheduled = self._on_grid(s, int(plan.start_at * TICKS))
+            run.scheduled = int(plan.start_at * TICKS)  # put on the sample grid when it opens
         else:
             run.scheduled = None
             self._start_plan_window(s, run, None)
@@ -445,7 +445,7 @@ class Monitoring(WindowCaptures):
             else:
                 now = self._stream_now(s)
                 if now is not None and now >= run.scheduled - int(SCHEDULE_LEAD_S * TICKS):
-                    self._start_plan_window(s, run, run.scheduled)
+                    self._start_plan_window(s, run, self._on_grid(s, run.scheduled))
         for w in list(run.windows):
             if not w.done:
                 continue

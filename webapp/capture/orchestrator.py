@@ -264,17 +264,7 @@ class Orchestrator(Monitoring, Disarming):
             request = MonitorRequest(measurement, plan, folder, end_when_done)
             session = self._session
             if session is not None and not session.closed:
-                if self._disarm_after or self._abort.is_set():
-                    raise CaptureBusyError("the modules are being disarmed")
-                if settings is not None:
-                    settings.validate()
-                    changed = session.settings.same_session(settings)
-                    if changed:
-                        raise SettingsError(
-                            changed[0],
-                            "differs from the armed setup; disarm first to change "
-                            + ", ".join(changed),
-                        )
+                self._check_armed_settings(session, settings)
                 self._check_monitor_plan(session, plan, request)
                 self._monitor_wanted = request
                 if self._job is None:
@@ -298,6 +288,20 @@ class Orchestrator(Monitoring, Disarming):
                 modules=[m.address for m in s.modules], action=action,
             )
         )  # fmt: skip
+
+    def _check_armed_settings(self, session: Session, settings: CaptureSettings | None) -> None:
+        """On an armed rig only the name and duration may differ from the armed settings."""
+        if self._disarm_after or self._abort.is_set():
+            raise CaptureBusyError("the modules are being disarmed")
+        if settings is None:
+            return
+        settings.validate()
+        changed = session.settings.same_session(settings)
+        if changed:
+            raise SettingsError(
+                changed[0],
+                "differs from the armed setup; disarm first to change " + ", ".join(changed),
+            )
 
     def _check_monitor_plan(
         self, s: Session, plan: RecordPlan | None, request: MonitorRequest
@@ -337,17 +341,8 @@ class Orchestrator(Monitoring, Disarming):
                 raise CaptureBusyError("a capture is already being recorded")
             session = self._session
             if session is not None and not session.closed:
-                if self._disarm_after or self._abort.is_set():
-                    raise CaptureBusyError("the modules are being disarmed")
+                self._check_armed_settings(session, settings)
                 if settings is not None:
-                    settings.validate()
-                    changed = session.settings.same_session(settings)
-                    if changed:
-                        raise SettingsError(
-                            changed[0],
-                            "differs from the armed setup; disarm first to change "
-                            + ", ".join(changed),
-                        )
                     name, duration = settings.name, settings.duration_s
                 else:
                     name, duration = session.settings.name, session.settings.duration_s

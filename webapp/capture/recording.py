@@ -485,14 +485,9 @@ class Recording(StatusWatching):
             reason = f"{reason}; {note}" if reason else f"completed, but {note}"
         firsts = {m.address: m.first_ticks() for m in s.modules}
         known = {a: t for a, t in firsts.items() if t is not None}
-        if len(set(known.values())) > 1:
-            reference = min(known.values())
-            spread = ", ".join(
-                f"{a} +{(t - reference) / (1 << 32) * s.sample_rate:.0f} samples"
-                for a, t in known.items()
-                if t != reference
-            )
-            self._publish(Warning(message=f"first samples are not simultaneous: {spread}"))
+        spread = first_sample_spread(known, s.sample_rate)
+        if spread:
+            self._publish(Warning(message=spread))
         capture.start_ticks = firsts.get(s.master.address) or (
             min(known.values()) if known else None
         )
@@ -538,6 +533,20 @@ class Recording(StatusWatching):
             self._recording = False
         self.bus.publish(finished)
         s.timeline.append(finished)
+
+
+def first_sample_spread(firsts: dict[str, int], sample_rate: int) -> str:
+    """ "first samples are not simultaneous: …" naming each module's lag in samples, or ""
+    when every module's first sample (ticks) is the same."""
+    if len(set(firsts.values())) <= 1:
+        return ""
+    reference = min(firsts.values())
+    spread = ", ".join(
+        f"{a} +{(t - reference) / (1 << 32) * sample_rate:.0f} samples"
+        for a, t in firsts.items()
+        if t != reference
+    )
+    return f"first samples are not simultaneous: {spread}"
 
 
 def stream_file_name(name: str, module: int, channel: int | None = None) -> str:

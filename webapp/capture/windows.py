@@ -15,7 +15,12 @@ from webapp.capture import store
 from webapp.capture.diskspace import DiskWatch
 from webapp.capture.events import CaptureFinished, CaptureStarted, Outcome, Warning
 from webapp.capture.receiver import StreamFile, StreamReceiver
-from webapp.capture.recording import Recording, lost_samples, stream_file_name
+from webapp.capture.recording import (
+    Recording,
+    first_sample_spread,
+    lost_samples,
+    stream_file_name,
+)
 from webapp.capture.session import ModuleRun, PendingCapture, Session, parallel
 from webapp.capture.trigger import LevelDetector, RecordPlan
 from webapp.capture.window import WindowWriter
@@ -254,14 +259,9 @@ class WindowCaptures(Recording):
                     notes.append(f"module {m.number}: {note}")
         firsts = {m.address: capture.modules[m.number - 1].first_ticks for m in s.modules}
         known = {a: t for a, t in firsts.items() if t is not None}
-        if len(set(known.values())) > 1:
-            reference = min(known.values())
-            spread = ", ".join(
-                f"{a} +{(t - reference) / TICKS * s.sample_rate:.0f} samples"
-                for a, t in known.items()
-                if t != reference
-            )
-            notes.append(f"first samples are not simultaneous: {spread}")
+        spread = first_sample_spread(known, s.sample_rate)
+        if spread:
+            notes.append(spread)
         start = window.get("start_ticks")
         first = known.get(s.master.address) or (min(known.values()) if known else None)
         capture.start_ticks = first
@@ -328,9 +328,10 @@ class WindowCaptures(Recording):
         return origin + max(0, k) * block
 
     def _on_grid(self, s: Session, ticks: int) -> int:
-        """``ticks`` moved up to the next sample time of the measurement."""
+        """``ticks`` moved up to the next sample time of the measurement (of the master's
+        samples; before the first of them, of the absolute grid of sample periods)."""
         origin = s.master.first_ticks()
         tps = self._tps(s)
         if origin is None:
-            return ticks - ticks % tps
+            return ticks + (-ticks) % tps
         return origin + -(-(ticks - origin) // tps) * tps
