@@ -31,7 +31,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from webapp.capture.receiver import IndexEntry, StreamTap
+from webapp.capture.tap import IndexEntry, StreamTap
 from webapp.openapi.stream import HEADER_SIZE, MessageType, encode_data_quality, encode_header
 
 TICKS_PER_SECOND = 1 << 32
