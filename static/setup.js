@@ -139,7 +139,18 @@
     setDirty(false);
   });
   $("revert-btn").onclick = () => { setDirty(false); takeServer(); };
-  $("detect-btn").onclick = () => run(() => api("POST", "/api/setup/detect", {}));
+  // Detection needs the modules opened and set up: on an idle rig it arms the rig (PTP lock
+  // included), which the user is asked about first; an armed rig keeps the detection it made.
+  $("detect-btn").onclick = () => {
+    const phase = (Dash.state.phase || {}).phase || "idle";
+    if (phase === "armed" || phase === "monitoring" || phase === "recording") {
+      Dash.showError($("setup-error"), new Error("the rig is armed with the detection it made; disarm to detect again"));
+      return;
+    }
+    const ok = window.confirm("Re-running detection arms the rig: every module locks onto PTP, is " +
+      "opened and detects its transducers, then stays armed until you disarm it. Go on?");
+    if (ok) run(() => api("POST", "/api/setup/detect", {}));
+  };
   $("save-btn").onclick = () => run(async () => {
     if (dirty) { await api("PUT", "/api/setup", draft); setDirty(false); }
     await api("POST", "/api/setups", { name: $("save-name").value.trim() });

@@ -169,3 +169,35 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     page.click("#btn-disarm")
     expect(page.locator("#phase-chip")).to_have_attribute("data-phase", "idle", timeout=30000)
     assert not errors, errors
+
+
+def test_detection_on_an_idle_rig_asks_before_it_arms(server, browser):
+    from playwright.sync_api import expect
+
+    base, _ = server
+    page = browser.new_context(viewport=TABLET).new_page()
+    page.goto(f"{base}/setup")
+    expect(page.locator("#conn")).to_have_text("live")
+    expect(page.locator("#phase-chip")).to_have_attribute("data-phase", "idle", timeout=30000)
+    asked: list[str] = []
+
+    def answer(dialog, accept: bool) -> None:
+        asked.append(dialog.message)
+        dialog.accept() if accept else dialog.dismiss()
+
+    page.once("dialog", lambda d: answer(d, False))
+    page.click("#detect-btn")
+    assert asked and "arms the rig" in asked[0]
+    page.wait_for_timeout(300)
+    expect(page.locator("#phase-chip")).to_have_attribute("data-phase", "idle")  # nothing started
+    page.once("dialog", lambda d: answer(d, True))
+    page.click("#detect-btn")
+    expect(page.locator("#phase-chip")).to_have_attribute("data-phase", "armed", timeout=30000)
+    page.click("#detect-btn")  # armed: says why it will not, asks nothing
+    expect(page.locator("#setup-error")).to_contain_text("disarm to detect again")
+    assert len(asked) == 2
+    import requests
+
+    requests.post(f"{base}/api/capture/disarm", json={}, timeout=10)
+    expect(page.locator("#phase-chip")).to_have_attribute("data-phase", "idle", timeout=30000)
+    page.context.close()
