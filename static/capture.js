@@ -406,9 +406,32 @@
   for (const id of ["exp-format", "exp-per", "exp-channels", "exp-trim", "exp-window"]) $(id).onchange = updateExport;
   // The estimate has already checked the selection, so the link is a plain download that the
   // browser streams to disk (exports can be gigabytes).
+  // The server sets a cookie named after the click's token when the file goes out; the status
+  // then says so, instead of "preparing" for ever.
   $("exp-link").addEventListener("click", (ev) => {
-    if ($("exp-link").classList.contains("disabled")) { ev.preventDefault(); return; }
-    $("exp-size").textContent = "preparing the file… (the download starts when it is ready)";
+    const link = $("exp-link");
+    if (link.classList.contains("disabled")) { ev.preventDefault(); return; }
+    const token = Math.random().toString(36).slice(2, 12);
+    const url = new URL(link.href, location.href);
+    url.searchParams.set("token", token);
+    link.href = url.pathname + url.search;
+    const status = $("exp-size");
+    status.textContent = "preparing the file… (the download starts when it is ready)";
+    status.dataset.download = "preparing";
+    const name = `lanxi_download_${token}`;
+    const started = Date.now();
+    const timer = setInterval(() => {
+      if (document.cookie.split("; ").some((c) => c.startsWith(`${name}=`))) {
+        clearInterval(timer);
+        document.cookie = `${name}=; Max-Age=0; path=/`;
+        status.textContent = "the file has arrived (see your browser's downloads)";
+        status.dataset.download = "done";
+      } else if (Date.now() - started > 600000) {
+        clearInterval(timer);
+        status.textContent = "";
+        delete status.dataset.download;
+      }
+    }, 250);
   });
 
   loadChannels();

@@ -110,7 +110,7 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     assert firsts == {meta["window"]["start_ticks"]}
 
     # The window's analysis page: octave bands of the calibrator, 94.0 dB re 20 µPa at 1 kHz.
-    analysis = browser.new_context(viewport=LAPTOP).new_page()
+    analysis = browser.new_context(viewport=LAPTOP, accept_downloads=True).new_page()
     watch_errors(analysis, errors)
     analysis.goto(f"{base}/captures/{meta['id']}")
     expect(analysis.locator("#band-plot")).to_have_attribute("data-peak", "1k", timeout=20000)
@@ -127,6 +127,13 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     expect(analysis.locator("#band-plot")).to_have_attribute("data-weighting", "A")
     expect(analysis.locator("#band-plot")).to_have_attribute("data-peak", "1k")
     shoot(analysis, "analysis-bands-laptop")
+    # A download: "preparing" while the server writes the file, then that it has arrived.
+    expect(analysis.locator("#exp-size")).to_contain_text("about")
+    with analysis.expect_download() as download:
+        analysis.click("#exp-link")
+    assert download.value.suggested_filename
+    expect(analysis.locator("#exp-size")).to_have_attribute("data-download", "done")
+    expect(analysis.locator("#exp-size")).to_contain_text("has arrived")
     analysis.context.close()
 
     # A trigger that the signals never reach (100 Pa on the 1 Pa calibrator), fired by hand.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -285,7 +286,15 @@ def download(capture_id: str) -> Any:
         path = runtime.offload(_export_file, cap, outdir, tag, fmt, per, sel, entry.export_lock)
     except ExportError as exc:
         return _error(422, str(exc))
-    return send_file(path, as_attachment=True, download_name=path.name.split("~", 1)[1], max_age=0)
+    response = send_file(
+        path, as_attachment=True, download_name=path.name.split("~", 1)[1], max_age=0
+    )
+    token = request.args.get("token", "")
+    if re.fullmatch(r"[A-Za-z0-9]{1,32}", token):
+        # The page that asked for the file learns that it has arrived (a plain download link
+        # has no other way to tell): it watches for this cookie.
+        response.set_cookie(f"lanxi_download_{token}", "1", max_age=600, samesite="Strict")
+    return response
 
 
 @bp.get("/api/captures/<capture_id>/analysis/export/estimate")
