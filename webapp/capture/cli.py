@@ -190,13 +190,12 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     )
     try:  # bad input is refused before any module is contacted
         settings.validate()
-    except SettingsError as exc:
-        print(f"error: {_in_option_terms(exc)}", file=out, flush=True)
-        return EXIT_BAD_INPUT
-    try:
         plan = _plan(args)
     except SettingsError as exc:
         print(f"error: {_in_option_terms(exc)}", file=out, flush=True)
+        return EXIT_BAD_INPUT
+    if not args.stop_timeout > 0:
+        print("error: --stop-timeout must be more than 0 seconds", file=out, flush=True)
         return EXIT_BAD_INPUT
     if plan is not None:
         return _run_windows(args, settings, plan, folder, out)
@@ -208,41 +207,64 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     printer = ProgressPrinter(settings, out)
     bus.subscribe(printer)
     orchestrator = Orchestrator(bus, folder)
+    duration = "until stopped" if settings.duration_s is None else f"{settings.duration_s:g}-second"
+    printer.line(
+        f'Creating {duration} measurement "{settings.name}" on modules at '
+        f"{', '.join(settings.modules)}"
+    )
+    status, signals = _drive(
+        args, printer, orchestrator, lambda: orchestrator.start(settings, folder=folder)
+    )
+    if status is not None:
+        return status
+    if orchestrator.phase == Phase.FAILED:
+        _say_failure(printer, orchestrator)
+        _summary(printer, folder)
+        return EXIT_FAILED
+    return _exit_status(args, printer, orchestrator, signals, _summary(printer, folder))
 
-    if not args.stop_timeout > 0:
-        printer.line("error: --stop-timeout must be more than 0 seconds")
-        return EXIT_BAD_INPUT
+
+def _drive(
+    args: argparse.Namespace, printer: ProgressPrinter, orchestrator: Orchestrator, begin: Any
+) -> tuple[int | None, ShutdownSignals]:
+    """Start the orchestrator's work (``begin``) and wait for it, ending it on SIGINT/SIGTERM
+    within ``--stop-timeout``; returns an exit status when the command must end at once (bad
+    input, a refusal, an overdue teardown), else None, with the signals seen."""
     with ShutdownSignals() as signals:
-        duration = (
-            "until stopped" if settings.duration_s is None else f"{settings.duration_s:g}-second"
-        )
-        printer.line(
-            f'Creating {duration} measurement "{settings.name}" on modules at '
-            f"{', '.join(settings.modules)}"
-        )
         try:
-            orchestrator.start(settings, folder=folder)
+            begin()
         except SettingsError as exc:
             printer.line(f"error: {_in_option_terms(exc)}")
-            return EXIT_BAD_INPUT
+            return EXIT_BAD_INPUT, signals
         except (ModuleError, CaptureBusyError) as exc:
             printer.line(f"error: {exc}")
-            return EXIT_FAILED
+            return EXIT_FAILED, signals
         while not orchestrator.wait(0.1):
             if signals.count:
                 printer.line(stopping_sentence(signals, args.stop_timeout))
                 status = end_on_signal(orchestrator, signals, args.stop_timeout, printer.line)
                 if status is not None:
-                    return status
+                    return status, signals
                 break
+    return None, signals
 
+
+def _say_failure(printer: ProgressPrinter, orchestrator: Orchestrator) -> None:
+    if orchestrator.last_error not in printer.errors:
+        printer.line(f"error: {orchestrator.last_error}")
+
+
+def _exit_status(
+    args: argparse.Namespace,
+    printer: ProgressPrinter,
+    orchestrator: Orchestrator,
+    signals: ShutdownSignals,
+    synchronous: bool,
+) -> int:
+    """After the work ended without failing: 1 when a module was left non-Idle, the disk
+    stopped the recording or the data is not sample-synchronous; 128 + the signal for a timed
+    run cut short; else 0."""
     left = orchestrator.last_left_non_idle
-    if orchestrator.phase == Phase.FAILED:
-        if orchestrator.last_error not in printer.errors:
-            printer.line(f"error: {orchestrator.last_error}")
-        _summary(printer, folder)
-        return EXIT_FAILED
-    synchronous = _summary(printer, folder)
     if left:
         printer.line(f"error: {left_sentence(left)}")
         return EXIT_FAILED
@@ -315,46 +337,26 @@ def _run_windows(
         lambda e: finished.append(e.folder) if isinstance(e, ev.CaptureFinished) else None
     )
     orchestrator = Orchestrator(bus, root)
-    if not args.stop_timeout > 0:
-        printer.line("error: --stop-timeout must be more than 0 seconds")
-        return EXIT_BAD_INPUT
-    with ShutdownSignals() as signals:
-        printer.line(f"Monitoring modules at {', '.join(settings.modules)}: {_describe(plan)}")
-        try:
-            orchestrator.monitor(settings, plan, folder=root, end_when_done=True)
-        except SettingsError as exc:
-            printer.line(f"error: {_in_option_terms(exc)}")
-            return EXIT_BAD_INPUT
-        except (ModuleError, CaptureBusyError) as exc:
-            printer.line(f"error: {exc}")
-            return EXIT_FAILED
-        while not orchestrator.wait(0.1):
-            if signals.count:
-                printer.line(stopping_sentence(signals, args.stop_timeout))
-                status = end_on_signal(orchestrator, signals, args.stop_timeout, printer.line)
-                if status is not None:
-                    return status
-                break
+    printer.line(f"Monitoring modules at {', '.join(settings.modules)}: {_describe(plan)}")
+    status, signals = _drive(
+        args,
+        printer,
+        orchestrator,
+        lambda: orchestrator.monitor(settings, plan, folder=root, end_when_done=True),
+    )
+    if status is not None:
+        return status
     synchronous = True
     for folder in finished:
         if folder:
             synchronous = _summary(printer, Path(folder)) and synchronous
-    left = orchestrator.last_left_non_idle
     if orchestrator.phase == Phase.FAILED:
-        if orchestrator.last_error not in printer.errors:
-            printer.line(f"error: {orchestrator.last_error}")
+        _say_failure(printer, orchestrator)
         return EXIT_FAILED
-    if left:
-        printer.line(f"error: {left_sentence(left)}")
-        return EXIT_FAILED
-    if not finished:
+    if not finished and not orchestrator.last_left_non_idle:
         printer.line("error: nothing was recorded")
         return EXIT_FAILED
-    if not synchronous:
-        return EXIT_FAILED
-    if signals.count and not args.until_stopped:
-        return exit_status(signals.first or 0)
-    return EXIT_OK
+    return _exit_status(args, printer, orchestrator, signals, synchronous)
 
 
 def _describe(plan: RecordPlan) -> str:
