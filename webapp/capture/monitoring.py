@@ -26,19 +26,14 @@ from webapp.capture.events import (
     TriggerFired,
     Warning,
 )
-from webapp.capture.phases import WAIT_STOPPED, Order
 from webapp.capture.receiver import StreamReceiver
 from webapp.capture.session import (
     CaptureBusyError,
     PendingCapture,
     Session,
-    StopFailure,
-    describe_error,
-    error_event,
     parallel,
 )
 from webapp.capture.settings import SettingsError
-from webapp.capture.teardown import stop_measurements
 from webapp.capture.trigger import LevelDetector, RecordPlan
 from webapp.capture.windows import MonitorRequest, MonitorRun, WindowCaptures
 from webapp.openapi.model import BLOCK_VALUES
@@ -142,41 +137,14 @@ class Monitoring(WindowCaptures):
         try:
             self._set_phase(Phase.CONNECTING, run.id)
             self._connect_streams(s, None, None, int(run.retention_s * TICKS))
-            for m in s.modules:
-                for r in m.receivers:
-                    r.start()
-            self._set_phase(Phase.MONITORING, run.id)
-            s.measuring = True
-            self._send(s, Order.MASTER_LAST, "start_measurement")
+            self._start_measurement(s, Phase.MONITORING, run.id)
             if request.plan is not None:
                 run.requests.append(("plan", request.plan))
             self._monitor_loop(s, run)
             self._end_windows(s, run)
-            self._set_phase(Phase.STOPPING)
-            for m in s.modules:
-                for r in m.receivers:
-                    r.expect_end = True
-            unstopped = stop_measurements(s, lambda m: True, self._publish)
-            s.measuring = False
-            self._await(s, WAIT_STOPPED, [m for m in s.modules if m not in unstopped])
-            if unstopped:
-                raise StopFailure(unstopped)
-            self._drain(s)
-            if s.stream_failure is not None:
-                raise s.stream_failure
+            self._stop_measurement(s)
         except Exception as exc:
-            failed = describe_error(exc)
-            self.last_error = failed
-            if not getattr(exc, "reported", False):
-                self._publish(error_event(exc, failed))
-                exc.reported = True  # type: ignore[attr-defined]
-            for m in s.modules:
-                for r in m.receivers:
-                    r.expect_end = True
-            if s.measuring:
-                stop_measurements(s, lambda m: not m.gone, self._publish)
-                s.measuring = False
-            self._drain(s)
+            failed = self._wind_down(s, exc)
             raise
         finally:
             for w in list(run.windows):

@@ -126,52 +126,67 @@ class Recording(StatusWatching):
                     duration_s=pending.duration_s,
                 )
             )
-            for m in s.modules:
-                for r in m.receivers:
-                    r.start()
-            self._set_phase(Phase.RECORDING, pending.capture_id)
-            s.measuring = True
-            self._send(s, Order.MASTER_LAST, "start_measurement")
+            self._start_measurement(s, Phase.RECORDING, pending.capture_id)
             stopped_early = self._record_loop(s, pending)
             if stopped_early:
                 outcome, reason = Outcome.STOPPED, self.stop_reason
-            self._set_phase(Phase.STOPPING)
-            for m in s.modules:
-                for r in m.receivers:
-                    r.expect_end = True  # a module may close its stream once stopped
-            # The slaves at once, then the master whether or not they answered (short timeout).
-            unstopped = stop_measurements(s, lambda m: True, self._publish)
-            s.measuring = False
-            # One status read when the stop was answered 200 (done); a wait if it was 202.
-            self._await(s, WAIT_STOPPED, [m for m in s.modules if m not in unstopped])
-            if unstopped:
-                raise StopFailure(unstopped)
-            self._drain(s)
-            if s.stream_failure is not None:
-                raise s.stream_failure
+            self._stop_measurement(s)
             silent = [m.address for m in s.modules if m.signal_messages() == 0]
             if silent and outcome is Outcome.COMPLETED:
                 raise StreamFailure(
                     f"no samples arrived from module {', '.join(silent)}", silent[0]
                 )
         except Exception as exc:
-            outcome, reason = Outcome.FAILED, describe_error(exc)
-            self.last_error = reason
-            if not getattr(exc, "reported", False):
-                self._publish(error_event(exc, reason))
-                exc.reported = True  # type: ignore[attr-defined]
-            for m in s.modules:
-                for r in m.receivers:
-                    r.expect_end = True  # from here on a closing stream is part of the wind-down
-            if s.measuring:
-                # Stop every module now (best effort) so the others' files end cleanly.
-                stop_measurements(s, lambda m: not m.gone, self._publish)
-                s.measuring = False
-            self._drain(s)
+            outcome, reason = Outcome.FAILED, self._wind_down(s, exc)
             raise
         finally:
             losses = self._close_streams(s, capture)
             self._finish_capture(s, capture, pending, outcome, reason, losses)
+
+    def _start_measurement(self, s: Session, phase: Phase, detail: str) -> None:
+        """Every receiver running, then the measurement started (the master last)."""
+        for m in s.modules:
+            for r in m.receivers:
+                r.start()
+        self._set_phase(phase, detail)
+        s.measuring = True
+        self._send(s, Order.MASTER_LAST, "start_measurement")
+
+    def _stop_measurement(self, s: Session) -> None:
+        """Stop every module, wait until each has stopped, let the streams deliver the rest;
+        raises what went wrong (a module that did not stop, a stream that failed)."""
+        self._set_phase(Phase.STOPPING)
+        for m in s.modules:
+            for r in m.receivers:
+                r.expect_end = True  # a module may close its stream once stopped
+        # The slaves at once, then the master whether or not they answered (short timeout).
+        unstopped = stop_measurements(s, lambda m: True, self._publish)
+        s.measuring = False
+        # One status read when the stop was answered 200 (done); a wait if it was 202.
+        self._await(s, WAIT_STOPPED, [m for m in s.modules if m not in unstopped])
+        if unstopped:
+            raise StopFailure(unstopped)
+        self._drain(s)
+        if s.stream_failure is not None:
+            raise s.stream_failure
+
+    def _wind_down(self, s: Session, exc: Exception) -> str:
+        """A failure while measuring: report it (once), stop every module still measuring
+        (best effort) so the others' streams end cleanly, and let them deliver the rest.
+        Returns the failure in the user's words."""
+        reason = describe_error(exc)
+        self.last_error = reason
+        if not getattr(exc, "reported", False):
+            self._publish(error_event(exc, reason))
+            exc.reported = True  # type: ignore[attr-defined]
+        for m in s.modules:
+            for r in m.receivers:
+                r.expect_end = True  # from here on a closing stream is part of the wind-down
+        if s.measuring:
+            stop_measurements(s, lambda m: not m.gone, self._publish)
+            s.measuring = False
+        self._drain(s)
+        return reason
 
     def _module_record(self, m: ModuleRun) -> store.ModuleRecord:
         info = m.info
