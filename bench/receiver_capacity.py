@@ -270,28 +270,37 @@ class CaptureProbe:
             self.overrun_flags += 1
 
 
+class LagTracker:
+    """How far the worst module's received bytes trail what it produced since its first byte
+    (seconds); call it often, it notes each module's first byte when it sees it."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.firsts: dict[int, float] = {}
+
+    def __call__(self) -> float:
+        now = time.monotonic()
+        worst = 0.0
+        for m in self.session.modules:
+            if m.live is None:
+                continue
+            if m.number not in self.firsts and m.live.bytes_received:
+                self.firsts[m.number] = now
+            first = self.firsts.get(m.number)
+            if first is not None:
+                worst = max(worst, (now - first) - m.live.bytes_received / RATE_PER_MODULE)
+        return worst
+
+
 def record_capture(
     orch: Orchestrator, probe: CaptureProbe, seconds: float
 ) -> tuple[int, float, float, str]:
     session = orch._session
     assert session is not None
     probe.overrun_flags = 0
-    firsts: dict[int, float] = {}
+    lag_now = LagTracker(session)
     lag = 0.0
     stop_seen = threading.Event()
-
-    def lag_now() -> float:
-        now = time.monotonic()
-        worst = 0.0
-        for m in session.modules:
-            if m.live is None:
-                continue
-            if m.number not in firsts and m.live.bytes_received:
-                firsts[m.number] = now
-            first = firsts.get(m.number)
-            if first is not None:
-                worst = max(worst, (now - first) - m.live.bytes_received / RATE_PER_MODULE)
-        return worst
 
     def on_event(e: Event) -> None:
         nonlocal lag
@@ -344,20 +353,7 @@ def record_monitor(
             det.feed(t, raw)
 
         r.watch(sid, "bench", watched)
-    firsts: dict[int, float] = {}
-
-    def lag_now() -> float:
-        now = time.monotonic()
-        worst = 0.0
-        for m in session.modules:
-            if m.live is None:
-                continue
-            if m.number not in firsts and m.live.bytes_received:
-                firsts[m.number] = now
-            first = firsts.get(m.number)
-            if first is not None:
-                worst = max(worst, (now - first) - m.live.bytes_received / RATE_PER_MODULE)
-        return worst
+    lag_now = LagTracker(session)
 
     started = time.monotonic()
     window_asked = False
