@@ -265,36 +265,35 @@ class LiveHub:
             self.socketio.emit(entry["level"], entry, to=to)
 
     def _push_waveforms(self, viewers: list[_Viewer]) -> None:
-        """Each viewer's chosen channel's newest block, if it has not had it: one emit per
-        block, to every viewer that shows it. ``values`` is bytes (float32 LE): Socket.IO
-        sends it as a binary attachment."""
-        blocks: dict[tuple[str, int, int], dict[str, Any]] = {}
-        groups: dict[tuple[str, int, int], list[str]] = {}
+        """Each viewer's chosen channel's newest block, if it has not had it. ``values`` is
+        bytes (float32 LE): Socket.IO sends it as a binary attachment."""
+        found = []
         for v in viewers:
-            wave_seq, wave = self.state.waveform_since(v.wave_seq, v.wave_key)
-            if wave is None:
-                continue
-            v.wave_seq = wave_seq
-            key = (wave["module"], wave["channel"], wave_seq)
-            blocks[key] = wave
-            groups.setdefault(key, []).append(v.sid)
-        for key, sids in groups.items():
-            self.socketio.emit("waveform", blocks[key], to=sids)
+            seq, wave = self.state.waveform_since(v.wave_seq, v.wave_key)
+            if wave is not None:
+                v.wave_seq = seq
+                found.append((seq, wave, v.sid))
+        self._emit_grouped("waveform", found)
 
     def _push_spectra(self, viewers: list[_Viewer]) -> None:
-        """Each viewer's newest spectrum in its settings, once, grouped like waveforms."""
-        items: dict[tuple[Any, ...], dict[str, Any]] = {}
-        groups: dict[tuple[Any, ...], list[str]] = {}
+        """Each viewer's newest spectrum in its settings, if it has not had it."""
+        found = []
         for v in viewers:
             seq, item = self.state.spectrum_since(v.spec_seq, v.wave_key, *v.spectrum)
-            if item is None:
-                continue
-            v.spec_seq = seq
-            key = (item["module"], item["channel"], item["window"], item["lines"], seq)
-            items[key] = item
-            groups.setdefault(key, []).append(v.sid)
-        for key, sids in groups.items():
-            self.socketio.emit("spectrum", items[key], to=sids)
+            if item is not None:
+                v.spec_seq = seq
+                found.append((seq, item, v.sid))
+        self._emit_grouped("spectrum", found)
+
+    def _emit_grouped(self, event: str, found: list[tuple[int, dict[str, Any], str]]) -> None:
+        """One emit per item (its sequence number names it), to every viewer due to get it."""
+        items: dict[int, dict[str, Any]] = {}
+        groups: dict[int, list[str]] = {}
+        for seq, item, sid in found:
+            items[seq] = item
+            groups.setdefault(seq, []).append(sid)
+        for seq, sids in groups.items():
+            self.socketio.emit(event, items[seq], to=sids)
 
 
 def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
@@ -311,26 +310,34 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
     def on_disconnect(*_: Any) -> None:
         hub.disconnect(request.sid)
 
+    def choice_of(model: Any, data: Any) -> tuple[Any, dict[str, Any] | None]:
+        """A viewer's choice checked by its model: (choice, None) or (None, the refusal)."""
+        try:
+            return schemas.check(model, bodies.check_object(data)), None
+        except bodies.BodyError as exc:
+            return None, {
+                "ok": False,
+                "status": exc.status,
+                "error": exc.message,
+                "field": exc.field,
+            }
+        except FieldError as exc:
+            return None, {"ok": False, "status": 400, "error": exc.message, "field": exc.field}
+
     @socketio.on("select-waveform")
     def on_select_waveform(data: Any) -> dict[str, Any]:
-        try:
-            choice = schemas.check(schemas.WaveformChoice, bodies.check_object(data))
-        except bodies.BodyError as exc:
-            return {"ok": False, "status": exc.status, "error": exc.message, "field": exc.field}
-        except FieldError as exc:
-            return {"ok": False, "status": 400, "error": exc.message, "field": exc.field}
+        choice, refusal = choice_of(schemas.WaveformChoice, data)
+        if refusal is not None:
+            return refusal
         module, channel = choice.module, choice.channel
         hub.select_waveform(request.sid, module, channel)
         return {"ok": True, "module": module, "channel": channel}
 
     @socketio.on("select-spectrum")
     def on_select_spectrum(data: Any) -> dict[str, Any]:
-        try:
-            choice = schemas.check(schemas.SpectrumChoice, bodies.check_object(data))
-        except bodies.BodyError as exc:
-            return {"ok": False, "status": exc.status, "error": exc.message, "field": exc.field}
-        except FieldError as exc:
-            return {"ok": False, "status": 400, "error": exc.message, "field": exc.field}
+        choice, refusal = choice_of(schemas.SpectrumChoice, data)
+        if refusal is not None:
+            return refusal
         hub.select_spectrum(request.sid, choice.window, choice.lines)
         return {"ok": True, "window": choice.window, "lines": choice.lines}
 
