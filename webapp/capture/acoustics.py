@@ -16,12 +16,12 @@ from collections.abc import Callable
 import numpy as np
 
 from webapp.capture.events import Event, SoundLevels, Spectrum
+from webapp.capture.levels import RAW_FULL_SCALE
 from webapp.dsp.slm import SoundLevelMeter
 from webapp.dsp.spectrum import SpectrumAverager
 from webapp.openapi.stream import SignalInterpretation
 
 ACOUSTICS_INTERVAL_S = 0.25
-RAW_FULL_SCALE = 1 << 23
 
 
 class LiveAcoustics:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.capture import store
-from webapp.capture.diskspace import DISK_STOP, DiskWatch, check_folder, expected_rate
+from webapp.capture.diskspace import DiskWatch, check_folder, expected_rate
 from webapp.capture.events import (
     MonitorStatus,
     Outcome,
@@ -164,21 +164,11 @@ class Monitoring(WindowCaptures):
             self._publish(self._monitor_status(run, active=False))
 
     def _monitor_loop(self, s: Session, run: MonitorRun) -> None:
-        from webapp.capture.orchestrator import STALL_TIMEOUT_S
-
-        receivers = [r for m in s.modules for r in m.receivers]
-        started = time.monotonic()
-        for r in receivers:
-            r.last_data = started
-        stall_limit = max(self.stall_timeout_s or STALL_TIMEOUT_S, 3 * BLOCK_VALUES / s.sample_rate)
+        stall_limit = self._watch_streams_from(s, time.monotonic())
         next_status = 0.0
         while True:
             with self._cond:
-                if s.stream_failure is not None:
-                    raise s.stream_failure
-                errors = [m.watch_error for m in s.modules if m.watch_error is not None]
-                if errors:
-                    raise errors[0]
+                self._raise_failure(s)
                 if run.stop:
                     return
                 requests, run.requests = run.requests, []
@@ -189,22 +179,10 @@ class Monitoring(WindowCaptures):
                 self._handle_request(s, run, what, arg)
             for t, manual in fired:
                 self._triggered(s, run, t, manual)
-            for r in receivers:
-                if not r.ended.is_set() and r.idle_s > stall_limit:
-                    from webapp.capture.session import StreamFailure
-
-                    raise StreamFailure(
-                        f"module {r.module}: no stream data for {r.idle_s:.0f} s", r.module
-                    )
+            self._check_stalls(s, stall_limit)
             self._advance_plan(s, run)
-            if run.windows and run.disk is not None:
-                low, full = run.disk.check()
-                if low:
-                    self._publish(Warning(message=low))
-                if full:
-                    self.stop_reason = f"{DISK_STOP}: {full}"
-                    self._publish(Warning(message=self.stop_reason))
-                    self._stop_plan(s, run)
+            if run.windows and run.disk is not None and self._disk_full(run.disk):
+                self._stop_plan(s, run)
             now = time.monotonic()
             if now >= next_status:
                 next_status = now + MONITOR_STATUS_INTERVAL_S
@@ -325,8 +303,8 @@ class Monitoring(WindowCaptures):
             return
         post = self._samples(plan.duration_s or 0.0, s) * self._tps(s)
         det.armed_from = hit + post + int(plan.hold_off_s * TICKS)
-        det.fired = getattr(det, "fired", 0) + 1  # type: ignore[attr-defined]
-        if plan.events is not None and det.fired >= plan.events:  # type: ignore[attr-defined]
+        det.fired += 1
+        if plan.events is not None and det.fired >= plan.events:
             det.enabled = False
 
     def _triggered(self, s: Session, run: MonitorRun, t: int, manual: bool) -> None:

@@ -367,36 +367,19 @@ class Recording(StatusWatching):
         started = time.monotonic()
         duration = pending.duration_s
         next_time_event = 0.0
-        stall_limit = max(self.stall_timeout_s, 3 * BLOCK_VALUES / s.sample_rate)
-        receivers = [r for m in s.modules for r in m.receivers]
-        for r in receivers:
-            r.last_data = started  # the measurement has just been started everywhere
+        stall_limit = self._watch_streams_from(s, started)
         next_record = started + PROGRESS_RECORD_INTERVAL_S
         disk = DiskWatch(pending.folder, expected_rate(s), s.settings.disk_margin_s, time.monotonic)
         while True:
             with self._cond:
-                if s.stream_failure is not None:
-                    raise s.stream_failure
-                errors = [m.watch_error for m in s.modules if m.watch_error is not None]
-                if errors:
-                    raise errors[0]
+                self._raise_failure(s)
                 if self._stop_recording.is_set():
                     return True
                 self._cond.wait(RECORDING_TIME_INTERVAL_S / 2)
             now = time.monotonic()
-            low, full = disk.check()
-            if low:
-                self._publish(Warning(message=low))
-            if full:
-                # Stop cleanly while there is room for the rest and for capture.json.
-                self.stop_reason = f"{DISK_STOP}: {full}"
-                self._publish(Warning(message=self.stop_reason))
+            if self._disk_full(disk):
                 return True
-            for r in receivers:
-                if not r.ended.is_set() and r.idle_s > stall_limit:
-                    raise StreamFailure(
-                        f"module {r.module}: no stream data for {r.idle_s:.0f} s", r.module
-                    )
+            self._check_stalls(s, stall_limit)
             if now >= next_record and self._capture is not None:
                 next_record = now + PROGRESS_RECORD_INTERVAL_S
                 self._record_progress(s, self._capture)
@@ -422,6 +405,44 @@ class Recording(StatusWatching):
                     )
                 )
                 return False
+
+    def _watch_streams_from(self, s: Session, started: float) -> float:
+        """The measurement has just been started everywhere: stall watching starts now.
+        Returns the stall limit (or three blocks' time at low sample rates)."""
+        for m in s.modules:
+            for r in m.receivers:
+                r.last_data = started
+        return max(self.stall_timeout_s, 3 * BLOCK_VALUES / s.sample_rate)
+
+    @staticmethod
+    def _raise_failure(s: Session) -> None:
+        """(Under the condition's lock.) A stream that failed, a module that stopped answering."""
+        if s.stream_failure is not None:
+            raise s.stream_failure
+        errors = [m.watch_error for m in s.modules if m.watch_error is not None]
+        if errors:
+            raise errors[0]
+
+    @staticmethod
+    def _check_stalls(s: Session, stall_limit: float) -> None:
+        for m in s.modules:
+            for r in m.receivers:
+                if not r.ended.is_set() and r.idle_s > stall_limit:
+                    raise StreamFailure(
+                        f"module {r.module}: no stream data for {r.idle_s:.0f} s", r.module
+                    )
+
+    def _disk_full(self, disk: DiskWatch) -> bool:
+        """Warn once when the disk gets low; True (with the reason as ``stop_reason``) when
+        the recording must stop, while there is room for the rest and for capture.json."""
+        low, full = disk.check()
+        if low:
+            self._publish(Warning(message=low))
+        if full:
+            self.stop_reason = f"{DISK_STOP}: {full}"
+            self._publish(Warning(message=self.stop_reason))
+            return True
+        return False
 
     def _record_progress(self, s: Session, capture: store.CaptureRecord) -> None:
         """Rewrite capture.json with the bytes each file holds so far, so a capture whose

@@ -70,14 +70,18 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat()
 
 
-def new_capture_id(name: str, data_dir: Path | None = None, now: float | None = None) -> str:
-    """``20261123-221530-My_Measurement``; a suffix keeps ids unique within ``data_dir``."""
+def new_capture_id(
+    name: str, data_dir: Path | None = None, now: float | None = None, root: Path | None = None
+) -> str:
+    """``20261123-221530-My_Measurement``; a suffix keeps ids unique within ``data_dir``'s
+    captures folder (or within ``root``, a folder of capture folders)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
     slug = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("_") or "capture"
     base = f"{stamp}-{slug}"
-    if data_dir is None:
-        return base
-    root = Path(data_dir) / CAPTURES_DIR
+    if root is None:
+        if data_dir is None:
+            return base
+        root = Path(data_dir) / CAPTURES_DIR
     candidate, n = base, 2
     while (root / candidate).exists():
         candidate = f"{base}-{n}"

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from webapp.capture.levels import RAW_FULL_SCALE
 from webapp.capture.settings import SettingsError
 
-RAW_FULL_SCALE = 1 << 23
 MAX_PRE_TRIGGER_S = 60.0
 """Longest pre-trigger time: the ring buffers hold it in memory for every stream."""
 RING_MARGIN_S = 2.0
@@ -186,6 +186,8 @@ class LevelDetector:
         self.armed_from: int = 0
         """No event before this stream time (hold-off after the previous event)."""
         self.enabled = True
+        self.fired = 0
+        """Events fired so far."""
 
     def feed(self, start_ticks: int, raw: np.ndarray) -> int | None:
         """The time of the first crossing in this block (None when none)."""

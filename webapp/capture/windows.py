@@ -139,11 +139,7 @@ class WindowCaptures(Recording):
             name = f"{name}-event{run.events:04d}"
         duration = (end - start) / TICKS if end is not None else None
         root = self._window_root(run)
-        capture_id = store.new_capture_id(
-            name, root.parent if root.name == store.CAPTURES_DIR else None
-        )
-        if (root / capture_id).exists():
-            capture_id = store.new_capture_id(name, None) + f"-{int(time.time() * 1000) % 100000}"
+        capture_id = store.new_capture_id(name, root=root)
         pending = PendingCapture(capture_id, name, duration, root / capture_id)
         pending.folder.mkdir(parents=True, exist_ok=True)
         capture = self._capture_record(s, pending)
