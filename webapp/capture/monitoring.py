@@ -66,10 +66,6 @@ class Monitoring(WindowCaptures):
     def monitoring(self) -> bool:
         return self._monitor is not None
 
-    def monitor_snapshot(self) -> dict[str, Any] | None:
-        run = self._monitor
-        return None if run is None else self._monitor_status(run).to_dict()
-
     def check_plan(self, s: Session, plan: RecordPlan) -> None:
         """Every rule a plan must meet on this rig, before anything records."""
         plan.validate()

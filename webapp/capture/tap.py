@@ -134,12 +134,7 @@ class StreamTap:
 
     def missing_samples(self) -> dict[int, int]:
         """Samples missing per signal (only signals that miss any), from :attr:`gaps`."""
-        missing: dict[int, int] = {}
-        for sid, end, start in self.gaps:
-            tps = self._tps.get(sid)
-            if tps:
-                missing[sid] = missing.get(sid, 0) + (start - end) // tps
-        return missing
+        return missing_in(self.gaps, self.tps)
 
     def _block_time(self, sid: int, start: int, nval: int) -> None:
         tps = self._tps.get(sid)
@@ -301,3 +296,14 @@ class StreamTap:
                 for sid, validity in getattr(message, "qualities", []):
                     self.on_quality(sid, validity, self._time)
             self._next_message()
+
+
+def missing_in(gaps: list[tuple[int, int, int]], tps: Callable[[int], int]) -> dict[int, int]:
+    """Samples missing per signal in ``(signal, end of its last sample, time of the next)``
+    gaps, ``tps(signal)`` being its ticks per sample (signals of unknown rate left out)."""
+    missing: dict[int, int] = {}
+    for sid, end, start in gaps:
+        step = tps(sid)
+        if step:
+            missing[sid] = missing.get(sid, 0) + (start - end) // step
+    return missing

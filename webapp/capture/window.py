@@ -29,9 +29,9 @@ import bisect
 import struct
 import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
-from webapp.capture.tap import IndexEntry, StreamTap
+from webapp.capture.tap import IndexEntry, StreamTap, missing_in
 from webapp.openapi.stream import HEADER_SIZE, MessageType, encode_data_quality, encode_header
 
 TICKS_PER_SECOND = 1 << 32
@@ -141,11 +141,8 @@ class StreamRing:
 
     def held_ticks(self) -> int:
         """Stream time the ring holds (from its oldest SignalData message to the newest)."""
-        with self.lock:
-            first = next((e[3] for e in self.entries if e[2] == MessageType.SIGNAL_DATA), None)
-        if first is None:
-            return 0
-        return max(0, self.latest_ticks - first)
+        first = self.oldest_ticks()
+        return 0 if first is None else max(0, self.latest_ticks - first)
 
     @property
     def bytes_held(self) -> int:
@@ -232,7 +229,6 @@ class WindowWriter:
         self.bytes = 0
         self.first_ticks: int | None = None
         """Time of the first sample written (on any signal)."""
-        self.signal_first: dict[int, int] = {}
         self.signal_end: dict[int, int] = {}
         """Per signal: the time just after its last sample written."""
         self.gaps: list[tuple[int, int, int]] = []
@@ -319,7 +315,6 @@ class WindowWriter:
         previous = self.signal_end.get(sid)
         if previous is not None and begin > previous:
             self.gaps.append((sid, previous, begin))
-        self.signal_first.setdefault(sid, begin)
         self.signal_end[sid] = time + last * tps
         if self.first_ticks is None:
             self.first_ticks = begin
@@ -387,17 +382,5 @@ class WindowWriter:
         return max(0, min(ends) - self.first_ticks)
 
     def missing_samples(self) -> dict[int, int]:
-        missing: dict[int, int] = {}
-        for sid, end, start in self.gaps:
-            tps = self.ring.tap.tps(sid)
-            if tps:
-                missing[sid] = missing.get(sid, 0) + (start - end) // tps
-        return missing
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "first_ticks": self.first_ticks,
-            "covered_ticks": self.covered_ticks(),
-            "bytes": self.bytes,
-            "done": self.done,
-        }
+        """Samples missing per signal inside the window (only signals that miss any)."""
+        return missing_in(self.gaps, self.ring.tap.tps)
