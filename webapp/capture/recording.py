@@ -237,7 +237,7 @@ class Recording(StatusWatching):
         """Sound level meters for exactly the channels viewers look at (every block of each
         decoded); nobody looking at a channel: its blocks are not decoded for them."""
         watched = set(self._watched or ())
-        spectra = getattr(self, "_spectra", frozenset())
+        spectra = self._spectra
         watched |= {(a, c) for a, c, _w, _n in spectra}
         for m in s.modules:
             acoustics = m.acoustics
