@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from webapp import runtime
+from webapp import runtime, statefile
 from webapp.capture.events import Event, PtpLockChanged
 from webapp.capture.writer import effective_outcome, read_as_interrupted, writer_info
 
@@ -373,22 +373,8 @@ def read_capture(folder: Path) -> dict[str, Any]:
 
 
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    """Write a JSON file atomically (temporary file, fsync, rename, fsync of the folder)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    text = json.dumps(document, indent=1, ensure_ascii=False, allow_nan=False)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    try:
-        fd = os.open(path.parent, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    """Write a JSON file atomically (the one rule of :mod:`webapp.statefile`)."""
+    statefile.write_json(path, document)
 
 
 def mark_interrupted(folder: Path, by: str) -> dict[str, Any] | None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from webapp import runtime
+from webapp import runtime, statefile
 from webapp.capture.schemas import FieldError, address_key
 from webapp.openapi.model import ModuleInfo
 from webapp.web import schemas
@@ -91,9 +91,7 @@ class RigStore:
 
     def _save(self) -> None:
         data = {"modules": self._addresses, "master": self._master, "ptp_domain": self._domain}
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(self.path)
+        statefile.write_json(self.path, data, indent=2)
 
     def _changed(self) -> None:
         self._on_change(self.view())

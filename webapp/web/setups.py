@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from webapp import statefile
 from webapp.capture.names import check_name as check_file_name
 from webapp.capture.schemas import FieldError
 from webapp.web import schemas
@@ -103,9 +104,7 @@ class SetupStore:
     @staticmethod
     def _write(path: Path, data: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2))
-        tmp.replace(path)
+        statefile.write_json(path, data, indent=2)
 
     # --- named setups ------------------------------------------------------------------------
 
