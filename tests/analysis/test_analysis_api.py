@@ -92,6 +92,23 @@ def test_spectrum_of_the_calibrator(client) -> None:
     total = 10 * np.log10(sum(10 ** (d / 10) for d in s["db"][peak - 2 : peak + 3]))
     assert total == pytest.approx(94.0 + 1.76, abs=0.3)  # Hann's +1.76 dB energy spread
     api(client, "spectrum", 400, channel="m1-ch1", nfft=1000)
+    bad = client.get(f"/api/captures/{CID}/analysis/spectrum?channel=m1-ch1&average=median")
+    assert bad.status_code == 400 and bad.get_json()["field"] == "average"
+
+
+def test_spectrum_ends_at_the_bandwidth_and_holds_peaks(client) -> None:
+    q = {"channel": "m1-ch1", "start": 0.0, "end": 0.3, "nfft": 4096, "window": "flattop"}
+    lin = api(client, "spectrum", **q)
+    held = api(client, "spectrum", **q, average="peak")
+    # 65536 S/s: the bandwidth is 65536 / 2.56 = 25.6 kHz, and no line lies above it.
+    assert lin["bandwidth_hz"] == pytest.approx(25600.0)
+    assert lin["freq"][-1] <= 25600.0 < lin["freq"][-1] + lin["resolution_hz"]
+    assert held["average"] == "peak" and len(held["db"]) == len(lin["db"])
+    # A steady tone: the same 94.0 dB flat top either way; elsewhere peak hold is never lower.
+    k = int(np.argmax(lin["db"]))
+    assert lin["db"][k] == pytest.approx(94.0, abs=0.1)
+    assert held["db"][k] == pytest.approx(lin["db"][k], abs=0.05)
+    assert all(h >= v - 1e-9 for h, v in zip(held["db"], lin["db"], strict=True))
 
 
 def test_export_downloads(client, app_data, faulty_capture: Path, monkeypatch) -> None:

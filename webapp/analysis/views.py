@@ -37,6 +37,7 @@ from webapp.openapi.stream import validity_names
 OVERVIEW_BIN = 4096
 MAX_POINTS = 5000
 MAX_SEGMENTS = 64
+SPECTRUM_AVERAGES = ("linear", "peak")
 NFFT_CHOICES = (256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 SPECTRUM_WINDOWS = {
     "hann": np.hanning,
@@ -217,11 +218,17 @@ def spectrum(
     end_s: float | None = None,
     nfft: int = 8192,
     window_name: str = "hann",
+    average: str = "linear",
 ) -> dict[str, Any]:
     """Averaged RMS spectrum of a window (Hann, flat top or uniform; 50 % overlap when the
     window is short). Lines are amplitude-correct: a tone on a line reads its RMS; with flat
-    top also between lines (within 0.01 dB)."""
+    top also between lines (within 0.01 dB). ``average`` is ``linear`` (the mean square over
+    the segments) or ``peak`` (each line's largest over the segments: peak hold). Lines end at
+    the measurement bandwidth (sample rate / 2.56): above it the module's anti-alias filter
+    leaves nothing to read."""
     ch = cap.channel(key)
+    if average not in SPECTRUM_AVERAGES:
+        raise ValueError(f"average must be one of {', '.join(SPECTRUM_AVERAGES)}")
     if nfft not in NFFT_CHOICES:
         raise ValueError(f"nfft must be one of {', '.join(map(str, NFFT_CHOICES))}")
     if window_name not in SPECTRUM_WINDOWS:
@@ -250,7 +257,10 @@ def spectrum(
             continue  # a gap: skip the segment rather than smear it
         seg = seg - seg.mean()
         spec = np.fft.rfft(seg * window)
-        power += np.abs(spec) ** 2
+        if average == "peak":
+            np.maximum(power, np.abs(spec) ** 2, out=power)
+        else:
+            power += np.abs(spec) ** 2
         used += 1
     freq = np.fft.rfftfreq(nfft, 1 / ch.sample_rate)
     if not used:
@@ -263,8 +273,11 @@ def spectrum(
             "segments": 0,
         }
     # RMS per line: |X|^2 / (sum w)^2, doubled for one-sided lines except DC and Nyquist.
-    ms = power / used / window.sum() ** 2
+    ms = power / (1 if average == "peak" else used) / window.sum() ** 2
     ms[1:-1] *= 2
+    bandwidth = ch.sample_rate / 2.56
+    last = int(np.searchsorted(freq, bandwidth, side="right"))
+    freq, ms = freq[:last], ms[:last]
     rms = np.sqrt(ms)
     ref = units.reference(ch.unit)
     with np.errstate(divide="ignore"):
@@ -274,6 +287,8 @@ def spectrum(
         **units.describe(ch.unit),
         "nfft": nfft,
         "window": window_name,
+        "average": average,
+        "bandwidth_hz": bandwidth,
         "resolution_hz": ch.sample_rate / nfft,
         "segments": used,
         "window_start_s": _seconds(cap, ch, i0),

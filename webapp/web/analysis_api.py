@@ -7,7 +7,8 @@ Routes (all need the viewer role):
 * ``GET /api/captures/<id>/analysis/channels`` — channels, modules and the capture's span;
 * ``GET /api/captures/<id>/analysis/data?channel=&start=&end=&points=`` — a window of one
   channel (seconds from the capture start), min/max-decimated to ``points`` or full resolution;
-* ``GET /api/captures/<id>/analysis/spectrum?channel=&start=&end=&nfft=`` — averaged spectrum;
+* ``GET /api/captures/<id>/analysis/spectrum?channel=&start=&end=&nfft=&window=&average=`` —
+  averaged (or peak-held) spectrum up to the bandwidth;
 * ``GET /api/captures/<id>/analysis/bands?channel=&start=&end=&fraction=`` — 1/1- or
   1/3-octave band levels of the window (Z, with the A and C corrections) and its LAeq, LCeq,
   LZeq;
@@ -245,10 +246,13 @@ def spectrum(capture_id: str) -> Any:
     start, end = _float_arg("start"), _float_arg("end")
     nfft = _int_arg("nfft", 8192)
     window = request.args.get("window", "hann")
+    average = request.args.get("average", "linear")
     try:
-        return jsonify(runtime.offload(views.spectrum, entry.cap, key, start, end, nfft, window))
+        return jsonify(
+            runtime.offload(views.spectrum, entry.cap, key, start, end, nfft, window, average)
+        )
     except ValueError as exc:
-        return _error(400, str(exc), "window" if str(exc).startswith("window") else "nfft")
+        return _error(400, str(exc), str(exc).split(" ", 1)[0])
 
 
 @bp.get("/api/captures/<capture_id>/analysis/bands")
