@@ -51,23 +51,14 @@
     },
   }, [[], [], []], $("time-plot"));
 
-  let logF = $("log-f").checked;
-  function makeSpecPlot() {
-    return new uPlot({
-      ...plotSize($("spec-plot"), 240),
-      // Exactly the lines' range (a log scale would otherwise round out to whole decades).
-      scales: { x: { time: false, distr: logF ? 3 : 1, range: (u, min, max) => [min, max] } },
-      series: [{ label: "f (Hz)" }, { label: "dB", stroke: "#c0392b", width: 1 }],
-      axes: [{ label: "frequency (Hz)" }, { label: "dB" }],
-      legend: { show: false },
-    }, [[], []], $("spec-plot"));
-  }
-  let specPlot = makeSpecPlot();
+  // The spectrum of the window shown: the chosen channel, and up to three more overlaid (one
+  // request each, same lines, window and averaging), with a cursor and its harmonics.
+  const specPlot = new Dash.SpectrumPlot($("spec-plot"), { readout: $("spec-cursor"), height: 240,
+    log: $("log-f").checked });
+  const MAX_COMPARE = 3;
+  let compare = [];  // keys of the overlaid channels
 
-  new ResizeObserver(() => {
-    timePlot.setSize(plotSize($("time-plot"), 260));
-    specPlot.setSize(plotSize($("spec-plot"), 240));
-  }).observe($("time-plot"));
+  new ResizeObserver(() => timePlot.setSize(plotSize($("time-plot"), 260))).observe($("time-plot"));
 
   // --- time window ----------------------------------------------------------------------------
   let fetchTimer = null;
@@ -122,21 +113,46 @@
   async function loadSpectrum() {
     if (!channel) return;
     const id = ++specReq;
-    const q = new URLSearchParams({ channel, start: view[0], end: view[1], nfft: $("nfft").value,
-      window: $("spec-window").value });
-    let d;
-    try { d = await api("GET", `${base}/spectrum?${q}`); } catch (e) { $("spec-info").textContent = e.message; return; }
+    const keys = [channel, ...compare.filter((k) => k !== channel)];
+    let all;
+    try {
+      all = await Promise.all(keys.map((key) => api("GET", `${base}/spectrum?${new URLSearchParams({
+        channel: key, start: view[0], end: view[1], nfft: $("nfft").value,
+        window: $("spec-window").value, average: $("spec-average").value })}`)));
+    } catch (e) { $("spec-info").textContent = e.message; return; }
     if (id !== specReq) return;
-    let f = d.freq, db = d.db;
-    if (logF && f.length) { f = f.slice(1); db = db.slice(1); }
-    specPlot.setData([f, db]);
-    specPlot.axes[1].label = d.db_label || "dB";
+    const d = all[0];
+    const label = d.db_label || "dB";
+    // Overlaid channels share the lines when they share the rate; a channel of another rate
+    // (or unit) is left out and said so, rather than drawn against the wrong axis.
+    const same = all.filter((x) => x.freq.length === d.freq.length && x.db_label === d.db_label);
+    const odd = all.filter((x) => !same.includes(x)).map((x) => x.channel);
+    specPlot.show(d.freq, same.map((x) => ({ label: x.channel, values: x.db })), label,
+      (v) => (v == null ? "–" : v.toFixed(2)), label);
     $("spec-info").dataset.window = d.window || "";
+    $("spec-info").dataset.average = d.average || "";
     const top = d.db.length ? Math.max(...d.db.slice(1)) : null;
     $("spec-info").dataset.peakDb = top == null ? "" : top.toFixed(2);
-    $("spec-info").textContent = d.segments
-      ? `${num(d.segments)} averages · ${d.resolution_hz.toFixed(2)} Hz lines · peak ${peak(d)}`
-      : "no complete segment in this window";
+    $("spec-info").textContent = (d.segments
+      ? `${num(d.segments)} ${d.average === "peak" ? "segments, peak hold" : "averages"} · ` +
+        `${d.resolution_hz.toFixed(2)} Hz lines to ${(d.bandwidth_hz / 1000).toFixed(1)} kHz · peak ${peak(d)}`
+      : "no complete segment in this window") +
+      (odd.length ? ` · not overlaid (other rate or unit): ${odd.join(", ")}` : "");
+  }
+
+  function renderCompare() {
+    const list = $("spec-compare-list");
+    list.replaceChildren(...(info ? info.channels : []).filter((c) => c.key !== channel).map((c) => {
+      const box = el("input", { type: "checkbox", value: c.key });
+      box.checked = compare.includes(c.key);
+      box.disabled = !box.checked && compare.length >= MAX_COMPARE;
+      box.onchange = () => {
+        compare = box.checked ? [...compare, c.key] : compare.filter((k) => k !== c.key);
+        renderCompare();
+        loadSpectrum();
+      };
+      return el("label", { class: "small" }, box, ` ${c.key} · ${c.name}`);
+    }));
   }
 
   function peak(d) {
@@ -191,16 +207,14 @@
 
   $("nfft").onchange = loadSpectrum;
   $("spec-window").onchange = loadSpectrum;
-  $("log-f").onchange = () => {
-    logF = $("log-f").checked;
-    specPlot.destroy();
-    specPlot = makeSpecPlot();
-    loadSpectrum();
-  };
+  $("spec-average").onchange = loadSpectrum;
+  $("log-f").onchange = () => specPlot.setLog($("log-f").checked);
 
   // --- channels -------------------------------------------------------------------------------
   function selectChannel(key) {
     channel = key;
+    compare = compare.filter((k) => k !== key);
+    renderCompare();
     $("channel-select").value = key;
     for (const n of document.querySelectorAll(".q-label")) n.classList.toggle("selected", n.dataset.key === key);
     updateExport();

@@ -491,6 +491,7 @@
     }
     box.replaceChildren(...cards);
     renderWaveSelect();
+    renderCompare();
   }
   // Several topics arrive per tick: draw the cards once per frame at most.
   var drawPending = false;
@@ -551,28 +552,12 @@
     series: [{ label: "t (ms)" }, { label: "value", stroke: "#0b63c5", width: 1 }],
     axes: [{ label: "time (ms)" }, { label: "" }], legend: { show: false },
   }, [[], []], $("wave-plot"));
-  // The live spectrum is computed on the server from every sample of the shown channel
-  // (webapp/dsp/spectrum.py) in this viewer's window and lines; averaging over time and the
-  // amplitude (dB, RMS, PSD) are this viewer's. Logarithmic frequency axis in decades, ending
-  // at the measurement bandwidth; line 0 (DC) is left out.
-  let cursorHz = null;
-  const specPlot = new uPlot({
-    ...plotSize($("spec-plot")), scales: { x: { time: false, distr: 3,
-      range: (u, min, max) => [10 ** Math.floor(Math.log10(Math.max(min, 1))), max] } },
-    series: [{ label: "f (Hz)" }, { label: "level", stroke: "#c0392b", width: 1 }],
-    axes: [{ label: "frequency (Hz)" }, { label: "dB" }], legend: { show: false },
-    hooks: { draw: [(u) => drawCursors(u)] },
-  }, [[], []], $("spec-plot"));
-  specPlot.over.addEventListener("mouseup", (e) => {  // uPlot takes mousedown for zooming
-    const left = e.clientX - specPlot.over.getBoundingClientRect().left;
-    if (!(left >= 0)) return;
-    cursorHz = specPlot.posToVal(left, "x");
-    renderSpectrum();
-  });
-  new ResizeObserver(() => {
-    wavePlot.setSize(plotSize($("wave-plot")));
-    specPlot.setSize(plotSize($("spec-plot")));
-  }).observe($("wave-plot"));
+  // The live spectrum is computed on the server from every sample of the shown channel (and of
+  // up to three overlaid ones) in this viewer's window and lines (webapp/dsp/spectrum.py);
+  // averaging over time and the amplitude (dB, RMS, PSD) are this viewer's. Logarithmic
+  // frequency axis in decades, ending at the measurement bandwidth; line 0 (DC) is left out.
+  const specPlot = new Dash.SpectrumPlot($("spec-plot"), { readout: $("spec-cursor"), height: 200 });
+  new ResizeObserver(() => wavePlot.setSize(plotSize($("wave-plot")))).observe($("wave-plot"));
 
   // --- sound level meter and bands of the shown channel ---------------------------------------
   // The server runs a sound level meter on every sample of each channel a viewer shows
@@ -640,26 +625,56 @@
     wavePlot.redraw(false, true);
   }
   // --- live spectrum ---------------------------------------------------------------------------
-  let spec = null;  // { key, ms: Float64Array, frames, queue } — this viewer's average
+  const MAX_COMPARE = 3;
+  let compare = [];  // "address/channel" keys overlaid on the shown channel's spectrum
+  const specs = new Map();  // key → { ms: Float64Array, frames, queue, s } — this viewer's averages
+  const keyOf = (module, channel) => `${module}/${channel}`;
+  const refOf = (key) => { const cut = key.lastIndexOf("/"); return { module: key.slice(0, cut), channel: Number(key.slice(cut + 1)) }; };
   function sendSpectrumChoice() {
-    socket.emit("select-spectrum", { window: $("spec-window").value, lines: Number($("spec-lines").value) });
-    spec = null;
+    socket.emit("select-spectrum", { window: $("spec-window").value, lines: Number($("spec-lines").value),
+      compare: compare.filter((k) => k !== shownChannel()).map(refOf) });
+    specs.clear();
   }
   for (const id of ["spec-window", "spec-lines"]) $(id).addEventListener("change", sendSpectrumChoice);
-  for (const id of ["spec-avg", "spec-n"]) $(id).addEventListener("change", () => { spec = null; });
+  for (const id of ["spec-avg", "spec-n"]) $(id).addEventListener("change", () => specs.clear());
   $("spec-amp").addEventListener("change", () => renderSpectrum());
-  $("spec-reset").onclick = () => { spec = null; };
+  $("spec-reset").onclick = () => specs.clear();
   socket.on("connect", sendSpectrumChoice);
-  waveSelect.addEventListener("change", () => { spec = null; cursorHz = null; });
+  waveSelect.addEventListener("change", () => {
+    compare = compare.filter((k) => k !== waveChoice);
+    specs.clear(); specPlot.clearCursor(); renderCompare(); sendSpectrumChoice();
+  });
+  function renderCompare() {
+    const shown = shownChannel();
+    const keys = [];
+    for (const address of moduleList()) for (const ch of channelsOf(address)) if (ch.enabled) keys.push(keyOf(address, ch.channel));
+    compare = compare.filter((k) => keys.includes(k));
+    const list = $("spec-compare-list");
+    const have = Array.from(list.querySelectorAll("input")).map((b) => `${b.value}:${b.checked}:${b.disabled}`).join("|");
+    const want = keys.filter((k) => k !== shown).map((k) => `${k}:${compare.includes(k)}:${!compare.includes(k) && compare.length >= MAX_COMPARE}`).join("|");
+    if (have === want) return;
+    list.replaceChildren(...keys.filter((k) => k !== shown).map((k) => {
+      const box = el("input", { type: "checkbox", value: k });
+      box.checked = compare.includes(k);
+      box.disabled = !box.checked && compare.length >= MAX_COMPARE;
+      box.onchange = () => {
+        compare = box.checked ? [...compare, k] : compare.filter((x) => x !== k);
+        renderCompare(); sendSpectrumChoice();
+      };
+      return el("label", { class: "small" }, box, ` ${k.replace(/\/(\d+)$/, " · Ch $1")}`);
+    }));
+  }
   on("spectrum", () => {
     const s = state.spectrum;
     if (!s) return;
-    const key = `${s.module}/${s.channel}/${s.window}/${s.lines}`;
+    const key = keyOf(s.module, s.channel);
     const ms = Float64Array.from(new Float32Array(s.ms));
     const mode = $("spec-avg").value;
     const n = Math.max(1, Number($("spec-n").value) || 1);
-    if (!spec || spec.key !== key || mode === "none") {
-      spec = { key, ms, frames: s.frames, queue: [{ ms, frames: s.frames }], s };
+    let spec = specs.get(key);
+    if (!spec || spec.s.window !== s.window || spec.s.lines !== s.lines || mode === "none") {
+      spec = { ms, frames: s.frames, queue: [{ ms, frames: s.frames }], s };
+      specs.set(key, spec);
     } else if (mode === "linear") {  // the latest N frames, each frame counted once
       spec.queue.push({ ms, frames: s.frames });
       let total = spec.queue.reduce((a, q) => a + q.frames, 0);
@@ -693,20 +708,22 @@
     if (amp === "psd") return `dB re (${ref})²/Hz`;
     return s.db_label || "dB";
   }
-  function lineAt(hz, s) { return Math.round(hz / s.df); }
   function renderSpectrum() {
+    const spec = specs.get(shownChannel());
     if (!spec) return;
     const s = spec.s;
-    const f = new Float64Array(spec.ms.length - 1), y = new Array(spec.ms.length - 1);
-    let best = 1;
-    for (let i = 1; i < spec.ms.length; i++) {
-      f[i - 1] = i * s.df;
-      y[i - 1] = amplitude(spec.ms[i], s);
-      if (spec.ms[i] > spec.ms[best]) best = i;
-    }
-    specPlot.axes[1].label = ampLabel(s);
-    specPlot.setData([f, y]);
+    const f = new Float64Array(spec.ms.length - 1);
+    for (let i = 1; i < spec.ms.length; i++) f[i - 1] = i * s.df;
+    // Overlays in the same lines and unit only: another rate or unit would need another axis.
+    const shown = [[shownChannel(), spec], ...compare.filter((k) => k !== shownChannel())
+      .map((k) => [k, specs.get(k)]).filter(([, o]) => o && o.ms.length === spec.ms.length &&
+        o.s.df === s.df && o.s.db_label === s.db_label)];
+    const traces = shown.map(([k, o]) => ({ label: k.replace(/\/(\d+)$/, " · Ch $1"),
+      values: Array.from(o.ms.subarray(1), (v) => amplitude(v, o.s)) }));
     const fmtV = (v) => (v == null ? "–" : $("spec-amp").value === "rms" ? v.toPrecision(4) : v.toFixed(2));
+    specPlot.show(f, traces, ampLabel(s), fmtV, ampLabel(s));
+    let best = 1;
+    for (let i = 1; i < spec.ms.length; i++) if (spec.ms[i] > spec.ms[best]) best = i;
     const names = { hann: "Hann", flattop: "flat top", uniform: "uniform" };
     const info = $("spec-info");
     info.textContent = `peak ${fmtV(amplitude(spec.ms[best], s))} ${ampLabel(s)} at ${(best * s.df).toFixed(1)} Hz · ` +
@@ -714,32 +731,6 @@
     info.dataset.peakDb = (10 * Math.log10(spec.ms[best] / ((s.reference_value || 1) ** 2))).toFixed(2);
     info.dataset.peakHz = (best * s.df).toFixed(1);
     info.dataset.window = s.window;
-    const cur = $("spec-cursor");
-    if (cursorHz != null) {
-      const k = lineAt(cursorHz, s);
-      const parts = [];
-      for (let h = 1; h <= 5; h++) {
-        const line = k * h;
-        if (line >= spec.ms.length) break;
-        parts.push(`${h === 1 ? "cursor" : `${h}×`} ${(line * s.df).toFixed(1)} Hz: ${fmtV(amplitude(spec.ms[line], s))}`);
-      }
-      cur.textContent = `${parts.join(" · ")} ${ampLabel(s)}`;
-      cur.dataset.hz = (k * s.df).toFixed(1);
-    }
-  }
-  function drawCursors(u) {
-    if (cursorHz == null || !spec) return;
-    const ctx = u.ctx;
-    ctx.save();
-    for (let h = 1; h <= 5; h++) {
-      const hz = lineAt(cursorHz, spec.s) * spec.s.df * h;
-      if (hz > spec.s.lines * spec.s.df) break;
-      const x = u.valToPos(hz, "x", true);
-      ctx.strokeStyle = h === 1 ? "#0b63c5" : "rgba(11,99,197,0.45)";
-      ctx.setLineDash(h === 1 ? [] : [4, 4]);
-      ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
-    }
-    ctx.restore();
   }
 
   on("waveform", (w) => {

@@ -6,6 +6,7 @@ Stop ends monitoring with the rig still armed."""
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -79,7 +80,28 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     assert box is not None
     page.mouse.click(box["x"] + box["width"] * 0.6, box["y"] + box["height"] / 2)
     expect(page.locator("#spec-cursor")).to_contain_text("2×")
+    # Overlay the other module's microphone (on the same 94.0 dB calibrator): a cursor put at
+    # 1 kHz takes the tone's peak line and reads both channels, each 94.0 dB re 20 µPa with
+    # flat top.
+    page.locator("#spec-compare summary").click()
+    page.locator('#spec-compare-list input[value$="/1"]').first.check()
+    expect(page.locator("#spec-plot")).to_have_attribute("data-traces", "2", timeout=10000)
+    page.locator("#spec-compare summary").click()
+    fmin = float(page.get_attribute("#spec-plot", "data-fmin") or 1)
+    fmax = float(page.get_attribute("#spec-plot", "data-fmax") or 2)
+    share = (math.log10(1000.0) - math.log10(fmin)) / (math.log10(fmax) - math.log10(fmin))
+    box = page.locator("#spec-plot .u-over").bounding_box()  # the plot was redrawn for two
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * share, box["y"] + box["height"] / 2)
+    expect(page.locator("#spec-cursor")).to_contain_text("Ch 1")
+    assert abs(float(page.get_attribute("#spec-cursor", "data-hz") or 0) - 1000.0) < 15
+    levels = json.loads(page.get_attribute("#spec-cursor", "data-levels") or "[]")
+    assert len(levels) == 2 and all(abs(v - 94.0) <= 0.15 for v in levels), levels
     shoot(page, "monitor-spectrum-laptop")
+    page.set_viewport_size({"width": 820, "height": 1180})
+    page.locator("#spec-plot").scroll_into_view_if_needed()
+    shoot(page, "monitor-spectrum-cursors-tablet")
+    page.set_viewport_size({"width": 1366, "height": 768})
     shoot(page, "monitor-laptop")
     shoot(watcher, "monitor-tablet")
 

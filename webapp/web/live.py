@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import request
@@ -47,7 +47,10 @@ class _Viewer:
     """The channel whose waveform this viewer shows (None: the master's first channel)."""
     spectrum: tuple[str, int] = ("hann", 1600)
     """The window and lines of this viewer's live spectrum (of the same channel)."""
-    spec_seq: int = 0
+    compare: tuple[tuple[str, int], ...] = ()
+    """More channels whose spectra (in the same settings) this viewer overlays."""
+    spec_seqs: dict[tuple[str, int] | None, int] = field(default_factory=dict)
+    """Per spectrum channel (None: the default one), the sequence number last sent."""
 
 
 class LiveHub:
@@ -118,17 +121,22 @@ class LiveHub:
             return
         viewer.wave_key = (module, channel) if module is not None and channel is not None else None
         viewer.wave_seq = 0  # send the new channel's latest block at once
+        viewer.spec_seqs = {}
         self._selection_changed()
         self._wake.set()
 
-    def select_spectrum(self, sid: str, window: str, lines: int) -> None:
-        """This viewer's spectrum settings (window, lines) for the channel it shows."""
+    def select_spectrum(
+        self, sid: str, window: str, lines: int, compare: tuple[tuple[str, int], ...] = ()
+    ) -> None:
+        """This viewer's spectrum settings (window, lines) for the channel it shows, and the
+        channels it overlays in the same settings."""
         with self._lock:
             viewer = self._viewers.get(sid)
         if viewer is None:
             return
         viewer.spectrum = (window, lines)
-        viewer.spec_seq = 0
+        viewer.compare = compare
+        viewer.spec_seqs = {}
         self._selection_changed()
         self._wake.set()
 
@@ -183,14 +191,21 @@ class LiveHub:
     def spectra_watched(self) -> frozenset[tuple[str, int, str, int]]:
         """Every (channel, window, lines) some viewer's spectrum shows."""
         with self._lock:
-            choices = [(v.wave_key, v.spectrum) for v in self._viewers.values()]
+            viewers = list(self._viewers.values())
         default = self.state.default_wave_target()
         out = set()
-        for key, (window, lines) in choices:
-            channel = key if key is not None else default
-            if channel is not None:
-                out.add((channel[0], channel[1], window, lines))
+        for v in viewers:
+            window, lines = v.spectrum
+            for key in self._spectrum_keys(v):
+                channel = key if key is not None else default
+                if channel is not None:
+                    out.add((channel[0], channel[1], window, lines))
         return frozenset(out)
+
+    @staticmethod
+    def _spectrum_keys(v: _Viewer) -> list[tuple[str, int] | None]:
+        """The channels of a viewer's spectrum: the one it shows first, then its overlays."""
+        return [v.wave_key, *(k for k in v.compare if k != v.wave_key)]
 
     def viewers_sids(self) -> list[str]:
         """The connected viewers' Socket.IO ids, in the order they connected."""
@@ -279,10 +294,11 @@ class LiveHub:
         """Each viewer's newest spectrum in its settings, if it has not had it."""
         found = []
         for v in viewers:
-            seq, item = self.state.spectrum_since(v.spec_seq, v.wave_key, *v.spectrum)
-            if item is not None:
-                v.spec_seq = seq
-                found.append((seq, item, v.sid))
+            for key in self._spectrum_keys(v):
+                seq, item = self.state.spectrum_since(v.spec_seqs.get(key, 0), key, *v.spectrum)
+                if item is not None:
+                    v.spec_seqs[key] = seq
+                    found.append((seq, item, v.sid))
         self._emit_grouped("spectrum", found)
 
     def _emit_grouped(self, event: str, found: list[tuple[int, dict[str, Any], str]]) -> None:
@@ -338,8 +354,14 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
         choice, refusal = choice_of(schemas.SpectrumChoice, data)
         if refusal is not None:
             return refusal
-        hub.select_spectrum(request.sid, choice.window, choice.lines)
-        return {"ok": True, "window": choice.window, "lines": choice.lines}
+        compare = tuple((c.module, c.channel) for c in choice.compare)
+        hub.select_spectrum(request.sid, choice.window, choice.lines, compare)
+        return {
+            "ok": True,
+            "window": choice.window,
+            "lines": choice.lines,
+            "compare": [{"module": m, "channel": c} for m, c in compare],
+        }
 
     def controlled(name: str, role: str, action: Any) -> None:
         def handler(data: Any = None) -> dict[str, Any]:

@@ -155,11 +155,24 @@ class RecordRequest(Strict):
     start_at: float | None = None
 
 
+class ChannelRef(Strict):
+    """One channel of one module."""
+
+    module: Annotated[str, Field(min_length=1, max_length=253)]
+    channel: Annotated[int, Field(ge=1, le=64)]
+
+
+MAX_COMPARE = 3
+"""Channels a viewer may overlay on its live spectrum beside the one it shows."""
+
+
 class SpectrumChoice(Strict):
-    """Socket.IO ``select-spectrum``: the live spectrum's window and lines (webapp/dsp/spectrum)."""
+    """Socket.IO ``select-spectrum``: the live spectrum's window and lines (webapp/dsp/spectrum),
+    and up to :data:`MAX_COMPARE` more channels overlaid in the same settings."""
 
     window: Literal["hann", "flattop", "uniform"] = "hann"
     lines: Literal[400, 800, 1600, 3200, 6400] = 1600
+    compare: Annotated[list[ChannelRef], Field(max_length=MAX_COMPARE)] = []
 
 
 class WaveformChoice(Strict):
