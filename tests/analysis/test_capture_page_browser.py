@@ -6,11 +6,14 @@ test-artifacts/screenshots/."""
 from __future__ import annotations
 
 import io
+import json
+import math
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 
 from tests.analysis.helpers import two_modules
 from tests.support.browser import shoot, skip_without_chromium, wait_js, watch_errors
@@ -56,6 +59,32 @@ def test_capture_page(served, browser, viewport) -> None:
     wait_js(page, "() => document.querySelector('#spec-info').textContent.includes('peak')")
     assert "at 1000.0 Hz" in page.text_content("#spec-info")
     shoot(page, f"capture-page-{viewport['width']}")
+
+    # Overlay: module 1's and module 2's 440 Hz tones (2 V peak: 1.414 V RMS, 3.01 dB re 1 V),
+    # flat top, peak hold; the cursor put at 440 Hz reads both channels.
+    page.select_option("#channel-select", "m1-ch2")
+    page.select_option("#spec-window", "flattop")
+    page.select_option("#spec-average", "peak")
+    page.locator("#spec-compare summary").click()
+    page.check('#spec-compare-list input[value="m2-ch1"]')
+    page.locator("#spec-compare summary").click()
+    expect(page.locator("#spec-plot")).to_have_attribute("data-traces", "2", timeout=10000)
+    expect(page.locator("#spec-info")).to_have_attribute("data-average", "peak")
+    assert "to 25.6 kHz" in page.text_content("#spec-info")
+    fmin = float(page.get_attribute("#spec-plot", "data-fmin") or 1)
+    fmax = float(page.get_attribute("#spec-plot", "data-fmax") or 2)
+    share = (math.log10(440.0) - math.log10(fmin)) / (math.log10(fmax) - math.log10(fmin))
+    page.locator("#spec-plot .u-over").scroll_into_view_if_needed()
+    box = page.locator("#spec-plot .u-over").bounding_box()
+    assert box is not None
+    page.mouse.click(box["x"] + box["width"] * share, box["y"] + box["height"] / 2)
+    wait_js(page, "() => document.querySelector('#spec-cursor').dataset.levels")
+    assert abs(float(page.get_attribute("#spec-cursor", "data-hz") or 0) - 440.0) < 10
+    levels = json.loads(page.get_attribute("#spec-cursor", "data-levels") or "[]")
+    assert len(levels) == 2 and all(abs(v - 3.01) <= 0.1 for v in levels), levels
+    assert "dB re 1 V" in page.text_content("#spec-cursor")
+    shoot(page, f"capture-spectrum-cursors-{viewport['width']}")
+    page.select_option("#channel-select", "m1-ch1")
 
     # Zoomed in far enough, the plot shows every sample.
     for _ in range(10):
