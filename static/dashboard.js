@@ -124,7 +124,7 @@ const Dash = (() => {
   });
 
   const TOPICS = ["phase", "capture", "ptp", "module-status", "recording-time", "channel-fault",
-    "data-quality", "transducers", "stream-stats", "levels", "rig", "setup", "viewers",
+    "data-quality", "transducers", "configured", "stream-stats", "levels", "rig", "setup", "viewers",
     "history", "emulator", "monitor", "sound-levels"];
   for (const topic of TOPICS) {
     socket.on(topic, (value) => { state[topic] = value; fire(topic); });

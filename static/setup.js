@@ -20,10 +20,54 @@
     const rates = rigModules().map((m) => (m.info || {}).sample_rates).filter((r) => r && r.length);
     const allowed = BANDWIDTHS.filter((bw) => rates.every((r) => r.includes(rateOf(bw))));
     const select = $("bandwidth");
-    select.replaceChildren(el("option", { value: "" }, "highest all modules support"),
+    const armedAt = Object.values(state.configured || {}).map((c) => c.bandwidth)[0];
+    select.replaceChildren(el("option", { value: "" }, `highest all modules support${armedAt ? ` (= ${armedAt} when last armed)` : ""}`),
       ...allowed.map((bw) => el("option", { value: bw }, bw)));
     if (draft && draft.bandwidth && !allowed.includes(draft.bandwidth)) select.append(el("option", { value: draft.bandwidth }, draft.bandwidth));
     if (draft) select.value = draft.bandwidth || "";
+  }
+
+  function sensText(sensitivity, unitName) {
+    const unit = unitName === "m/s^2" ? "m/s²" : unitName;
+    const sens = Number(sensitivity);
+    return sens < 1 ? `${(sens * 1000).toPrecision(4)} mV/${unit}` : `${sens.toPrecision(4)} V/${unit}`;
+  }
+
+  // What "auto" stood for when the rig was last armed (the module's default range and filter,
+  // the detected transducer): shown under each control left on auto.
+  function applied(address, channel) {
+    const c = (state.configured || {})[address];
+    return c ? (c.channels || []).find((x) => x.channel === channel) || null : null;
+  }
+  function withApplied(control, value, text) {
+    if (value !== null && value !== undefined && value !== "") return control;
+    if (text === null || text === undefined) return control;
+    return el("div", {}, control, el("div", { class: "small muted applied", title: "what auto used when the rig was last armed" }, `= ${text}`));
+  }
+  const onOff = (v) => (v === null || v === undefined ? null : v ? "on" : "off");
+
+  // The changes a setup makes to another, in the user's terms (for the confirmation on an
+  // armed rig).
+  function describeChanges(from, to) {
+    const out = [];
+    const show = (v) => (v === null || v === undefined ? "auto" : v === true ? "on" : v === false ? "off" : String(v));
+    if ((from.bandwidth || null) !== (to.bandwidth || null)) out.push(`bandwidth ${from.bandwidth || "highest"} → ${to.bandwidth || "highest"}`);
+    if (!!from.multi_socket !== !!to.multi_socket) out.push(`one stream socket per channel ${show(!!from.multi_socket)} → ${show(!!to.multi_socket)}`);
+    const names = { enabled: "on", range: "range", filter: "filter", ccld: "CCLD", polvolt: "polarisation" };
+    for (const [address, rows] of Object.entries(to.channels || {})) {
+      const before = (from.channels || {})[address] || [];
+      for (const row of rows) {
+        const old = before.find((r) => r.channel === row.channel) || {};
+        for (const [key, name] of Object.entries(names)) {
+          if (JSON.stringify(old[key] ?? null) !== JSON.stringify(row[key] ?? null)) {
+            out.push(`${address} Ch ${row.channel}: ${name} ${show(old[key])} → ${show(row[key])}`);
+          }
+        }
+        const ts = (t) => (t ? sensText(t.sensitivity, t.unit) : "auto");
+        if (ts(old.transducer) !== ts(row.transducer)) out.push(`${address} Ch ${row.channel}: transducer ${ts(old.transducer)} → ${ts(row.transducer)}`);
+      }
+    }
+    return out;
   }
 
   function tedsText(t, detected) {
@@ -31,11 +75,8 @@
     if (!t) return el("span", { class: "muted" }, "none found");
     const type = t.type || {};
     const name = [type.prefix, type.number, type.model, type.variant].filter(Boolean).join("-");
-    const unit = t.unit === "m/s^2" ? "m/s²" : t.unit;
-    const sens = Number(t.sensitivity);
-    const sensText = sens < 1 ? `${(sens * 1000).toPrecision(4)} mV/${unit}` : `${sens.toPrecision(4)} V/${unit}`;
     return el("span", {}, el("b", {}, name || "?"),
-      el("div", { class: "small muted" }, `s/n ${t.serialNumber ?? "?"} · ${sensText}`,
+      el("div", { class: "small muted" }, `s/n ${t.serialNumber ?? "?"} · ${sensText(t.sensitivity, t.unit)}`,
         t.requiresCcld ? " · CCLD" : "", t.requires200V ? " · 200 V" : ""));
   }
 
@@ -87,17 +128,19 @@
       const detected = (result || {}).transducers || [];
       const body = el("tbody");
       for (const row of rows) {
+        const got = applied(m.address, row.channel) || {};
         const enabled = el("input", { type: "checkbox", checked: row.enabled, "aria-label": `enable ${m.address} channel ${row.channel}` });
         enabled.addEventListener("change", () => { row.enabled = enabled.checked; setDirty(true); });
         body.append(el("tr", { dataset: { channel: row.channel } },
           el("td", {}, `Ch ${row.channel}`),
           el("td", {}, enabled),
           el("td", { class: "teds" }, tedsText(detected[row.channel - 1], !!result)),
-          el("td", {}, optSelect(info.ranges || [], row.range, (v) => { row.range = v; }, "range")),
-          el("td", {}, optSelect(info.filters || [], row.filter, (v) => { row.filter = v; }, "filter")),
-          el("td", {}, triSelect(row.ccld, (v) => { row.ccld = v; }, "CCLD")),
-          el("td", {}, triSelect(row.polvolt, (v) => { row.polvolt = v; }, "polarisation voltage")),
-          el("td", {}, manualCell(row, m.address))));
+          el("td", { dataset: { applied: "range" } }, withApplied(optSelect(info.ranges || [], row.range, (v) => { row.range = v; }, "range"), row.range, got.range)),
+          el("td", { dataset: { applied: "filter" } }, withApplied(optSelect(info.filters || [], row.filter, (v) => { row.filter = v; }, "filter"), row.filter, got.filter)),
+          el("td", {}, withApplied(triSelect(row.ccld, (v) => { row.ccld = v; }, "CCLD"), row.ccld, onOff(got.ccld))),
+          el("td", {}, withApplied(triSelect(row.polvolt, (v) => { row.polvolt = v; }, "polarisation voltage"), row.polvolt, onOff(got.polvolt))),
+          el("td", { dataset: { applied: "sensitivity" } }, withApplied(manualCell(row, m.address), row.transducer ? "manual" : null,
+            got.sensitivity == null ? null : `${sensText(got.sensitivity, got.unit)}${got.transducer ? ` (${got.transducer})` : ""}`))));
       }
       box.append(el("section", { class: "card", dataset: { module: m.address } },
         el("h2", {}, m.address, " ", el("span", { class: "muted small" }, info.name || (m.reachable === false ? "unreachable" : "not probed yet"))),
@@ -126,6 +169,7 @@
   });
   on("rig", () => { renderBandwidths(); if (!dirty) takeServer(); });
   on("transducers", () => { if (!dirty) renderTables(); });
+  on("configured", () => { if (!dirty) renderTables(); renderBandwidths(); });
 
   $("bandwidth").addEventListener("change", () => { draft.bandwidth = $("bandwidth").value || null; setDirty(true); });
   $("multi-socket").addEventListener("change", () => { draft.multi_socket = $("multi-socket").checked; setDirty(true); });
@@ -134,7 +178,16 @@
     Dash.showError(errBox, null);
     try { await fn(); } catch (e) { Dash.showError(errBox, e); }
   }
+  // On an armed rig the changes are listed first: the rig keeps the setup it was armed with
+  // (Start refuses a setup that differs), so they take effect at the next arming.
   $("apply-btn").onclick = () => run(async () => {
+    const phase = (state.phase || {}).phase || "idle";
+    if (!["idle", "completed", "failed", "aborted"].includes(phase)) {
+      const changes = describeChanges((state.setup || {}).setup || {}, draft);
+      if (changes.length && !window.confirm("The rig is armed with its current setup. Applying saves " +
+        "these changes; they take effect when the rig is armed again (disarm first):\n\n• " +
+        changes.join("\n• ") + "\n\nApply?")) return;
+    }
     await api("PUT", "/api/setup", draft);
     setDirty(false);
   });

@@ -200,6 +200,12 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     assert not errors, errors
 
 
+def requests_get(url: str) -> dict:
+    import requests
+
+    return requests.get(url, timeout=10).json()
+
+
 def test_detection_on_an_idle_rig_asks_before_it_arms(server, browser):
     from playwright.sync_api import expect
 
@@ -225,6 +231,26 @@ def test_detection_on_an_idle_rig_asks_before_it_arms(server, browser):
     page.click("#detect-btn")  # armed: says why it will not, asks nothing
     expect(page.locator("#setup-error")).to_contain_text("disarm to detect again")
     assert len(asked) == 2
+    # Armed: next to each "auto" what it stood for — the module's default range and filter, the
+    # detected microphone's sensitivity (docs/emulator.md: 4189-A-021, about 50 mV/Pa).
+    first = page.locator("section[data-module]").first
+    mic = first.locator('tr[data-channel="1"]')
+    expect(mic.locator('[data-applied="sensitivity"] .applied')).to_contain_text("mV/Pa")
+    expect(mic.locator('[data-applied="sensitivity"] .applied')).to_contain_text("4189-A-021")
+    expect(mic.locator('[data-applied="range"] .applied')).to_contain_text("Vpeak")
+    expect(mic.locator('[data-applied="filter"] .applied')).to_contain_text("Hz")
+    # The table fits the tablet's width.
+    shoot(page, "setup-armed-tablet")
+    assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]
+    wrap = first.locator(".table-wrap")
+    assert wrap.evaluate("n => n.scrollWidth <= n.clientWidth"), "the table scrolls at 820 px"
+    # Applying a changed setup to the armed rig lists the changes first; dismissed, nothing.
+    page.select_option("#bandwidth", "12.8 kHz")
+    page.once("dialog", lambda d: answer(d, False))
+    page.click("#apply-btn")
+    assert "bandwidth highest → 12.8 kHz" in asked[-1] and "armed again" in asked[-1]
+    assert requests_get(f"{base}/api/setup")["setup"]["bandwidth"] is None
+    page.click("#revert-btn")
     import requests
 
     requests.post(f"{base}/api/capture/disarm", json={}, timeout=10)

@@ -121,6 +121,17 @@ class TransducersDetected(Event):
 
 
 @dataclass(frozen=True)
+class ChannelsConfigured(Event):
+    """A module's channel setup as it was PUT at arming (:func:`webapp.capture.setup.applied_channels`):
+    the range, filter and transducer each "auto" of the user's setup stood for."""
+
+    kind: ClassVar[str] = "configured"
+    module: str
+    bandwidth: str
+    channels: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class RecordingTime(Event):
     kind: ClassVar[str] = "recording-time"
     elapsed_s: float

@@ -42,6 +42,7 @@ from webapp.capture.diskspace import check_folder, expected_rate
 from webapp.capture.events import (
     CaptureFinished,
     CapturePrepared,
+    ChannelsConfigured,
     Event,
     EventBus,
     Outcome,
@@ -72,7 +73,7 @@ from webapp.capture.session import (
     parallel,
 )
 from webapp.capture.settings import CaptureSettings, SettingsError
-from webapp.capture.setup import build_setup, enabled_channel_numbers
+from webapp.capture.setup import applied_channels, build_setup, enabled_channel_numbers
 from webapp.capture.teardown import (
     walk_to_idle,
 )
@@ -749,6 +750,13 @@ class Orchestrator(Monitoring, Disarming):
 
         self._each(s, step.order, configure)
         self._each(s, step.order, lambda m: m.client.put_setup(m.setup))
+        for m in s.modules:
+            assert m.setup is not None
+            self._publish(
+                ChannelsConfigured(
+                    module=m.address, bandwidth=s.bandwidth, channels=applied_channels(m.setup)
+                )
+            )
         assert step.wait is not None
         self._await(s, step.wait)
 

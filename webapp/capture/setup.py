@@ -86,3 +86,31 @@ def enabled_channel_numbers(setup: dict[str, Any]) -> list[int]:
         for i, ch in enumerate(channels)
         if as_bool(_get(ch, "enabled", True))
     )
+
+
+def applied_channels(setup: dict[str, Any]) -> list[dict[str, Any]]:
+    """What each channel of a module's setup as PUT really uses: the values "auto" stood for
+    (the module's default range and filter, the detected transducer's sensitivity, CCLD and
+    polarisation voltage), for the Setup page to show next to "auto"."""
+    out = []
+    for i, ch in enumerate(_get(setup, "channels", []) or []):
+        t = _get(ch, "transducer") or {}
+        type_ = t.get("type") or {}
+        name = "-".join(
+            str(type_.get(k)) for k in ("prefix", "number", "model", "variant") if type_.get(k)
+        )
+        out.append(
+            {
+                "channel": int(_get(ch, "channel", i + 1)),
+                "enabled": as_bool(_get(ch, "enabled", True)),
+                "range": _get(ch, "range"),
+                "filter": _get(ch, "filter"),
+                "ccld": as_bool(_get(ch, "ccld", False)),
+                "polvolt": as_bool(_get(ch, "polvolt", False)),
+                "sensitivity": t.get("sensitivity"),
+                "unit": t.get("unit"),
+                "transducer": name if name and name != "None" else None,
+                "serial": t.get("serialNumber"),
+            }
+        )
+    return out

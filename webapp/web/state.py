@@ -28,6 +28,7 @@ TOPICS = (
     "channel-fault",
     "data-quality",
     "transducers",
+    "configured",
     "stream-stats",
     "levels",
     "rig",
@@ -70,6 +71,7 @@ class LiveState:
             "channel-fault": {},
             "data-quality": {},
             "transducers": {},
+            "configured": {},
             "stream-stats": {},
             "levels": {},
             "rig": {},
@@ -248,6 +250,14 @@ class LiveState:
             },
         }
         self._touch("ptp")
+
+    def _fold_configured(self, e: ev.ChannelsConfigured) -> None:
+        """Kept after disarming: the values "auto" stood for at the last arming."""
+        self._data["configured"] = {
+            **self._data["configured"],
+            e.module: {"bandwidth": e.bandwidth, "channels": list(e.channels), "t": e.t},
+        }
+        self._touch("configured")
 
     def _fold_transducers(self, e: ev.TransducersDetected) -> None:
         self._data["transducers"] = {
@@ -470,6 +480,7 @@ _FOLDS: dict[type, Any] = {
     ev.ModuleStatus: LiveState._fold_module_status,
     ev.PtpProgress: LiveState._fold_ptp,
     ev.TransducersDetected: LiveState._fold_transducers,
+    ev.ChannelsConfigured: LiveState._fold_configured,
     ev.RecordingTime: LiveState._fold_recording,
     ev.ChannelFault: LiveState._fold_fault,
     ev.DataQualityChanged: LiveState._fold_quality,
