@@ -12,14 +12,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from webapp.capture.events import Event, SoundLevels, Spectrum
 from webapp.capture.levels import RAW_FULL_SCALE
-from webapp.dsp.slm import SoundLevelMeter
-from webapp.dsp.spectrum import SpectrumAverager
 from webapp.openapi.stream import SignalInterpretation
+
+if TYPE_CHECKING:  # scipy.signal loads only once somebody watches a channel (start-up time)
+    from webapp.dsp.slm import SoundLevelMeter
+    from webapp.dsp.spectrum import SpectrumAverager
 
 ACOUSTICS_INTERVAL_S = 0.25
 
@@ -43,6 +46,8 @@ class LiveAcoustics:
             return
         meter = self.meters.get(channel)
         if meter is None:
+            from webapp.dsp.slm import SoundLevelMeter
+
             meter = SoundLevelMeter(interp.sample_rate, interp.unit)
             with self._lock:
                 self.meters[channel] = meter
@@ -52,6 +57,8 @@ class LiveAcoustics:
         for key in mine:
             averager = self.spectra.get(key)
             if averager is None:
+                from webapp.dsp.spectrum import SpectrumAverager
+
                 averager = SpectrumAverager(interp.sample_rate, key[1], key[2])
                 self.spectra[key] = averager
             averager.feed(x)
