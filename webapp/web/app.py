@@ -18,7 +18,7 @@ from flask_socketio import SocketIO
 from webapp import runtime
 from webapp.capture import events as ev
 from webapp.capture import store
-from webapp.web import auth, bodies, headers, live
+from webapp.web import auth, bodies, engineio_compat, headers, live
 from webapp.web.control import Control
 from webapp.web.faults import FaultPanel
 from webapp.web.rig import RigStore
@@ -82,6 +82,7 @@ def create_app(
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "captures").mkdir(exist_ok=True)
+    engineio_compat.install()  # binary pushes to WebSocket and polling viewers alike
     # Captures whose process died while recording: marked interrupted now, and the Rig page
     # says which modules they may have left recording.
     interrupted = store.mark_interrupted_captures(
