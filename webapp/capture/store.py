@@ -70,14 +70,18 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat()
 
 
+def id_slug(name: str) -> str:
+    """A capture name as its id spells it (``My Measurement`` -> ``My_Measurement``)."""
+    return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("_") or "capture"
+
+
 def new_capture_id(
     name: str, data_dir: Path | None = None, now: float | None = None, root: Path | None = None
 ) -> str:
     """``20261123-221530-My_Measurement``; a suffix keeps ids unique within ``data_dir``'s
     captures folder (or within ``root``, a folder of capture folders)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
-    slug = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("_") or "capture"
-    base = f"{stamp}-{slug}"
+    base = f"{stamp}-{id_slug(name)}"
     if root is None:
         if data_dir is None:
             return base
@@ -240,6 +244,13 @@ class CaptureRecord:
     quality: QualityChangeLimit = field(default_factory=QualityChangeLimit)
     quality_summary: dict[str, Any] | None = None
     """``quality`` in capture.json: written once the capture has ended."""
+    title: str = ""
+    """The name History shows (set there; "" shows ``name``): a rename never touches the
+    folder or the file names, which keep ``name``."""
+    test: dict[str, Any] = field(default_factory=dict)
+    """Test metadata: object, operator, notes, tags (webapp/capture/labels.py)."""
+    channels: list[dict[str, Any]] = field(default_factory=list)
+    """The labelled channels: module number, channel, name, point, direction, group, note."""
     window: dict[str, Any] | None = None
     """For a recording cut from a monitored measurement: which one, the kind (manual, trigger,
     segment), start and end ticks, the trigger or the segment's neighbours (docs/capture-format.md)."""
@@ -291,6 +302,9 @@ class CaptureRecord:
             "format": FORMAT,
             "id": self.id,
             "name": self.name,
+            "title": self.title,
+            "test": self.test,
+            "channels": self.channels,
             "created": iso(self.created),
             "ended": iso(self.ended) if self.ended is not None else None,
             "outcome": self.outcome,
