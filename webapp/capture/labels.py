@@ -344,3 +344,20 @@ def names_in(folder_ids: list[str]) -> set[str]:
         if m:
             out.add(m[1])
     return out
+
+
+def title_of(meta: dict[str, Any] | None, name: str) -> str:
+    """The name History shows: capture.json's ``title``, else the recorded ``name``."""
+    title = (meta or {}).get("title")
+    return title if isinstance(title, str) and title else name
+
+
+def test_of(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """capture.json's ``test`` with its four keys (empty when absent or not what it should be:
+    an older capture has none)."""
+    test = (meta or {}).get("test")
+    test = test if isinstance(test, dict) else {}
+    tags = test.get("tags")
+    out: dict[str, Any] = {k: str(test.get(k) or "") for k in ("object", "operator", "notes")}
+    out["tags"] = [str(t) for t in tags] if isinstance(tags, list) else []
+    return out
