@@ -39,7 +39,11 @@ def test_reader_takes_labels_and_leaves_unlabelled_channels_alone(labelled: Path
         assert cap.title == "Run 3, second gear"
         assert cap.test == TEST
         gear = cap.channel("m1-ch2").metadata()
-        assert (gear["name"], gear["point"], gear["direction"]) == ("Gearbox 1X+", "gearbox:1", "+X")
+        assert (gear["name"], gear["point"], gear["direction"]) == (
+            "Gearbox 1X+",
+            "gearbox:1",
+            "+X",
+        )
         assert gear["dof"] == "gearbox:1:+X"
         assert cap.channel("m1-ch1").metadata()["dof"] == "cabin:7"  # a scalar: no direction
         plain = cap.channel("m2-ch1").metadata()
@@ -75,7 +79,11 @@ def test_hdf5_attributes(labelled: Path, tmp_path: Path) -> None:
         assert json.loads(h5.attrs["test_tags"]) == ["nvh", "road"]
         mount = h5["module2/channel3"].attrs
         assert mount["name"] == "Mount −Z" and mount["dof"] == "mount:12:-Z"
-        assert (mount["point"], mount["direction"], mount["note"]) == ("mount:12", "-Z", "rear left")
+        assert (mount["point"], mount["direction"], mount["note"]) == (
+            "mount:12",
+            "-Z",
+            "rear left",
+        )
         assert h5["module1/channel1"].attrs["group"] == "acoustics"
 
 

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from webapp.analysis.index import signal_ids
-from webapp.capture.labels import LABEL_FIELDS
 from webapp.analysis.model import (
     FULL_SCALE,
     Channel,
@@ -20,6 +19,7 @@ from webapp.analysis.model import (
     StreamFile,
     iso_time,
 )
+from webapp.capture.labels import LABEL_FIELDS
 from webapp.openapi.stream import DataType, ticks_per_sample
 
 

@@ -21,7 +21,7 @@ from webapp.capture.schemas import FieldError, _address, validate
 
 COLUMNS = ("module", "channel", *LABEL_FIELDS)
 REQUIRED = ("module", "channel")
-MAX_BYTES = 1 << 20
+MAX_BYTES = 512 << 10
 MAX_ROWS = 4096
 
 

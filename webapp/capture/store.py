@@ -255,6 +255,7 @@ class CaptureRecord:
     """For a recording cut from a monitored measurement: which one, the kind (manual, trigger,
     segment), start and end ticks, the trigger or the segment's neighbours (docs/capture-format.md)."""
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
+    _written: bool = False
 
     def add_event(self, event: Event) -> None:
         if isinstance(event, PtpLockChanged):
@@ -331,16 +332,24 @@ class CaptureRecord:
         ended, the quality summary of its files follows (see :meth:`_summarize`), unless
         ``summarize`` is false (a window finished while the measurement still streams: its
         summary reads every file, which must not compete with the receivers)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         with self._write_lock:
+            if not self._written:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            elif not self.folder.is_dir():
+                log.info("capture %s was deleted; capture.json not written again", self.id)
+                return
+            self._written = True
             document = self.to_json()
             document["events"] = list(self.events)  # a snapshot: events may still be added
             path = self.folder / CAPTURE_JSON
 
             def write_file() -> None:
                 # Serialising a big capture takes a while: off the hub, like the file writing.
-                write_json_atomic(path, document)
-                if document["outcome"] != "running" and summarize:
+                if document["outcome"] == "running":
+                    write_json_atomic(path, document)
+                    return
+                write_ended(path, document)
+                if summarize:
                     self._summarize(path, document)
 
             runtime.offload(write_file)
@@ -358,7 +367,8 @@ class CaptureRecord:
                 log.warning("quality summary of %s not computed: %s", self.folder, exc)
                 return
         document["quality"] = self.quality_summary
-        write_json_atomic(path, document)
+        if path.parent.is_dir():
+            write_ended(path, document)
 
 
 def _jsonable(value: Any) -> Any:
@@ -389,6 +399,49 @@ def read_capture(folder: Path) -> dict[str, Any]:
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     """Write a JSON file atomically (the one rule of :mod:`webapp.statefile`)."""
     statefile.write_json(path, document)
+
+
+EDITED_KEYS = ("title", "test", "edited")
+"""What History changes in an ended capture's capture.json (see :func:`update_capture`)."""
+_EDIT_LOCK = threading.Lock()
+
+
+def write_ended(path: Path, document: dict[str, Any]) -> None:
+    """Write an ended capture's capture.json, keeping what History changed in it meanwhile:
+    the writer may still add the quality summary or the teardown's findings after the end,
+    and an edit made in between must not be lost."""
+    with _EDIT_LOCK:
+        try:
+            with open(path, encoding="utf-8") as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and old.get("edited"):
+            for key in EDITED_KEYS:
+                if key in old:
+                    document[key] = old[key]
+        write_json_atomic(path, document)
+
+
+class CaptureRunning(RuntimeError):
+    """The capture is still being recorded: History does not change or delete it."""
+
+
+def update_capture(folder: Path, change: Any) -> dict[str, Any]:
+    """Read capture.json, let ``change(document)`` change it and write it back atomically
+    (with ``edited``: when); refused with :class:`CaptureRunning` while it is recorded."""
+    path = Path(folder) / CAPTURE_JSON
+    with _EDIT_LOCK:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+        if not isinstance(document, dict):
+            raise ValueError("capture.json is not a JSON object")
+        if effective_outcome(document) == "running":
+            raise CaptureRunning("the capture is still being recorded")
+        change(document)
+        document["edited"] = iso(time.time())
+        write_json_atomic(path, document)
+    return document
 
 
 def mark_interrupted(folder: Path, by: str) -> dict[str, Any] | None:

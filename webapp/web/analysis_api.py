@@ -97,8 +97,19 @@ class _Captures:
             old.cap.close()
         return entry
 
+    def forget(self, folder: Path) -> None:
+        with self._lock:
+            entry = self._entries.pop(folder, None)
+        if entry is not None:
+            entry.cap.close()
+
 
 _CAPTURES = _Captures()
+
+
+def forget(folder: Path) -> None:
+    """Close a capture the pages hold open (it is being deleted)."""
+    _CAPTURES.forget(folder)
 
 
 def _folder(capture_id: str) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from webapp.capture.labels import has_label, label_row, merge_test, name_from_template, names_in
@@ -106,7 +105,7 @@ class Control:
         template = (setup.get("test") or {}).get("name_template") or ""
         if "name" in req.model_fields_set or not template:
             return str(req.name)
-        folder = Path(getattr(self.orchestrator, "data_dir", ".")) / CAPTURES_DIR
+        folder = self.setups.path.parent / CAPTURES_DIR
         try:
             taken = names_in(os.listdir(folder))
         except OSError:

@@ -214,6 +214,12 @@ class CaptureEdit(Strict):
     test: TestEdit | None = None
 
 
+class ChannelTableImport(Strict):
+    """``PUT /api/setup/channels.csv`` as JSON: the CSV text (webapp/capture/channeltable.py)."""
+
+    csv: str
+
+
 class CaptureDelete(Strict):
     """``DELETE /api/captures/<id>``: the body must name the capture again and confirm."""
 
