@@ -93,6 +93,14 @@ def test_operator_names_channels_and_imports_a_table(server, browser, tmp_path):
     expect(page.locator(f'[aria-label="direction {first} channel 3"]')).to_have_value("-Z")
     expect(page.locator(f'[aria-label="name {first} channel 1"]')).to_have_value("Gearbox 1X+")
     shoot(page, "setup-channel-table-laptop")
+    page.goto(f"{base}/capture")  # the live meters name the channel too
+    expect(page.locator(f'[data-channel-name="{first}/1"]')).to_contain_text("Ch 1 Gearbox 1X+")
+    assert (
+        page.get_attribute(f'[data-channel-name="{first}/1"]', "title")
+        == "Gearbox 1X+ · gearbox:1:+X"
+    )
+    page.goto(f"{base}/setup")
+    expect(rows.first).to_be_visible(timeout=15000)
     page.set_viewport_size(TABLET)
     shoot(page, "setup-channel-table-tablet")
     assert not errors, errors

@@ -217,6 +217,8 @@ def channels(capture_id: str) -> Any:
         {
             "id": cap.id,
             "name": cap.name,
+            "title": cap.title,
+            "test": cap.test,
             "start_ticks": ref,
             "span": [(start - ref) / 2**32, (end - ref) / 2**32],
             "common_span": [(c_start - ref) / 2**32, (c_end - ref) / 2**32],
