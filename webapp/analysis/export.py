@@ -655,7 +655,8 @@ def _wav_channel_text(cap: Capture, keys: Sequence[str]) -> str:
     for i, key in enumerate(keys, start=1):
         ch = cap.channel(key)
         where = dof(ch.labels)
-        parts.append(f"{i}: {ch.name} ({key}{', ' + where if where else ''}, {ch.unit or '-'})")
+        unit = units.unit_label(ch.unit) or "-"
+        parts.append(f"{i}: {ch.name} ({key}{', ' + where if where else ''}, {unit})")
     return "; ".join(parts)
 
 
