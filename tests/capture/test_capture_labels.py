@@ -4,6 +4,9 @@ a second capture of the armed rig described differently, and a recording while m
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from webapp.capture.orchestrator import Orchestrator
 from webapp.capture.settings import CaptureSettings, ChannelSettings, SettingsError
 from webapp.capture.trigger import RecordPlan
 from webapp.emulator import EmulatedRig
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +103,36 @@ def test_bad_labels_are_refused_before_anything_is_sent(rig: EmulatedRig) -> Non
     bad = settings(rig, test={"tags": 5})
     with pytest.raises(SettingsError, match="tags must be a list"):
         bad.validate()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "webapp", "capture", *args],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )  # fmt: skip
+
+
+def test_capture_command_takes_a_channel_table_and_test_metadata(rig: EmulatedRig, tmp_path):
+    first, second = rig.addresses
+    table = tmp_path / "table.csv"
+    table.write_text(f"module,channel,name,point,direction\n{first},1,Hub,hub:4,-z\n"
+                     f"{second},2,Mic,cabin:7,\n")  # fmt: skip
+    out = tmp_path / "out"
+    result = run_cli(first, second, "-t", "0.3", "--bandwidth", "6.4 kHz", "-o", str(out),
+                     "--channel-table", str(table), "--object", "Car 7", "--tag", "nvh",
+                     "--tag", "road")  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    doc = json.loads((out / "capture.json").read_text())
+    assert doc["test"] == {"object": "Car 7", "operator": "", "notes": "", "tags": ["nvh", "road"]}
+    assert [(c["module"], c["channel"], c["name"], c["point"], c["direction"])
+            for c in doc["channels"]] == [(1, 1, "Hub", "hub:4", "-Z"), (2, 2, "Mic", "cabin:7", "")]  # fmt: skip
+    # A bad row is refused with its row and column, before any module is contacted.
+    table.write_text(f"module,channel,point\n{first},1,hub:4\n127.0.0.9,1,x:1\n")
+    result = run_cli(first, "-t", "0.3", "-o", str(tmp_path / "bad"), "--channel-table", str(table))
+    assert result.returncode == 2
+    assert (
+        f"error: {table}: row 3, column module: 127.0.0.9 is not one of the modules"
+        in result.stdout
+    )
+    assert not (tmp_path / "bad").exists()

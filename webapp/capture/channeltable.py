@@ -14,10 +14,11 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from webapp.capture.labels import LABEL_FIELDS, LabelFields
-from webapp.capture.schemas import FieldError, _address, validate
+from webapp.capture.schemas import FieldError, _address, address_key, validate
 
 COLUMNS = ("module", "channel", *LABEL_FIELDS)
 REQUIRED = ("module", "channel")
@@ -87,6 +88,27 @@ def parse_csv(text: str) -> list[TableRow]:
         seen[key] = number
         rows.append(row)
     return rows
+
+
+def labels_by_module(rows: list[TableRow], modules: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The capture settings' ``labels`` of a table for these module addresses (a row naming
+    another module is refused)."""
+    keys = {address_key(a): a for a in modules}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        address = keys.get(address_key(row.module))
+        if address is None:
+            raise TableError(
+                row.row, "module", f"{row.module} is not one of the modules ({', '.join(modules)})"
+            )
+        out.setdefault(address, []).append({"channel": row.channel, **row.label})
+    return out
+
+
+def read_table(path: Path, modules: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """A channel table file's labels for these modules (the ``capture`` command's
+    ``--channel-table``)."""
+    return labels_by_module(parse_csv(path.read_text(encoding="utf-8-sig")), modules)
 
 
 def _row(number: int, values: dict[str, str]) -> TableRow:
