@@ -166,3 +166,15 @@ def test_roles_and_audit(data_dir, bus, orchestrator):
     assert mine[4]["capture_id"] == OTHER_CAPTURE_ID and mine[4]["files"] == 2
     assert mine[5]["body"] == {"id": OTHER_CAPTURE_ID, "confirm": True}
     assert not (data_dir / "captures" / OTHER_CAPTURE_ID).exists()
+
+
+def test_a_deletion_cut_short_is_finished_at_the_next_start(tmp_path, bus, orchestrator):
+    from webapp.web.app import create_app
+
+    data_dir = tmp_path / "data"
+    kept = make_capture(data_dir)
+    trash = data_dir / "captures" / ".deleted-20260101-000000-Old-1a2b3c4d"
+    (trash / "sub").mkdir(parents=True)
+    (trash / "Old.1.stream").write_bytes(b"x")
+    create_app(data_dir, orchestrator=orchestrator, bus=bus)
+    assert not trash.exists() and kept.is_dir()

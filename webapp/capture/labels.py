@@ -76,7 +76,7 @@ def _text(value: Any, max_len: int, one_line: bool = True) -> str:
 
 
 def _direction_text(value: Any) -> str:
-    text = _text(value, 4).upper().replace(" ", "")
+    text = _text(value, 8).upper().replace(" ", "")
     if text in ("", "S", "SCALAR"):
         return ""
     if text[0] not in "+-":
