@@ -226,11 +226,15 @@
     try { info = await api("GET", `${base}/channels`); } catch (e) { Dash.showError($("page-error"), e); return; }
     const sel = $("channel-select");
     sel.replaceChildren(...info.channels.map((c) => el("option", { value: c.key },
-      `${c.key} · ${c.name}${c.unit ? " [" + (c.unit_label || c.unit) + "]" : ""}`)));
+      `${c.key} · ${c.name}${c.dof ? " · " + c.dof : ""}${c.unit ? " [" + (c.unit_label || c.unit) + "]" : ""}`)));
     full = info.span;
     view = full.slice();
     if (info.channels.length) selectChannel(info.channels[0].key);
-    $("cap-title").textContent = info.name;
+    $("cap-title").textContent = info.title || info.name;
+    const t = info.test || {};
+    const about = [t.object, t.operator && `by ${t.operator}`, (t.tags || []).join(", ")].filter(Boolean).join(" · ");
+    $("cap-test").textContent = about + (t.notes ? ` — ${t.notes}` : "");
+    $("cap-test").hidden = !about && !t.notes;
     loadQuality();
   }
 

@@ -4,6 +4,7 @@
 
 (() => {
   const { el, api, on } = Dash;
+  const manage = window.HistoryManage;
   const $ = (id) => document.getElementById(id);
 
   function details(c) {
@@ -72,13 +73,14 @@
   async function load() {
     Dash.showError($("history-error"), null);
     let data;
-    try { data = await api("GET", "/api/captures"); } catch (e) { Dash.showError($("history-error"), e); return; }
+    try { data = await api("GET", "/api/captures" + manage.query()); } catch (e) { Dash.showError($("history-error"), e); return; }
+    manage.knownTags(data.captures);
     const body = $("history-table").querySelector("tbody");
     const open = new Set(Array.from(body.querySelectorAll("tr[data-capture] details[open]"))
       .map((d) => d.closest("tr").dataset.capture));
     body.replaceChildren();
     if (!data.captures.length) {
-      body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No captures yet.")));
+      body.append(el("tr", {}, el("td", { colspan: 6, class: "muted" }, manage.query() ? "No capture matches." : "No captures yet.")));
     }
     // Captures cut from one monitoring session (trigger events, segments) are grouped under a
     // heading row; "only this session" filters the list to them.
@@ -114,11 +116,16 @@
         download: f.file, dataset: { file: f.file } }, f.file, el("span", { class: "muted small" }, ` (${Dash.fmtBytes(f.bytes)})`)));
       const info = details(c);
       if (open.has(c.id)) info.open = true;
+      // The title History shows (a rename), the recorded name when it differs, the test.
+      const first = el("td", {}, el("a", { href: `/captures/${id}` }, el("b", { dataset: { title: c.id } }, c.title || c.name)),
+        c.title && c.title !== c.name ? el("div", { class: "small" }, `recorded as ${c.name}`) : null,
+        el("div", { class: "muted small" }, c.id), manage.description(c),
+        el("div", {}, el("a", { class: "small analyse", href: `/captures/${id}`, dataset: { analyse: c.id } }, "Analyse →")));
+      const tools = manage.controls(c, first);
+      if (tools) first.append(tools);
       body.append(el("tr", { class: measurement ? "in-group" : "",
         dataset: { capture: c.id, outcome: c.outcome, measurement: measurement || "" } },
-        el("td", {}, el("a", { href: `/captures/${id}` }, el("b", {}, c.name)),
-          el("div", { class: "muted small" }, c.id),
-          el("div", {}, el("a", { class: "small analyse", href: `/captures/${id}`, dataset: { analyse: c.id } }, "Analyse →"))),
+        first,
         el("td", {}, started(c.created)),
         el("td", {}, el("span", { class: `badge ${c.outcome}` }, c.outcome),
           qualityBadges(c.quality),
@@ -132,6 +139,7 @@
         el("td", { class: "files" }, el("div", {}, files), info)));
     }
   }
+  manage.onReload(load);
   $("reload-btn").onclick = load;
   on("history", load);
 })();

@@ -436,6 +436,16 @@
     }
   }, 500);
 
+  // "Ch 2" and the name the setup's channel table gives it, its point in the tooltip.
+  function channelName(address, n) {
+    const rows = (((state.setup || {}).setup || {}).channels || {})[address] || [];
+    const row = rows.find((r) => r.channel === n) || {};
+    const dof = row.point ? (row.direction ? `${row.point}:${row.direction}` : row.point) : (row.direction || "");
+    return el("span", { class: "ch-name", title: [row.name, dof, row.group].filter(Boolean).join(" · ") || null,
+      dataset: { channelName: `${address}/${n}` } }, `Ch ${n}`,
+      row.name ? el("span", { class: "small muted" }, ` ${row.name}`) : null);
+  }
+
   function renderModules() {
     const box = $("modules");
     const rigModules = Object.fromEntries(((state.rig || {}).modules || []).map((m) => [m.address, m]));
@@ -454,7 +464,7 @@
         rows.push(
           el("span", { class: `lamp ${L.color}`, title: L.text || L.color,
             dataset: { lamp: `${address}/${ch.channel}`, color: L.color } }),
-          el("span", {}, `Ch ${ch.channel}`),
+          channelName(address, ch.channel),
           el("div", {}, meter(level, stale, `${address}/${ch.channel}`),
             L.text ? el("div", { class: "fault-name" + (L.color === "magenta" ? " prev" : "") }, L.text) : null),
           el("div", { class: "readout" },

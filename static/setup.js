@@ -15,6 +15,8 @@
   const errBox = $("setup-error");
 
   function rigModules() { return ((state.rig || {}).modules || []); }
+  // The channel table and the test card (static/channel_table.js) edit this same draft.
+  window.SetupPage = { draft: () => draft, setDirty, rigModules, onRender: [] };
 
   function renderBandwidths() {
     const rates = rigModules().map((m) => (m.info || {}).sample_rates).filter((r) => r && r.length);
@@ -148,6 +150,7 @@
           el("thead", {}, el("tr", {}, ["Channel", "On", "TEDS detected", "Range", "Filter", "CCLD", "Polarisation", "Manual transducer"].map((h) => el("th", h === "Manual transducer" ? { title: "sensitivity (V per unit), unit, serial number" } : {}, h)))),
           body)) : el("p", { class: "muted" }, "Channels appear once the module has answered.")));
     }
+    for (const fn of window.SetupPage.onRender) fn();
   }
 
   function takeServer() {

@@ -19,6 +19,7 @@ from webapp.analysis.model import (
     StreamFile,
     iso_time,
 )
+from webapp.capture.labels import LABEL_FIELDS
 from webapp.openapi.stream import DataType, ticks_per_sample
 
 
@@ -74,6 +75,17 @@ class _ChannelBuilder:
             for sid in sorted(set(sids) | set(idx.interpretations)):
                 channel = self._channel_number(sf, sid, mod_meta, where)
                 self._add_channel(fnum, sf, sid, channel, mod_meta)
+
+    def _label(self, module: int, channel: int) -> dict[str, str]:
+        """The channel's labels from capture.json's ``channels`` (empty fields when none)."""
+        for entry in (self.meta or {}).get("channels") or []:
+            if (
+                isinstance(entry, dict)
+                and entry.get("module") == module
+                and entry.get("channel") == channel
+            ):
+                return {k: str(entry.get(k) or "") for k in LABEL_FIELDS}
+        return {k: "" for k in LABEL_FIELDS}
 
     def _module_meta(self, number: int) -> dict[str, Any] | None:
         if not self.meta:
@@ -192,6 +204,7 @@ class _ChannelBuilder:
         detected = (mod_meta or {}).get("transducers") or []
         if 1 <= channel <= len(detected) and isinstance(detected[channel - 1], dict):
             transducer = {**(transducer or {}), "detected": detected[channel - 1]}
+        label = self._label(sf.module, channel)
         key = f"m{sf.module}-ch{channel}"
         while key in {c.key for c in self.channels}:
             key += "'"
@@ -202,7 +215,7 @@ class _ChannelBuilder:
             channel=channel,
             signal_id=sid,
             file=fnum,
-            name=str((setup or {}).get("name") or f"Channel {channel}"),
+            name=label.get("name") or str((setup or {}).get("name") or f"Channel {channel}"),
             unit=interp.unit,
             sample_rate=rate,
             scale_factor=interp.scale_factor,
@@ -220,6 +233,7 @@ class _ChannelBuilder:
             setup=setup,
             transducer=transducer,
             range=str((setup or {}).get("range", "")),
+            labels=label,
         )
         if overlap:
             self.problems.append(

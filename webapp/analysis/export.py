@@ -30,6 +30,7 @@ from webapp.analysis.integrity import sync_report
 from webapp.analysis.model import TICKS_PER_SECOND, Channel, iso_time
 from webapp.analysis.quality import describe_span
 from webapp.analysis.reader import Capture
+from webapp.capture.labels import dof, uff_dof
 from webapp.openapi import units
 
 FORMATS = ("wav", "hdf5", "mat", "csv", "uff")
@@ -248,6 +249,8 @@ def write_wav(
             subtype="FLOAT",
             format="RF64" if big else "WAV",
         ) as wav:
+            wav.title = cap.title[:250]
+            wav.comment = _wav_channel_text(cap, keys)[:4000]
             for _f0, block, filled in _aligned_blocks(cap, sel, keys, np.float32):
                 np.nan_to_num(block, copy=False, nan=0.0)
                 wav.write(block)
@@ -310,6 +313,7 @@ def write_hdf5(
             }
         )
         h5.attrs.update(_sync_attrs(cap))
+        h5.attrs.update(_test_attrs(cap))
         if cap.meta:
             h5.attrs["capture_json"] = json.dumps(cap.meta)
             for key in ("outcome", "reason", "created", "streaming", "bandwidth"):
@@ -370,6 +374,8 @@ def _channel_attrs(cap: Capture, ch: Channel, lo: int, ref: int) -> dict[str, An
         "transducer_serial": int(transducer.get("serialNumber", 0) or 0),
         "transducer_sensitivity": float(transducer.get("sensitivity", 1.0) or 1.0),
         "transducer_unit": str(transducer.get("unit", ch.unit)),
+        **{k: ch.labels.get(k, "") for k in ("point", "direction", "group", "note")},
+        "dof": dof(ch.labels),
     }
     ref = units.reference(ch.unit)
     attrs.update(
@@ -466,6 +472,8 @@ def write_mat(
                 [_mat_name(cap.channel(k)) for k in sel.keys], dtype=object
             ).reshape(-1, 1),
             **_sync_attrs(cap),
+            **_test_attrs(cap),
+            "tags": np.array(cap.test["tags"], dtype=object).reshape(-1, 1),
         }
     }
     for i, key in enumerate(sel.keys):
@@ -575,6 +583,7 @@ def write_uff(
         result.samples += len(data)
         start = ch.start_ticks + lo * ch.ticks_per_sample
         spec, len_exp, force_exp = _UFF_UNITS.get(ch.unit, (0, 0, 0))
+        component, node, direction = uff_dof(ch.labels)
         mod = cap.modules.get(ch.module)
         unlocked = "".join(
             f"; PTP lost {span['from_s']:.3f}-"
@@ -584,17 +593,17 @@ def write_uff(
         )
         dset = pyuff.prepare_58(
             binary=1,
-            id1=f"{cap.name} {key}"[:80],
+            id1=f"{cap.title} {key}"[:80],
             id2=f"{ch.name}; {ch.range}; transducer {_transducer_text(ch)}"[:80],
             id3=f"start {iso_time(start)}; {in_sync}"[:80],
             id4=f"module {ch.module} {mod.name if mod else ''} {mod.type if mod else ''}"[:80],
             id5=f"signal {ch.signal_id}; {ch.sample_rate} S/s{unlocked}; NaN = lost"[:80],
             func_type=1,
-            rsp_node=ch.channel,
-            rsp_dir=0,
+            rsp_node=node or ch.channel,
+            rsp_dir=direction,
             ref_node=0,
             ref_dir=0,
-            rsp_ent_name=f"M{ch.module}"[:10],
+            rsp_ent_name=(component or f"M{ch.module}")[:10],
             abscissa_spacing=1,
             abscissa_spec_data_type=17,
             abscissa_axis_units_lab="s",
@@ -625,6 +634,30 @@ def _sync_attrs(cap: Capture) -> dict[str, Any]:
         "ptp_unlocked": json.dumps(spans),
         "ptp_unlocked_text": "; ".join(describe_span(span) for span in spans) or "none",
     }
+
+
+def _test_attrs(cap: Capture) -> dict[str, Any]:
+    """The capture's title and test metadata as export attributes (tags as a JSON list here;
+    MAT also has them as a cell array)."""
+    test = cap.test
+    return {
+        "title": cap.title,
+        "test_object": test["object"],
+        "test_operator": test["operator"],
+        "test_notes": test["notes"],
+        "test_tags": json.dumps(test["tags"], ensure_ascii=False),
+    }
+
+
+def _wav_channel_text(cap: Capture, keys: Sequence[str]) -> str:
+    """The WAV file's comment: each channel in file order with its name and point."""
+    parts = []
+    for i, key in enumerate(keys, start=1):
+        ch = cap.channel(key)
+        where = dof(ch.labels)
+        unit = units.unit_label(ch.unit) or "-"
+        parts.append(f"{i}: {ch.name} ({key}{', ' + where if where else ''}, {unit})")
+    return "; ".join(parts)
 
 
 def _transducer_text(ch: Channel) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from webapp.analysis.index import FileIndex
+from webapp.capture.labels import dof
 from webapp.openapi import units
 from webapp.openapi.stream import ticks_per_sample, validity_names
 
@@ -131,6 +132,8 @@ class Channel:
     setup: dict[str, Any] | None = None
     transducer: dict[str, Any] | None = None
     range: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    """name, point, direction, group, note (capture.json ``channels``; empty: none given)."""
     ends: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
     """End position of every segment (for searching ordered segments)."""
 
@@ -182,6 +185,8 @@ class Channel:
             "present": self.present,
             "duration_s": self.duration_s,
             "transducer": self.transducer,
+            **{k: self.labels.get(k, "") for k in ("point", "direction", "group", "note")},
+            "dof": dof(self.labels),
         }
 
 

@@ -48,6 +48,7 @@ from webapp.analysis.model import (
     StreamFile,
     Window,
 )
+from webapp.capture.labels import test_of, title_of
 from webapp.capture.writer import read_as_interrupted
 
 BATCH_ROWS = 64
@@ -188,6 +189,16 @@ class Capture:
             match = _FILE_NAME.match(self._files[0].path.name)
             return match.group("name") if match else self._files[0].path.stem
         return "capture"
+
+    @property
+    def title(self) -> str:
+        """The name History shows (capture.json ``title``; the recorded name when not set)."""
+        return title_of(self.meta, self.name)
+
+    @property
+    def test(self) -> dict[str, Any]:
+        """Test metadata (object, operator, notes, tags; empty when capture.json has none)."""
+        return test_of(self.meta)
 
     @property
     def id(self) -> str:

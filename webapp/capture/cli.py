@@ -29,6 +29,7 @@ from typing import Any, TextIO
 
 from webapp.capture import events as ev
 from webapp.capture import store
+from webapp.capture.channeltable import TableError, read_table
 from webapp.capture.diskspace import DISK_STOP
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.names import check_name
@@ -157,6 +158,18 @@ def add_parser(subparsers: Any) -> None:
         "since 1970); the measurement is monitored until then",
     )
     p.add_argument(
+        "--channel-table",
+        metavar="CSV",
+        help="name the channels: a channel table (module,channel,name,point,direction,group,"
+        "note; docs/capture.md), copied into capture.json and the exports",
+    )
+    p.add_argument("--object", default="", help="the test object, for capture.json")
+    p.add_argument("--operator", default="", help="who runs the test, for capture.json")
+    p.add_argument("--notes", default="", help="notes on the test, for capture.json")
+    p.add_argument(
+        "--tag", action="append", default=[], help="a tag for the capture (repeat for more)"
+    )
+    p.add_argument(
         "--keep-ptp",
         action="store_true",
         help="leave the modules in PTP mode afterwards (the next capture locks faster)",
@@ -187,12 +200,22 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         return_to_standalone=not args.keep_ptp,
         on_stream_drop="fail" if args.fail_on_drop else "reconnect",
         disk_margin_s=args.disk_margin,
-    )
+        test={"object": args.object, "operator": args.operator, "notes": args.notes,
+              "tags": args.tag},
+    )  # fmt: skip
     try:  # bad input is refused before any module is contacted
+        if args.channel_table:
+            settings.labels = read_table(Path(args.channel_table), settings.modules)
         settings.validate()
         plan = _plan(args)
+    except TableError as exc:
+        print(f"error: {args.channel_table}: {exc.message}", file=out, flush=True)
+        return EXIT_BAD_INPUT
     except SettingsError as exc:
         print(f"error: {_in_option_terms(exc)}", file=out, flush=True)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"error: --channel-table: {exc.strerror or exc}", file=out, flush=True)
         return EXIT_BAD_INPUT
     if not args.stop_timeout > 0:
         print("error: --stop-timeout must be more than 0 seconds", file=out, flush=True)

@@ -335,7 +335,8 @@ class Orchestrator(Monitoring, Disarming):
         if run is not None:
             name = settings.name if settings is not None else "My Measurement"
             duration = settings.duration_s if settings is not None else None
-            self.record_window(RecordPlan(name=name, mode="manual", duration_s=duration))
+            test = settings.test if settings is not None else None
+            self.record_window(RecordPlan(name=name, mode="manual", duration_s=duration, test=test))
             return run.id
         with self._lock:
             if self._recording or self._pending is not None:
@@ -348,6 +349,8 @@ class Orchestrator(Monitoring, Disarming):
                 else:
                     name, duration = session.settings.name, session.settings.duration_s
                 pending = self._new_pending(name, duration, folder)
+                if settings is not None:  # the armed rig's, described as this request says
+                    pending.test, pending.labels = settings.test, settings.labels
                 self._check_disk(session, pending)
                 self._pending = pending
                 self._announce(session, pending.capture_id, name, duration, "start")

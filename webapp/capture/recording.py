@@ -25,6 +25,7 @@ from webapp.capture.events import (
     RecordingTime,
     Warning,
 )
+from webapp.capture.labels import labelled_channels
 from webapp.capture.levels import LiveModule, levels_interval
 from webapp.capture.phases import WAIT_STOPPED, Order
 from webapp.capture.receiver import StreamReceiver
@@ -101,6 +102,11 @@ class Recording(StatusWatching):
             sample_rate=s.sample_rate,
             streaming="multi-socket" if settings.multi_socket else "single-socket",
             modules=[self._module_record(m) for m in s.modules],
+            test=dict(pending.test if pending.test is not None else settings.test),
+            channels=labelled_channels(
+                [(m.number, m.address) for m in s.modules],
+                pending.labels if pending.labels is not None else settings.labels,
+            ),
         )
 
     def _record(self, s: Session, pending: PendingCapture) -> None:

@@ -153,6 +153,10 @@ class PendingCapture:
     name: str
     duration_s: float | None
     folder: Path
+    test: dict[str, Any] | None = None
+    """This capture's test metadata; None: the session settings'."""
+    labels: dict[str, list[dict[str, Any]]] | None = None
+    """This capture's channel labels by address; None: the session settings'."""
 
 
 def fault_changes(m: ModuleRun, status: dict[str, Any]) -> list[Event]:

@@ -101,6 +101,12 @@ class CaptureSettings:
     """What a dropped stream does: "reconnect" (the others record on) or "fail"."""
     disk_margin_s: float = schemas.DEFAULT_DISK_MARGIN_S
     """Seconds of the expected data rate the disk must hold free to start."""
+    labels: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Channel labels by module address: ``channel`` and the fields of
+    :mod:`webapp.capture.labels` (name, point, direction, group, note). They describe the
+    capture and are copied into capture.json; they change nothing on a module."""
+    test: dict[str, Any] = field(default_factory=dict)
+    """The capture's test metadata (object, operator, notes, tags)."""
 
     @property
     def synchronized(self) -> bool:
@@ -113,6 +119,7 @@ class CaptureSettings:
         The rules are :class:`~webapp.capture.schemas.CaptureSettingsModel`'s; the name comes
         back normalised."""
         data = {f.name: getattr(self, f.name) for f in fields(self)}
+        self._validate_description(data.pop("labels"), data.pop("test"))
         channels = self.channels
         if isinstance(channels, dict):
             data["channels"] = {
@@ -126,6 +133,35 @@ class CaptureSettings:
         except FieldError as exc:
             raise SettingsError(exc.field, exc.message) from None
         self.name = checked.name
+
+    def _validate_description(self, labels: Any, test: Any) -> None:
+        """The labels and the test metadata by the rules of :mod:`webapp.capture.labels`
+        (normalised in place)."""
+        from webapp.capture.labels import LabelRow, TestInfo, info_json
+
+        if not isinstance(labels, dict):
+            raise SettingsError("labels", "must map module addresses to label lists")
+        checked: dict[str, list[dict[str, Any]]] = {}
+        for address, rows in labels.items():
+            if address not in self.modules:
+                raise SettingsError(f"labels.{address}", f"{address} is not one of the modules")
+            if not isinstance(rows, list):
+                raise SettingsError(f"labels.{address}", "must be a list of channel labels")
+            checked[address] = []
+            for j, row in enumerate(rows):
+                try:
+                    label = schemas.validate(LabelRow, row, ("labels", address, j))
+                except FieldError as exc:
+                    number = row.get("channel") if isinstance(row, dict) else None
+                    raise SettingsError(
+                        exc.field, f"{address} channel {number}: {exc.message}"
+                    ) from None
+                checked[address].append(label.model_dump())
+        try:
+            info = schemas.validate(TestInfo, test, ("test",))
+        except FieldError as exc:
+            raise SettingsError(exc.field, exc.message) from None
+        self.labels, self.test = checked, info_json(info)
 
     def same_session(self, other: CaptureSettings) -> list[str]:
         """Fields that differ in a way that needs the modules set up again (not name/duration)."""
@@ -160,6 +196,8 @@ class CaptureSettings:
             "return_to_standalone": self.return_to_standalone,
             "on_stream_drop": self.on_stream_drop,
             "disk_margin_s": self.disk_margin_s,
+            "labels": self.labels,
+            "test": self.test,
         }
 
     @classmethod

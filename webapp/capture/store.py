@@ -70,14 +70,18 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat()
 
 
+def id_slug(name: str) -> str:
+    """A capture name as its id spells it (``My Measurement`` -> ``My_Measurement``)."""
+    return re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("_") or "capture"
+
+
 def new_capture_id(
     name: str, data_dir: Path | None = None, now: float | None = None, root: Path | None = None
 ) -> str:
     """``20261123-221530-My_Measurement``; a suffix keeps ids unique within ``data_dir``'s
     captures folder (or within ``root``, a folder of capture folders)."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
-    slug = re.sub(r"[^\w.-]+", "_", unicodedata.normalize("NFC", name)).strip("_") or "capture"
-    base = f"{stamp}-{slug}"
+    base = f"{stamp}-{id_slug(name)}"
     if root is None:
         if data_dir is None:
             return base
@@ -240,10 +244,18 @@ class CaptureRecord:
     quality: QualityChangeLimit = field(default_factory=QualityChangeLimit)
     quality_summary: dict[str, Any] | None = None
     """``quality`` in capture.json: written once the capture has ended."""
+    title: str = ""
+    """The name History shows (set there; "" shows ``name``): a rename never touches the
+    folder or the file names, which keep ``name``."""
+    test: dict[str, Any] = field(default_factory=dict)
+    """Test metadata: object, operator, notes, tags (webapp/capture/labels.py)."""
+    channels: list[dict[str, Any]] = field(default_factory=list)
+    """The labelled channels: module number, channel, name, point, direction, group, note."""
     window: dict[str, Any] | None = None
     """For a recording cut from a monitored measurement: which one, the kind (manual, trigger,
     segment), start and end ticks, the trigger or the segment's neighbours (docs/capture-format.md)."""
     _write_lock: threading.Lock = field(default_factory=threading.Lock)
+    _written: bool = False
 
     def add_event(self, event: Event) -> None:
         if isinstance(event, PtpLockChanged):
@@ -291,6 +303,9 @@ class CaptureRecord:
             "format": FORMAT,
             "id": self.id,
             "name": self.name,
+            "title": self.title,
+            "test": self.test,
+            "channels": self.channels,
             "created": iso(self.created),
             "ended": iso(self.ended) if self.ended is not None else None,
             "outcome": self.outcome,
@@ -317,16 +332,24 @@ class CaptureRecord:
         ended, the quality summary of its files follows (see :meth:`_summarize`), unless
         ``summarize`` is false (a window finished while the measurement still streams: its
         summary reads every file, which must not compete with the receivers)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
         with self._write_lock:
+            if not self._written:
+                self.folder.mkdir(parents=True, exist_ok=True)
+            elif not self.folder.is_dir():
+                log.info("capture %s was deleted; capture.json not written again", self.id)
+                return
+            self._written = True
             document = self.to_json()
             document["events"] = list(self.events)  # a snapshot: events may still be added
             path = self.folder / CAPTURE_JSON
 
             def write_file() -> None:
                 # Serialising a big capture takes a while: off the hub, like the file writing.
-                write_json_atomic(path, document)
-                if document["outcome"] != "running" and summarize:
+                if document["outcome"] == "running":
+                    write_json_atomic(path, document)
+                    return
+                write_ended(path, document)
+                if summarize:
                     self._summarize(path, document)
 
             runtime.offload(write_file)
@@ -344,7 +367,8 @@ class CaptureRecord:
                 log.warning("quality summary of %s not computed: %s", self.folder, exc)
                 return
         document["quality"] = self.quality_summary
-        write_json_atomic(path, document)
+        if path.parent.is_dir():
+            write_ended(path, document)
 
 
 def _jsonable(value: Any) -> Any:
@@ -375,6 +399,49 @@ def read_capture(folder: Path) -> dict[str, Any]:
 def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
     """Write a JSON file atomically (the one rule of :mod:`webapp.statefile`)."""
     statefile.write_json(path, document)
+
+
+EDITED_KEYS = ("title", "test", "edited")
+"""What History changes in an ended capture's capture.json (see :func:`update_capture`)."""
+_EDIT_LOCK = threading.Lock()
+
+
+def write_ended(path: Path, document: dict[str, Any]) -> None:
+    """Write an ended capture's capture.json, keeping what History changed in it meanwhile:
+    the writer may still add the quality summary or the teardown's findings after the end,
+    and an edit made in between must not be lost."""
+    with _EDIT_LOCK:
+        try:
+            with open(path, encoding="utf-8") as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            old = None
+        if isinstance(old, dict) and old.get("edited"):
+            for key in EDITED_KEYS:
+                if key in old:
+                    document[key] = old[key]
+        write_json_atomic(path, document)
+
+
+class CaptureRunning(RuntimeError):
+    """The capture is still being recorded: History does not change or delete it."""
+
+
+def update_capture(folder: Path, change: Any) -> dict[str, Any]:
+    """Read capture.json, let ``change(document)`` change it and write it back atomically
+    (with ``edited``: when); refused with :class:`CaptureRunning` while it is recorded."""
+    path = Path(folder) / CAPTURE_JSON
+    with _EDIT_LOCK:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+        if not isinstance(document, dict):
+            raise ValueError("capture.json is not a JSON object")
+        if effective_outcome(document) == "running":
+            raise CaptureRunning("the capture is still being recorded")
+        change(document)
+        document["edited"] = iso(time.time())
+        write_json_atomic(path, document)
+    return document
 
 
 def mark_interrupted(folder: Path, by: str) -> dict[str, Any] | None:

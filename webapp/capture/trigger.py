@@ -123,6 +123,9 @@ class RecordPlan:
     hold_off_s: float = 0.0
     segment_s: float | None = None
     start_at: float | None = None
+    test: dict[str, Any] | None = None
+    """The recordings' test metadata (checked by webapp/capture/labels.py's rules on the way
+    in); None: the armed settings'."""
 
     def validate(self) -> None:
         if self.mode not in ("manual", "trigger", "segments"):

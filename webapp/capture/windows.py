@@ -141,6 +141,7 @@ class WindowCaptures(Recording):
         root = self._window_root(run)
         capture_id = store.new_capture_id(name, root=root)
         pending = PendingCapture(capture_id, name, duration, root / capture_id)
+        pending.test = plan.test if plan is not None else None
         pending.folder.mkdir(parents=True, exist_ok=True)
         capture = self._capture_record(s, pending)
         window: dict[str, Any] = {

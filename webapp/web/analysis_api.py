@@ -98,8 +98,19 @@ class _Captures:
             old.cap.close()
         return entry
 
+    def forget(self, folder: Path) -> None:
+        with self._lock:
+            entry = self._entries.pop(folder, None)
+        if entry is not None:
+            entry.cap.close()
+
 
 _CAPTURES = _Captures()
+
+
+def forget(folder: Path) -> None:
+    """Close a capture the pages hold open (it is being deleted)."""
+    _CAPTURES.forget(folder)
 
 
 def _folder(capture_id: str) -> Path:
@@ -207,6 +218,8 @@ def channels(capture_id: str) -> Any:
         {
             "id": cap.id,
             "name": cap.name,
+            "title": cap.title,
+            "test": cap.test,
             "start_ticks": ref,
             "span": [(start - ref) / 2**32, (end - ref) / 2**32],
             "common_span": [(c_start - ref) / 2**32, (c_end - ref) / 2**32],

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, send_file
+from flask import Blueprint, Response, abort, current_app, jsonify, request, send_file
 
+from webapp.capture.channeltable import write_csv
 from webapp.capture.schemas import FieldError
-from webapp.web import auth, bodies, history, schemas
+from webapp.web import auth, bodies, history, manage, schemas
 from webapp.web.control import RequestError
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -138,6 +140,42 @@ def put_setup() -> Any:
     return jsonify(dash().setup_view())
 
 
+@bp.get("/setup/channels.csv")
+@auth.require_role("viewer")
+def get_channel_table() -> Any:
+    text = write_csv(dash().setups.for_rig(dash().rig.view()["modules"])["channels"])
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="channels.csv"'},
+    )
+
+
+@bp.put("/setup/channels.csv")
+@auth.require_role("operator")
+def put_channel_table() -> Any:
+    """The table as ``text/csv``, or JSON ``{"csv": "..."}``."""
+    if request.mimetype == "text/csv":
+        text = request.get_data(as_text=True)
+    else:
+        text = schemas.check(schemas.ChannelTableImport, _body()).csv
+    result = manage.import_table(dash().setups, dash().rig.view()["modules"], text)
+    dash().publish_setup()
+    return jsonify(imported=result, **dash().setup_view())
+
+
+@bp.get("/setup/file")
+@auth.require_role("viewer")
+def get_setup_file() -> Any:
+    """The current setup as a JSON file; ``PUT /api/setup`` takes it back."""
+    body = json.dumps(dash().setups.current(), indent=2, ensure_ascii=False) + "\n"
+    return Response(
+        body,
+        mimetype="application/json",
+        headers={"Content-Disposition": 'attachment; filename="setup.json"'},
+    )
+
+
 @bp.post("/setup/detect")
 @auth.require_role("operator")
 def detect() -> Any:
@@ -231,7 +269,22 @@ def disarm() -> Any:
 @bp.get("/captures")
 @auth.require_role("viewer")
 def list_captures() -> Any:
-    return jsonify(captures=history.list_captures(dash().data_dir))
+    """``?q=`` words to search for, ``?tag=`` (repeatable) tags a capture must have."""
+    query, tags = request.args.get("q", ""), request.args.getlist("tag")
+    found = history.list_captures(dash().data_dir)
+    return jsonify(captures=[c for c in found if history.matches(c, query, tags)])
+
+
+@bp.patch("/captures/<capture_id>")
+@auth.require_role("operator")
+def edit_capture(capture_id: str) -> Any:
+    return jsonify(manage.edit(dash().data_dir, dash().orchestrator, capture_id, _body()))
+
+
+@bp.delete("/captures/<capture_id>")
+@auth.require_role("operator")
+def delete_capture(capture_id: str) -> Any:
+    return jsonify(manage.delete(dash().data_dir, dash().orchestrator, capture_id, _body()))
 
 
 @bp.get("/captures/<capture_id>")

@@ -88,6 +88,9 @@ def create_app(
     interrupted = store.mark_interrupted_captures(
         data_dir, by=f"lanxi-dashboard serve (pid {os.getpid()} on {os.uname().nodename})"
     )
+    from webapp.web.manage import remove_leftovers
+
+    remove_leftovers(data_dir)  # captures deleted just before the last stop
 
     app = Flask(
         "webapp.web",

@@ -673,6 +673,9 @@ _AUDIT_ACTIONS: tuple[tuple[str, re.Pattern[str], str], ...] = tuple(
         ("POST", r"/api/rig/modules/.+/return-to-idle", "rig-return-to-idle"),
         ("POST", r"/api/emulator/faults", "fault-inject"),
         ("DELETE", r"/api/emulator/faults", "fault-clear"),
+        ("PUT", r"/api/setup/channels\.csv", "setup-channel-table"),
+        ("PATCH", r"/api/captures/[^/]+", "capture-edit"),
+        ("DELETE", r"/api/captures/[^/]+", "capture-delete"),
     )
 )
 

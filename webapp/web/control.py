@@ -8,9 +8,12 @@ gets a 4xx naming the field and nothing starts.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any
 
+from webapp.capture.labels import has_label, label_row, merge_test, name_from_template, names_in
 from webapp.capture.schemas import FieldError
+from webapp.capture.store import CAPTURES_DIR
 from webapp.web import schemas
 from webapp.web.rig import RigStore
 from webapp.web.setups import SetupStore
@@ -67,9 +70,10 @@ class Control:
             setup.update({k: v for k, v in override.items() if k != "channels"})
             setup["channels"].update(override.get("channels", {}))
 
+        test = merge_test(setup.get("test"), req.test)
         settings = CaptureSettings(
             modules=modules,
-            name=req.name,
+            name=self._name(req, setup, test),
             duration_s=req.duration_s,
             ptp_domain=req.ptp_domain if req.ptp_domain is not None else self.rig.domain,
             bandwidth=setup["bandwidth"],
@@ -81,6 +85,12 @@ class Control:
             multi_socket=setup["multi_socket"],
             on_stream_drop=req.on_stream_drop,
             disk_margin_s=req.disk_margin_s,
+            labels={
+                a: [label_row(row) for row in setup["channels"][a] if has_label(row)]
+                for a in modules
+                if setup["channels"].get(a)
+            },
+            test=test,
         )
         if req.ptp_timeout_s is not None:
             settings.ptp_timeout_s = req.ptp_timeout_s
@@ -89,6 +99,21 @@ class Control:
         except FieldError as exc:
             raise RequestError(exc.field, exc.message) from None
         return settings
+
+    def _name(self, req: Any, setup: dict[str, Any], test: dict[str, Any]) -> str:
+        """The request's name, or (none given) the one the setup's file-name template makes."""
+        template = (setup.get("test") or {}).get("name_template") or ""
+        if "name" in req.model_fields_set or not template:
+            return str(req.name)
+        folder = self.setups.path.parent / CAPTURES_DIR
+        try:
+            taken = names_in(os.listdir(folder))
+        except OSError:
+            taken = set()
+        try:
+            return name_from_template(template, test, str(req.name), taken)
+        except ValueError as exc:
+            raise RequestError("setup.test.name_template", str(exc)) from None
 
     @staticmethod
     def _channel_settings(row: dict[str, Any]) -> Any:
@@ -134,8 +159,9 @@ class Control:
             raise RequestError(None, "the request body must be a JSON object")
         try:
             req = schemas.check(schemas.RecordRequest, body)
+            setup = self.setups.current()
             plan = RecordPlan(
-                name=req.name,
+                name=self._name(req, setup, merge_test(setup.get("test"), req.test)),
                 mode=req.mode,
                 duration_s=req.duration_s,
                 trigger=TriggerSpec.from_json(req.trigger) if req.trigger is not None else None,
@@ -144,6 +170,7 @@ class Control:
                 hold_off_s=req.hold_off_s,
                 segment_s=req.segment_s,
                 start_at=req.start_at,
+                test=merge_test(setup.get("test"), req.test) if req.test is not None else None,
             )
             plan.validate()
         except (FieldError, SettingsError) as exc:

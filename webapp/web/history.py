@@ -16,6 +16,7 @@ from typing import Any
 
 from webapp import runtime
 from webapp.analysis.quality import SUMMARY_VERSION, summarize_folder
+from webapp.capture.labels import dof, test_of, title_of
 from webapp.capture.store import folder_signature
 from webapp.capture.writer import read_as_interrupted
 
@@ -91,9 +92,14 @@ def summary(capture_id: str, manifest: dict[str, Any] | None, folder: Path) -> d
     m = manifest or {}
     modules = m.get("modules") or []
     events = m.get("events")
+    name = m.get("name", capture_id)
     return {
         "id": capture_id,
-        "name": m.get("name", capture_id),
+        "name": name,
+        "title": title_of(m, str(name)),
+        "test": test_of(m),
+        "channels": [c for c in m.get("channels") or [] if isinstance(c, dict)],
+        "edited": m.get("edited"),
         "created": m.get("created"),
         "ended": m.get("ended"),
         "outcome": m.get("outcome", "unknown" if manifest is None else "running"),
@@ -148,6 +154,29 @@ def _window(window: Any) -> dict[str, Any] | None:
         else None,
         "segment": segment,
     }  # fmt: skip
+
+
+def matches(summary: dict[str, Any], query: str = "", tags: list[str] | None = None) -> bool:
+    """History's search: every word of ``query`` is in the capture's id, name, title, test
+    object, operator, notes, tags or channel names and points (case does not matter), and the
+    capture has every tag of ``tags``."""
+    test = summary.get("test") or {}
+    have = {t.casefold() for t in test.get("tags") or []}
+    if any(t.casefold() not in have for t in tags or []):
+        return False
+    words = query.casefold().split()
+    if not words:
+        return True
+    text = " ".join(
+        [str(summary.get(k) or "") for k in ("id", "name", "title")]
+        + [str(test.get(k) or "") for k in ("object", "operator", "notes")]
+        + list(test.get("tags") or [])
+        + [
+            f"{c.get('name', '')} {dof(c)} {c.get('group', '')}"
+            for c in summary.get("channels") or []
+        ]
+    ).casefold()
+    return all(w in text for w in words)
 
 
 def list_captures(data_dir: Path) -> list[dict[str, Any]]:

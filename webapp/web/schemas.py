@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from webapp.capture.labels import LabelFields, TestEdit, TestInfo, TestSetup, Title
 from webapp.capture.names import check_name
 from webapp.capture.schemas import (
     DEFAULT_DISK_MARGIN_S,
@@ -76,7 +77,10 @@ class SetupTransducer(Strict):
     type: Annotated[str, Field(max_length=32)] = ""
 
 
-class SetupChannel(ChannelBase):
+class SetupChannel(LabelFields, ChannelBase):
+    """A channel row; the label fields (name, point, direction, group, note) are
+    :mod:`webapp.capture.labels`'s."""
+
     enabled: bool = True
     transducer: SetupTransducer | None = None
 
@@ -86,6 +90,8 @@ class Setup(Strict):
     """None: the highest bandwidth every module of the rig supports."""
     multi_socket: bool = False
     channels: dict[str, list[SetupChannel]] = {}
+    test: TestSetup = TestSetup()
+    """The next captures' test metadata and file-name template."""
 
     @model_validator(mode="after")
     def _no_channel_twice(self) -> Setup:
@@ -109,10 +115,12 @@ def setup_json(setup: Setup, partial: bool = False) -> dict[str, Any]:
     """The plain JSON of a checked setup (channel rows complete, sorted by channel);
     ``partial``: only the keys the request gave."""
     out: dict[str, Any] = {}
-    for key in ("bandwidth", "multi_socket", "channels"):
+    for key in ("bandwidth", "multi_socket", "channels", "test"):
         if partial and key not in setup.model_fields_set:
             continue
-        if key == "channels":
+        if key == "test":
+            out[key] = setup.test.model_dump()
+        elif key == "channels":
             out[key] = {
                 str(address): sorted((row.model_dump() for row in rows), key=lambda r: r["channel"])
                 for address, rows in setup.channels.items()
@@ -138,6 +146,8 @@ class StartRequest(Strict):
     setup: Setup | None = None
     on_stream_drop: StreamDrop = DEFAULT_ON_STREAM_DROP
     disk_margin_s: DiskMargin = DEFAULT_DISK_MARGIN_S
+    test: TestInfo | None = None
+    """This capture's test metadata, over the setup's (the keys given replace its)."""
 
 
 class RecordRequest(Strict):
@@ -153,6 +163,8 @@ class RecordRequest(Strict):
     hold_off_s: float = 0.0
     segment_s: float | None = None
     start_at: float | None = None
+    test: TestInfo | None = None
+    """These recordings' test metadata, over the armed setup's."""
 
 
 class ChannelRef(Strict):
@@ -202,6 +214,30 @@ class RigConfig(Strict):
 
     master: str | None = None
     ptp_domain: PtpDomain | None = None
+
+
+# --- History: a capture's title and test metadata, deleting it ------------------------------
+
+
+class CaptureEdit(Strict):
+    """``PATCH /api/captures/<id>``: the keys given replace the capture's (``test`` keys one by
+    one); ``title`` "" shows the recorded name again."""
+
+    title: Title | None = None
+    test: TestEdit | None = None
+
+
+class ChannelTableImport(Strict):
+    """``PUT /api/setup/channels.csv`` as JSON: the CSV text (webapp/capture/channeltable.py)."""
+
+    csv: str
+
+
+class CaptureDelete(Strict):
+    """``DELETE /api/captures/<id>``: the body must name the capture again and confirm."""
+
+    id: str
+    confirm: bool
 
 
 # --- saved setups, fault injection ---------------------------------------------------------

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp import statefile
+from webapp.capture.labels import LABEL_FIELDS
 from webapp.capture.names import check_name as check_file_name
 from webapp.capture.schemas import FieldError
 from webapp.web import schemas
@@ -62,6 +63,7 @@ def default_channel(channel: int) -> dict[str, Any]:
         "ccld": None,
         "polvolt": None,
         "transducer": None,
+        **{key: "" for key in LABEL_FIELDS},
     }
 
 
