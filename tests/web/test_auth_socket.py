@@ -133,7 +133,8 @@ def test_socket_decorators_check_role_and_control_lock(app, orchestrator):
 
     ack = vic.emit("test:control", {"x": 1}, callback=True)
     assert ack == {"ok": False, "error": "this needs the operator role", "status": 403}
-    assert [p["name"] for p in vic.get_received()] == ["auth_error"]
+    # (a viewer count pushed by the sender may come in between: not what this is about)
+    assert [p["name"] for p in vic.get_received() if p["name"] != "viewers"] == ["auth_error"]
     assert olga.emit("test:control", {"x": 2}, callback=True) == {"ok": True}  # takes control
     ack = otto.emit("test:control", {"x": 3}, callback=True)
     assert ack["status"] == 409 and ack["control"]["holder"]["user"] == "olga"
