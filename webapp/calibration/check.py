@@ -60,8 +60,9 @@ def run_check(
             entry = database.get(transducer)
         except KeyError:
             raise CalibrationError(f"transducer {transducer} is not in the database") from None
-    ccld = entry.ccld if entry else None
-    polarisation = entry.polarisation if entry else None
+    # What the database says a transducer needs is switched on; otherwise the detection's.
+    ccld = True if entry and entry.ccld else None
+    polarisation = True if entry and entry.polarisation else None
     recording = record_channel(address, channel, seconds, ccld=ccld, polarisation=polarisation)
     if recording.detected:
         detected_entry = database.add_detected(recording.detected)
