@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from webapp.calibration.records import channel_calibrations
 from webapp.capture import store
 from webapp.capture.acoustics import LiveAcoustics
 from webapp.capture.diskspace import DISK_STOP, DiskWatch, expected_rate
@@ -58,6 +59,7 @@ class Recording(StatusWatching):
     state and the request, wait and event methods declared here)."""
 
     bus: EventBus
+    data_dir: Path
     live_levels: bool
     waveforms: str
     stall_timeout_s: float
@@ -101,6 +103,9 @@ class Recording(StatusWatching):
             sample_rate=s.sample_rate,
             streaming="multi-socket" if settings.multi_socket else "single-socket",
             modules=[self._module_record(m) for m in s.modules],
+            calibrations=channel_calibrations(
+                self.data_dir, ((m.number, m.setup) for m in s.modules)
+            ),
         )
 
     def _record(self, s: Session, pending: PendingCapture) -> None:

@@ -1,0 +1,49 @@
+"""What a capture records of its channels' calibrations: for every enabled channel whose
+transducer (TEDS or manual, by type and serial) is in the transducer database, its stored
+sensitivity, calibration and due dates, and whether the calibration was overdue at the start.
+``capture.json`` carries the list as ``calibrations`` (docs/capture-format.md)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from webapp.calibration.database import DATABASE_FILE, TransducerDatabase, teds_type
+from webapp.capture.schemas import FieldError
+
+log = logging.getLogger(__name__)
+
+
+def channel_calibrations(
+    data_dir: Path,
+    modules: Iterable[tuple[int, dict[str, Any] | None]],
+    today: date | None = None,
+) -> list[dict[str, Any]]:
+    """``modules``: (module number, applied setup) pairs. Empty without a database."""
+    if not (Path(data_dir) / DATABASE_FILE).exists():
+        return []
+    try:
+        database = TransducerDatabase(data_dir)
+    except (OSError, ValueError, FieldError) as exc:
+        log.warning("transducer database unreadable, calibrations not recorded: %s", exc)
+        return []
+    out: list[dict[str, Any]] = []
+    for number, setup in modules:
+        channels = (setup or {}).get("channels") or []
+        for i, ch in enumerate(channels):
+            if not isinstance(ch, dict) or not ch.get("enabled", True):
+                continue
+            t = ch.get("transducer") or {}
+            serial = t.get("serialNumber")
+            if not isinstance(t, dict) or not serial:
+                continue
+            entry = database.find(teds_type(t), serial)
+            if entry is None:
+                continue
+            out.append(
+                {"module": number, "channel": int(ch.get("channel", i + 1)), **entry.summary(today)}
+            )
+    return out
