@@ -47,3 +47,20 @@ def channel_calibrations(
                 {"module": number, "channel": int(ch.get("channel", i + 1)), **entry.summary(today)}
             )
     return out
+
+
+def detection_subscriber(database: TransducerDatabase) -> Any:
+    """A bus subscriber that adds every TEDS transducer a detection finds to ``database``
+    (and notes the TEDS sensitivity of known ones)."""
+    from webapp.capture.events import TransducersDetected
+
+    def on_event(event: Any) -> None:
+        if not isinstance(event, TransducersDetected):
+            return
+        for teds in event.transducers:
+            try:
+                database.add_detected(teds)
+            except (OSError, ValueError, FieldError) as exc:
+                log.warning("module %s: detected transducer not added: %s", event.module, exc)
+
+    return on_event

@@ -19,6 +19,7 @@ from webapp.calibration.measure import (
     CalibrationError,
     check_tolerance,
 )
+from webapp.calibration.records import detection_subscriber
 from webapp.capture.schemas import FieldError
 from webapp.openapi.client import ModuleError
 from webapp.web import auth, bodies
@@ -31,11 +32,19 @@ DB_KEY = "transducers"
 
 def database() -> TransducerDatabase:
     """The dashboard's database (one per app, in its data dir)."""
-    dash = current_app.extensions["lanxi"]
+    return _database_of(current_app.extensions["lanxi"])
+
+
+def _database_of(dash: Any) -> TransducerDatabase:
     db = dash.extras.get(DB_KEY)
     if db is None:
         db = dash.extras[DB_KEY] = TransducerDatabase(dash.data_dir)
     return db
+
+
+def watch_detections(dash: Any) -> None:
+    """TEDS transducers found by the orchestrator's detections go into the database."""
+    dash.bus.subscribe(detection_subscriber(_database_of(dash)))
 
 
 def _body() -> dict[str, Any]:

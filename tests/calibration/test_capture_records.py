@@ -1,0 +1,58 @@
+"""A capture records its channels' calibrations from the transducer database in capture.json,
+overdue ones flagged; TEDS transducers found by the capture's detection join the database."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.emulator import FAST_EMULATOR
+from webapp.calibration.database import TransducerDatabase
+from webapp.calibration.records import detection_subscriber
+from webapp.capture.events import EventBus, Phase
+from webapp.capture.orchestrator import Orchestrator
+from webapp.capture.settings import CaptureSettings
+from webapp.emulator import EmulatedRig
+
+
+@pytest.fixture
+def rig() -> Iterator[EmulatedRig]:
+    with EmulatedRig.start(1, types="3160", **FAST_EMULATOR) as r:
+        yield r
+
+
+def test_capture_json_records_overdue_calibrations(rig: EmulatedRig, tmp_path: Path) -> None:
+    db = TransducerDatabase(tmp_path)
+    db.put(
+        {
+            "type": "4189-A-021",
+            "serial": "3021100",
+            "sensitivity": 0.048,
+            "unit": "Pa",
+            "ccld": True,
+            "calibrated": "2020-01-01",
+            "due": "2021-01-01",
+        },
+        user="ana",
+    )
+    bus = EventBus()
+    bus.subscribe(detection_subscriber(db))
+    orch = Orchestrator(bus, tmp_path)
+    orch.start(CaptureSettings(modules=rig.addresses, duration_s=0.3))
+    assert orch.wait(30)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    meta = json.loads((orch.last_folder / "capture.json").read_text())
+    by_channel = {c["channel"]: c for c in meta["calibrations"]}
+    mic = by_channel[1]
+    assert mic["module"] == 1 and mic["id"] == "4189-A-021_3021100"
+    assert mic["overdue"] is True and mic["due"] == "2021-01-01"
+    # The accelerometer was not in the database before the capture: the capture's detection
+    # added it (before capture.json was begun), with no due date.
+    assert by_channel[2]["id"] == "4533-B-001_50900" and by_channel[2]["overdue"] is False
+    assert 3 not in by_channel  # a plain voltage input, no transducer
+    acc = db.get("4533-B-001_50900")
+    assert acc.teds and acc.sensitivity == pytest.approx(0.0100)
+    assert db.get("4189-A-021_3021100").teds_sensitivity == pytest.approx(0.048)
