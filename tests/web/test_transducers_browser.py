@@ -99,3 +99,29 @@ def test_calibration_flow_on_the_microphone(server, browser):
     shoot(page, "transducers-calibration-fail")
     assert errors == []
     page.context.close()
+
+
+@pytest.mark.parametrize("path", ["/setup", "/capture"])
+def test_overdue_calibrations_are_flagged_on_setup_and_capture(server, browser, path):
+    from playwright.sync_api import expect
+
+    body = {
+        "type": "4384",
+        "serial": "90001",
+        "sensitivity": 0.00101,
+        "unit": "m/s^2",
+        "calibrated": "2022-03-01",
+        "due": "2023-03-01",
+    }
+    r = requests.post(f"{server}/api/transducers", json=body, timeout=10)
+    assert r.status_code in (201, 400), r.text  # 400: the other page's run added it
+    page = browser.new_context(viewport=TABLET).new_page()
+    errors: list[str] = []
+    watch_errors(page, errors, console=False)
+    page.goto(f"{server}{path}")
+    flag = page.locator('#calibration-overdue [data-overdue="4384_90001"]')
+    expect(flag).to_contain_text("4384 s/n 90001, due 2023-03-01", timeout=10000)
+    expect(page.locator("#calibration-overdue a")).to_have_attribute("href", "/transducers")
+    shoot(page, f"calibration-overdue{path.replace('/', '-')}")
+    assert errors == []
+    page.context.close()
