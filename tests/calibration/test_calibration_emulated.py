@@ -41,7 +41,7 @@ def test_microphone_check_reads_the_rigs_sensitivity_and_passes(
     assert check.transducer is not None and check.transducer.id == MIC_ID
     assert db.get(MIC_ID).teds and db.get(MIC_ID).sensitivity == pytest.approx(0.048)
     assert abs(20 * math.log10(r.sensitivity * 1e3 / MIC_MV_PER_PA)) < 0.1
-    assert r.measured_frequency_hz == pytest.approx(1000.0, abs=10)
+    assert r.measured_frequency_hz == pytest.approx(1000.0, abs=0.1)
     assert r.passed is True and abs(r.deviation_db) < 0.1
     assert r.level_with_stored_db == pytest.approx(94.0, abs=0.1)  # dB re 20 µPa
 
@@ -74,14 +74,17 @@ def test_accelerometer_on_the_calibration_shaker(rig: EmulatedRig, tmp_path: Pat
     r = check.result
     assert check.transducer is not None and check.transducer.id == ACC_ID
     assert abs(20 * math.log10(r.sensitivity * 1e3 / ACC_MV_PER_MS2)) < 0.1
+    assert r.measured_frequency_hz == pytest.approx(159.2, abs=0.1)
     assert r.passed is True
     assert r.level_with_stored_db == pytest.approx(140.0, abs=0.1)  # dB re 1 µm/s²
 
 
 def test_a_channel_without_the_tone_is_refused(rig: EmulatedRig, tmp_path: Path) -> None:
-    # Channel 3 carries a 160 Hz voltage tone, no 1 kHz calibrator.
-    with pytest.raises(CalibrationError, match="no 1000 Hz tone"):
+    # Channel 3 carries a 160 Hz voltage tone, no 1 kHz calibrator; channel 4 only noise.
+    with pytest.raises(CalibrationError, match="strongest tone is at 160.0 Hz, not 1000 Hz"):
         run_check(TransducerDatabase(tmp_path), rig.addresses[0], 3, "94dB@1kHz")
+    with pytest.raises(CalibrationError, match="no 1000 Hz tone dominates the channel"):
+        run_check(TransducerDatabase(tmp_path), rig.addresses[0], 4, "94dB@1kHz")
     # A microphone cannot be calibrated with a shaker.
     with pytest.raises(CalibrationError, match="measures Pa"):
         run_check(TransducerDatabase(tmp_path), rig.addresses[0], 1, "10m/s2@159.2Hz")

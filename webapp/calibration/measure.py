@@ -109,8 +109,10 @@ class ToneReading:
     rms: float
     """RMS of the tone (flat-top line at the reference frequency), in the samples' unit."""
     frequency_hz: float
-    """Where the strongest line lies."""
+    """The strongest tone's frequency (centroid of its lines)."""
     total_rms: float
+    strongest_rms: float
+    """RMS of the strongest tone, wherever it is."""
     frames: int
 
 
@@ -138,11 +140,16 @@ def read_tone(samples: np.ndarray, sample_rate: float, frequency_hz: float) -> T
     lo, hi = max(1, centre - span), min(len(power) - 1, centre + span)
     peak = lo + int(np.argmax(power[lo : hi + 1]))
     strongest = 1 + int(np.argmax(power[1:]))
+    # The tone's frequency between lines: the centroid of the flat top's main lobe (symmetric
+    # about the tone, about ±4 lines wide).
+    lobe = np.arange(max(1, strongest - 4), min(len(power), strongest + 5))
+    frequency = float(np.sum(power[lobe] * lobe) / np.sum(power[lobe])) * df
     total = float(np.sqrt(np.mean((x - x.mean()) ** 2)))
     return ToneReading(
         rms=float(np.sqrt(power[peak])),
-        frequency_hz=strongest * df,
+        frequency_hz=frequency,
         total_rms=total,
+        strongest_rms=float(np.sqrt(power[strongest])),
         frames=frames,
     )
 
@@ -200,16 +207,17 @@ def evaluate(
     tolerance_db = check_tolerance(tolerance_db)
     tone = read_tone(volts, sample_rate, reference.frequency_hz)
     f_ref = reference.frequency_hz
+    elsewhere = abs(tone.frequency_hz - f_ref) > FREQUENCY_TOLERANCE * f_ref + 1.0
+    if elsewhere and tone.strongest_rms >= MIN_TONE_SHARE * tone.total_rms > 0:
+        raise CalibrationError(
+            f"the strongest tone is at {tone.frequency_hz:.1f} Hz, not {f_ref:g} Hz: check the "
+            f"{reference.kind}'s setting"
+        )
     if tone.total_rms <= 0 or tone.rms < MIN_TONE_SHARE * tone.total_rms:
         raise CalibrationError(
             f"no {f_ref:g} Hz tone dominates the channel (tone {tone.rms * 1e3:.4g} mV of "
             f"{tone.total_rms * 1e3:.4g} mV RMS): is the {reference.kind} on this transducer "
             "and switched on?"
-        )
-    if abs(tone.frequency_hz - f_ref) > FREQUENCY_TOLERANCE * f_ref + 1.0:
-        raise CalibrationError(
-            f"the strongest tone is at {tone.frequency_hz:.1f} Hz, not {f_ref:g} Hz: check the "
-            f"{reference.kind}'s setting"
         )
     sensitivity = tone.rms / reference.rms
     deviation = passed = level = None
