@@ -125,3 +125,35 @@ def test_overdue_calibrations_are_flagged_on_setup_and_capture(server, browser, 
     shoot(page, f"calibration-overdue{path.replace('/', '-')}")
     assert errors == []
     page.context.close()
+
+
+def test_setup_picks_a_channels_transducer_from_the_database(server, browser):
+    from playwright.sync_api import expect
+
+    body = {"type": "4508-B", "serial": "880011", "sensitivity": 0.00998, "unit": "m/s^2"}
+    r = requests.post(f"{server}/api/transducers", json=body, timeout=10)
+    assert r.status_code == 201, r.text
+    page = browser.new_context(viewport=LAPTOP).new_page()
+    errors: list[str] = []
+    watch_errors(page, errors, console=False)
+    page.goto(f"{server}/setup")
+    picker = page.locator('select[aria-label$="channel 4"].transducer-pick')
+    expect(picker.locator('option[value="4508-B_880011"]')).to_have_count(1, timeout=10000)
+    picker.select_option("4508-B_880011")
+    expect(page.locator('input[aria-label$="channel 4"][placeholder="V/unit"]')).to_have_value(
+        "0.00998"
+    )
+    page.click("#apply-btn")
+    expect(page.locator("#dirty-note")).to_be_hidden(timeout=10000)
+    setup = requests.get(f"{server}/api/setup", timeout=10).json()["setup"]
+    (rows,) = setup["channels"].values()
+    row = next(r for r in rows if r["channel"] == 4)
+    assert row["transducer"] == {
+        "sensitivity": 0.00998,
+        "unit": "m/s^2",
+        "serial": 880011,
+        "type": "4508-B",
+    }
+    shoot(page, "setup-transducer-picker")
+    assert errors == []
+    page.context.close()
