@@ -7,15 +7,18 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.emulator import FAST_EMULATOR
+from webapp.analysis.reader import Capture
 from webapp.calibration.database import TransducerDatabase
 from webapp.calibration.records import detection_subscriber
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.orchestrator import Orchestrator
 from webapp.capture.settings import CaptureSettings
 from webapp.emulator import EmulatedRig
+from webapp.emulator.rig import microphone
 
 
 @pytest.fixture
@@ -56,3 +59,27 @@ def test_capture_json_records_overdue_calibrations(rig: EmulatedRig, tmp_path: P
     acc = db.get("4533-B-001_50900")
     assert acc.teds and acc.sensitivity == pytest.approx(0.0100)
     assert db.get("4189-A-021_3021100").teds_sensitivity == pytest.approx(0.048)
+
+
+def test_a_teds_transducer_is_set_up_with_its_stored_calibration(
+    rig: EmulatedRig, tmp_path: Path
+) -> None:
+    # The latest calibration says 50.0 mV/Pa where the microphone's TEDS says 48.0 mV/Pa: the
+    # setup carries the calibration, so the 94.0 dB calibrator reads 48/50 of 1.0024 Pa.
+    db = TransducerDatabase(tmp_path)
+    db.add_detected(microphone(0).to_json(flags_as_int=True))
+    db.record_calibration("4189-A-021_3021100", sensitivity=0.050, user="ana")
+    orch = Orchestrator(EventBus(), tmp_path)
+    orch.start(CaptureSettings(modules=rig.addresses, duration_s=0.3))
+    assert orch.wait(30)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    meta = json.loads((orch.last_folder / "capture.json").read_text())
+    (module,) = meta["modules"]
+    ch1 = next(c for c in module["setup"]["channels"] if c["channel"] == 1)
+    assert ch1["transducer"]["sensitivity"] == 0.050
+    assert module["transducers"][0]["sensitivity"] == 0.048  # what TEDS said, kept
+    with Capture.open(orch.last_folder) as cap:
+        mic = next(c for c in cap.channels if c.channel == 1)
+        pa = cap.read(mic.key)
+    rms = float(np.sqrt(np.mean(pa**2)))
+    assert rms == pytest.approx(1.0024 * 48 / 50, rel=0.005)

@@ -64,3 +64,27 @@ def detection_subscriber(database: TransducerDatabase) -> Any:
                 log.warning("module %s: detected transducer not added: %s", event.module, exc)
 
     return on_event
+
+
+def calibrated_transducers(
+    data_dir: Path, detected: list[dict[str, Any] | None] | None
+) -> list[dict[str, Any] | None] | None:
+    """The detected TEDS transducers with the database's sensitivity where the database has
+    the transducer: the latest calibration, or the TEDS value if the user chose that (what the
+    Transducers page shows when the two differ). Without a database: ``detected`` unchanged."""
+    if not detected or not (Path(data_dir) / DATABASE_FILE).exists():
+        return detected
+    try:
+        database = TransducerDatabase(data_dir)
+    except (OSError, ValueError, FieldError) as exc:
+        log.warning("transducer database unreadable, TEDS sensitivities used: %s", exc)
+        return detected
+    out: list[dict[str, Any] | None] = []
+    for teds in detected:
+        entry = None
+        if teds and teds.get("serialNumber"):
+            entry = database.find(teds_type(teds), teds["serialNumber"])
+        if teds and entry is not None and entry.sensitivity != teds.get("sensitivity"):
+            teds = {**teds, "sensitivity": entry.sensitivity}
+        out.append(teds)
+    return out
