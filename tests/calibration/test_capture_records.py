@@ -52,6 +52,11 @@ def test_capture_json_records_overdue_calibrations(rig: EmulatedRig, tmp_path: P
     mic = by_channel[1]
     assert mic["module"] == 1 and mic["id"] == "4189-A-021_3021100"
     assert mic["overdue"] is True and mic["due"] == "2021-01-01"
+    warnings = [e["message"] for e in meta["events"] if e["kind"] == "warning"]
+    assert (
+        "module 1 channel 1: the calibration of 4189-A-021 s/n 3021100 was due on 2021-01-01"
+        in warnings
+    )
     # The accelerometer was not in the database before the capture: the capture's detection
     # added it (before capture.json was begun), with no due date.
     assert by_channel[2]["id"] == "4533-B-001_50900" and by_channel[2]["overdue"] is False

@@ -88,3 +88,16 @@ def calibrated_transducers(
             teds = {**teds, "sensitivity": entry.sensitivity}
         out.append(teds)
     return out
+
+
+def overdue_warnings(calibrations: list[dict[str, Any]]) -> list[tuple[int, str]]:
+    """(module number, sentence) for every channel whose transducer's calibration is overdue."""
+    return [
+        (
+            c["module"],
+            f"module {c['module']} channel {c['channel']}: the calibration of {c['type']} "
+            f"s/n {c['serial']} was due on {c['due']}",
+        )
+        for c in calibrations
+        if c.get("overdue")
+    ]

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from webapp.calibration.records import channel_calibrations
+from webapp.calibration.records import channel_calibrations, overdue_warnings
 from webapp.capture import store
 from webapp.capture.acoustics import LiveAcoustics
 from webapp.capture.diskspace import DISK_STOP, DiskWatch, expected_rate
@@ -115,6 +115,9 @@ class Recording(StatusWatching):
         with self._lock:
             self._capture = capture
             self.current_capture_id = pending.capture_id
+        addresses = {m.number: m.address for m in s.modules}
+        for number, message in overdue_warnings(capture.calibrations):
+            self._publish(Warning(message=message, module=addresses.get(number)))
         s.stream_failure = None
         outcome, reason = Outcome.COMPLETED, ""
         try:
