@@ -1,4 +1,4 @@
-"""The Transducers page in a real browser on ``serve --emulate 1``: adding a transducer by hand,
+"""The Transducers page in a real browser on ``serve --emulate 1 --emulate-calibration-shaker``: adding a transducer by hand,
 CSV import refusing a bad row by row and column, and the calibration flow on the emulator's
 microphone (94.0 dB re 20 µPa calibrator, 48.0 mV/Pa): a passing check stored with date and
 user, and a wrong stored sensitivity failing by its deviation. Screenshots: transducers-*.png."""
@@ -22,7 +22,8 @@ MIC_ID = "4189-A-021_3021100"
 def server(tmp_path_factory):
     skip_without_chromium()
     data_dir = tmp_path_factory.mktemp("transducers")
-    with serve(data_dir, "--emulate", "1", "--ptp-lock-seconds", "1") as base:
+    args = ["--emulate", "1", "--ptp-lock-seconds", "1", "--emulate-calibration-shaker"]
+    with serve(data_dir, *args) as base:
         yield base
 
 
@@ -97,6 +98,17 @@ def test_calibration_flow_on_the_microphone(server, browser):
     deviation = float(page.locator('[data-fact="Deviation"]').inner_text().split()[0])
     assert deviation == pytest.approx(20 * math.log10(48.0 / 52.8), abs=0.05)
     shoot(page, "transducers-calibration-fail")
+    # The accelerometer on the calibration shaker: 10.0 mV/(m/s²), 140.0 dB re 1 µm/s².
+    page.select_option("#cal-transducer", "")
+    page.fill("#cal-channel", "2")
+    page.select_option("#cal-reference", "10m/s2@159.2Hz")
+    page.click("#cal-measure")
+    expect(verdict).to_have_attribute("data-verdict", "pass", timeout=20000)
+    new = page.locator('[data-fact="New sensitivity"]').inner_text()
+    assert new.endswith(" mV/(m/s²)"), new
+    assert abs(20 * math.log10(float(new.split()[0]) / 10.0)) < 0.1, new
+    expect(page.locator('[data-fact="Measured"]')).to_contain_text("at 159.2 Hz")
+    expect(page.locator('[data-fact="Stored sensitivity"]')).to_contain_text("140.00 dB re 1 µm/s²")
     assert errors == []
     page.context.close()
 
