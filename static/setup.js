@@ -104,14 +104,21 @@
       value: t.sensitivity ?? "", "aria-label": `manual sensitivity ${address} channel ${row.channel}` });
     const unit = el("input", { type: "text", placeholder: "unit", style: "width:4em", value: t.unit ?? "" });
     const serial = el("input", { type: "number", min: "0", step: "1", placeholder: "s/n", style: "width:5.5em", value: t.serial ?? "" });
+    let type = t.type || "";
     const update = () => {
       setDirty(true);
       if (sens.value === "") { row.transducer = null; return; }
       row.transducer = { sensitivity: Number(sens.value), unit: unit.value || "V",
-        serial: serial.value === "" ? 0 : Number(serial.value), type: "" };
+        serial: serial.value === "" ? 0 : Number(serial.value), type };
     };
     for (const i of [sens, unit, serial]) i.addEventListener("input", update);
-    return el("div", { class: "row nowrap" }, sens, unit, serial);
+    // The transducer database's picker (static/transducer_picker.js) fills the three fields.
+    const pick = typeof TransducerPicker !== "undefined" && TransducerPicker.select(
+      `transducer from the database ${address} channel ${row.channel}`, (e) => {
+        sens.value = e.sensitivity; unit.value = e.unit; serial.value = e.serial; type = e.type;
+        update();
+      });
+    return el("div", { class: "row nowrap" }, ...(pick ? [pick] : []), sens, unit, serial);
   }
 
   function renderTables() {

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "webapp.analysis.cli",
     "webapp.web.usercli",
     "webapp.openapi.discover_cli",
+    "webapp.calibration.cli",
 )
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp import runtime
+from webapp.calibration.records import calibrated_transducers
 from webapp.capture import store
 from webapp.capture.disarming import Disarming
 from webapp.capture.diskspace import check_folder, expected_rate
@@ -743,7 +744,8 @@ class Orchestrator(Monitoring, Disarming):
             default = m.client.default_setup()
             m.setup = build_setup(
                 default,
-                m.transducers,
+                # A TEDS transducer of the transducer database gets its stored sensitivity.
+                calibrated_transducers(self.data_dir, m.transducers),
                 s.settings.channel_overrides(m.address),
                 s.bandwidth,
                 s.settings.multi_socket,

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from webapp.calibration.records import channel_calibrations, overdue_warnings
 from webapp.capture import store
 from webapp.capture.acoustics import LiveAcoustics
 from webapp.capture.diskspace import DISK_STOP, DiskWatch, expected_rate
@@ -59,6 +60,7 @@ class Recording(StatusWatching):
     state and the request, wait and event methods declared here)."""
 
     bus: EventBus
+    data_dir: Path
     live_levels: bool
     waveforms: str
     stall_timeout_s: float
@@ -107,6 +109,9 @@ class Recording(StatusWatching):
                 [(m.number, m.address) for m in s.modules],
                 pending.labels if pending.labels is not None else settings.labels,
             ),
+            calibrations=channel_calibrations(
+                self.data_dir, ((m.number, m.setup) for m in s.modules)
+            ),
         )
 
     def _record(self, s: Session, pending: PendingCapture) -> None:
@@ -116,6 +121,9 @@ class Recording(StatusWatching):
         with self._lock:
             self._capture = capture
             self.current_capture_id = pending.capture_id
+        addresses = {m.number: m.address for m in s.modules}
+        for number, message in overdue_warnings(capture.calibrations):
+            self._publish(Warning(message=message, module=addresses.get(number)))
         s.stream_failure = None
         outcome, reason = Outcome.COMPLETED, ""
         try:

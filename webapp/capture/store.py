@@ -239,6 +239,9 @@ class CaptureRecord:
     """Modules the teardown could not return to Idle (``number``, ``address``, ``state``,
     ``reason``); filled in after the capture's end, once the teardown is done."""
     events: list[dict[str, Any]] = field(default_factory=list)
+    calibrations: list[dict[str, Any]] = field(default_factory=list)
+    """Each channel's transducer as the transducer database had it at the start (id,
+    sensitivity, calibrated, due, overdue): webapp.calibration.records."""
     writer: dict[str, Any] = field(default_factory=lambda: writer_info())
     _last_ptp: dict[str, str] = field(default_factory=dict)
     quality: QualityChangeLimit = field(default_factory=QualityChangeLimit)
@@ -323,6 +326,7 @@ class CaptureRecord:
             "modules": modules,
             "writer": self.writer,
             "left_non_idle": self.left_non_idle,
+            "calibrations": self.calibrations,
             "window": self.window,
             "events": self.events,
         }

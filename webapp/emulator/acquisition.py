@@ -10,6 +10,7 @@ kills the signal) use variants of the loop built on first use.
 
 from __future__ import annotations
 
+import math
 import threading
 import zlib
 from dataclasses import dataclass, field
@@ -86,12 +87,14 @@ class Acquisition:
         self.sample_rate = enabled[0].sample_rate
         self.block_values = block_values
         self.block_ticks = block_ticks(self.sample_rate, block_values)
-        # Blocks per loop: the loop must span whole seconds so whole-hertz tones repeat.
-        self.loop_blocks = max(1, self.sample_rate // block_values)
-        if (self.loop_blocks * block_values) % self.sample_rate:
-            self.loop_blocks = self.sample_rate // np.gcd(self.sample_rate, block_values)
-        n = self.loop_blocks * block_values
         by_channel = {r.channel: r for r in rig}
+        # Blocks per loop: the loop must span whole seconds so whole-hertz tones repeat (a few
+        # seconds for a tone in tenths of a hertz, e.g. a calibration shaker's 159.2 Hz).
+        seconds = math.lcm(
+            1, *(by_channel[s.channel].loop_seconds for s in enabled if s.channel in by_channel)
+        )
+        self.loop_blocks = math.lcm(self.sample_rate * seconds, block_values) // block_values
+        n = self.loop_blocks * block_values
         self.signals: list[SignalPlan] = []
         self._lock = threading.Lock()
         for sid, setup in enumerate(enabled, start=1):

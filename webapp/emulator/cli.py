@@ -59,6 +59,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--sd-card", action="store_true", help="report an inserted SD card")
     p.add_argument(
+        "--calibration-shaker",
+        action="store_true",
+        help="channel 2's accelerometer on a handheld calibration shaker "
+        "(10 m/s² RMS at 159.2 Hz) instead of the vibrating structure",
+    )
+    p.add_argument(
         "--mdns",
         nargs="?",
         const="",
@@ -99,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
         reboot_seconds=args.reboot_seconds,
         buffer_seconds=args.buffer_seconds,
         sd_card=args.sd_card,
+        calibration_shaker=args.calibration_shaker,
         serial=args.serial,
     )
     try:

@@ -74,6 +74,9 @@ class EmulatorOptions:
     long_poll_seconds: float = 30.0
     request_log_size: int = 5000
     sd_card: bool = False
+    calibration_shaker: bool = False
+    """Channel 2's accelerometer sits on a handheld calibration shaker (10 m/s² RMS at
+    159.2 Hz) instead of the vibrating structure."""
     serial: int | None = None
     """Serial number of the first module (index 0); module i reports ``serial + i``. None: a
     number derived from the type and the index (distinct within one rig)."""
@@ -124,7 +127,7 @@ class ModuleEmulator:
             self.serial = options.serial + index
         else:
             self.serial = module_serial(type_number, index)
-        self.rig = default_rig(index, self.profile.input_channels)
+        self.rig = default_rig(index, self.profile.input_channels, options.calibration_shaker)
         self.network = network
         self.options = options
         self.name = name or f"BK{type_number}-{self.serial}"

@@ -4,9 +4,10 @@ Every module gets the same deterministic rig, with serial numbers and sensitivit
 from its index so that modules can be told apart:
 
 * channel 1: a TEDS microphone (type 4189, about 50 mV/Pa, CCLD) on a 1 kHz sound calibrator
-  at exactly 94.0 dB SPL (1 Pa RMS);
+  at exactly 94.0 dB SPL (1.0024 Pa RMS);
 * channel 2: a TEDS accelerometer (type 4533-B, about 10 mV/(m/s^2), CCLD) on a vibrating
-  structure (80 Hz and 237 Hz lines over a little broadband noise);
+  structure (80 Hz and 237 Hz lines over a little broadband noise), or, with the
+  calibration-shaker option, on a handheld calibration shaker (10 m/s^2 RMS at 159.2 Hz);
 * channel 3: a plain voltage input carrying a 160 Hz, 1 V peak sine whose phase is taken from
   absolute PTP time, identical on every module, so cross-module phase alignment can be
   checked from the stored streams;
@@ -16,12 +17,15 @@ Signals are described as the voltage at the connector. A transducer that needs C
 delivers nothing but noise while the channel's ``ccld`` is off, as on a real front end. Tones
 above the channel's bandwidth are removed, as the anti-aliasing filter would. All tone
 frequencies are whole hertz, so every signal repeats after one second of absolute time; the
-noise is drawn once per second-long loop, which keeps generation a table lookup.
+noise is drawn once per second-long loop, which keeps generation a table lookup. A tone in
+tenths of a hertz (the shaker's 159.2 Hz) makes its channel's loop span the few whole seconds
+after which it repeats (5 s for 159.2 Hz).
 """
 
 from __future__ import annotations
 
 import base64
+import math
 import struct
 from dataclasses import dataclass
 
@@ -34,14 +38,26 @@ NOISE_FLOOR_VOLTS = 50e-6
 PTP_TONE_HZ = 160.0
 PTP_TONE_VOLTS = 1.0
 CALIBRATOR_HZ = 1000.0
-CALIBRATOR_PA_RMS = 1.0  # 94.0 dB SPL re 20 uPa
+CALIBRATOR_PA_RMS = 20e-6 * 10 ** (94.0 / 20)  # 94.0 dB SPL re 20 uPa: 1.0024 Pa
+SHAKER_HZ = 159.2  # ω = 1000 rad/s, as handheld calibration shakers run
+SHAKER_RMS = 10.0  # m/s^2 RMS (140.0 dB re 1 µm/s²)
+MAX_LOOP_SECONDS = 10
 
 
 @dataclass(frozen=True)
 class Tone:
-    frequency: float  # whole hertz: the loop must be periodic over one second
+    frequency: float  # whole hertz or tenths: the loop must be periodic over whole seconds
     amplitude: float  # peak, in the transducer's unit
-    phase: float = 0.0  # radians at a whole second of absolute time
+    phase: float = 0.0  # radians at a whole second of absolute time (of the loop's start)
+
+    @property
+    def loop_seconds(self) -> int:
+        """The fewest whole seconds over which this tone completes whole cycles."""
+        for seconds in range(1, MAX_LOOP_SECONDS + 1):
+            cycles = self.frequency * seconds
+            if abs(cycles - round(cycles)) < 1e-9:
+                return seconds
+        raise ValueError(f"a {self.frequency} Hz tone does not repeat within whole seconds")
 
 
 @dataclass(frozen=True)
@@ -58,6 +74,11 @@ class RigChannel:
     noise_rms: float = 0.0
     """Broadband noise of the measured quantity, in the transducer's unit."""
     requires_ccld: bool = False
+
+    @property
+    def loop_seconds(self) -> int:
+        """Whole seconds after which this channel's signal repeats."""
+        return math.lcm(1, *(tone.loop_seconds for tone in self.tones))
 
     def connector_volts(
         self, sample_rate: int, n_samples: int, ccld_on: bool, seed: int
@@ -126,8 +147,11 @@ def accelerometer(index: int) -> Transducer:
     )
 
 
-def default_rig(index: int, input_channels: int) -> list[RigChannel]:
-    """The rig of module ``index`` (0-based) with ``input_channels`` inputs."""
+def default_rig(
+    index: int, input_channels: int, calibration_shaker: bool = False
+) -> list[RigChannel]:
+    """The rig of module ``index`` (0-based) with ``input_channels`` inputs; with
+    ``calibration_shaker`` the accelerometer sits on a handheld calibration shaker."""
     mic = microphone(index)
     acc = accelerometer(index)
     channels: list[RigChannel] = []
@@ -141,6 +165,18 @@ def default_rig(index: int, input_channels: int) -> list[RigChannel]:
                     mic.sensitivity,
                     (Tone(CALIBRATOR_HZ, CALIBRATOR_PA_RMS * np.sqrt(2.0)),),
                     noise_rms=1e-4,
+                    requires_ccld=True,
+                )
+            )
+        elif ch == 2 and calibration_shaker:
+            channels.append(
+                RigChannel(
+                    ch,
+                    f"accelerometer on a {SHAKER_RMS:g} m/s² RMS, {SHAKER_HZ:g} Hz calibration shaker",
+                    acc,
+                    acc.sensitivity,
+                    (Tone(SHAKER_HZ, SHAKER_RMS * np.sqrt(2.0)),),
+                    noise_rms=0.005,
                     requires_ccld=True,
                 )
             )

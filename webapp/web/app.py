@@ -165,6 +165,10 @@ def create_app(
 
     app.register_blueprint(api.bp)
     app.register_blueprint(pages.bp)
+    from webapp.web import transducers_api
+
+    app.register_blueprint(transducers_api.bp)
+    transducers_api.watch_detections(dashboard)
     try:
         from webapp.web.analysis_api import bp as analysis_bp
     except ModuleNotFoundError as exc:

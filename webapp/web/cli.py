@@ -67,6 +67,12 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="emulated modules: time to PTP lock (default: the emulator's)",
     )
+    p.add_argument(
+        "--emulate-calibration-shaker",
+        action="store_true",
+        help="emulated modules: the accelerometer (channel 2) on a 10 m/s² RMS, 159.2 Hz "
+        "calibration shaker",
+    )
     p.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS directly")
     p.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     p.add_argument(
@@ -163,7 +169,10 @@ def serve(args: argparse.Namespace) -> int:
             logging.getLogger("webapp.emulator.http").setLevel(logging.WARNING)
 
         emulated = EmulatedModules.start(
-            args.emulate, module_type=args.emulate_type, ptp_lock_s=args.ptp_lock_seconds
+            args.emulate,
+            module_type=args.emulate_type,
+            ptp_lock_s=args.ptp_lock_seconds,
+            calibration_shaker=args.emulate_calibration_shaker,
         )
     try:
         app = create_app(

@@ -41,6 +41,7 @@ class EmulatedModules:
         module_type: str = "3050",
         ptp_lock_s: float | None = None,
         host: str = "127.0.0.1",
+        calibration_shaker: bool = False,
     ) -> EmulatedModules:
         """``module_type``: one type, or one per module comma-separated (the last repeats)."""
         from webapp.emulator import EmulatedRig
@@ -48,6 +49,8 @@ class EmulatedModules:
         options: dict[str, Any] = {}
         if ptp_lock_s is not None:
             options["ptp_lock_seconds"] = ptp_lock_s
+        if calibration_shaker:
+            options["calibration_shaker"] = True
         return cls(EmulatedRig.start(count, types=module_type, host=host, port=0, **options))
 
     def stop(self) -> None:

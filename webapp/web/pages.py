@@ -15,6 +15,7 @@ PAGES = (
     ("rig", "Rig"),
     ("setup", "Setup"),
     ("history", "History"),
+    ("transducers", "Transducers"),
 )
 
 # capture.html is the per-capture analysis page; the live capture page is live.html.
