@@ -242,8 +242,8 @@ def test_detection_on_an_idle_rig_asks_before_it_arms(server, browser):
     # The table fits the tablet's width.
     shoot(page, "setup-armed-tablet")
     assert page.evaluate("document.documentElement.scrollWidth") <= TABLET["width"]
-    wrap = first.locator(".table-wrap")
-    assert wrap.evaluate("n => n.scrollWidth <= n.clientWidth"), "the table scrolls at 820 px"
+    for wrap in page.locator(".table-wrap").all():  # the channel table and each module's
+        assert wrap.evaluate("n => n.scrollWidth <= n.clientWidth"), "a table scrolls at 820 px"
     # Applying a changed setup to the armed rig lists the changes first; dismissed, nothing.
     page.select_option("#bandwidth", "12.8 kHz")
     page.once("dialog", lambda d: answer(d, False))
