@@ -14,6 +14,7 @@ from streamcheck import check_stream
 from webapp.emulator.waveforms import OUTPUT_FULL_SCALE_VOLTS, OutputSetup, Waveform
 
 from .conftest import Api, StreamReader
+from .tutorial_clients import loopback_flow
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "shared" / "openapi" / "examples"
 ONE = {"outputs": [{"number": 1}]}
@@ -290,3 +291,15 @@ def test_random_band_level_and_burst() -> None:
     b = volts(burst, 1.0)
     quarter = FS // 16  # one burst: on for 1/16 s of every 1/4 s
     assert np.all(b[quarter + 10 : FS // 4 - 10] == 0) and np.std(b[: quarter - 10]) > 1
+
+
+def test_hbk_loopback_example_flow_measures_its_20_khz_sine(gen: Api) -> None:
+    """The request sequence of HBK's loopback.py against the default rig's 3160 (output 1
+    cabled to input 1): a 20 kHz sine of 0.75 × 0.999999 × 10 V peak."""
+    values, setup, info = loopback_flow(gen.module.address, 1.0)
+    assert setup["channels"][0]["bandwidth"] == "51.2 kHz"
+    v = np.asarray(values)
+    f, peak = tone(v[-FS:])
+    assert f == pytest.approx(20000.0, abs=1.0)
+    assert peak == pytest.approx(0.75 * 0.999999 * OUTPUT_FULL_SCALE_VOLTS, rel=1e-3)
+    assert gen.control("get", "info").json()["generator"]["running"] == []
