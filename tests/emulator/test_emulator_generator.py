@@ -303,3 +303,36 @@ def test_hbk_loopback_example_flow_measures_its_20_khz_sine(gen: Api) -> None:
     assert f == pytest.approx(20000.0, abs=1.0)
     assert peak == pytest.approx(0.75 * 0.999999 * OUTPUT_FULL_SCALE_VOLTS, rel=1e-3)
     assert gen.control("get", "info").json()["generator"]["running"] == []
+
+
+def test_open_api_client_generator_calls(start_rig) -> None:
+    """webapp.openapi.client against the emulator: every generator call, two modules in one
+    PTP trigger domain started together by ``apply`` to the master, errors naming module,
+    request and the module's message."""
+    from webapp.openapi.client import ModuleClient, ModuleError
+
+    rig = start_rig(2, types="3160")
+    master, slave = (ModuleClient(m.address) for m in rig.modules)
+    for client, is_master in ((slave, False), (master, True)):
+        client.set_ptp(domain=7, preferred_master=is_master)
+        client.open(single_module=False)
+    setup = master.generator_default()["outputs"]
+    setup[0]["inputs"][0]["gain"] = 0.5
+    for client in (slave, master):
+        client.prepare_generator([1])
+        client.set_generator([setup[0]])
+        client.start_generator([1])
+    infos = [Api(m).control("get", "info").json()["generator"] for m in rig.modules]
+    assert [i["waiting"] for i in infos] == [[1], [1]]
+    master.apply()
+    infos = [Api(m).control("get", "info").json()["generator"] for m in rig.modules]
+    assert [i["running"] for i in infos] == [[1], [1]]
+    assert master.generator_setup()["outputs"][0]["inputs"][0]["gain"] == 0.5
+    with pytest.raises(ModuleError) as caught:
+        master.start_generator([3])
+    text = str(caught.value)
+    assert rig.modules[0].address in text and "PUT /rest/rec/generator/start" in text
+    assert "output number must be 1 to 2" in text
+    for client in (master, slave):
+        client.stop_generator([1])
+        client.close()
