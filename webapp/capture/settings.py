@@ -101,6 +101,9 @@ class CaptureSettings:
     """What a dropped stream does: "reconnect" (the others record on) or "fail"."""
     disk_margin_s: float = schemas.DEFAULT_DISK_MARGIN_S
     """Seconds of the expected data rate the disk must hold free to start."""
+    generators: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Generator outputs (the module's ``generator/output`` objects: number, gain, offset,
+    mixfunction, inputs) started with every recording, keyed by module address."""
 
     @property
     def synchronized(self) -> bool:
@@ -160,6 +163,7 @@ class CaptureSettings:
             "return_to_standalone": self.return_to_standalone,
             "on_stream_drop": self.on_stream_drop,
             "disk_margin_s": self.disk_margin_s,
+            "generators": {a: [dict(o) for o in outs] for a, outs in self.generators.items()},
         }
 
     @classmethod
