@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from tests.capture.fakes import Recorder
-from tests.capture.test_capture_emulated import request_log
+from tests.capture.test_capture_emulated import request_log, run_cli
 from tests.streamcheck import check_file
 from tests.support.emulator import FAST_EMULATOR as FAST
 from webapp.capture.events import EventBus
@@ -92,3 +92,15 @@ def test_generator_settings_are_checked_like_every_setting() -> None:
     assert caught.value.field.startswith("generators")
     with pytest.raises(SettingsError, match="not one of the capture's modules"):
         CaptureSettings(modules=["127.0.0.1:1"], generators={"127.0.0.1:2": [SINE]}).validate()
+
+
+def test_capture_command_generator_option(rig: EmulatedRig, tmp_path: Path) -> None:
+    body = tmp_path / "sine.json"
+    body.write_text(json.dumps({"outputs": [SINE]}))
+    out = tmp_path / "out"
+    result = run_cli(rig.addresses[0], "-t", "1", "-o", str(out), "--generator", f"1:{body}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    meta = json.loads((out / "capture.json").read_text())
+    assert meta["modules"][0]["generator"] == [SINE]
+    bad = run_cli(rig.addresses[0], "-o", str(out), "--generator", f"2:{body}")
+    assert bad.returncode == 2 and "N a module number 1 to 1" in bad.stdout
