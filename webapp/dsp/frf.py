@@ -77,6 +77,11 @@ class FrfAverager:
         self.gxy = np.zeros((self.responses, bins), dtype=complex)
         self.averages = 0
 
+    def restart(self) -> None:
+        """A discontinuity (a gap): drop the partial segment, keep the averages so far."""
+        self._x = np.zeros(0)
+        self._y = np.zeros((self.responses, 0))
+
     def add(self, reference: np.ndarray, responses: np.ndarray) -> None:
         """Append samples: reference (n,) and responses (responses, n), equally long."""
         x = np.asarray(reference, dtype=np.float64)
