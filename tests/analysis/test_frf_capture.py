@@ -98,3 +98,31 @@ def test_refusals_in_the_users_terms(frf_capture: Path) -> None:
             capture_frf.compute(cap, keys[0], [keys[0]])
         with pytest.raises(ValueError, match="at least one response"):
             capture_frf.compute(cap, keys[0], [])
+
+
+def test_frf_api_and_uff_download(frf_capture: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from webapp.web.app import create_app
+
+    data = tmp_path / "data"
+    app = create_app(data, bus=EventBus())
+    app.config["TESTING"] = True
+    shutil.copytree(frf_capture, data / "captures" / frf_capture.name)
+    client = app.test_client()
+    with Capture.open(frf_capture) as cap:
+        ref, rsp = (c.key for c in cap.channels[:2])
+    base = f"/api/captures/{frf_capture.name}/analysis"
+    res = client.get(f"{base}/frf", query_string={"reference": ref, "response": rsp})
+    assert res.status_code == 200, res.get_data(as_text=True)
+    doc = res.get_json()
+    freq = np.asarray(doc["freq"])
+    at_fn = int(np.argmin(np.abs(freq - FN)))
+    assert doc["frf"][0]["h1_db"][at_fn] == pytest.approx(20.0, abs=0.2)
+    assert doc["frf"][0]["h1_phase_deg"][at_fn] == pytest.approx(-90, abs=2)
+    bad = client.get(f"{base}/frf", query_string={"reference": ref, "response": "nope"})
+    assert bad.status_code == 404 and bad.get_json()["field"] == "response"
+    bad = client.get(f"{base}/frf", query_string={"reference": ref, "response": rsp, "nfft": 7})
+    assert bad.status_code == 400 and "nfft must be one of" in bad.get_json()["error"]
+    uff = client.get(f"{base}/frf.uff", query_string={"reference": ref, "response": rsp})
+    assert uff.status_code == 200 and len(uff.data) > 1000
