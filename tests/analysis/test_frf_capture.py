@@ -126,3 +126,45 @@ def test_frf_api_and_uff_download(frf_capture: Path, tmp_path: Path) -> None:
     assert bad.status_code == 400 and "nfft must be one of" in bad.get_json()["error"]
     uff = client.get(f"{base}/frf.uff", query_string={"reference": ref, "response": rsp})
     assert uff.status_code == 200 and len(uff.data) > 1000
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(
+    "viewport",
+    [{"width": 1366, "height": 768}, {"width": 820, "height": 1180}],
+    ids=["laptop", "tablet"],
+)
+def test_frf_plot_on_the_capture_page(frf_capture: Path, tmp_path: Path, browser, viewport) -> None:
+    import shutil
+
+    from tests.support.browser import shoot, skip_without_chromium, wait_js, watch_errors
+    from tests.support.processes import serve
+
+    skip_without_chromium()
+    data = tmp_path / "data"
+    shutil.copytree(frf_capture, data / "captures" / frf_capture.name)
+    with serve(data) as base:
+        page = browser.new_page(viewport=viewport)
+        errors: list[str] = []
+        watch_errors(page, errors)
+        page.goto(f"{base}/captures/{frf_capture.name}")
+        wait_js(page, "() => document.querySelector('#capture-page').dataset.frfReady")
+        page.click("#frf-compute")
+        wait_js(page, "() => document.querySelector('#frf-info').dataset.peakHz")
+        found = float(page.get_attribute("#frf-info", "data-peak-hz"))
+        assert abs(found - FN) / FN < 0.01
+        assert "dB re 1" in page.text_content("#frf-info")
+        assert page.get_attribute("#frf-uff", "href").startswith("/api/captures/")
+        box = page.locator("#frf-mag .u-over").bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+        wait_js(page, "() => document.querySelector('#frf-cursor').dataset.freq")
+        text = page.text_content("#frf-cursor")
+        assert "Hz · |H1|" in text and "dB re 1 V/V" in text and "γ²" in text
+        page.select_option("#frf-estimator", "h2")
+        found = float(page.get_attribute("#frf-info", "data-peak-hz"))
+        assert abs(found - FN) / FN < 0.01  # H2 too: the peak is looked for where γ² ≥ 0.9
+        page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
+        assert "|H2|" in page.text_content("#frf-cursor")
+        shoot(page, f"capture-frf-{viewport['width']}")
+        assert not errors, errors
