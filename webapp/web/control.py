@@ -81,6 +81,10 @@ class Control:
             multi_socket=setup["multi_socket"],
             on_stream_drop=req.on_stream_drop,
             disk_margin_s=req.disk_margin_s,
+            generators={
+                a: [o.model_dump(exclude_unset=True) for o in outputs]
+                for a, outputs in req.generators.items()
+            },
         )
         if req.ptp_timeout_s is not None:
             settings.ptp_timeout_s = req.ptp_timeout_s

@@ -23,6 +23,7 @@ from webapp.capture.schemas import (
     ChannelBase,
     DiskMargin,
     FieldError,
+    GeneratorOutputModel,
     Name,
     PtpDomain,
     Seconds,
@@ -138,6 +139,8 @@ class StartRequest(Strict):
     setup: Setup | None = None
     on_stream_drop: StreamDrop = DEFAULT_ON_STREAM_DROP
     disk_margin_s: DiskMargin = DEFAULT_DISK_MARGIN_S
+    generators: dict[str, list[GeneratorOutputModel]] = {}
+    """Generator outputs to drive with each recording, per module address (docs/capture.md)."""
 
 
 class RecordRequest(Strict):
