@@ -652,6 +652,7 @@ class ModuleEmulator:
             self.options.block_values,
             loop_feed_factory(self),
         )
+        acquisition.warm_feeds()  # an output already running: its loop is built here
         with self.cond:
             self._require("PUT /rest/rec/channels/input", ModuleState.RECORDER_CONFIGURING)
             self.setup = applied
