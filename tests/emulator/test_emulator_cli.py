@@ -40,6 +40,12 @@ def test_emulate_rejects_a_bad_fault_spec() -> None:
     assert "unknown fault kind" in run.stderr
 
 
+def test_emulate_rejects_a_bad_loopback_wire() -> None:
+    run = run_webapp("emulate", "--port", "0", "--loopback", "1>2:1000", timeout=30)
+    assert run.returncode == 2
+    assert "--loopback" in run.stderr and "OUTPUT>INPUT:FN_HZ:DAMPING" in run.stderr
+
+
 def test_emulate_rejects_a_fault_on_a_channel_the_module_lacks() -> None:
     """A Type 3050 has six input channels: overload on channel 7 is refused before any module
     starts, like a malformed spec."""

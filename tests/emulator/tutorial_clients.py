@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from webapp.openapi.stream import Interpretation, SignalData, decode_content, parse_header
+
 
 def _receive(sel: selectors.BaseSelector, sink) -> None:
     while True:
@@ -67,3 +69,58 @@ def single_module_capture(address: str, seconds: float, out: Path) -> dict:
     requests.put(base + "/close", timeout=10)
     status["detectionPolls"] = polls
     return status
+
+
+def loopback_flow(address: str, seconds: float) -> tuple[list[float], dict, dict]:
+    """The request sequence of HBK's Python ``loopback.py`` example, written for the tests:
+    ``open`` without a body (TEDS detection at open), module info, create, the default setup
+    to the socket with only channel 1 enabled, generator prepare, the default generator setup
+    changed to a 20 kHz sine (output gain 1, input gain 0.75), output, start (while
+    RecorderConfiguring), then the channel setup, the socket, the measurement; after the data
+    the measurement stop, then the generator stop. Returns (volts, setup, module info)."""
+    base = f"http://{address}/rest/rec"
+    host = address.split(":")[0]
+    requests.put(base + "/open", timeout=10)
+    module_info = requests.get(base + "/module/info", timeout=10).json()
+    requests.put(base + "/create", timeout=10)
+    setup = requests.get(base + "/channels/input/default", timeout=10).json()
+    for channel in setup["channels"]:
+        channel["destinations"] = ["socket"]
+        channel["enabled"] = False
+    setup["channels"][0]["enabled"] = True
+    requests.put(base + "/generator/prepare", json={"outputs": [{"number": 1}]}, timeout=10)
+    generator_setup = requests.get(base + "/generator/output/default", timeout=10).json()
+    generator_setup["outputs"][0]["gain"] = 1
+    generator_setup["outputs"][0]["inputs"][0]["frequency"] = 20000.0
+    generator_setup["outputs"][0]["inputs"][0]["gain"] = 0.75
+    generator_setup["outputs"][0]["inputs"][0]["signalType"] = "sine"
+    for path, body in (("output", generator_setup), ("start", {"outputs": [{"number": 1}]})):
+        r = requests.put(base + "/generator/" + path, json=body, timeout=10)
+        assert r.status_code == 200, (path, r.status_code, r.text)
+    r = requests.put(base + "/channels/input", json=setup, timeout=10)
+    assert r.status_code == 200, r.text
+    port = requests.get(base + "/destination/socket", timeout=10).json()["tcpPort"]
+    requests.post(base + "/measurements", timeout=10)
+    bandwidth = float(setup["channels"][0]["bandwidth"].replace("kHz", "")) * 1000
+    rate = min(module_info["supportedSampleRates"], key=lambda x: abs(x - bandwidth * 2))
+    wanted = int(rate * seconds)
+    values: list[float] = []
+    scale = 1.0
+    with socket.create_connection((host, port), timeout=10) as s:
+        buffer = b""
+        while len(values) <= wanted:
+            while len(buffer) < 28:
+                buffer += s.recv(65536)
+            mtype, family, count, length = parse_header(buffer)
+            while len(buffer) < 28 + length:
+                buffer += s.recv(65536)
+            message = decode_content(mtype, family, count, buffer[28 : 28 + length])
+            buffer = buffer[28 + length :]
+            if isinstance(message, Interpretation):
+                scale = message.signals[0].scale_factor
+            elif isinstance(message, SignalData):
+                for block in message.blocks:
+                    values.extend((block.values * scale / 2**23).tolist())
+        requests.put(base + "/measurements/stop", timeout=10)
+        requests.put(base + "/generator/stop", json={"outputs": [{"number": 1}]}, timeout=10)
+    return values, setup, module_info

@@ -165,3 +165,21 @@ def test_start_checks_stream_drop_and_disk_margin(url, rig, orchestrator, body, 
         timeout=5,
     )
     assert r.status_code == 202, r.text
+
+
+def test_start_takes_generator_outputs_checked_like_the_capture_settings(url, rig, orchestrator):
+    sine = {"number": 1, "gain": 0.5, "inputs": [
+        {"number": 1, "signalType": "sine", "frequency": 1000.0, "gain": 0.999}]}  # fmt: skip
+    bad = {"generators": {"127.0.3.1": [{**sine, "mixfunction": "div"}]}}
+    r = requests.post(f"{url}/api/capture/start", json=bad, timeout=5)
+    assert r.status_code == 400 and r.json()["field"].startswith("generators"), r.text
+    other = {"generators": {"127.0.3.9": [sine]}}
+    r = requests.post(f"{url}/api/capture/start", json=other, timeout=5)
+    assert r.status_code == 400 and "not one of the capture's modules" in r.json()["error"]
+    assert orchestrator.calls == []
+    r = requests.post(
+        f"{url}/api/capture/start", json={"generators": {"127.0.3.1": [sine]}}, timeout=5
+    )
+    assert r.status_code == 202, r.text
+    ((_kind, settings),) = orchestrator.calls
+    assert settings.generators == {"127.0.3.1": [sine]}

@@ -20,6 +20,7 @@ which modules and which capture it leaves (see :mod:`webapp.capture.shutdown`). 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
@@ -175,6 +176,14 @@ def add_parser(subparsers: Any) -> None:
         help="leave the modules in PTP mode afterwards (the next capture locks faster)",
     )
     p.add_argument(
+        "--generator",
+        action="append",
+        default=[],
+        metavar="N:FILE",
+        help="drive module N's generator (N from 1, as ADDR is listed) during each recording "
+        'with FILE, a generator/output body {"outputs": [...]} (PROTOCOL.md §5.7); repeatable',
+    )
+    p.add_argument(
         "--return-to-idle",
         action="store_true",
         help="record nothing: walk each module another program left open back to Idle "
@@ -206,6 +215,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     try:  # bad input is refused before any module is contacted
         if args.channel_table:
             settings.labels = read_table(Path(args.channel_table), settings.modules)
+        settings.generators = generators_from_options(args.generator, settings.modules)
         settings.validate()
         plan = _plan(args)
     except TableError as exc:
@@ -436,6 +446,29 @@ _OPTIONS = {
 
 _PLAN_FIELDS = {"trigger", "pre_trigger_s", "events", "hold_off_s", "segment_s", "start_at"}
 """Fields whose messages do not name them: the option is put in front."""
+
+
+def generators_from_options(options: list[str], modules: list[str]) -> dict[str, list[Any]]:
+    """``--generator N:FILE`` → the settings' generators (module address → outputs)."""
+    generators: dict[str, list[Any]] = {}
+    for option in options:
+        number, sep, file = option.partition(":")
+        if not sep or not number.isdigit() or not 1 <= int(number) <= len(modules):
+            raise SettingsError(
+                "generators",
+                f"--generator {option!r}: write N:FILE with N a module number 1 to {len(modules)}",
+            )
+        try:
+            body = json.loads(Path(file).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise SettingsError("generators", f"--generator {option!r}: {exc}") from None
+        outputs = body.get("outputs") if isinstance(body, dict) else None
+        if not isinstance(outputs, list):
+            raise SettingsError(
+                "generators", f'--generator {option!r}: the file must hold {{"outputs": [...]}}'
+            )
+        generators.setdefault(modules[int(number) - 1], []).extend(outputs)
+    return generators
 
 
 def _in_option_terms(exc: SettingsError) -> str:

@@ -52,6 +52,7 @@ from webapp.capture.events import (
     TransducersDetected,
     Warning,
 )
+from webapp.capture.generator import check_generators
 from webapp.capture.monitoring import Monitoring, MonitorRequest
 from webapp.capture.phases import (
     WAIT_DETECTED,
@@ -514,7 +515,9 @@ class Orchestrator(Monitoring, Disarming):
                 )
             self._check_channels(settings, m, info)
         rate = self._choose_rate(settings, runs)
-        return Session(settings, runs, bandwidth_for_rate(rate), rate)
+        session = Session(settings, runs, bandwidth_for_rate(rate), rate)
+        check_generators(session)
+        return session
 
     @staticmethod
     def _check_distinct(runs: list[ModuleRun]) -> None:

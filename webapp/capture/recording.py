@@ -26,6 +26,7 @@ from webapp.capture.events import (
     RecordingTime,
     Warning,
 )
+from webapp.capture.generator import start_generators, stop_generators
 from webapp.capture.labels import labelled_channels
 from webapp.capture.levels import LiveModule, levels_interval
 from webapp.capture.phases import WAIT_STOPPED, Order
@@ -140,6 +141,7 @@ class Recording(StatusWatching):
                     duration_s=pending.duration_s,
                 )
             )
+            start_generators(s)
             self._start_measurement(s, Phase.RECORDING, pending.capture_id)
             stopped_early = self._record_loop(s, pending)
             if stopped_early:
@@ -154,6 +156,8 @@ class Recording(StatusWatching):
             outcome, reason = Outcome.FAILED, self._wind_down(s, exc)
             raise
         finally:
+            for trouble in stop_generators(s):
+                self._publish(Warning(message=trouble))
             losses = self._close_streams(s, capture)
             self._finish_capture(s, capture, pending, outcome, reason, losses)
 
@@ -215,6 +219,7 @@ class Recording(StatusWatching):
             hardware=info.hardware if info else "",
             setup=m.setup,
             transducers=m.transducers,
+            generator=(self.settings.generators.get(m.address) if self.settings else None) or None,
             signals=[{"signal_id": i + 1, "channel": c} for i, c in enumerate(m.channels)],
         )
 

@@ -164,6 +164,28 @@ class ChannelModel(ChannelBase):
     transducer: ManualTransducer | None = None
 
 
+GENERATOR_SIGNALS = ("none", "sine", "square", "dc", "linsweep", "logsweep", "random", "p_random")
+Level = Annotated[float, Field(ge=-1, le=1), AfterValidator(_finite)]
+
+
+class GeneratorInputModel(BaseModel):
+    """A waveform input of a generator output (PROTOCOL.md §5.7): number and signalType are
+    checked here; the waveform's own fields go to the module as given (it checks them)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    number: Literal[1, 2]
+    signalType: Literal[GENERATOR_SIGNALS]  # type: ignore[valid-type]
+
+
+class GeneratorOutputModel(Strict):
+    number: Annotated[int, Field(ge=1, le=8)]
+    gain: Annotated[float, Field(ge=0, le=1), AfterValidator(_finite)] = 1.0
+    offset: Level = 0.0
+    floating: bool = False
+    mixfunction: Literal["sum", "mul"] = "sum"
+    inputs: Annotated[list[GeneratorInputModel], Field(min_length=1, max_length=2)]
+
+
 def _no_channel_twice(rows: list[Any], where: tuple[str | int, ...]) -> None:
     seen: set[int] = set()
     for j, row in enumerate(rows):
@@ -186,6 +208,8 @@ class CaptureSettingsModel(Strict):
     return_to_standalone: bool = True
     on_stream_drop: StreamDrop = DEFAULT_ON_STREAM_DROP
     disk_margin_s: DiskMargin = DEFAULT_DISK_MARGIN_S
+    generators: dict[str, list[GeneratorOutputModel]] = {}
+    """Generator outputs started with each recording, keyed by module address."""
 
     @model_validator(mode="after")
     def _across_fields(self) -> CaptureSettingsModel:
@@ -209,6 +233,21 @@ class CaptureSettingsModel(Strict):
                     whole=True,
                 )
             _no_channel_twice(rows, ("channels", address))
+        for address, outputs in self.generators.items():
+            if address not in self.modules:
+                raise refuse(
+                    f"{address} is not one of the capture's modules",
+                    "generators",
+                    address,
+                    whole=True,
+                )
+            numbers = [o.number for o in outputs]
+            for j, n in enumerate(numbers):
+                if n in numbers[:j]:
+                    raise refuse(
+                        f"generator output {n} is given twice", "generators", address, j,
+                        whole=True,
+                    )  # fmt: skip
         return self
 
 

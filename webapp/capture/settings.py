@@ -107,6 +107,9 @@ class CaptureSettings:
     capture and are copied into capture.json; they change nothing on a module."""
     test: dict[str, Any] = field(default_factory=dict)
     """The capture's test metadata (object, operator, notes, tags)."""
+    generators: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Generator outputs (the module's ``generator/output`` objects: number, gain, offset,
+    mixfunction, inputs) started with every recording, keyed by module address."""
 
     @property
     def synchronized(self) -> bool:
@@ -198,6 +201,7 @@ class CaptureSettings:
             "disk_margin_s": self.disk_margin_s,
             "labels": self.labels,
             "test": self.test,
+            "generators": {a: [dict(o) for o in outs] for a, outs in self.generators.items()},
         }
 
     @classmethod

@@ -188,6 +188,8 @@ class ModuleRecord:
     files: list[FileRecord] = field(default_factory=list)
     first_ticks: int | None = None
     ptp_unlocked: list[UnlockedSpan] = field(default_factory=list)
+    generator: list[dict[str, Any]] | None = None
+    """The generator outputs driven during the recording (``generator/output`` objects)."""
 
     @property
     def bytes(self) -> int:
@@ -212,6 +214,7 @@ class ModuleRecord:
             "bytes": self.bytes,
             "first_ticks": self.first_ticks,
             "ptp_unlocked": [span.to_json(first_sample) for span in self.ptp_unlocked],
+            "generator": self.generator,
         }
 
 

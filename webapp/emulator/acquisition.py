@@ -15,6 +15,7 @@ import threading
 import zlib
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -35,6 +36,18 @@ class Variant(Enum):
     DEAD = "dead"  # cable fault: nothing arrives
 
 
+class Feed(Protocol):
+    """Blocks of a signal that change with time (an input looped back from a generator)."""
+
+    def message(self, absolute_block: int) -> bytes | None: ...
+
+    def warm(self) -> None: ...
+
+
+FeedFactory = Any
+"""Callable (signal_id, setup, sample_rate, block_values, block_ticks) -> Feed | None."""
+
+
 @dataclass
 class SignalPlan:
     signal_id: int
@@ -45,6 +58,8 @@ class SignalPlan:
     clips: bool
     """The signal itself exceeds the input range: every block is clipped."""
     messages: dict[Variant, list[bytes]] = field(default_factory=dict)
+    feed: Feed | None = None
+    """When set and it has a block, its block replaces the normal one."""
 
     @property
     def channel(self) -> int:
@@ -80,6 +95,7 @@ class Acquisition:
         rig: list[RigChannel],
         module_index: int,
         block_values: int,
+        feed_for: FeedFactory | None = None,
     ) -> None:
         enabled = enabled_channels(channels)
         if not enabled:
@@ -110,6 +126,8 @@ class Acquisition:
                 unit=setup.transducer.unit,
             )
             plan = SignalPlan(sid, setup, interp, raw, clips)
+            if feed_for is not None:
+                plan.feed = feed_for(sid, setup, self.sample_rate, block_values, self.block_ticks)
             plan.messages[Variant.NORMAL] = self._encode(plan, Variant.NORMAL)
             self.signals.append(plan)
 
@@ -123,6 +141,10 @@ class Acquisition:
 
     def block_message(self, plan: SignalPlan, variant: Variant, absolute_block: int) -> bytes:
         """The SignalData message of one block with header time 0 (the caller patches it)."""
+        if plan.feed is not None and variant is Variant.NORMAL:
+            fed = plan.feed.message(absolute_block)
+            if fed is not None:
+                return fed
         messages = plan.messages.get(variant)
         if messages is None:
             with self._lock:
@@ -130,6 +152,11 @@ class Acquisition:
                 if messages is None:
                     messages = plan.messages[variant] = self._encode(plan, variant)
         return messages[absolute_block % self.loop_blocks]
+
+    def warm_feeds(self) -> None:
+        for plan in self.signals:
+            if plan.feed is not None:
+                plan.feed.warm()
 
     def interpretation_message(self, plan: SignalPlan, time_ticks: int) -> bytes:
         return encode_interpretation(time_ticks, plan.interpretation)

@@ -10,6 +10,7 @@ import threading
 from webapp.emulator.faults import FaultSpecError, parse_fault_spec
 from webapp.emulator.module import EmulatorOptions
 from webapp.emulator.runner import EmulatedRig
+from webapp.emulator.waveforms import Loopback
 from webapp.openapi.model import MODULE_TYPES
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "kinds: ptp-no-lock, cable-fault:CH, overload:CH, cmol:CH, stream-drop, http-500:PATH, "
         "unreachable",
     )
+    p.add_argument(
+        "--loopback",
+        action="append",
+        default=None,
+        metavar="WIRE",
+        help="generator output to input wire of every module with outputs, repeatable: "
+        "OUT>IN (a cable) or OUT>IN:FN_HZ:DAMPING[:GAIN] (through a resonance), e.g. 1>1, "
+        "1>2:1000:0.02 (default: a 3160's output 1 cabled to its input 1)",
+    )
     p.set_defaults(func=run)
 
 
@@ -97,6 +107,13 @@ def run(args: argparse.Namespace) -> int:
         faults = [parse_fault_spec(f) for f in args.fault]
     except FaultSpecError as exc:
         log.error("--fault: %s", exc)
+        return 2
+    try:
+        loopbacks = tuple(args.loopback) if args.loopback is not None else None
+        for wire in loopbacks or ():
+            Loopback.parse(wire)
+    except ValueError as exc:
+        log.error("--loopback: %s", exc)
         return 2
     options = EmulatorOptions(
         ptp_lock_seconds=args.ptp_lock_seconds,
@@ -107,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         sd_card=args.sd_card,
         calibration_shaker=args.calibration_shaker,
         serial=args.serial,
+        loopbacks=loopbacks,
     )
     try:
         rig = EmulatedRig.start(

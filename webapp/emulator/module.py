@@ -33,10 +33,12 @@ from webapp.emulator.faults import (
     check_fault_fits,
     normalise_path,
 )
+from webapp.emulator.generator import Generator, default_loopbacks, loop_feed_factory
 from webapp.emulator.network import PtpNetwork, TriggerGroup
-from webapp.emulator.rig import default_rig, module_serial
+from webapp.emulator.rig import RigChannel, default_rig, module_serial
 from webapp.emulator.setup import AppliedSetup, SetupError, default_setup, parse_setup
 from webapp.emulator.streamer import Measurement, StreamPort
+from webapp.emulator.waveforms import Loopback
 from webapp.openapi.model import (
     MODULE_TYPES,
     PTP_DOMAIN_MAX,
@@ -80,6 +82,9 @@ class EmulatorOptions:
     serial: int | None = None
     """Serial number of the first module (index 0); module i reports ``serial + i``. None: a
     number derived from the type and the index (distinct within one rig)."""
+    loopbacks: tuple[str, ...] | None = None
+    """Generator output -> input wires ('1>1', '1>2:1000:0.02', see waveforms.Loopback) of
+    every module with outputs; None: the default rig's (a 3160's output 1 to its input 1)."""
 
     def __post_init__(self) -> None:
         bv = self.block_values
@@ -127,7 +132,22 @@ class ModuleEmulator:
             self.serial = options.serial + index
         else:
             self.serial = module_serial(type_number, index)
-        self.rig = default_rig(index, self.profile.input_channels, options.calibration_shaker)
+        if options.loopbacks is None:
+            loopbacks = default_loopbacks(type_number)
+        else:
+            loopbacks = tuple(Loopback.parse(text) for text in options.loopbacks)
+        loopbacks = tuple(
+            lb
+            for lb in loopbacks
+            if lb.output <= self.profile.output_channels and lb.input <= self.profile.input_channels
+        )
+        self.generator = Generator(self.profile.output_channels, loopbacks)
+        self.rig = [
+            RigChannel(r.channel, f"cable from generator output {lb.output}", None)
+            if (lb := self.generator.loopback_to(r.channel)) is not None
+            else r
+            for r in default_rig(index, self.profile.input_channels, options.calibration_shaker)
+        ]
         self.network = network
         self.options = options
         self.name = name or f"BK{type_number}-{self.serial}"
@@ -198,6 +218,7 @@ class ModuleEmulator:
         self.ptp_since: float | None = None
         self.published_ptp = self._compute_ptp(time.monotonic())
         self.time_set_ms: int | None = None
+        self.generator.reset()
 
     def reachable(self) -> bool:
         if self._reboot_until is not None:
@@ -566,6 +587,7 @@ class ModuleEmulator:
             self.state = ModuleState.IDLE
             self.input_status = InputStatus.UNKNOWN
             self.session_open = False
+            self.generator.reset()
             self._changed()
 
     def create(self) -> None:
@@ -626,7 +648,14 @@ class ModuleEmulator:
             applied = parse_setup(body, self.profile)
         except SetupError as exc:
             raise RestError(400, f"channel setup rejected: {exc}") from None
-        acquisition = Acquisition(applied.channels, self.rig, self.index, self.options.block_values)
+        acquisition = Acquisition(
+            applied.channels,
+            self.rig,
+            self.index,
+            self.options.block_values,
+            loop_feed_factory(self),
+        )
+        acquisition.warm_feeds()  # an output already running: its loop is built here
         with self.cond:
             self._require("PUT /rest/rec/channels/input", ModuleState.RECORDER_CONFIGURING)
             self.setup = applied
@@ -1013,6 +1042,7 @@ class ModuleEmulator:
                 "streamPorts": [p.port for p in self.ports],
                 "moduleState": str(self.state),
                 "rig": [{"channel": r.channel, "description": r.description} for r in self.rig],
+                "generator": self.generator.snapshot(),
                 "measurement": self._measurement_snapshot(),
                 "lastMeasurement": self.last_measurement,
             }

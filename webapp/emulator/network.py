@@ -76,6 +76,11 @@ class PtpNetwork:
             self._modules.pop(id(module), None)
             return self._domain_members(member.domain) if member else []
 
+    def ptp_modules(self) -> list[Any]:
+        """Every module that is in a PTP domain."""
+        with self._lock:
+            return list(self._modules.values())
+
     def _domain_members(self, domain: int) -> list[Any]:
         return [self._modules[k] for k, m in self._ptp.items() if m.domain == domain]
 

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
+from webapp.emulator.generator import generator_request
 from webapp.emulator.module import ModuleEmulator, RestError, wake_all
+from webapp.emulator.waveforms import WaveformError
 
 
 @dataclass
@@ -185,6 +187,16 @@ def _reboot(m: ModuleEmulator, r: Request) -> Response:
     return _ok()
 
 
+def _generator(action: str) -> Handler:
+    def handler(m: ModuleEmulator, r: Request) -> Response:
+        try:
+            return _ok(generator_request(m, action, parse_body(r.body)))
+        except WaveformError as exc:
+            raise RestError(400, f"{r.method} {r.path}: {exc}") from None
+
+    return handler
+
+
 def _gps(m: ModuleEmulator, r: Request) -> Response:
     return _ok({"gps": {"quality": "bad"}})
 
@@ -216,6 +228,12 @@ ROUTES: dict[str, dict[str, Handler]] = {
     "synchronize": {"PUT": _simple(ModuleEmulator.synchronize)},
     "startstreaming": {"PUT": _simple(ModuleEmulator.start_streaming)},
     "gps": {"GET": _gps},
+    "generator/output": {"GET": _generator("get"), "PUT": _generator("output")},
+    "generator/output/default": {"GET": _generator("default")},
+    "generator/prepare": {"PUT": _generator("prepare")},
+    "generator/start": {"PUT": _generator("start")},
+    "generator/stop": {"PUT": _generator("stop")},
+    "apply": {"PUT": _generator("apply")},
 }
 
 PREFIX = "/rest/rec/"

@@ -398,6 +398,32 @@ class ModuleClient:
             )
         return result
 
+    # --- generator (PROTOCOL.md §3.8, §5.7) ---------------------------------------------------
+
+    def generator_default(self) -> dict[str, Any]:
+        return self._get_object("generator/output/default")
+
+    def generator_setup(self) -> dict[str, Any]:
+        return self._get_object("generator/output")
+
+    def set_generator(self, outputs: list[dict[str, Any]]) -> None:
+        """PUT generator/output: one object per output (number, gain, offset, inputs, …)."""
+        self._put("generator/output", {"outputs": outputs})
+
+    def prepare_generator(self, outputs: list[int]) -> None:
+        self._put("generator/prepare", _output_list(outputs))
+
+    def start_generator(self, outputs: list[int]) -> None:
+        """Immediate on a single module; on a multi-module session at the next ``apply``."""
+        self._put("generator/start", _output_list(outputs))
+
+    def stop_generator(self, outputs: list[int]) -> None:
+        self._put("generator/stop", _output_list(outputs))
+
+    def apply(self) -> None:
+        """PUT apply, to the trigger master only: starts every started generator in sync."""
+        self._put("apply")
+
     # --- streaming --------------------------------------------------------------------------
 
     def destination_socket(self) -> int:
@@ -431,6 +457,10 @@ class ModuleClient:
             ) from None
         sock.settimeout(None)
         return sock
+
+
+def _output_list(outputs: list[int]) -> dict[str, Any]:
+    return {"outputs": [{"number": int(n)} for n in outputs]}
 
 
 def _connection_reason(exc: OSError) -> str:

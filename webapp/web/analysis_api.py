@@ -26,6 +26,7 @@ eventlet) so the server keeps serving meanwhile.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import shutil
@@ -281,6 +282,57 @@ def bands(capture_id: str) -> Any:
         return jsonify(runtime.offload(window_bands, entry.cap, key, start, end, fraction))
     except ValueError as exc:
         return _error(400, str(exc), "fraction")
+
+
+def _frf_args(cap: Capture) -> tuple[str, list[str], float | None, float | None, int]:
+    reference = request.args.get("reference", "")
+    responses = request.args.getlist("response")
+    for field, key in [("reference", reference)] + [("response", k) for k in responses]:
+        try:
+            cap.channel(key)
+        except KeyError:
+            abort(_error(404, f"no channel {key!r}", field))
+    return reference, responses, _float_arg("start"), _float_arg("end"), _int_arg("nfft", 4096)
+
+
+def _frf(capture_id: str) -> tuple[Capture, Any, dict[str, Any]]:
+    from webapp.analysis import frf as capture_frf
+
+    cap = _entry(capture_id).cap
+    reference, responses, start, end, nfft = _frf_args(cap)
+    try:
+        result, facts = runtime.offload(
+            capture_frf.compute, cap, reference, responses, start, end, nfft
+        )
+    except ValueError as exc:
+        abort(_error(400, str(exc), "nfft" if str(exc).startswith("nfft") else "response"))
+    return cap, result, facts
+
+
+@bp.get("/api/captures/<capture_id>/analysis/frf")
+@require_role("viewer")
+def frf(capture_id: str) -> Any:
+    """H1, H2 and coherence of responses against a reference channel (magnitude dB re 1,
+    phase in degrees)."""
+    from webapp.analysis import frf as capture_frf
+
+    _cap, result, facts = _frf(capture_id)
+    return jsonify(capture_frf.as_json(result, facts))
+
+
+@bp.get("/api/captures/<capture_id>/analysis/frf.uff")
+@require_role("viewer")
+def frf_uff(capture_id: str) -> Any:
+    """The same FRF as UFF dataset 58 function records (H1 and coherence per response)."""
+    from webapp.analysis import frf as capture_frf
+
+    cap, result, facts = _frf(capture_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "frf.uff"
+        runtime.offload(capture_frf.uff58, path, result, facts, cap.name)
+        payload = runtime.offload(path.read_bytes)
+    name = f"{cap.name} FRF.uff"
+    return send_file(io.BytesIO(payload), as_attachment=True, download_name=name, max_age=0)
 
 
 @bp.get("/api/captures/<capture_id>/analysis/quality")

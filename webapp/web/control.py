@@ -91,6 +91,10 @@ class Control:
                 if setup["channels"].get(a)
             },
             test=test,
+            generators={
+                a: [o.model_dump(exclude_unset=True) for o in outputs]
+                for a, outputs in req.generators.items()
+            },
         )
         if req.ptp_timeout_s is not None:
             settings.ptp_timeout_s = req.ptp_timeout_s

@@ -24,6 +24,7 @@ from webapp.capture.schemas import (
     ChannelBase,
     DiskMargin,
     FieldError,
+    GeneratorOutputModel,
     Name,
     PtpDomain,
     Seconds,
@@ -148,6 +149,8 @@ class StartRequest(Strict):
     disk_margin_s: DiskMargin = DEFAULT_DISK_MARGIN_S
     test: TestInfo | None = None
     """This capture's test metadata, over the setup's (the keys given replace its)."""
+    generators: dict[str, list[GeneratorOutputModel]] = {}
+    """Generator outputs to drive with each recording, per module address (docs/capture.md)."""
 
 
 class RecordRequest(Strict):
