@@ -316,23 +316,9 @@ class TransducerDatabase:
                 raise FieldError("serial", f"transducer {entry.type} s/n {entry.serial} exists")
             if replace_id is not None and entry.id != replace_id and entry.id in self._entries:
                 raise FieldError("serial", f"transducer {entry.type} s/n {entry.serial} exists")
-            history = old.history if old else ()
-            if old is None or old.sensitivity != entry.sensitivity:
-                history = _trim(
-                    history
-                    + (
-                        Calibration(
-                            date=_now(),
-                            user=user,
-                            sensitivity=entry.sensitivity,
-                            previous_sensitivity=old.sensitivity if old else None,
-                            source="manual",
-                        ),
-                    )
-                )
             entry = replace(
                 entry,
-                history=history,
+                history=_history_after(old, entry, user, "manual"),
                 teds=old.teds if old else entry.teds,
                 teds_sensitivity=old.teds_sensitivity if old else entry.teds_sensitivity,
             )
@@ -476,23 +462,9 @@ class TransducerDatabase:
             out = []
             for entry in entries:
                 old = self._entries.get(entry.id)
-                history = old.history if old else ()
-                if old is None or old.sensitivity != entry.sensitivity:
-                    history = _trim(
-                        history
-                        + (
-                            Calibration(
-                                date=_now(),
-                                user=user,
-                                sensitivity=entry.sensitivity,
-                                previous_sensitivity=old.sensitivity if old else None,
-                                source="csv",
-                            ),
-                        )
-                    )
                 entry = replace(
                     entry,
-                    history=history,
+                    history=_history_after(old, entry, user, "csv"),
                     teds=old.teds if old else False,
                     teds_sensitivity=old.teds_sensitivity if old else None,
                 )
@@ -546,6 +518,27 @@ def parse_csv(text: str) -> list[TransducerEntry]:
     if not entries:
         raise FieldError("csv", "the CSV file has no transducer rows")
     return entries
+
+
+def _history_after(
+    old: TransducerEntry | None, entry: TransducerEntry, user: str, source: str
+) -> tuple[Calibration, ...]:
+    """``old``'s calibration history, with a record of ``entry``'s sensitivity when it is new."""
+    history = old.history if old else ()
+    if old is not None and old.sensitivity == entry.sensitivity:
+        return history
+    return _trim(
+        history
+        + (
+            Calibration(
+                date=_now(),
+                user=user,
+                sensitivity=entry.sensitivity,
+                previous_sensitivity=old.sensitivity if old else None,
+                source=source,
+            ),
+        )
+    )
 
 
 def _trim(history: tuple[Calibration, ...]) -> tuple[Calibration, ...]:
