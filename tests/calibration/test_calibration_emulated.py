@@ -27,7 +27,7 @@ ACC_ID = "4533-B-001_50900"
 
 @pytest.fixture(scope="module")
 def rig() -> Iterator[EmulatedRig]:
-    with EmulatedRig.start(1, types="3160", calibration_shaker=True, **FAST_EMULATOR) as r:
+    with EmulatedRig.start(1, types="3050", calibration_shaker=True, **FAST_EMULATOR) as r:
         yield r
 
 
@@ -132,4 +132,4 @@ def test_calibrate_command_stores_with_date_and_user(
         )
         == 2
     )
-    assert "input channels 1 to 4" in capsys.readouterr().err
+    assert "input channels 1 to 6" in capsys.readouterr().err

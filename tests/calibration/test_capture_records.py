@@ -23,7 +23,7 @@ from webapp.emulator.rig import microphone
 
 @pytest.fixture
 def rig() -> Iterator[EmulatedRig]:
-    with EmulatedRig.start(1, types="3160", **FAST_EMULATOR) as r:
+    with EmulatedRig.start(1, types="3050", **FAST_EMULATOR) as r:
         yield r
 
 
