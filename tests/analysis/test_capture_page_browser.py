@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 from pathlib import Path
 
 import h5py
@@ -16,7 +15,13 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.analysis.helpers import two_modules
-from tests.support.browser import shoot, skip_without_chromium, wait_js, watch_errors
+from tests.support.browser import (
+    click_spectrum_at,
+    shoot,
+    skip_without_chromium,
+    wait_js,
+    watch_errors,
+)
 from tests.support.processes import serve
 from webapp.analysis.reader import Capture
 from webapp.analysis.synthetic import write_capture
@@ -71,14 +76,7 @@ def test_capture_page(served, browser, viewport) -> None:
     expect(page.locator("#spec-plot")).to_have_attribute("data-traces", "2", timeout=10000)
     expect(page.locator("#spec-info")).to_have_attribute("data-average", "peak")
     assert "to 25.6 kHz" in page.text_content("#spec-info")
-    fmin = float(page.get_attribute("#spec-plot", "data-fmin") or 1)
-    fmax = float(page.get_attribute("#spec-plot", "data-fmax") or 2)
-    share = (math.log10(440.0) - math.log10(fmin)) / (math.log10(fmax) - math.log10(fmin))
-    page.locator("#spec-plot .u-over").scroll_into_view_if_needed()
-    box = page.locator("#spec-plot .u-over").bounding_box()
-    assert box is not None
-    page.mouse.click(box["x"] + box["width"] * share, box["y"] + box["height"] / 2)
-    wait_js(page, "() => document.querySelector('#spec-cursor').dataset.levels")
+    click_spectrum_at(page, "#spec-plot", 440.0, "#spec-cursor")
     assert abs(float(page.get_attribute("#spec-cursor", "data-hz") or 0) - 440.0) < 10
     levels = json.loads(page.get_attribute("#spec-cursor", "data-levels") or "[]")
     assert len(levels) == 2 and all(abs(v - 3.01) <= 0.1 for v in levels), levels

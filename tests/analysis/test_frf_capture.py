@@ -155,6 +155,7 @@ def test_frf_plot_on_the_capture_page(frf_capture: Path, tmp_path: Path, browser
         assert abs(found - FN) / FN < 0.01
         assert "dB re 1" in page.text_content("#frf-info")
         assert page.get_attribute("#frf-uff", "href").startswith("/api/captures/")
+        page.locator("#frf-mag .u-over").scroll_into_view_if_needed()  # hover needs it on screen
         box = page.locator("#frf-mag .u-over").bounding_box()
         assert box is not None
         page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)

@@ -78,3 +78,29 @@ def wait_js(page: Any, fn: str, arg: object = None, timeout: float = 30.0) -> ob
     result: list[object] = []
     wait_until(lambda: result.append(page.evaluate(fn, arg)) or result[-1], timeout, 0.02)
     return result[-1]
+
+
+def click_spectrum_at(page: Any, plot: str, hz: float, readout: str, tries: int = 3) -> None:
+    """Click ``plot`` (a static/spectrum_plot.js plot) at ``hz`` on its log axis and wait for
+    ``readout`` to read a cursor. The plot's box is measured right before each click, and the
+    click is made again when a late layout change (a reply arriving, a legend appearing) moved
+    the plot under it before the cursor took."""
+    import math
+
+    for attempt in range(tries):
+        fmin = float(page.get_attribute(plot, "data-fmin") or 1)
+        fmax = float(page.get_attribute(plot, "data-fmax") or 2)
+        share = (math.log10(hz) - math.log10(fmin)) / (math.log10(fmax) - math.log10(fmin))
+        over = page.locator(f"{plot} .u-over")
+        over.scroll_into_view_if_needed()
+        box = over.bounding_box()
+        assert box is not None
+        page.mouse.click(box["x"] + box["width"] * share, box["y"] + box["height"] / 2)
+        try:
+            wait_js(page, f"() => document.querySelector('{readout}').dataset.hz", timeout=5)
+            got = float(page.get_attribute(readout, "data-hz") or 0)
+            if abs(got - hz) / hz < 0.03 or attempt == tries - 1:
+                return
+        except AssertionError:
+            if attempt == tries - 1:
+                raise

@@ -6,7 +6,6 @@ Stop ends monitoring with the rig still armed."""
 from __future__ import annotations
 
 import json
-import math
 
 import pytest
 
@@ -14,6 +13,7 @@ from tests.streamcheck import check_file
 from tests.support.browser import (
     LAPTOP,
     TABLET,
+    click_spectrum_at,
     shoot,
     skip_without_chromium,
     wait_js,
@@ -87,12 +87,7 @@ def test_monitor_shows_live_levels_in_two_viewers_and_records_a_window(server, b
     page.locator('#spec-compare-list input[value$="/1"]').first.check()
     expect(page.locator("#spec-plot")).to_have_attribute("data-traces", "2", timeout=10000)
     page.locator("#spec-compare summary").click()
-    fmin = float(page.get_attribute("#spec-plot", "data-fmin") or 1)
-    fmax = float(page.get_attribute("#spec-plot", "data-fmax") or 2)
-    share = (math.log10(1000.0) - math.log10(fmin)) / (math.log10(fmax) - math.log10(fmin))
-    box = page.locator("#spec-plot .u-over").bounding_box()  # the plot was redrawn for two
-    assert box is not None
-    page.mouse.click(box["x"] + box["width"] * share, box["y"] + box["height"] / 2)
+    click_spectrum_at(page, "#spec-plot", 1000.0, "#spec-cursor")
     expect(page.locator("#spec-cursor")).to_contain_text("Ch 1")
     assert abs(float(page.get_attribute("#spec-cursor", "data-hz") or 0) - 1000.0) < 15
     levels = json.loads(page.get_attribute("#spec-cursor", "data-levels") or "[]")
