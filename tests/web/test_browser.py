@@ -172,7 +172,9 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
         expect(viewer.locator(f'[data-lamp="{lamp}"]')).to_have_attribute(
             "data-color", "magenta", timeout=5000
         )
-    assert lamp_color(page, f"{modules[1]}/1") == "green"
+    # The fault is module 1's alone: module 2's lamp shows none (green while it measures, off
+    # once the 5 s capture has ended by now).
+    assert lamp_color(page, f"{modules[1]}/1") in ("green", "off")
 
     # The capture completes and the rig is back to Idle: the lamps say what holds now, nothing
     # measures (the capture's report keeps the fault).
