@@ -55,7 +55,6 @@
   // request each, same lines, window and averaging), with a cursor and its harmonics.
   const specPlot = new Dash.SpectrumPlot($("spec-plot"), { readout: $("spec-cursor"), height: 240,
     log: $("log-f").checked });
-  const MAX_COMPARE = 3;
   let compare = [];  // keys of the overlaid channels
 
   new ResizeObserver(() => timePlot.setSize(plotSize($("time-plot"), 260))).observe($("time-plot"));
@@ -141,18 +140,13 @@
   }
 
   function renderCompare() {
-    const list = $("spec-compare-list");
-    list.replaceChildren(...(info ? info.channels : []).filter((c) => c.key !== channel).map((c) => {
-      const box = el("input", { type: "checkbox", value: c.key });
-      box.checked = compare.includes(c.key);
-      box.disabled = !box.checked && compare.length >= MAX_COMPARE;
-      box.onchange = () => {
-        compare = box.checked ? [...compare, c.key] : compare.filter((k) => k !== c.key);
-        renderCompare();
-        loadSpectrum();
-      };
-      return el("label", { class: "small" }, box, ` ${c.key} · ${c.name}`);
-    }));
+    const choices = (info ? info.channels : []).filter((c) => c.key !== channel)
+      .map((c) => ({ key: c.key, label: `${c.key} · ${c.name}` }));
+    Dash.renderCompareList($("spec-compare-list"), choices, compare, (keys) => {
+      compare = keys;
+      renderCompare();
+      loadSpectrum();
+    });
   }
 
   function peak(d) {

@@ -635,7 +635,6 @@
     wavePlot.redraw(false, true);
   }
   // --- live spectrum ---------------------------------------------------------------------------
-  const MAX_COMPARE = 3;
   let compare = [];  // "address/channel" keys overlaid on the shown channel's spectrum
   const specs = new Map();  // key → { ms: Float64Array, frames, queue, s } — this viewer's averages
   const keyOf = (module, channel) => `${module}/${channel}`;
@@ -659,20 +658,11 @@
     const keys = [];
     for (const address of moduleList()) for (const ch of channelsOf(address)) if (ch.enabled) keys.push(keyOf(address, ch.channel));
     compare = compare.filter((k) => keys.includes(k));
-    const list = $("spec-compare-list");
-    const have = Array.from(list.querySelectorAll("input")).map((b) => `${b.value}:${b.checked}:${b.disabled}`).join("|");
-    const want = keys.filter((k) => k !== shown).map((k) => `${k}:${compare.includes(k)}:${!compare.includes(k) && compare.length >= MAX_COMPARE}`).join("|");
-    if (have === want) return;
-    list.replaceChildren(...keys.filter((k) => k !== shown).map((k) => {
-      const box = el("input", { type: "checkbox", value: k });
-      box.checked = compare.includes(k);
-      box.disabled = !box.checked && compare.length >= MAX_COMPARE;
-      box.onchange = () => {
-        compare = box.checked ? [...compare, k] : compare.filter((x) => x !== k);
-        renderCompare(); sendSpectrumChoice();
-      };
-      return el("label", { class: "small" }, box, ` ${k.replace(/\/(\d+)$/, " · Ch $1")}`);
-    }));
+    const choices = keys.filter((k) => k !== shown).map((k) => ({ key: k, label: k.replace(/\/(\d+)$/, " · Ch $1") }));
+    Dash.renderCompareList($("spec-compare-list"), choices, compare, (chosen) => {
+      compare = chosen;
+      renderCompare(); sendSpectrumChoice();
+    });
   }
   on("spectrum", () => {
     const s = state.spectrum;

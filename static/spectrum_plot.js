@@ -175,5 +175,23 @@
     }
   }
 
-  Object.assign(Dash, { SpectrumPlot, TRACE_COLORS: COLORS });
+  // The overlay list: a check box per channel that may be overlaid (choices: [{key, label}]),
+  // at most MAX_COMPARE ticked; onChange gets the new list of keys. Redrawn only when what it
+  // shows changed, so a tick in progress is not lost to a redraw.
+  const MAX_COMPARE = 3;
+  function renderCompareList(list, choices, chosen, onChange) {
+    const full = chosen.length >= MAX_COMPARE;
+    const want = choices.map((c) => `${c.key}:${chosen.includes(c.key)}:${full}`).join("|");
+    if (list.dataset.shown === want) return;
+    list.dataset.shown = want;
+    list.replaceChildren(...choices.map((c) => {
+      const box = Dash.el("input", { type: "checkbox", value: c.key });
+      box.checked = chosen.includes(c.key);
+      box.disabled = !box.checked && full;
+      box.onchange = () => onChange(box.checked ? [...chosen, c.key] : chosen.filter((k) => k !== c.key));
+      return Dash.el("label", { class: "small" }, box, ` ${c.label}`);
+    }));
+  }
+
+  Object.assign(Dash, { SpectrumPlot, TRACE_COLORS: COLORS, renderCompareList });
 })();

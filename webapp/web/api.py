@@ -144,11 +144,7 @@ def put_setup() -> Any:
 @auth.require_role("viewer")
 def get_channel_table() -> Any:
     text = write_csv(dash().setups.for_rig(dash().rig.view()["modules"])["channels"])
-    return Response(
-        text,
-        mimetype="text/csv",
-        headers={"Content-Disposition": 'attachment; filename="channels.csv"'},
-    )
+    return _download(text, "text/csv", "channels.csv")
 
 
 @bp.put("/setup/channels.csv")
@@ -169,10 +165,15 @@ def put_channel_table() -> Any:
 def get_setup_file() -> Any:
     """The current setup as a JSON file; ``PUT /api/setup`` takes it back."""
     body = json.dumps(dash().setups.current(), indent=2, ensure_ascii=False) + "\n"
+    return _download(body, "application/json", "setup.json")
+
+
+def _download(body: str, mimetype: str, filename: str) -> Response:
+    """``body`` as a file the browser saves under ``filename``."""
     return Response(
         body,
-        mimetype="application/json",
-        headers={"Content-Disposition": 'attachment; filename="setup.json"'},
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 
