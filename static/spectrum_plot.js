@@ -193,5 +193,5 @@
     }));
   }
 
-  Object.assign(Dash, { SpectrumPlot, TRACE_COLORS: COLORS, renderCompareList });
+  Object.assign(Dash, { SpectrumPlot, renderCompareList });
 })();
