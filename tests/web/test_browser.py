@@ -1,5 +1,5 @@
 """The dashboard in a real browser (Debian's chromium through Playwright) against the real
-``python -m webapp serve --emulate 3``: a user sets up the rig, records 5 s, watches PTP lock,
+``python -m webapp serve --emulate 3``: a user sets up the rig, records 8 s, watches PTP lock,
 recording time, levels and the waveform; several viewers see the same; an injected fault
 lights its lamp everywhere; the capture's files download and parse. Screenshots of every page
 go to test-artifacts/screenshots/."""
@@ -84,11 +84,12 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     expect(page.locator("#module-tables section[data-module]")).to_have_count(3)
     shoot(page, "setup-laptop")
 
-    # --- Capture: 5 s, watched by a second browser on a tablet.
+    # --- Capture: 8 s (room for the fault and the late viewer while it records), watched by a
+    # second browser on a tablet.
     page.goto(f"{base}/capture")
     expect(page.locator("#conn")).to_have_text("live")
     page.fill("#cap-name", "Browser run")
-    page.fill("#cap-duration", "5")
+    page.fill("#cap-duration", "8")
     watcher = browser.new_context(viewport=TABLET).new_page()
     watch_errors(watcher, errors)
     watcher.goto(f"{base}/capture")
@@ -166,15 +167,14 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     expect(late.locator(f'[data-lamp="{modules[0]}/1"]')).to_have_attribute(
         "data-color", "green", timeout=1000
     )
+    # The fault is module 1's alone: module 2's lamp stays green while the capture records.
+    assert lamp_color(page, f"{modules[1]}/1") == "green"
     shoot(page, "capture-recording-laptop")
 
     for viewer in (page, watcher, late):
         expect(viewer.locator(f'[data-lamp="{lamp}"]')).to_have_attribute(
             "data-color", "magenta", timeout=5000
         )
-    # The fault is module 1's alone: module 2's lamp shows none (green while it measures, off
-    # once the 5 s capture has ended by now).
-    assert lamp_color(page, f"{modules[1]}/1") in ("green", "off")
 
     # The capture completes and the rig is back to Idle: the lamps say what holds now, nothing
     # measures (the capture's report keeps the fault).
@@ -355,7 +355,7 @@ def _check_stream(data: bytes) -> int:
     for sig in signals:
         assert not sig.gaps
         assert not any(flags & streamcheck.OVERRUN for _, flags in sig.qualities)
-        assert sig.samples / sig.sample_rate >= 5.0
+        assert sig.samples / sig.sample_rate >= 8.0
     assert len({sig.samples for sig in signals}) == 1
     assert len({sig.first_time for sig in signals}) == 1
     return signals[0].first_time
