@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# Installs what the test suite needs (Debian's chromium for the browser tests; the package with
+# Installs what the test suite needs (Debian's chromium, redis-server and nginx; the package with
 # its test extras in the project's venv, .venv, made by scripts/venv.sh) and runs the linter and
 # the whole suite in that venv. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x /usr/bin/chromium ]; then
+# Debian packages the tests start on loopback: chromium (browser tests), redis-server (the
+# message queue between the engine and the web processes), nginx (the reverse proxy in front).
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/redis-server ] || missing="$missing redis-server"
+[ -x /usr/sbin/nginx ] || missing="$missing nginx"
+if [ -n "$missing" ]; then
     if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+    # shellcheck disable=SC2086 # one word per package
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
 fi
 
 bash scripts/venv.sh test
