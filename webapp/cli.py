@@ -19,16 +19,18 @@ from collections.abc import Sequence
 GREEN_COMMANDS = frozenset({"serve", "emulate", "capture"})
 
 # Each module contributes its subcommands through ``add_parser(subparsers)``; every subparser
-# sets ``func`` to a callable taking the parsed arguments and returning an exit code.
-COMMAND_MODULES = (
-    "webapp.web.cli",
-    "webapp.emulator.cli",
-    "webapp.capture.cli",
-    "webapp.analysis.cli",
-    "webapp.web.usercli",
-    "webapp.openapi.discover_cli",
-    "webapp.calibration.cli",
-)
+# sets ``func`` to a callable taking the parsed arguments and returning an exit code. The
+# commands each module adds are listed here, so a command imports only its own module: the
+# capture command does not pay for the web server's, the emulator's or scipy's imports.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "webapp.web.cli": ("serve",),
+    "webapp.emulator.cli": ("emulate",),
+    "webapp.capture.cli": ("capture",),
+    "webapp.analysis.cli": ("inspect", "export"),
+    "webapp.web.usercli": ("user",),
+    "webapp.openapi.discover_cli": ("discover",),
+    "webapp.calibration.cli": ("calibrate",),
+}
 
 
 def _first_command(argv: Sequence[str]) -> str | None:
@@ -46,14 +48,22 @@ def _monkey_patch() -> None:
         eventlet.monkey_patch()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def modules_for(command: str | None) -> list[str]:
+    """The command modules to load for ``command``: its own, or every one (help, a typo)."""
+    own = [name for name, commands in COMMAND_MODULES.items() if command in commands]
+    return own or list(COMMAND_MODULES)
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with ``command``'s subcommand only (every subcommand when None or unknown,
+    so ``--help`` lists them all and a typo is answered with the list)."""
     parser = argparse.ArgumentParser(
         prog="lanxi-dashboard",
         description="Multi-module, sample-synchronous LAN-XI capture: dashboard, emulator, tools.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in modules_for(command):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -66,9 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if _first_command(argv) in GREEN_COMMANDS:
+    command = _first_command(argv)
+    if command in GREEN_COMMANDS:
         _monkey_patch()
-    parser = build_parser()
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
