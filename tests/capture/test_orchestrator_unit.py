@@ -626,3 +626,66 @@ def test_a_dropped_multi_socket_stream_names_module_channel_and_file(rig: FakeRi
         assert f"module {A} channel {channel} (ms.1.ch{channel}.stream)" in error.message
     assert "channel" in orch.last_error and ".stream" in orch.last_error
     assert "ms.1.ch" in capture_json(orch.last_folder)["reason"]
+
+
+def _stop_answer_lost(monkeypatch: pytest.MonkeyPatch, address: str, stops: bool) -> None:
+    """``measurements/stop`` to ``address`` goes unanswered (as a timeout does); the module
+    stops nonetheless when ``stops``."""
+    real_stop = FakeClient.stop_measurement
+
+    def stop_measurement(self: FakeClient) -> int:
+        if self.address != address:
+            return real_stop(self)
+        if stops:
+            real_stop(self)
+        raise ModuleError(address, "PUT /rest/rec/measurements/stop", None, "no answer in 3 s")
+
+    monkeypatch.setattr(FakeClient, "stop_measurement", stop_measurement)
+
+
+def test_a_stop_answered_too_late_by_a_module_that_stopped_is_no_failure(
+    rig: FakeRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """The master's answer to its stop is lost (a busy moment), but its status shows it
+    stopped: the capture completes, with a warning that names the module, and every module
+    is back to Idle."""
+    rig.add(A)
+    rig.add(B)
+    _stop_answer_lost(monkeypatch, A, stops=True)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B))
+    assert orch.wait(20)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    late = [w for w in rec.kinds("warning") if "answered its stop late" in w.message]
+    assert [w.module for w in late] == [A]
+    assert rig.modules[A].state == rig.modules[B].state == "Idle"
+    assert orch.last_left_non_idle == []
+
+
+def test_a_module_still_recording_after_an_unanswered_stop_fails_the_capture(
+    rig: FakeRig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    rig.add(A)
+    rig.add(B)
+    _stop_answer_lost(monkeypatch, A, stops=False)
+    orch, rec = make(rig, tmp_path)
+    orch.start(settings(A, B))
+    assert orch.wait(30)
+    assert orch.phase == Phase.FAILED
+    assert "stopping the measurement failed on module 1" in orch.last_error
+    assert not [w for w in rec.kinds("warning") if "answered its stop late" in w.message]
+
+
+def test_warnings_errors_and_outcomes_reach_the_log(caplog: pytest.LogCaptureFixture):
+    from webapp.capture import events as ev
+
+    with caplog.at_level("INFO", logger="webapp.capture.events"):
+        ev.log_problems(ev.Warning(message="teardown: no answer", module=A))
+        ev.log_problems(ev.Error(message="refused", module=B, request="PUT /rest/rec/open"))
+        ev.log_problems(ev.CaptureFinished("c1", "failed", "stopping failed", "/x"))
+        ev.log_problems(ev.RecordingTime(elapsed_s=1.0, duration_s=None))
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"{A}: teardown: no answer"),
+        ("ERROR", f"{B} PUT /rest/rec/open: refused"),
+        ("INFO", "capture c1 failed: stopping failed"),
+    ]

@@ -355,6 +355,23 @@ class TriggerFired(Event):
 Subscriber = Callable[[Event], None]
 
 
+def log_problems(event: Event) -> None:
+    """A subscriber that writes every warning, error and finished capture to the log (the
+    dashboard's own log: what went wrong stays there after the browsers are closed)."""
+    if isinstance(event, Error):
+        where = " ".join(x for x in (event.module, event.request) if x)
+        log.error("%s%s", f"{where}: " if where else "", event.message)
+    elif isinstance(event, Warning):
+        log.warning("%s%s", f"{event.module}: " if event.module else "", event.message)
+    elif isinstance(event, CaptureFinished):
+        log.info(
+            "capture %s %s%s",
+            event.capture_id,
+            event.outcome,
+            f": {event.reason}" * bool(event.reason),
+        )
+
+
 class EventBus:
     """Synchronous fan-out. Subscribers must be quick (queue or coalesce, never block): the
     publisher is the orchestrator or a stream receiver, and a slow subscriber slows them."""

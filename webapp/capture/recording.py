@@ -41,7 +41,7 @@ from webapp.capture.session import (
     error_event,
     parallel,
 )
-from webapp.capture.teardown import stop_measurements
+from webapp.capture.teardown import stop_measurements, stopped_after_all
 from webapp.capture.watching import StatusWatching
 from webapp.openapi.model import BLOCK_VALUES
 
@@ -178,7 +178,9 @@ class Recording(StatusWatching):
             for r in m.receivers:
                 r.expect_end = True  # a module may close its stream once stopped
         # The slaves at once, then the master whether or not they answered (short timeout).
-        unstopped = stop_measurements(s, lambda m: True, self._publish)
+        unstopped = stopped_after_all(
+            stop_measurements(s, lambda m: True, self._publish), self._publish
+        )
         s.measuring = False
         # One status read when the stop was answered 200 (done); a wait if it was 202.
         self._await(s, WAIT_STOPPED, [m for m in s.modules if m not in unstopped])

@@ -169,6 +169,37 @@ def stop_measurements(
     return best_effort_each(s, Order.MASTER_LAST, "stop_measurement", which, publish)
 
 
+def stopped_after_all(
+    unstopped: list[ModuleRun], publish: Callable[[Event], None]
+) -> list[ModuleRun]:
+    """Of the modules whose ``measurements/stop`` went unanswered within the short timeout,
+    those a status read now shows stopped are no failure: the answer came late (a module, or
+    the network, busy for a moment), not the stop. Each such module is named in a warning and
+    no longer counted as gone. Returns the modules still not known to have stopped."""
+    still = []
+    for m in unstopped:
+        if not m.gone:
+            still.append(m)  # it answered, with an error: the stop itself was refused
+            continue
+        try:
+            state = quick(m).onchange().get("moduleState")
+        except Exception:
+            still.append(m)
+            continue
+        if state == ModuleState.RECORDER_RECORDING:
+            still.append(m)
+            continue
+        m.gone = False
+        publish(
+            Warning(
+                message=f"module {m.number} ({m.address}) answered its stop late (more than "
+                f"{TEARDOWN_REQUEST_TIMEOUT_S:g} s); its status says it stopped ({state})",
+                module=m.address,
+            )
+        )
+    return still
+
+
 def left_non_idle(s: Session) -> list[dict[str, Any]]:
     """Every module the session opened that is not Idle by its last status read (or no longer
     answers), with what went wrong: ``{"number", "address", "state", "reason"}``."""

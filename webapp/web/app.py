@@ -156,6 +156,7 @@ def create_app(
     app.extensions["lanxi"] = dashboard
 
     bus.subscribe(state.on_event)
+    bus.subscribe(ev.log_problems)  # warnings and errors also in the server's log
     state.set_topic("rig", rig.view())
     dashboard.publish_setup()
     faults.publish()
