@@ -159,9 +159,11 @@ class Generator:
             self._epoch(n, tick, tick, self.setups[n])
 
     def stop(self, body: Any) -> None:
+        """Stop the listed outputs; a stop without a body (HBK's loopback.py) stops them all."""
         self._require_outputs()
         now = now_ticks()
-        for n in _output_numbers(body, self.outputs):
+        numbers = list(self.setups) if body is None else _output_numbers(body, self.outputs)
+        for n in numbers:
             self.waiting.discard(n)
             if self.started.pop(n, None) is not None:
                 self._epoch(n, now, now, None)
