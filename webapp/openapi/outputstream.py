@@ -139,4 +139,6 @@ class OutputStreamer:
     def close(self) -> None:
         self._stop.set()
         with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)  # wakes a sender blocked in sendall
+        with contextlib.suppress(OSError):
             self._sock.close()
