@@ -99,9 +99,9 @@ def test_stream_setup_answers_a_port_per_output_and_refuses_bad_setups(gen: Api)
         OutputStreamer(gen.module.host, ports[0], timeout=2)
 
 
-def test_streamed_chirp_reaches_the_loopback_input_sample_by_sample(gen: Api) -> None:
-    gain, input_gain = 0.5, 0.8
-    wave = np.concatenate([chirp(1.5), np.zeros(FS // 4)])
+def record_stream(gen: Api, body: dict, wave: np.ndarray) -> tuple[np.ndarray, dict, int]:
+    """Measure input 1 while ``wave`` is streamed through output 1 from a start after T0;
+    returns (volts, the stream's state, the measurement's T0)."""
     measuring(gen)
     reader = StreamReader(gen.module.host, gen.ok("get", "/destination/socket").json()["tcpPort"])
     gen.ok("post", "/measurements")
@@ -110,33 +110,37 @@ def test_streamed_chirp_reaches_the_loopback_input_sample_by_sample(gen: Api) ->
         assert time.monotonic() < deadline, "no data from the measurement"
         time.sleep(0.01)
     gen.ok("put", "/generator/prepare", json=ONE)
-    gen.ok("put", "/generator/output", json=streamed(gain, input_gain))
+    gen.ok("put", "/generator/output", json=body)
     port = gen.ok("get", "/generator/output").json()["outputs"][0]["inputs"][0]["port"]
     streamer = OutputStreamer(gen.module.host, port)
     slices = array_slices(wave)
     streamer.feed(slices, until=PRIME_SAMPLES)
-    assert wait_until(gen, lambda s: s["received"] >= PRIME_SAMPLES)["underruns"] == 0
-    gen.ok("put", "/generator/start", json=ONE)
     feeder = threading.Thread(target=streamer.feed, args=(slices,))
     feeder.start()
+    gen.ok("put", "/generator/start", json=ONE)
     feeder.join(10)
     streamer.close()
-    info = wait_until(gen, lambda s: s["played"] > wave.size + FS // 8)
+    rate = stream_info(gen)["sampleRate"]
+    info = wait_until(gen, lambda s: s["played"] > wave.size + rate // 8)
     gen.ok("put", "/measurements/stop")
     gen.ok("put", "/generator/stop", json=ONE)
-    assert info["received"] == wave.size and info["underruns"] == 0 and info["ended"]
-
+    t0 = gen.control("get", "info").json()["measurement"]["t0"]
     report = check_stream(reader.wait_closed(), keep_values=True)
     sig = report.signal(1)
-    recorded = sig.values() * sig.descriptors["scale_factor"] / 2**23
+    return sig.values() * sig.descriptors["scale_factor"] / 2**23, info, t0
+
+
+def test_streamed_chirp_reaches_the_loopback_input_sample_by_sample(gen: Api) -> None:
+    gain, input_gain = 0.5, 0.8
+    wave = np.concatenate([chirp(1.5), np.zeros(FS // 4)])
+    recorded, info, t0 = record_stream(gen, streamed(gain, input_gain), wave)
+    assert info["received"] == wave.size and info["underruns"] == 0 and info["ended"]
     # Where the output's first sample must sit: its start tick on the input's sample grid.
-    t0 = gen.control("get", "info").json()["measurement"]["t0"]
-    lag = (info["startTick"] - t0) * FS // TICKS_PER_SECOND
     assert (info["startTick"] - t0) * FS % TICKS_PER_SECOND == 0
-    counts = np.rint(wave * FULL_SCALE_COUNTS)
-    expected = 10.0 * gain * input_gain * counts / 2**23
+    lag = (info["startTick"] - t0) * FS // TICKS_PER_SECOND
+    expected = 10.0 * gain * input_gain * np.rint(wave * FULL_SCALE_COUNTS) / 2**23
     got = recorded[lag : lag + wave.size]
-    assert got.size == wave.size, (lag, recorded.size, t0, info)
+    assert got.size == wave.size, (lag, recorded.size)
     residual = got - expected
     assert np.sqrt(np.mean(residual**2)) < 1.3 * NOISE_FLOOR_VOLTS  # only the noise floor
     assert np.max(np.abs(residual)) < 8 * NOISE_FLOOR_VOLTS
@@ -145,6 +149,22 @@ def test_streamed_chirp_reaches_the_loopback_input_sample_by_sample(gen: Api) ->
     # One sample off would leave a residual of the chirp's slope, far above the noise.
     shifted = recorded[lag + 1 : lag + 1 + wave.size] - expected
     assert np.sqrt(np.mean(shifted**2)) > 100 * NOISE_FLOOR_VOLTS
+
+
+def test_at_half_the_rate_each_output_sample_lasts_two_input_samples(gen: Api) -> None:
+    out_rate = FS // 2
+    wave = 0.8 * np.sin(2 * np.pi * 1000.0 * np.arange(out_rate) / out_rate)
+    recorded, info, t0 = record_stream(gen, streamed(0.5, rate=1), wave)
+    assert info["sampleRate"] == out_rate and info["underruns"] == 0
+    lag = (info["startTick"] - t0) * FS // TICKS_PER_SECOND
+    expected = np.repeat(10.0 * 0.5 * np.rint(wave * FULL_SCALE_COUNTS) / 2**23, 2)
+    residual = recorded[lag : lag + expected.size] - expected
+    assert residual.size == expected.size
+    assert np.sqrt(np.mean(residual**2)) < 1.3 * NOISE_FLOOR_VOLTS
+    # Played at 65536 Hz, the 1000 Hz of the samples stays 1000 Hz at the input.
+    segment = recorded[lag : lag + expected.size]
+    spectrum = np.abs(np.fft.rfft(segment * np.hanning(segment.size)))
+    assert np.argmax(spectrum) * FS / segment.size == pytest.approx(1000.0, abs=1.0)
 
 
 def test_a_late_client_underruns_and_the_output_plays_on_delayed(gen: Api) -> None:

@@ -17,7 +17,6 @@ from webapp.capture.settings import SettingsError
 from webapp.capture.waveform_streams import (
     module_outputs,
     prime_streams,
-    start_feeding,
     stop_feeding,
     waveform_file,
 )
@@ -61,7 +60,6 @@ def start_generators(s: Session) -> None:
         m.client.start_generator(numbers)
     if s.synchronized:
         s.master.client.apply()
-    start_feeding(s.waveform_feeds)
 
 
 def stop_generators(s: Session) -> list[str]:

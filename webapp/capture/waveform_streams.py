@@ -4,8 +4,8 @@ A generator output of the capture settings whose input 1 is ``{"signalType": "st
 "file": PATH, "channel": C}`` plays channel C (default 1) of the sound file PATH: the module gets
 the input without ``file``/``channel`` and with the ``samplingRate`` that matches the file's
 rate (131072, 65536, 32768 or 16384 Hz). After ``generator/output`` the client reads the
-output's TCP port, connects and primes it; after ``generator/start`` the rest of the file is
-fed in the background, in small slices, paced by the module's FIFO. The file ends → the output
+output's TCP port, connects and primes it, and the rest of the file follows in the background
+(``generator/start`` goes out meanwhile), in small slices, paced by the module's FIFO. The file ends → the output
 plays out and then silence; the recording's end stops the feeding.
 """
 
@@ -96,11 +96,13 @@ def prime_streams(m: Any, outputs: list[dict[str, Any]]) -> list[Feeding]:
         slices = wave.slices()
         streamer.feed(slices, until=PRIME_SAMPLES)
         feeds.append(Feeding(m.address, n, streamer, slices))
+    start_feeding(feeds)
     return feeds
 
 
 def start_feeding(feeds: list[Feeding]) -> None:
-    """After generator/start (and apply): the rest of every file, in the background."""
+    """Once primed, the rest of every file in the background, already while generator/start
+    is on its way (as HBK's C# example does): the module's buffer then never runs dry."""
     for feed in feeds:
         feed.thread = runtime.spawn(_feed, feed, name=f"waveform-{feed.module}-{feed.output}")
 

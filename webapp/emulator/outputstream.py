@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import select
 import socket
 import threading
 from typing import Any
@@ -148,32 +149,50 @@ class StreamedOutput:
             ).start()
 
     def _receive(self, conn: socket.socket) -> None:
-        conn.settimeout(0.5)
+        """Wait for data outside the lock; read it under the lock (so the play timeline, which
+        also reads, never sees chunks out of order), after playing the slots already due."""
         while True:
             with self._lock:
                 if self._conn is not conn:
                     return
-                self._advance_locked(now_ticks())
-                room = (self.buffer_samples - self._fill) * 4 - len(self._remainder)
+                self._advance_locked(now_ticks(), pull=False)
+                room = self._room_locked()
             if room < 4:
                 threading.Event().wait(POLL_SECONDS)  # full: TCP holds the client back
                 continue
             try:
-                data = conn.recv(min(RECV_BYTES, room))
-            except TimeoutError:
+                readable, _, _ = select.select([conn], [], [], 0.5)
+            except (OSError, ValueError):
+                readable = [conn]
+            if not readable:
                 continue
-            except OSError:
-                data = b""
             with self._lock:
                 if self._conn is not conn:
                     return
-                if not data:
-                    self._conn = None
-                    self._ended = True
+                self._advance_locked(now_ticks(), pull=False)
+                if not self._pull_locked(conn):
                     break
-                self._advance_locked(now_ticks())
-                self._queue_locked(data)
         _close(conn)
+
+    def _room_locked(self) -> int:
+        return (self.buffer_samples - self._fill) * 4 - len(self._remainder)
+
+    def _pull_locked(self, conn: socket.socket) -> bool:
+        """Queue what the connection holds now (without waiting); False once it has ended."""
+        while (room := self._room_locked()) >= 4:
+            try:
+                data = conn.recv(min(RECV_BYTES, room), socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                data = b""
+            if not data:
+                self._conn = None
+                self._ended = True
+                _close(conn)
+                return False
+            self._queue_locked(data)
+        return True
 
     def _queue_locked(self, data: bytes) -> None:
         data = self._remainder + data
@@ -192,7 +211,10 @@ class StreamedOutput:
         assert self.anchor_tick is not None
         return (tick - self.anchor_tick) * self.sample_rate // TICKS_PER_SECOND
 
-    def _advance_locked(self, tick: int) -> None:
+    def _advance_locked(self, tick: int, pull: bool = True) -> None:
+        """Play every slot due by ``tick``. With ``pull`` (an input or a status asks) what
+        already waits in the connection is queued first: the module's receiving is continuous,
+        so data there arrived in time even when the receiving thread was not scheduled."""
         if self.anchor_tick is None or tick < self.anchor_tick:
             return
         if self.stop_tick is not None:
@@ -200,6 +222,8 @@ class StreamedOutput:
         due = self._slot(tick) + 1 - self._played
         if due <= 0:
             return
+        if pull and due > self._fill and self._conn is not None:
+            self._pull_locked(self._conn)
         parts = []
         got = 0
         while got < due and self._fifo:
