@@ -99,10 +99,12 @@ def test_stream_setup_answers_a_port_per_output_and_refuses_bad_setups(gen: Api)
         OutputStreamer(gen.module.host, ports[0], timeout=2)
 
 
-def record_stream(gen: Api, body: dict, wave: np.ndarray) -> tuple[np.ndarray, dict, int]:
-    """Measure input 1 while ``wave`` is streamed through output 1 from a start after T0;
-    returns (volts, the stream's state, the measurement's T0)."""
-    measuring(gen)
+def record_streams(
+    gen: Api, body: dict, wave: np.ndarray, channels: tuple[int, ...] = (1,)
+) -> tuple[dict[int, np.ndarray], dict, int]:
+    """Measure ``channels`` while ``wave`` is streamed through output 1 from a start after T0;
+    returns (volts per signal id, the stream's state, the measurement's T0)."""
+    measuring(gen, channels=channels)
     reader = StreamReader(gen.module.host, gen.ok("get", "/destination/socket").json()["tcpPort"])
     gen.ok("post", "/measurements")
     deadline = time.monotonic() + 5
@@ -126,8 +128,16 @@ def record_stream(gen: Api, body: dict, wave: np.ndarray) -> tuple[np.ndarray, d
     gen.ok("put", "/generator/stop", json=ONE)
     t0 = gen.control("get", "info").json()["measurement"]["t0"]
     report = check_stream(reader.wait_closed(), keep_values=True)
-    sig = report.signal(1)
-    return sig.values() * sig.descriptors["scale_factor"] / 2**23, info, t0
+    volts = {
+        sid: sig.values() * sig.descriptors["scale_factor"] / 2**23
+        for sid, sig in report.signals.items()
+    }
+    return volts, info, t0
+
+
+def record_stream(gen: Api, body: dict, wave: np.ndarray) -> tuple[np.ndarray, dict, int]:
+    volts, info, t0 = record_streams(gen, body, wave)
+    return volts[1], info, t0
 
 
 def test_streamed_chirp_reaches_the_loopback_input_sample_by_sample(gen: Api) -> None:
@@ -165,6 +175,19 @@ def test_at_half_the_rate_each_output_sample_lasts_two_input_samples(gen: Api) -
     segment = recorded[lag : lag + expected.size]
     spectrum = np.abs(np.fft.rfft(segment * np.hanning(segment.size)))
     assert np.argmax(spectrum) * FS / segment.size == pytest.approx(1000.0, abs=1.0)
+
+
+def test_a_stream_through_the_simulated_resonance(start_rig) -> None:
+    api = Api(start_rig(1, module_type="3160", loopbacks=("1>1", "1>2:1000:0.05")).modules[0])
+    wave = 0.1 * np.sin(2 * np.pi * 1000.0 * np.arange(FS // 2) / FS)
+    volts, info, t0 = record_streams(api, streamed(0.5), wave, channels=(1, 2))
+    lag = (info["startTick"] - t0) * FS // TICKS_PER_SECOND
+    # After the transient (time constant 1/(ζ·ωn) = 3.2 ms): the steady state at fn.
+    drive, response = (v[lag + FS // 4 : lag + FS // 2] for v in (volts[1], volts[2]))
+    line = int(round(1000.0 * drive.size / FS))
+    h = np.fft.rfft(response)[line] / np.fft.rfft(drive)[line]
+    assert abs(h) == pytest.approx(1 / (2 * 0.05), rel=0.01)  # Q = 10 at fn
+    assert np.degrees(np.angle(h)) == pytest.approx(-90.0, abs=1.0)
 
 
 def test_a_late_client_underruns_and_the_output_plays_on_delayed(gen: Api) -> None:
