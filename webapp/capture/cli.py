@@ -184,6 +184,15 @@ def add_parser(subparsers: Any) -> None:
         'with FILE, a generator/output body {"outputs": [...]} (PROTOCOL.md §5.7); repeatable',
     )
     p.add_argument(
+        "--generator-waveform",
+        action="append",
+        default=[],
+        metavar="N:OUT:FILE[@GAIN]",
+        help="stream sound file FILE (WAV, FLAC, … at 131072, 65536, 32768 or 16384 Hz; "
+        "channel 1) through module N's generator output OUT during each recording, "
+        "full scale × GAIN (default 1: ±10 V); repeatable (docs/capture.md)",
+    )
+    p.add_argument(
         "--return-to-idle",
         action="store_true",
         help="record nothing: walk each module another program left open back to Idle "
@@ -216,6 +225,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
         if args.channel_table:
             settings.labels = read_table(Path(args.channel_table), settings.modules)
         settings.generators = generators_from_options(args.generator, settings.modules)
+        add_waveform_outputs(settings.generators, args.generator_waveform, settings.modules)
         settings.validate()
         plan = _plan(args)
     except TableError as exc:
@@ -469,6 +479,42 @@ def generators_from_options(options: list[str], modules: list[str]) -> dict[str,
             )
         generators.setdefault(modules[int(number) - 1], []).extend(outputs)
     return generators
+
+
+def add_waveform_outputs(
+    generators: dict[str, list[Any]], options: list[str], modules: list[str]
+) -> None:
+    """``--generator-waveform N:OUT:FILE[@GAIN]`` → a streamed output in the generators."""
+    for option in options:
+        number, _, rest = option.partition(":")
+        output, _, spec = rest.partition(":")
+        file, at, gain_text = spec.rpartition("@") if "@" in spec else (spec, "", "")
+        try:
+            gain = float(gain_text) if at else 1.0
+        except ValueError:
+            gain = -1.0
+        if (
+            not number.isdigit()
+            or not 1 <= int(number) <= len(modules)
+            or not output.isdigit()
+            or not file
+            or not 0 <= gain <= 1
+        ):
+            raise SettingsError(
+                "generators",
+                f"--generator-waveform {option!r}: write N:OUT:FILE[@GAIN] with N a module "
+                f"number 1 to {len(modules)}, OUT an output number and GAIN 0 to 1",
+            )
+        generators.setdefault(modules[int(number) - 1], []).append(
+            {
+                "number": int(output),
+                "gain": gain,
+                "inputs": [
+                    {"number": 1, "signalType": "stream", "gain": 1.0, "file": file},
+                    {"number": 2, "signalType": "none"},
+                ],
+            }
+        )
 
 
 def _in_option_terms(exc: SettingsError) -> str:

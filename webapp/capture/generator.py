@@ -14,6 +14,12 @@ from typing import Any
 
 from webapp.capture.session import ModuleRun, Session
 from webapp.capture.settings import SettingsError
+from webapp.capture.waveform_streams import (
+    module_outputs,
+    prime_streams,
+    stop_feeding,
+    waveform_file,
+)
 from webapp.openapi.client import ModuleError
 
 
@@ -37,6 +43,7 @@ def check_generators(s: Session) -> None:
                     f"generators.{m.address}[{j}].number",
                     f"module {m.number} ({m.address}) {has}: output {n} cannot be driven",
                 )
+            waveform_file(output, f"generators.{m.address}[{j}]")  # a streamed file's rate
 
 
 def start_generators(s: Session) -> None:
@@ -48,7 +55,8 @@ def start_generators(s: Session) -> None:
     for m, outputs in runs:
         numbers = [int(o["number"]) for o in outputs]
         m.client.prepare_generator(numbers)
-        m.client.set_generator([dict(o) for o in outputs])
+        m.client.set_generator(module_outputs(outputs))
+        s.waveform_feeds.extend(prime_streams(m, outputs))
         m.client.start_generator(numbers)
     if s.synchronized:
         s.master.client.apply()
@@ -64,4 +72,5 @@ def stop_generators(s: Session) -> list[str]:
             m.client.stop_generator([int(o["number"]) for o in outputs])
         except ModuleError as exc:
             troubles.append(f"module {m.number}: the generator did not stop ({exc})")
+    stop_feeding(s.waveform_feeds)
     return troubles

@@ -164,7 +164,9 @@ class ChannelModel(ChannelBase):
     transducer: ManualTransducer | None = None
 
 
-GENERATOR_SIGNALS = ("none", "sine", "square", "dc", "linsweep", "logsweep", "random", "p_random")
+GENERATOR_SIGNALS = (
+    "none", "sine", "square", "dc", "linsweep", "logsweep", "random", "p_random", "stream",
+)  # fmt: skip
 Level = Annotated[float, Field(ge=-1, le=1), AfterValidator(_finite)]
 
 

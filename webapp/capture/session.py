@@ -134,6 +134,8 @@ class Session:
     stream_failure: StreamFailure | None = None
     ptp_locked: bool = False
     """Every module has locked onto PTP and the session has not begun to disarm."""
+    waveform_feeds: list[Any] = field(default_factory=list)
+    """Waveform files being streamed through generator outputs (capture/waveform_streams)."""
     left_non_idle: list[dict[str, Any]] = field(default_factory=list)
     """After the teardown: every opened module that is not Idle (or no longer answers), as
     ``{"number", "address", "state", "reason"}``; empty when all are Idle."""

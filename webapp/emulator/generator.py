@@ -20,8 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy.signal import bilinear, lfilter
 
 from webapp.emulator.clock import TICKS_PER_SECOND, now_ticks
+from webapp.emulator.outputstream import (
+    MAX_BUFFER_SAMPLES,
+    MIN_BUFFER_SAMPLES,
+    StreamedOutput,
+    align_start,
+)
 from webapp.emulator.rig import NOISE_FLOOR_VOLTS, quantise
 from webapp.emulator.waveforms import (
     Loopback,
@@ -71,11 +78,21 @@ class Generator:
     def __init__(self, outputs: int, loopbacks: tuple[Loopback, ...]) -> None:
         self.outputs = outputs
         self.loopbacks = loopbacks
+        self.stream_host = "127.0.0.1"
+        """Where streamed outputs listen (the module's address)."""
+        self.streams: dict[int, StreamedOutput] = {}
         self._serial = 0
         self.reset()
 
+    def close_streams(self, numbers: list[int] | None = None) -> None:
+        for n in list(self.streams) if numbers is None else numbers:
+            stream = self.streams.pop(n, None)
+            if stream is not None:
+                stream.close()
+
     def reset(self) -> None:
-        """Power-on (and close): defaults, every output stopped."""
+        """Power-on (and close): defaults, every output stopped, streamed inputs closed."""
+        self.close_streams()
         self.setups = {
             n: OutputSetup.parse(default_output(n), self.outputs)
             for n in range(1, self.outputs + 1)
@@ -109,12 +126,24 @@ class Generator:
         numbers = [p.number for p in parsed]
         if len(set(numbers)) != len(numbers):
             raise WaveformError("an output is listed twice")
+        buffer_samples = _buffer_size(body)
         now = now_ticks()
         for setup in parsed:
+            self._configure_stream(setup, buffer_samples)
             self.setups[setup.number] = setup
             anchor = self.started.get(setup.number)
             if anchor is not None:  # a level change while running: the waveform goes on
                 self._epoch(setup.number, now, anchor, setup)
+
+    def _configure_stream(self, setup: OutputSetup, buffer_samples: int | None) -> None:
+        n = setup.number
+        if not setup.streamed:
+            self.close_streams([n])
+            return
+        stream = self.streams.get(n)
+        if stream is None:
+            stream = self.streams[n] = StreamedOutput(n, self.stream_host)
+        stream.configure(setup.inputs[0].sampling_rate_exponent, buffer_samples)
 
     def get_output(self) -> dict[str, Any]:
         return {"outputs": [self._describe(n) for n in sorted(self.setups)]}
@@ -124,7 +153,10 @@ class Generator:
         raw["number"] = n
         inputs = []
         for i, w in enumerate(self.setups[n].inputs, start=1):
-            inputs.append({**{"number": i, "signalType": w.kind}, **_original_keys(raw, i)})
+            item = {**{"number": i, "signalType": w.kind}, **_original_keys(raw, i)}
+            if w.kind == "stream" and n in self.streams:
+                item.update(source="socket", port=self.streams[n].port, errorcode=0)
+            inputs.append(item)
         raw["inputs"] = inputs
         return raw
 
@@ -136,6 +168,9 @@ class Generator:
             self.waiting.discard(n)
             if self.started.pop(n, None) is not None:
                 self._epoch(n, now, now, None)
+            if n in self.streams:
+                self.streams[n].stop(now)
+                self.streams[n].reset()
 
     def start(self, body: Any, waits_for_apply: bool) -> None:
         self._require_outputs()
@@ -155,16 +190,24 @@ class Generator:
             self.waiting.discard(n)
             if n in self.started:
                 continue
-            self.started[n] = tick
-            self._epoch(n, tick, tick, self.setups[n])
+            stream = self.streams.get(n)
+            start = align_start(tick) if stream is not None else tick
+            self.started[n] = start
+            self._epoch(n, start, start, self.setups[n])
+            if stream is not None:
+                stream.start(start)
 
     def stop(self, body: Any) -> None:
+        """Stop the listed outputs; a stop without a body (HBK's loopback.py) stops them all."""
         self._require_outputs()
         now = now_ticks()
-        for n in _output_numbers(body, self.outputs):
+        numbers = list(self.setups) if body is None else _output_numbers(body, self.outputs)
+        for n in numbers:
             self.waiting.discard(n)
             if self.started.pop(n, None) is not None:
                 self._epoch(n, now, now, None)
+            if n in self.streams:
+                self.streams[n].stop(now)
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -172,6 +215,7 @@ class Generator:
             "prepared": sorted(self.prepared),
             "waiting": sorted(self.waiting),
             "running": sorted(self.started),
+            "streams": [self.streams[n].snapshot() for n in sorted(self.streams)],
             "loopbacks": [
                 {
                     "output": lb.output,
@@ -208,6 +252,20 @@ def apply_start(modules: list[Any]) -> None:
                 m.generator.begin(set(m.generator.waiting), tick)
 
 
+def _buffer_size(body: dict[str, Any]) -> int | None:
+    """The optional ``bufferSize`` of a generator/output body: samples per streamed output."""
+    size = body.get("bufferSize")
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise WaveformError(f"bufferSize must be a whole number of samples, not {size!r}")
+    if not MIN_BUFFER_SAMPLES <= size <= MAX_BUFFER_SAMPLES:
+        raise WaveformError(
+            f"bufferSize must be {MIN_BUFFER_SAMPLES} to {MAX_BUFFER_SAMPLES} samples, not {size}"
+        )
+    return size
+
+
 def _original_keys(raw: dict[str, Any], number: int) -> dict[str, Any]:
     for item in raw.get("inputs", []) or []:
         if isinstance(item, dict) and item.get("number") == number:
@@ -237,11 +295,22 @@ class LoopFeed:
         self.range_text = range_text
         self._loops: dict[int, list[bytes]] = {}
         self._build_lock = threading.Lock()
+        self._streamed: dict[int, bytes] = {}
+        self._filter_state: tuple[int, np.ndarray] | None = None
+        self._sample_ticks = (
+            np.arange(block_values, dtype=np.int64) * TICKS_PER_SECOND // sample_rate
+        )
 
     def message(self, absolute_block: int) -> bytes | None:
         """The block's message, or None while the output is stopped (the normal signal)."""
-        epoch = self.generator.epoch_at(self.loopback.output, absolute_block * self.block_ticks)
-        if epoch is None or epoch.setup is None:
+        start = absolute_block * self.block_ticks
+        stream = self.generator.streams.get(self.loopback.output)
+        if stream is not None and stream.anchor_tick is not None:
+            stop = stream.stop_tick
+            if stream.anchor_tick < start + self.block_ticks and (stop is None or stop > start):
+                return self._stream_message(stream, absolute_block)
+        epoch = self.generator.epoch_at(self.loopback.output, start)
+        if epoch is None or epoch.setup is None or epoch.setup.streamed:
             return None
         loop = self._loop(epoch)
         anchor_block = -(-epoch.anchor_tick // self.block_ticks)
@@ -250,8 +319,59 @@ class LoopFeed:
     def warm(self) -> None:
         """Build the loop of the output's newest epoch now, not in the streamer's time."""
         history = self.generator.history.get(self.loopback.output) or []
-        if history and history[-1].setup is not None:
+        if history and history[-1].setup is not None and not history[-1].setup.streamed:
             self._loop(history[-1])
+
+    def _stream_message(self, stream: StreamedOutput, absolute_block: int) -> bytes:
+        """A block of an input wired to a streamed output: what the connector carried at each
+        sample's own time (0 V while the output did not play), plus the input's noise floor."""
+        cached = self._streamed.get(absolute_block)
+        if cached is not None:
+            return cached
+        ticks = absolute_block * self.block_ticks + self._sample_ticks
+        values, playing = stream.played_at(ticks)
+        anchor = stream.anchor_tick or 0
+        epoch = self.generator.epoch_at(self.loopback.output, int(ticks[0]))
+        setup = epoch.setup if epoch is not None and epoch.setup is not None else None
+        if setup is None or not setup.streamed:
+            setup = self.generator.setups[self.loopback.output]
+        t = (ticks - anchor).astype(np.float64) / TICKS_PER_SECOND
+        volts = np.where(playing, setup.stream_volts(values, t), 0.0) if setup.streamed else values
+        volts = self._through_structure(volts, absolute_block)
+        rng = np.random.default_rng(
+            zlib.crc32(f"stream:{self.signal_id}:{absolute_block}".encode())
+        )
+        volts = volts + rng.normal(0.0, NOISE_FLOOR_VOLTS, volts.size)
+        raw, _clipped = quantise(volts, self.range_text)
+        message = encode_signal_data(0, self.signal_id, raw)
+        self._streamed[absolute_block] = message
+        while len(self._streamed) > 16:
+            self._streamed.pop(next(iter(self._streamed)))
+        return message
+
+    def _through_structure(self, volts: np.ndarray, absolute_block: int) -> np.ndarray:
+        """A plain cable scales; a resonance filters, its state carried from block to block
+        (bilinear transform pre-warped at fn; restarted when a block is skipped)."""
+        lb = self.loopback
+        if lb.resonance_hz is None:
+            return lb.gain * volts
+        b, a = self._structure_filter()
+        state = self._filter_state
+        zi = state[1] if state is not None and state[0] == absolute_block - 1 else np.zeros(2)
+        out, zf = lfilter(b, a, volts, zi=zi)
+        self._filter_state = (absolute_block, zf)
+        return out
+
+    def _structure_filter(self) -> tuple[np.ndarray, np.ndarray]:
+        lb = self.loopback
+        assert lb.resonance_hz is not None
+        wn = 2 * np.pi * lb.resonance_hz
+        # Pre-warping: the analogue fn lands exactly on the digital fn.
+        warp = wn / (2 * self.sample_rate * np.tan(wn / (2 * self.sample_rate)))
+        num = [lb.gain * (wn * warp) ** 2]
+        den = [1.0, 2 * lb.damping * wn * warp, (wn * warp) ** 2]
+        b, a = bilinear(num, den, self.sample_rate)
+        return np.asarray(b), np.asarray(a)
 
     def _loop(self, epoch: Epoch) -> list[bytes]:
         loop = self._loops.get(epoch.serial)

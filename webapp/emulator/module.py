@@ -174,6 +174,7 @@ class ModuleEmulator:
         """Open the single-socket stream port (bound now, so a conflict shows at once)."""
         self._stream_host = stream_host
         self._stream_base_port = stream_port
+        self.generator.stream_host = stream_host
         with self.cond:
             self._ensure_ports(1)
         self._ticker = threading.Thread(
@@ -186,6 +187,7 @@ class ModuleEmulator:
             self._stopped = True
             self.cond.notify_all()
             ports, self.ports = self.ports, []
+            self.generator.close_streams()
         self.network.forget(self)
         for port in ports:
             port.close()

@@ -29,7 +29,7 @@ TONE_LOOP_SECONDS = 8
 """A tone repeats after the fewest whole seconds up to this in which it has whole periods."""
 
 SIGNAL_TYPES = ("none", "sine", "square", "dc", "linsweep", "logsweep", "random", "stream")
-NOT_EMULATED = {"p_random": "pseudo-random", "stream": "streamed"}
+NOT_EMULATED = {"p_random": "pseudo-random"}
 
 
 class WaveformError(ValueError):
@@ -63,7 +63,7 @@ class Waveform:
         if kind in NOT_EMULATED:
             raise WaveformError(f"{where}: {NOT_EMULATED[kind]} waveforms are not emulated")
         if kind not in SIGNAL_TYPES:
-            known = ", ".join(t for t in SIGNAL_TYPES if t != "stream")
+            known = ", ".join(SIGNAL_TYPES)
             raise WaveformError(f"{where}: unknown signalType {kind!r} (one of {known})")
         w = Waveform(kind, p)
         w.check(where)
@@ -95,6 +95,16 @@ class Waveform:
                 )
         if self.kind == "random" and self.num("bandwidth", 0.0) <= 0:
             raise WaveformError(f"{where}: bandwidth must be above 0 Hz")
+        if self.kind == "stream":
+            rate = self.params.get("samplingrate", 0)
+            if isinstance(rate, bool) or rate not in (0, 1, 2, 3):
+                raise WaveformError(
+                    f"{where}: samplingRate must be 0, 1, 2 or 3 (131072 Hz / 2^samplingRate)"
+                )
+
+    @property
+    def sampling_rate_exponent(self) -> int:
+        return int(self.params.get("samplingrate", 0))
 
     def period(self) -> float:
         """Seconds after which the waveform repeats (0: constant)."""
@@ -124,7 +134,7 @@ class Waveform:
     def samples(self, t: np.ndarray, sample_rate: int) -> np.ndarray:
         """Values (full scale 1) at times t (seconds since the output started), t[0] = 0."""
         k = self.kind
-        if k == "none":
+        if k in ("none", "stream"):  # a stream's samples come from the client (stream_volts)
             return np.zeros_like(t)
         gain, offset = self.num("gain", 1.0), self.num("offset", 0.0)
         if k == "dc":
@@ -227,9 +237,29 @@ class OutputSetup:
                 raise WaveformError(f"{where}: each input needs its own number 1 or 2")
             by_number[n] = Waveform.parse(item, f"{where}, input {n}")
         none = Waveform("none", {})
+        if by_number.get(2, none).kind == "stream":
+            raise WaveformError(f"{where}, input 2: a streamed waveform goes on input 1 only")
+        if by_number.get(1, none).kind == "stream" and by_number.get(2, none).kind == "random":
+            raise WaveformError(
+                f"{where}, input 2: random noise mixed with a streamed input is not emulated"
+            )
         return OutputSetup(
             number, gain, offset, mix, (by_number.get(1, none), by_number.get(2, none)), dict(raw)
         )
+
+    @property
+    def streamed(self) -> bool:
+        """Input 1 is fed by the client over TCP (stream-format.md §13)."""
+        return self.inputs[0].kind == "stream"
+
+    def stream_volts(self, values: np.ndarray, t: np.ndarray) -> np.ndarray:
+        """Output voltage of a streamed output: ``values`` (full scale 1) as input 1, times
+        its gain plus its offset, mixed with input 2 at times ``t`` since the start."""
+        first = self.inputs[0]
+        a = first.num("gain", 1.0) * values + first.num("offset", 0.0)
+        b = self.inputs[1].samples(t, 0)
+        mixed = a * b if self.mix == "mul" and self.inputs[1].kind != "none" else a + b
+        return OUTPUT_FULL_SCALE_VOLTS * (self.gain * mixed + self.offset)
 
     @property
     def silent(self) -> bool:

@@ -406,6 +406,17 @@ class ModuleClient:
     def generator_setup(self) -> dict[str, Any]:
         return self._get_object("generator/output")
 
+    def generator_stream_ports(self) -> dict[int, int]:
+        """Output number → TCP port of every output whose input 1 is a streamed waveform
+        (read from GET generator/output after the PUT, as HBK's clients do)."""
+        ports = {}
+        for output in self.generator_setup().get("outputs", []):
+            for item in output.get("inputs", []) if isinstance(output, dict) else []:
+                streams = isinstance(item, dict) and item.get("signalType") == "stream"
+                if streams and isinstance(item.get("port"), int):
+                    ports[int(output["number"])] = item["port"]
+        return ports
+
     def set_generator(self, outputs: list[dict[str, Any]]) -> None:
         """PUT generator/output: one object per output (number, gain, offset, inputs, …)."""
         self._put("generator/output", {"outputs": outputs})
