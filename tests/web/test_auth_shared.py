@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 from auth_support import (
+    PASSWORD,
     cheap_hashes,  # noqa: F401 - autouse fixture
     login,
     secure_app,
@@ -27,6 +28,8 @@ from webapp.capture.events import EventBus
 from webapp.web import auth
 from webapp.web.access_store import MemoryAccessStore, share_through_redis
 from webapp.web.access_store_redis import RedisAccessStore
+from webapp.web.ratelimit import FailureLimiter
+from webapp.web.ratelimit_redis import RedisFailureLimiter
 
 COOKIE = "lanxi_session"
 
@@ -315,3 +318,47 @@ def test_a_redis_that_stops_answering_gives_503_naming_it(data_dir, tmp_path):
         assert "shared access store (Redis at redis://127.0.0.1" in r.get_json()["error"]
     finally:
         app.extensions[auth.EXTENSION].store.close()
+
+
+def attempt(app, name, password, addr="127.0.5.10"):
+    client = app.test_client()
+    token = client.get("/api/auth/session").get_json()["csrf_token"]
+    return client.post(
+        "/login",
+        json={"username": name, "password": password},
+        headers={"X-CSRF-Token": token},
+        environ_base={"REMOTE_ADDR": addr},
+    )
+
+
+def test_failed_logins_count_against_one_budget_on_every_process(pair):
+    budget = pair.a.config["LANXI_LOGIN_MAX_FAILURES"]
+    for i in range(budget):  # guesses spread over both processes, as a proxy would
+        assert attempt(pair.apps[i % 2], "ada", "wrong password").status_code == 401
+    for app in pair.apps:
+        r = attempt(app, "ada", PASSWORD)
+        assert r.status_code == 429
+        assert "for this account" in r.get_json()["error"]
+        assert 1 <= int(r.headers["Retry-After"]) <= pair.a.config["LANXI_LOGIN_WINDOW_S"]
+    assert attempt(pair.b, "vic", PASSWORD).status_code == 200  # a colleague still logs in
+
+
+def test_the_redis_login_limit_follows_the_in_memory_one(redis_url):
+    now = [1000.0]
+    clock = lambda: now[0]  # noqa: E731
+    memory = FailureLimiter(3, 60.0, clock=clock)
+    shared = RedisFailureLimiter(redis.Redis.from_url(redis_url), "t:", 3, 60.0, clock=clock)
+    steps = [
+        ("failure", "k1"), ("failure", "k1"), ("tick", 10.5), ("failure", "k1"),
+        ("failure", "k2"), ("tick", 20.0), ("failure", "k1"), ("tick", 30.0),
+        ("tick", 0.4), ("success", "k1"), ("failure", "k2"), ("failure", "k2"),
+        ("tick", 59.9), ("tick", 0.2),
+    ]  # fmt: skip
+    for step, arg in steps:
+        if step == "tick":
+            now[0] += arg
+        else:
+            getattr(memory, step)(arg)
+            getattr(shared, step)(arg)
+        for keys in (("k1",), ("k2",), ("k1", "k2")):
+            assert memory.retry_after(*keys) == shared.retry_after(*keys), (step, arg, keys)

@@ -178,17 +178,26 @@ class MemoryAccessStore:
 
 def share_through_redis(app: Any, redis_url: str, *, prefix: str = "lanxi:access:") -> Any:
     """Keep ``app``'s control lock, ended sessions and revoked share links in Redis at
-    ``redis_url``, shared with every other web process given the same URL; returns the store.
+        ``redis_url``, shared with every other web process given the same URL, and count failed
+    logins there too; returns the store.
 
-    Call it once, after ``create_app`` (the ``serve`` command does with ``--message-queue``).
-    Fails at once, naming the URL, if Redis does not answer.
+        Call it once, after ``create_app`` (the ``serve`` command does with ``--message-queue``).
+        Fails at once, naming the URL, if Redis does not answer.
     """
     from webapp.web import auth
     from webapp.web.access_store_redis import RedisAccessStore, register_unavailable_error
+    from webapp.web.ratelimit_redis import RedisFailureLimiter
 
     store = RedisAccessStore(redis_url, prefix=prefix)
     store.check()
     ac: auth.AccessControl = app.extensions[auth.EXTENSION]
     ac.use_store(store)
+    # Failed logins count against one budget, whichever process a guess reaches.
+    for scope in ("account", "address"):
+        local = getattr(ac.limiter, scope)
+        shared = RedisFailureLimiter(
+            store.client, f"{prefix}login:{scope}:", local.max_failures, local.window_s
+        )
+        setattr(ac.limiter, scope, shared)
     register_unavailable_error(app, redis_url)
     return store

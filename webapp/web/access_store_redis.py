@@ -96,7 +96,7 @@ class RedisAccessStore:
         self.url = url
         self.prefix = prefix
         self.origin = uuid.uuid4().hex  # this process, so it skips its own notices
-        self._client = client or redis.Redis.from_url(
+        self.client = self._client = client or redis.Redis.from_url(
             url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30
         )
         self._holder_key = prefix + "control:holder"
