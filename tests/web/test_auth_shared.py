@@ -362,3 +362,24 @@ def test_the_redis_login_limit_follows_the_in_memory_one(redis_url):
             getattr(shared, step)(arg)
         for keys in (("k1",), ("k2",), ("k1", "k2")):
             assert memory.retry_after(*keys) == shared.retry_after(*keys), (step, arg, keys)
+
+
+def test_a_sweep_checks_all_its_sockets_in_one_look_up(redis_url):
+    store = RedisAccessStore(redis_url)
+    store.end_session("gone", keep_s=60)
+    store.revoke_share("s-revoked")
+    client = redis.Redis.from_url(redis_url)
+
+    def exists_calls() -> int:
+        return int(client.info("commandstats").get("cmdstat_exists", {}).get("calls", 0))
+
+    before = exists_calls()
+    with store.batch_checks(["gone", "kept", "other", None], ["s-revoked", "s-live", None]):
+        assert store.session_ended("gone")
+        assert not store.session_ended("kept") and not store.session_ended("other")
+        assert store.share_revoked("s-revoked") and not store.share_revoked("s-live")
+        during = exists_calls()
+        assert not store.session_ended("not-in-the-batch")  # asked of Redis itself
+    assert during - before == 3  # the batch's own three, none for the checks in it
+    assert exists_calls() - during == 1
+    assert store.session_ended("gone")  # after the block: Redis again

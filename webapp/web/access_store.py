@@ -18,9 +18,11 @@ tell.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -80,6 +82,13 @@ class AccessStore(Protocol):
     def revoke_share(self, share_id: str) -> None: ...
 
     def share_revoked(self, share_id: str) -> bool: ...
+
+    def batch_checks(
+        self, nonces: Iterable[Any], share_ids: Iterable[Any]
+    ) -> AbstractContextManager[None]:
+        """Within the block, ``session_ended`` and ``share_revoked`` answer for these from one
+        look-up made at its start (the socket sweep checks every socket at once)."""
+        ...
 
     # notices between processes
     def announce(self, notice: str) -> None:
@@ -165,6 +174,11 @@ class MemoryAccessStore:
     def share_revoked(self, share_id: str) -> bool:
         with self._lock:
             return share_id in self._revoked
+
+    def batch_checks(
+        self, nonces: Iterable[Any], share_ids: Iterable[Any]
+    ) -> AbstractContextManager[None]:
+        return contextlib.nullcontext()  # every check is a look-up in memory anyway
 
     def announce(self, notice: str) -> None:
         pass  # one process: nobody else to tell

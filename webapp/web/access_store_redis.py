@@ -15,12 +15,14 @@ free lock at the same instant exactly one wins.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -89,6 +91,16 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """The answers of one ``batch_checks`` look-up."""
+
+    nonces: set[str]
+    ended: set[str]
+    share_ids: set[str]
+    revoked: set[str]
+
+
 class RedisAccessStore:
     def __init__(
         self, url: str, *, prefix: str = "lanxi:access:", client: redis.Redis | None = None
@@ -114,6 +126,7 @@ class RedisAccessStore:
         self._listening = threading.Lock()
         self._listener_started = False
         self._closed = threading.Event()
+        self._batch = threading.local()  # green-local under eventlet: one per sweep
 
     def check(self) -> None:
         """Raise a clear error if Redis does not answer."""
@@ -154,6 +167,31 @@ class RedisAccessStore:
 
     # sessions and share links ----------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def batch_checks(self, nonces: Iterable[Any], share_ids: Iterable[Any]) -> Iterator[None]:
+        wanted = sorted({n for n in nonces if isinstance(n, str) and n})
+        shares = sorted({i for i in share_ids if isinstance(i, str) and i})
+        pipe = self._client.pipeline(transaction=False)
+        for nonce in wanted:
+            pipe.exists(self._ended_key(nonce))
+        if shares:
+            pipe.hmget(self._revoked_key, shares)
+        answers = pipe.execute() if wanted or shares else []
+        revoked = answers[len(wanted)] if shares else []
+        self._batch.checked = _Checked(
+            set(wanted),
+            {n for n, a in zip(wanted, answers, strict=False) if a},
+            set(shares),
+            {i for i, v in zip(shares, revoked, strict=True) if v is not None},
+        )
+        try:
+            yield
+        finally:
+            self._batch.checked = None
+
+    def _checked(self) -> _Checked | None:
+        return getattr(self._batch, "checked", None)
+
     def _ended_key(self, nonce: str) -> str:
         return self.prefix + "ended:" + hashlib.sha256(nonce.encode()).hexdigest()
 
@@ -161,12 +199,18 @@ class RedisAccessStore:
         self._client.set(self._ended_key(nonce), "1", ex=max(1, int(keep_s + 0.999)))
 
     def session_ended(self, nonce: str) -> bool:
+        checked = self._checked()
+        if checked is not None and nonce in checked.nonces:
+            return nonce in checked.ended
         return bool(self._client.exists(self._ended_key(nonce)))
 
     def revoke_share(self, share_id: str) -> None:
         self._client.hsetnx(self._revoked_key, share_id, repr(time.time()))
 
     def share_revoked(self, share_id: str) -> bool:
+        checked = self._checked()
+        if checked is not None and share_id in checked.share_ids:
+            return share_id in checked.revoked
         return bool(self._client.hexists(self._revoked_key, share_id))
 
     # notices between processes ---------------------------------------------------------------

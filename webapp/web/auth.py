@@ -345,14 +345,27 @@ class AccessControl:
         if sio is None or not self.enabled:
             return 0
         server = sio.server
-        dropped = 0
+        sockets: list[tuple[str, str, Any]] = []
         for namespace in list(server.manager.get_namespaces()):
             for sid, eio_sid in list(server.manager.get_participants(namespace, None)):
                 environ = server.environ.get(eio_sid)
                 if environ is None:
                     continue
                 try:
-                    ident = self.identity_of(self.session_of_environ(environ))
+                    sess = self.session_of_environ(environ)
+                except Exception:
+                    log.exception("reading the session of socket %s failed", sid)
+                    sess = None  # disconnected below
+                sockets.append((namespace, sid, sess))
+        # One look-up in the store for all of them (one round trip to Redis, not one each).
+        sessions = [sess for _, _, sess in sockets if sess]
+        dropped = 0
+        with self.store.batch_checks(
+            [sess.get("nonce") for sess in sessions], [sess.get("share") for sess in sessions]
+        ):
+            for namespace, sid, sess in sockets:
+                try:
+                    ident = self.identity_of(sess)
                 except Exception:
                     log.exception("checking socket %s failed; disconnecting it", sid)
                     ident = None
@@ -363,8 +376,10 @@ class AccessControl:
         return dropped
 
     def stop(self) -> None:
-        """Stop the socket sweep for good (the server is shutting down; tests)."""
+        """Stop the socket sweep and the store's notices for good (the server is shutting
+        down; tests)."""
         self._stopped.set()
+        self.store.close()
 
     def start_sweeper(self) -> None:
         sio = self.socketio
