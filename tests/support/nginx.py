@@ -28,7 +28,7 @@ NGINX = "/usr/sbin/nginx"
 SHIPPED_CONF = REPO / "docs" / "nginx" / "lanxi-dashboard.conf"
 LOG_LINE = re.compile(
     r'^(?P<addr>\S+) \[[^\]]+\] "(?P<method>\S+) (?P<uri>\S+)[^"]*" (?P<status>\d+) \d+ '
-    r"upstream=(?P<upstream>\S+) route=(?P<route>\S+) time=\S+$"
+    r"upstream=(?P<upstream>.+?) route=(?P<route>\S+) time=\S+$"
 )
 
 
@@ -38,8 +38,8 @@ class LoggedRequest:
     uri: str
     status: int
     upstream: str
-    """The web process that answered, ``127.0.0.1:PORT`` (several, comma-separated, if nginx
-    tried more than one)."""
+    """The web process that answered, ``127.0.0.1:PORT`` (``A, B`` when nginx tried A first,
+    then B)."""
     route: str
     """The browser's ``lanxi_route`` id (what stickiness hashes)."""
 

@@ -108,15 +108,17 @@ def test_every_polling_request_of_one_client_reaches_one_process(proxied):
         assert arrived.wait(10)
         for channel in range(1, 11):  # each call: a POST and the long poll's answer
             client.call("select-waveform", {"module": "nowhere", "channel": channel}, timeout=10)
-        sid = client.get_sid()
+        route = http.cookies.get("lanxi_route")
+        connected = [r for r in proxy.requests() if r.route == route]
     finally:
         client.disconnect()
-    route = http.cookies.get("lanxi_route")
-    mine = [r for r in proxy.requests() if r.route == route and r.uri.startswith("/socket.io/")]
-    assert len(mine) >= 20
-    assert {r.status for r in mine} == {200}  # a request at the wrong process would be 400
-    assert len({r.upstream for r in mine}) == 1, [r.upstream for r in mine]
-    assert sid
+    # Answered while connected: all by the process that knows the connection (another would
+    # have answered 400, "invalid session", and the calls above would have failed).
+    assert len(connected) >= 20
+    assert all(r.uri.startswith("/socket.io/") and r.status == 200 for r in connected)
+    assert len({r.upstream for r in connected}) == 1
+    # And the requests still open at the disconnect went there too.
+    assert {r.upstream for r in proxy.requests() if r.route == route} == {connected[0].upstream}
 
 
 def test_different_browsers_are_spread_over_the_processes(proxied):
@@ -181,3 +183,51 @@ def test_a_browser_follows_a_capture_through_nginx(proxied, browser):
     wait_until(upgraded)
     assert all("transport=websocket" in r.uri for r in upgraded())
     assert {r.upstream for r in proxy.requests() if r.route == route} == {upstream}
+
+
+def route_to(proxy, upstream: str) -> str:
+    """A route id nginx sends to ``upstream`` (``127.0.0.1:PORT``)."""
+    for n in range(64):
+        route = f"to-{upstream}-{n}"
+        requests.get(f"{proxy.url}/api/state", cookies={"lanxi_route": route}, timeout=10)
+        if upstream_of(proxy, route) == {upstream}:
+            return route
+    raise AssertionError(f"no route id reaches {upstream}")
+
+
+def test_browsers_of_a_stopped_process_reconnect_to_the_other(tmp_path):
+    """One web process goes away: its Socket.IO clients reconnect through nginx to the other
+    and get the state again; its browsers' pages and API answer from the other."""
+    for name in ("web1", "web2"):
+        (tmp_path / name).mkdir()
+    with ExitStack() as stack:
+        first = ExitStack()
+        stack.enter_context(first)
+        gone = first.enter_context(serve(tmp_path / "web1"))
+        stays = stack.enter_context(serve(tmp_path / "web2"))
+        ports = [urlsplit(u).port for u in (gone, stays)]
+        proxy = stack.enter_context(nginx_proxy(tmp_path / "nginx", ports))
+        gone_at, stays_at = (u.removeprefix("http://") for u in (gone, stays))
+        route = route_to(proxy, gone_at)
+
+        http = requests.Session()
+        http.cookies.set("lanxi_route", route)
+        states: list[dict] = []
+        client = socketio.Client(
+            reconnection_delay=0.1, reconnection_delay_max=0.5, http_session=http
+        )
+        client.on("state", states.append)
+        client.connect(proxy.url, transports=["polling"], wait_timeout=10)
+        try:
+            wait_until(lambda: len(states) == 1)
+            first.close()  # the process stops (SIGTERM), its connections with it
+            # (the state may come just before the connection's acceptance)
+            wait_until(lambda: len(states) == 2 and client.connected, timeout=15)
+            ack = client.call("select-waveform", {"module": "nowhere", "channel": 1}, timeout=10)
+            assert isinstance(ack, dict)
+        finally:
+            client.disconnect()
+        assert http.get(f"{proxy.url}/api/state", timeout=10).status_code == 200
+        served = [r.upstream for r in proxy.requests() if r.route == route]
+        assert served[0] == gone_at and served[-1] == stays_at
+        assert f"{gone_at}, {stays_at}" in served  # nginx tried the stopped one, then the other
