@@ -60,6 +60,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
+from webapp.web.access_store import NOTICE_RESYNC, NOTICE_SWEEP, AccessStore, MemoryAccessStore
 from webapp.web.accounts import (
     ROLES,
     AccessError,
@@ -202,15 +203,14 @@ class AccessControl:
         self.users = UserStore(self.data_dir)
         self.shares = ShareStore(self.data_dir)
         self.audit_log = AuditLog(self.data_dir)
-        self.control = ControlLock()
+        self.store: AccessStore = MemoryAccessStore()  # shared ones: access_store.py
+        self.control = ControlLock(store=self.store)
         self.limiter = LoginLimits(
             account_failures=int(app.config["LANXI_LOGIN_MAX_FAILURES"]),
             account_window_s=float(app.config["LANXI_LOGIN_WINDOW_S"]),
             address_failures=int(app.config["LANXI_LOGIN_ADDR_MAX_FAILURES"]),
             address_window_s=float(app.config["LANXI_LOGIN_ADDR_WINDOW_S"]),
         )
-        self._ended: dict[str, float] = {}  # logged-out session nonces → when they expire anyway
-        self._ended_lock = threading.Lock()
         self.socketio: Any = None
         self.guarded_events: set[str] = set()
         self._sweeper_running = False
@@ -219,14 +219,33 @@ class AccessControl:
 
     # sessions ------------------------------------------------------------------------------
 
+    def use_store(self, store: AccessStore) -> None:
+        """Keep the control lock, ended sessions and revoked links in ``store`` (shared with
+        other web processes) and act on their notices."""
+        self.store = store
+        self.control.use_store(store)
+        store.on_notice(self._on_notice)
+
+    def _on_notice(self, notice: str) -> None:
+        if notice in (NOTICE_SWEEP, NOTICE_RESYNC):
+            self.sweep_sockets()
+
+    def sessions_changed(self) -> None:
+        """A login or share link ended here: drop its sockets in every process, now."""
+        self.sweep_sockets()
+        self.store.announce(NOTICE_SWEEP)
+
     def end_session(self, nonce: str | None) -> None:
         if not nonce:
             return
-        now = time.time()
-        keep = float(self.app.config["LANXI_SESSION_MAX_HOURS"]) * 3600
-        with self._ended_lock:
-            self._ended = {n: t for n, t in self._ended.items() if t > now}
-            self._ended[nonce] = now + keep
+        self.store.end_session(nonce, float(self.app.config["LANXI_SESSION_MAX_HOURS"]) * 3600)
+
+    def revoke_share(self, token_or_id: str) -> Share:
+        """Revoke a share link in its file and in the store; its sockets end everywhere."""
+        share = self.shares.revoke(token_or_id)
+        self.store.revoke_share(share.id)
+        self.sessions_changed()
+        return share
 
     def identity_of(self, sess: Any) -> Identity | None:
         """Who a session (a dict-like Flask session) belongs to, checked against the stores."""
@@ -237,9 +256,8 @@ class AccessControl:
         name = sess.get("user")
         if isinstance(name, str):
             nonce = sess.get("nonce")
-            with self._ended_lock:
-                if not nonce or nonce in self._ended:
-                    return None
+            if not isinstance(nonce, str) or not nonce or self.store.session_ended(nonce):
+                return None
             login_at = sess.get("login_at")
             max_age = float(self.app.config["LANXI_SESSION_MAX_HOURS"]) * 3600
             if not isinstance(login_at, int | float) or time.time() - login_at > max_age:
@@ -251,7 +269,9 @@ class AccessControl:
         share_id = sess.get("share")
         if isinstance(share_id, str):
             share = self.shares.active(share_id)
-            return Identity(role="viewer", share=share) if share is not None else None
+            if share is None or self.store.share_revoked(share.id):
+                return None
+            return Identity(role="viewer", share=share)
         return None
 
     def guard_control_events(self, socketio: Any) -> None:
@@ -325,14 +345,27 @@ class AccessControl:
         if sio is None or not self.enabled:
             return 0
         server = sio.server
-        dropped = 0
+        sockets: list[tuple[str, str, Any]] = []
         for namespace in list(server.manager.get_namespaces()):
             for sid, eio_sid in list(server.manager.get_participants(namespace, None)):
                 environ = server.environ.get(eio_sid)
                 if environ is None:
                     continue
                 try:
-                    ident = self.identity_of(self.session_of_environ(environ))
+                    sess = self.session_of_environ(environ)
+                except Exception:
+                    log.exception("reading the session of socket %s failed", sid)
+                    sess = None  # disconnected below
+                sockets.append((namespace, sid, sess))
+        # One look-up in the store for all of them (one round trip to Redis, not one each).
+        sessions = [sess for _, _, sess in sockets if sess]
+        dropped = 0
+        with self.store.batch_checks(
+            [sess.get("nonce") for sess in sessions], [sess.get("share") for sess in sessions]
+        ):
+            for namespace, sid, sess in sockets:
+                try:
+                    ident = self.identity_of(sess)
                 except Exception:
                     log.exception("checking socket %s failed; disconnecting it", sid)
                     ident = None
@@ -343,8 +376,10 @@ class AccessControl:
         return dropped
 
     def stop(self) -> None:
-        """Stop the socket sweep for good (the server is shutting down; tests)."""
+        """Stop the socket sweep and the store's notices for good (the server is shutting
+        down; tests)."""
         self._stopped.set()
+        self.store.close()
 
     def start_sweeper(self) -> None:
         sio = self.socketio
@@ -893,9 +928,13 @@ def init_socketio(socketio: Any, app: Flask | None = None) -> None:
 
     eio.on("connect", gate)
     ac.guard_control_events(socketio)
-    # Everybody sees who holds control, as it changes.
+    # Everybody sees who holds control, as it changes (through any web process; with a
+    # Socket.IO message queue the emit of the process that changed it reaches them all).
+    from socketio import PubSubManager
+
     ac.control.subscribe(
-        lambda snapshot: socketio.emit(CONTROL_EVENT, {"enabled": ac.enabled, **snapshot})
+        lambda snapshot: socketio.emit(CONTROL_EVENT, {"enabled": ac.enabled, **snapshot}),
+        remote=not isinstance(socketio.server.manager, PubSubManager),
     )
 
 

@@ -129,7 +129,7 @@ def logout() -> Any:
     ac.end_session(session.get("nonce"))
     session.clear()
     forget_identity()
-    ac.sweep_sockets()
+    ac.sessions_changed()
     if request.is_json or wants_json():
         return jsonify(ok=True)
     return redirect(url_for("lanxi_auth.login") if ac.enabled else "/")
@@ -205,7 +205,7 @@ def change_own_password() -> Any:
     session["epoch"] = user.epoch  # this session stays; every other one of this user ends
     forget_identity()
     audit("user-password", user=user.name)
-    ac.sweep_sockets()
+    ac.sessions_changed()
     return jsonify(ok=True)
 
 
@@ -261,7 +261,7 @@ def change_user(name: str) -> Any:
             audit("user-password", user=name)
     except AccessError as exc:
         return refuse(400, str(exc))
-    ac.sweep_sockets()
+    ac.sessions_changed()
     user = ac.users.get(name)
     return jsonify(user.public() if user else None)
 
@@ -276,7 +276,7 @@ def remove_user(name: str) -> Any:
         return refuse(404 if ac.users.get(name) is None else 400, str(exc))
     ac.control.forget(name)
     audit("user-remove", user=name)
-    ac.sweep_sockets()
+    ac.sessions_changed()
     return jsonify(ok=True)
 
 
@@ -340,11 +340,10 @@ def share_url(token: str) -> str:
 def revoke_share(share_id: str) -> Any:
     ac = access()
     try:
-        share = ac.shares.revoke(share_id)
+        share = ac.revoke_share(share_id)
     except AccessError as exc:
         return refuse(404, str(exc))
     audit("share-revoke", share=share.id)
-    ac.sweep_sockets()
     return jsonify(share.public())
 
 

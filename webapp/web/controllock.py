@@ -2,110 +2,110 @@
 
 Whoever holds control may set up, arm, start and stop; everybody else sees who holds it and
 since when, and may ask for it. The holder gives it up, or an admin takes it. The lock lives in
-the serving process (one dashboard, one rig); it is not persisted, so a restart frees it.
+an access store (``webapp.web.access_store``): the serving process's memory by default, so a
+restart frees it, or Redis shared by every web process, so it holds on all of them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
+
+from webapp.web.access_store import (
+    NOTICE_CONTROL,
+    NOTICE_RESYNC,
+    AccessStore,
+    Holder,
+    MemoryAccessStore,
+)
+
+__all__ = ["ControlLock", "Holder"]
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Holder:
-    user: str
-    since: float
-    """Wall-clock time (seconds since the epoch) control was taken."""
+Listener = Callable[[dict[str, Any]], None]
 
 
 class ControlLock:
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.time, store: AccessStore | None = None
+    ) -> None:
         self.clock = clock
-        self._holder: Holder | None = None
-        self._requests: dict[str, float] = {}
-        self._lock = threading.Lock()
-        self._listeners: list[Callable[[dict[str, Any]], None]] = []
+        self._listeners: list[tuple[Listener, bool]] = []
+        self.store: AccessStore = store or MemoryAccessStore()
+
+    def use_store(self, store: AccessStore) -> None:
+        """Keep the lock in ``store`` from now on; changes made by other processes using it
+        reach this one's listeners."""
+        self.store = store
+        store.on_notice(self._on_notice)
 
     def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            return self._snapshot()
-
-    def _snapshot(self) -> dict[str, Any]:
+        state = self.store.lock_state()
         return {
-            "holder": asdict(self._holder) if self._holder else None,
-            "requests": [{"user": u, "at": t} for u, t in self._requests.items()],
+            "holder": asdict(state.holder) if state.holder else None,
+            "requests": [{"user": u, "at": t} for u, t in state.requests],
         }
 
     def holder(self) -> Holder | None:
-        with self._lock:
-            return self._holder
+        return self.store.lock_state().holder
 
-    def subscribe(self, listener: Callable[[dict[str, Any]], None]) -> None:
-        """``listener(snapshot)`` after every change (the web layer pushes it to viewers)."""
-        self._listeners.append(listener)
+    def subscribe(self, listener: Listener, *, remote: bool = True) -> None:
+        """``listener(snapshot)`` after every change (the web layer pushes it to viewers).
 
-    def _changed(self) -> None:
+        ``remote=False``: only after changes made through this process, for a listener whose
+        push already reaches the viewers of every process (a Socket.IO message queue)."""
+        self._listeners.append((listener, remote))
+
+    def _changed(self, *, local: bool = True) -> None:
+        if local:
+            self.store.announce(NOTICE_CONTROL)
+        listeners = [f for f, remote in self._listeners if local or remote]
+        if not listeners:
+            return
         snap = self.snapshot()
-        for listener in list(self._listeners):
+        for listener in listeners:
             try:
                 listener(snap)
             except Exception:
                 log.exception("control listener failed")
 
+    def _on_notice(self, notice: str) -> None:
+        if notice in (NOTICE_CONTROL, NOTICE_RESYNC):
+            self._changed(local=False)
+
     def acquire(self, user: str) -> bool:
         """Take control if it is free (or already ours); False if someone else holds it."""
-        with self._lock:
-            if self._holder is not None and self._holder.user != user:
-                return False
-            changed = self._holder is None
-            if changed:
-                self._holder = Holder(user, self.clock())
-            self._requests.pop(user, None)
+        granted, changed = self.store.lock_acquire(user, self.clock())
         if changed:
             self._changed()
-        return True
+        return granted
 
     def take(self, user: str) -> Holder | None:
         """Take control whoever holds it (admins); returns the previous holder."""
-        with self._lock:
-            previous = self._holder
-            if previous is not None and previous.user == user:
-                return previous
-            self._holder = Holder(user, self.clock())
-            self._requests.pop(user, None)
-        self._changed()
+        previous, changed = self.store.lock_take(user, self.clock())
+        if changed:
+            self._changed()
         return previous
 
     def release(self, user: str) -> bool:
         """Give control up; False if ``user`` did not hold it."""
-        with self._lock:
-            if self._holder is None or self._holder.user != user:
-                return False
-            self._holder = None
-        self._changed()
-        return True
+        released = self.store.lock_release(user)
+        if released:
+            self._changed()
+        return released
 
     def request(self, user: str) -> bool:
         """Ask the holder for control; True if recorded (False when ``user`` holds it)."""
-        with self._lock:
-            if self._holder is not None and self._holder.user == user:
-                return False
-            self._requests[user] = self.clock()
-        self._changed()
-        return True
+        recorded = self.store.lock_request(user, self.clock())
+        if recorded:
+            self._changed()
+        return recorded
 
     def forget(self, user: str) -> None:
         """The user logged out or was removed: drop their control and their request."""
-        with self._lock:
-            held = self._holder is not None and self._holder.user == user
-            if held:
-                self._holder = None
-            asked = self._requests.pop(user, None) is not None
-        if held or asked:
+        if self.store.lock_forget(user):
             self._changed()
