@@ -16,12 +16,13 @@ import warnings
 from collections.abc import Sequence
 
 # Commands that run many concurrent sockets (stream receivers, long polls, Socket.IO clients).
-GREEN_COMMANDS = frozenset({"serve", "emulate", "capture"})
+GREEN_COMMANDS = frozenset({"serve", "engine", "emulate", "capture"})
 
 # Each module contributes its subcommands through ``add_parser(subparsers)``; every subparser
 # sets ``func`` to a callable taking the parsed arguments and returning an exit code.
 COMMAND_MODULES = (
     "webapp.web.cli",
+    "webapp.engine.cli",
     "webapp.emulator.cli",
     "webapp.capture.cli",
     "webapp.analysis.cli",
