@@ -32,9 +32,7 @@ def a_capture(state: LiveState) -> None:
     state.set_topic("rig", {"modules": [{"address": "m1"}], "master": "m1"})
     state.on_event(ev.PhaseChanged(phase=ev.Phase.VALIDATING, previous=ev.Phase.IDLE))
     state.on_event(
-        ev.CaptureStarted(
-            capture_id="c1", name="run", folder="/x", modules=["m1"], duration_s=10.0
-        )
+        ev.CaptureStarted(capture_id="c1", name="run", folder="/x", modules=["m1"], duration_s=10.0)
     )
     state.on_event(ev.PhaseChanged(phase=ev.Phase.RECORDING, previous=ev.Phase.CONNECTING))
     state.on_event(ev.RecordingTime(elapsed_s=1.5, duration_s=10.0))
