@@ -23,6 +23,7 @@ from webapp import runtime
 from webapp.capture.schemas import FieldError
 from webapp.engine import codec, keys
 from webapp.engine.interface import COMMAND_TIMEOUT_S, EngineUnavailable
+from webapp.engine.trouble import report
 from webapp.web.control import RequestError
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,8 @@ class CommandServer:
         while not self._stop:
             try:
                 got = self.redis.brpop([keys.COMMANDS], timeout=1)
-            except Exception:
-                log.exception("reading commands from Redis failed")
+            except Exception as exc:
+                report(log, "reading commands from Redis", exc)
                 runtime.sleep(0.5)
                 continue
             if got is None:

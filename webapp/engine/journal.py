@@ -22,12 +22,16 @@ from typing import Any
 from webapp import runtime
 from webapp.capture import events as ev
 from webapp.engine import codec, keys
+from webapp.engine.trouble import report
 from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL_S = 0.5
 """The longest a snapshot in Redis lags the state (when it changed)."""
+SNAPSHOT_REFRESH_S = 5.0
+"""The snapshot is written again this often even when nothing changed (a Redis restarted
+empty has it back at once)."""
 STREAM_LENGTH = 20_000
 """About this many records are kept in the stream (a reader further behind resyncs)."""
 
@@ -120,8 +124,8 @@ class Journal:
             self._wake.clear()
             try:
                 self.flush()
-            except Exception:
-                log.exception("writing the live state to Redis failed")
+            except Exception as exc:
+                report(log, "writing the live state to Redis", exc)
                 runtime.sleep(0.5)
 
     def flush(self) -> None:
@@ -137,7 +141,8 @@ class Journal:
             if batch:
                 self._snapshot_due = True
             snapshot = None
-            if self._snapshot_due and now - self._last_snapshot >= SNAPSHOT_INTERVAL_S:
+            since = now - self._last_snapshot
+            if (self._snapshot_due and since >= SNAPSHOT_INTERVAL_S) or since >= SNAPSHOT_REFRESH_S:
                 snapshot = state.snapshot()
                 self._snapshot_due = False
                 self._last_snapshot = now

@@ -14,6 +14,7 @@ from typing import Any
 from webapp import runtime
 from webapp.engine import codec, keys
 from webapp.engine.journal import apply
+from webapp.engine.trouble import report
 from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,8 @@ class StateMirror:
     def start(self) -> None:
         try:
             self.resync()
-        except Exception:
-            log.exception("reading the engine's state from Redis failed")
+        except Exception as exc:
+            report(log, "reading the engine's state from Redis", exc)
         runtime.spawn(self._loop, name="state mirror")
 
     def stop(self) -> None:
@@ -58,8 +59,8 @@ class StateMirror:
         while not self._stop:
             try:
                 self._read()
-            except Exception:
-                log.exception("reading the engine's journal from Redis failed")
+            except Exception as exc:
+                report(log, "reading the engine's journal from Redis", exc)
                 runtime.sleep(0.5)
 
     def _read(self) -> None:

@@ -18,6 +18,7 @@ from webapp.engine import codec, keys
 from webapp.engine.commands import CommandServer
 from webapp.engine.core import EngineCore
 from webapp.engine.journal import Journal, JournaledState
+from webapp.engine.trouble import report
 from webapp.engine.watching import WatchUnion
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ class Heartbeat:
                 return
             try:
                 self.redis.set(keys.ENGINE, self.body, px=int(HEARTBEAT_TTL_S * 1000))
-            except Exception:
-                log.exception("the engine's heartbeat to Redis failed")
+            except Exception as exc:
+                report(log, "the engine's heartbeat to Redis", exc)
 
     def release(self) -> None:
         self._stop = True

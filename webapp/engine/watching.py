@@ -22,6 +22,7 @@ from typing import Any
 
 from webapp import runtime
 from webapp.engine import codec, keys
+from webapp.engine.trouble import report
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,8 @@ class WatchReporter:
                 return
             try:
                 self.write(announce=changed)
-            except Exception:
-                log.exception("reporting the watched channels to Redis failed")
+            except Exception as exc:
+                report(log, "reporting the watched channels to Redis", exc)
                 runtime.sleep(0.5)
 
     def write(self, announce: bool = True) -> None:
@@ -123,8 +124,8 @@ class WatchUnion:
                 while pubsub.get_message(timeout=0) is not None:
                     pass  # several announcements: one refresh
                 self.refresh()
-            except Exception:
-                log.exception("reading the watched channels from Redis failed")
+            except Exception as exc:
+                report(log, "reading the watched channels from Redis", exc)
                 runtime.sleep(0.5)
 
     def refresh(self) -> None:
