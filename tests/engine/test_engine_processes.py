@@ -166,3 +166,27 @@ def test_a_control_request_through_socketio_reaches_the_engine(stack):
         assert ack["ok"] is False and ack["status"] == 400 and ack["field"], ack
     finally:
         on_b.close()
+
+
+def test_sigterm_to_the_engine_ends_the_capture_cleanly_and_the_web_says_so(stack):
+    """Last: it ends the module's engine."""
+    on_b = Viewer(stack["b"])
+    try:
+        r = requests.post(
+            f"{stack['b']}/api/capture/start", json={"duration_s": 30, "name": "long"}, timeout=10
+        )
+        assert r.status_code == 202, r.text
+        capture_id = r.json()["capture_id"]
+        wait_until(lambda: "recording" in on_b.phases(), timeout=20)
+        stack["engine"].send_signal(signal.SIGTERM)
+        assert stack["engine"].wait(20) == 0
+        # The last changes reached the viewer before the engine left.
+        wait_until(lambda: on_b.got("capture")[-1]["last"] is not None, timeout=5)
+        last = on_b.got("capture")[-1]["last"]
+        assert (last["id"], last["outcome"]) == (capture_id, "stopped")
+    finally:
+        on_b.close()
+    assert manifest(stack["data_dir"], capture_id)["outcome"] == "stopped"
+    r = requests.post(f"{stack['b']}/api/capture/start", json={}, timeout=10)
+    assert r.status_code == 503
+    assert r.json()["error"].startswith("the capture engine is not running")
