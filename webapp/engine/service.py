@@ -32,6 +32,21 @@ class AnotherEngineRunning(RuntimeError):
     pass
 
 
+def _gone(who: dict[str, Any]) -> bool:
+    """Whether the engine a heartbeat names ran on this machine and its process is gone."""
+    if who.get("host") != socket.gethostname() or not isinstance(who.get("pid"), int):
+        return False
+    if who["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(who["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
 class Heartbeat:
     """The queue's engine slot: one key with an expiry, renewed while this engine lives."""
 
@@ -47,9 +62,20 @@ class Heartbeat:
         (:class:`AnotherEngineRunning`) while another engine's heartbeat is live, since two
         engines on one queue would both take commands, drive the same modules and mark each
         other's running capture interrupted."""
-        if not self.redis.set(keys.ENGINE, self.body, nx=True, px=int(HEARTBEAT_TTL_S * 1000)):
+        ttl = int(HEARTBEAT_TTL_S * 1000)
+        while not self.redis.set(keys.ENGINE, self.body, nx=True, px=ttl):
             other = self.redis.get(keys.ENGINE)
             who = codec.loads(other) if other else {}
+            if other is None:
+                continue  # expired meanwhile: try again
+            if _gone(who):
+                # An engine of this machine that died (killed, crashed) a moment ago: its
+                # heartbeat has not expired yet, but nobody will renew it. Take over.
+                log.warning("taking over from engine pid %s, which is no longer running",
+                            who.get("pid"))  # fmt: skip
+                if self.redis.set(keys.ENGINE, self.body, px=ttl, xx=True):
+                    break
+                continue
             raise AnotherEngineRunning(
                 f"another capture engine runs on this message queue (pid {who.get('pid')} on "
                 f"{who.get('host')})"
