@@ -92,6 +92,8 @@ def test_a_gap_or_a_new_engine_run_makes_the_mirror_take_the_snapshot_again(clie
     finally:
         journal.stop()
     # The engine restarts with a fresh state: the mirror follows the new run.
+    old_ids = [e["id"] for e in mirror_state.snapshot()["log"]]
+    assert old_ids
     second = JournaledState()
     restarted = Journal(client, second)
     restarted.start()
@@ -100,6 +102,12 @@ def test_a_gap_or_a_new_engine_run_makes_the_mirror_take_the_snapshot_again(clie
         wait_until(lambda: mirror.run == restarted.run, timeout=5)
         wait_until(lambda: mirror_state.get("phase")["phase"] == "idle", timeout=5)
         assert mirror_state.get("capture")["current"] is None
+        # The new engine's log numbers on after the old one's (viewers' marks stay valid).
+        second.add_log("warning", "after the restart")
+        wait_until(
+            lambda: [e["message"] for e in mirror_state.snapshot()["log"]] == ["after the restart"]
+        )
+        assert mirror_state.snapshot()["log"][-1]["id"] > max(old_ids)
     finally:
         restarted.stop()
         mirror.stop()

@@ -111,6 +111,11 @@ class Journal:
         state.on_record = self._wake.set
 
     def start(self) -> None:
+        # The stream may hold an earlier run's records: this run's snapshot includes them
+        # (readers start after them), so it names the stream's end.
+        last = self.redis.xrevrange(keys.EVENTS, count=1)
+        if last:
+            self.last_id = _text(last[0][0])
         self.flush()  # the first snapshot before anyone can ask for it
         runtime.spawn(self._loop, name="journal")
 

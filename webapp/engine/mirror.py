@@ -50,7 +50,8 @@ class StateMirror:
             self.run, self.n, self.last_id = None, 0, "0-0"
             return False
         snap = codec.loads(raw)
-        self.state.restore(snap["state"])
+        # A new engine run numbers its log afresh; continue this mirror's numbers.
+        self.state.restore(snap["state"], renumber_log=self.run not in (None, snap["run"]))
         self.run, self.n, self.last_id = snap["run"], int(snap["n"]), str(snap["id"])
         self.resyncs += 1
         return True

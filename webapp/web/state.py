@@ -128,18 +128,27 @@ class LiveState:
         entry.update({k: v for k, v in where.items() if v is not None})
         self._log.append(entry)
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
+    def restore(self, snapshot: dict[str, Any], renumber_log: bool = False) -> None:
         """Take another state's ``snapshot()`` as this one's (a web process mirroring the
         capture engine's state): every topic replaced and marked changed, the log replaced,
-        the waveforms and spectra dropped until the next ones arrive."""
+        the waveforms and spectra dropped until the next ones arrive. ``renumber_log``: the
+        snapshot's log is numbered afresh (a restarted engine) and continues this one's."""
         with self._lock:
             for topic in TOPICS:
                 if topic in snapshot:
                     self._data[topic] = snapshot[topic]
                     self._touch(topic)
             log = [dict(e) for e in snapshot.get("log") or []]
+            last = max((int(e.get("id", 0)) for e in log), default=0)
+            if renumber_log and last <= self._log_seq:
+                # Continue this state's numbers, so a viewer that had the old entries still
+                # gets the new ones.
+                shift = self._log_seq - min(int(e.get("id", 0)) for e in log) + 1 if log else 0
+                for e in log:
+                    e["id"] = int(e.get("id", 0)) + shift
+                last = max((e["id"] for e in log), default=self._log_seq)
             self._log = deque(log, maxlen=_LOG_LENGTH)
-            self._log_seq = max((int(e.get("id", 0)) for e in log), default=self._log_seq)
+            self._log_seq = last
             self._waves = {}
             self._spectra = {}
         self._notify()
