@@ -190,3 +190,29 @@ def test_sigterm_to_the_engine_ends_the_capture_cleanly_and_the_web_says_so(stac
     r = requests.post(f"{stack['b']}/api/capture/start", json={}, timeout=10)
     assert r.status_code == 503
     assert r.json()["error"].startswith("the capture engine is not running")
+
+
+def test_a_restarted_engine_is_served_by_the_running_web_processes(stack):
+    """After the previous test's engine has gone: a new one on the same queue and data dir,
+    and the web process that stayed up serves it, to a viewer that stayed connected too."""
+    on_b = Viewer(stack["b"])
+    try:
+        with engine_process(stack["data_dir"], stack["url"], *EMULATOR):
+            rig = requests.get(f"{stack['b']}/api/rig", timeout=10)
+            assert rig.status_code == 200 and len(rig.json()["modules"]) == 2
+            r = requests.post(
+                f"{stack['b']}/api/capture/start",
+                json={"duration_s": 1, "name": "again"},
+                timeout=10,
+            )
+            assert r.status_code == 202, r.text
+            capture_id = r.json()["capture_id"]
+            wait_until(
+                lambda: any(
+                    (c.get("last") or {}).get("id") == capture_id for c in on_b.got("capture")
+                ),
+                timeout=20,
+            )
+            assert on_b.got("capture")[-1]["last"]["outcome"] == "completed"
+    finally:
+        on_b.close()
