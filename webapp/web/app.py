@@ -84,7 +84,6 @@ def create_app(
     and passes it the requests (docs/deploy.md)."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "captures").mkdir(exist_ok=True)
     engineio_compat.install()  # binary pushes to WebSocket and polling viewers alike
 
     engine: Any
@@ -98,6 +97,7 @@ def create_app(
 
         engine = EngineCore(data_dir, orchestrator=orchestrator, bus=bus, emulator=emulator)
         bus = engine.bus
+    (data_dir / "captures").mkdir(exist_ok=True)
 
     app = Flask(
         "webapp.web",
@@ -108,6 +108,7 @@ def create_app(
     app.config["JSON_SORT_KEYS"] = False
     app.config["LANXI_DATA_DIR"] = data_dir
     app.config["LANXI_INTERRUPTED"] = engine.interrupted
+    app.config["LANXI_MESSAGE_QUEUE"] = message_queue  # None: one process, no Redis
     app.config["MAX_CONTENT_LENGTH"] = bodies.MAX_BODY  # 413 above it, login included
     bodies.register_errors(app)
     auth.init_app(app, data_dir, auth_enabled)  # also the session key (.secret_key, 0600)
