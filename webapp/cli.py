@@ -16,7 +16,7 @@ import warnings
 from collections.abc import Sequence
 
 # Commands that run many concurrent sockets (stream receivers, long polls, Socket.IO clients).
-GREEN_COMMANDS = frozenset({"serve", "emulate", "capture"})
+GREEN_COMMANDS = frozenset({"serve", "engine", "emulate", "capture"})
 
 # Each module contributes its subcommands through ``add_parser(subparsers)``; every subparser
 # sets ``func`` to a callable taking the parsed arguments and returning an exit code. The
@@ -24,6 +24,7 @@ GREEN_COMMANDS = frozenset({"serve", "emulate", "capture"})
 # capture command does not pay for the web server's, the emulator's or scipy's imports.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "webapp.web.cli": ("serve",),
+    "webapp.engine.cli": ("engine",),
     "webapp.emulator.cli": ("emulate",),
     "webapp.capture.cli": ("capture",),
     "webapp.analysis.cli": ("inspect", "export"),

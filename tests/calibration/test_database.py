@@ -109,3 +109,14 @@ def test_adding_twice_and_replacing(tmp_path: Path) -> None:
     assert [(c.user, c.sensitivity) for c in history] == [("ana", 0.048), ("bo", 0.049)]
     with pytest.raises(KeyError):
         db.remove("nope_1")
+
+
+def test_two_processes_on_one_data_dir_see_and_keep_each_others_changes(tmp_path: Path) -> None:
+    """The capture engine adds detected transducers while a web process edits the database:
+    each reads the other's writes and neither overwrites them (docs/deploy.md)."""
+    engine, web = TransducerDatabase(tmp_path), TransducerDatabase(tmp_path)
+    web.put(MIC, user="ana")
+    accel = {"type": "4533-B", "serial": "50123", "sensitivity": 0.01, "unit": "m/s²"}
+    engine.put(accel, user="engine")  # engine had not read the file since web wrote it
+    assert {e.type for e in web.all()} == {"4189-A-021", "4533-B"}
+    assert {e.type for e in TransducerDatabase(tmp_path).all()} == {"4189-A-021", "4533-B"}

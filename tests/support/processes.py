@@ -51,10 +51,28 @@ def serve(
     """``python -m webapp serve`` on ``host`` (a free port unless given) with ``data_dir``;
     yields its base URL once ``ready_path`` answers 2xx, terminates it on exit. Its output goes
     to ``data_dir/serve.log`` and is shown when it does not come up."""
+    with serve_process(
+        data_dir, *extra, host=host, port=port, ready_path=ready_path, timeout=timeout
+    ) as (base, _):
+        yield base
+
+
+@contextmanager
+def serve_process(
+    data_dir: Path,
+    *extra: str,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    ready_path: str = "/api/state",
+    timeout: float = 30.0,
+    log_name: str = "serve.log",
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """:func:`serve`, yielding the process too (a test may kill it); its output goes to
+    ``data_dir/log_name``."""
     import requests
 
     port = port or free_port(host)
-    log = open(data_dir / "serve.log", "w+")  # noqa: SIM115 - closed in the teardown
+    log = open(data_dir / log_name, "w+")  # noqa: SIM115 - closed in the teardown
     args = ["serve", *extra, "--host", host, "--port", str(port), "--data-dir", str(data_dir)]
     proc = subprocess.Popen(
         webapp_command(*args),
@@ -77,14 +95,50 @@ def serve(
                 log.seek(0)
                 pytest.fail(f"serve did not come up:\n{log.read()}")
             time.sleep(0.1)
-        yield base
+        yield base, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _end(proc)
         log.close()
+
+
+@contextmanager
+def engine_process(
+    data_dir: Path, message_queue: str, *extra: str, timeout: float = 30.0
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m webapp engine --message-queue URL --data-dir DIR EXTRA``, yielded once it
+    printed its start line; terminated (as SIGTERM does: the capture ended cleanly) on exit.
+    Its output goes to ``data_dir/engine.log``."""
+    path = data_dir / "engine.log"
+    log = open(path, "w+")  # noqa: SIM115 - closed in the teardown
+    args = ["engine", "--message-queue", message_queue, "--data-dir", str(data_dir), *extra]
+    proc = subprocess.Popen(
+        webapp_command(*args),
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while "LAN-XI capture engine on" not in path.read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"the engine did not come up:\n{path.read_text()}")
+            time.sleep(0.05)
+        yield proc
+    finally:
+        _end(proc)
+        log.close()
+
+
+def _end(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
 
 
 class Emulate:

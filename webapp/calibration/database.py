@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import io
 import json
 import math
+import os
 import re
 import threading
 from dataclasses import asdict, dataclass, field, replace
@@ -248,14 +250,65 @@ def teds_type(teds: dict[str, Any]) -> str:
     return "-".join(p for p in parts if p)
 
 
+class _FileLock:
+    """The database's lock, shared by every process on the data dir (the capture engine
+    adds detected transducers while web processes edit): a thread lock, then ``flock`` on a
+    lock file beside the database; on entry the entries are read again when another process
+    has written the file since."""
+
+    def __init__(self, db: TransducerDatabase) -> None:
+        self._db = db
+        self._thread = threading.Lock()
+        self._file: Any = None
+
+    def __enter__(self) -> None:
+        self._thread.acquire()
+        try:
+            path = self._db.path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(path.with_name(path.name + ".lock"), "a")  # noqa: SIM115
+            fcntl.flock(self._file, fcntl.LOCK_EX)
+            self._db._reload_if_changed()
+        except BaseException:
+            self._release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._db._seen = self._db._stat()
+        self._release()
+
+    def _release(self) -> None:
+        if self._file is not None:
+            self._file.close()  # releases the flock
+            self._file = None
+        self._thread.release()
+
+
 class TransducerDatabase:
-    """The database file and its rules; thread-safe, every change written at once."""
+    """The database file and its rules; thread-safe and safe across processes on one data
+    dir (:class:`_FileLock`), every change written at once."""
 
     def __init__(self, data_dir: Path | str) -> None:
         self.path = Path(data_dir) / DATABASE_FILE
-        self._lock = threading.Lock()
         self._entries: dict[str, TransducerEntry] = {}
-        self._load()
+        self._seen: tuple[int, int, int] | None = None
+        self._lock = _FileLock(self)
+        with self._lock:
+            pass  # the first read
+
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def _reload_if_changed(self) -> None:
+        stat = self._stat()
+        if stat != self._seen:
+            self._entries = {}
+            self._load()
+            self._seen = stat
 
     def _load(self) -> None:
         try:

@@ -192,11 +192,11 @@ class MemoryAccessStore:
 
 def share_through_redis(app: Any, redis_url: str, *, prefix: str = "lanxi:access:") -> Any:
     """Keep ``app``'s control lock, ended sessions and revoked share links in Redis at
-        ``redis_url``, shared with every other web process given the same URL, and count failed
+    ``redis_url``, shared with every other web process given the same URL, and count failed
     logins there too; returns the store.
 
-        Call it once, after ``create_app`` (the ``serve`` command does with ``--message-queue``).
-        Fails at once, naming the URL, if Redis does not answer.
+    ``create_app(message_queue=URL)`` calls it once, right after access control is set up.
+    Fails at once, naming the URL, if Redis does not answer.
     """
     from webapp.web import auth
     from webapp.web.access_store_redis import RedisAccessStore, register_unavailable_error

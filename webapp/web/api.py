@@ -77,7 +77,7 @@ def get_rig() -> Any:
 def add_module() -> Any:
     address = schemas.check(schemas.RigModule, _object_body()).address
     # A module of this dashboard's own emulator stays marked as such when added back.
-    emulated = address in getattr(dash().faults.backend, "addresses", ())
+    emulated = dash().faults.emulates(address)
     dash().rig.add(address, emulated=emulated)
     return jsonify(dash().rig.view()), 201
 

@@ -1,13 +1,13 @@
 """``create_app()``: the dashboard's Flask app, its Socket.IO server and the services behind.
 
-The web layer only translates: the orchestrator runs captures and publishes events on its bus;
-:class:`~webapp.web.state.LiveState` folds them; :mod:`webapp.web.live` pushes them to browsers;
-:mod:`webapp.web.api` turns HTTP requests into orchestrator calls.
+The web layer only translates: the capture engine (:mod:`webapp.engine`, in this process or
+another one behind Redis) runs captures; :class:`~webapp.web.state.LiveState` holds what they
+look like; :mod:`webapp.web.live` pushes it to browsers; :mod:`webapp.web.api` turns HTTP
+requests into engine calls.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,12 +17,8 @@ from flask_socketio import SocketIO
 
 from webapp import runtime
 from webapp.capture import events as ev
-from webapp.capture import store
 from webapp.web import auth, bodies, engineio_compat, headers, live
-from webapp.web.control import Control
-from webapp.web.faults import FaultPanel
-from webapp.web.rig import RigStore
-from webapp.web.setups import SetupStore
+from webapp.web.control import RequestError
 from webapp.web.state import LiveState
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -30,37 +26,40 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 @dataclass
 class Dashboard:
-    """Everything a request handler needs, kept in ``app.extensions["lanxi"]``."""
+    """Everything a request handler needs, kept in ``app.extensions["lanxi"]``. ``engine`` is
+    the capture engine in this process, or this process's handle on one elsewhere (through
+    Redis); ``orchestrator``, ``rig``, ``setups``, ``control`` and ``faults`` are its parts,
+    called the same way in both cases."""
 
     data_dir: Path
     bus: ev.EventBus
     orchestrator: Any
     state: LiveState
-    rig: RigStore
-    setups: SetupStore
-    control: Control
-    faults: FaultPanel
+    rig: Any
+    setups: Any
+    control: Any
+    faults: Any
     hub: live.LiveHub
     socketio: SocketIO
+    engine: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     def setup_view(self) -> dict[str, Any]:
-        rig = self.rig.view()
-        return {
-            "setup": self.setups.for_rig(rig["modules"]),
-            "setups": self.setups.names(),
-        }
+        return dict(self.engine.setup_view())
 
     def publish_setup(self) -> None:
-        self.state.set_topic("setup", self.setup_view())
+        self.engine.publish_setup()
 
     def snapshot(self) -> dict[str, Any]:
         snap = self.state.snapshot()
-        snap["viewers"] = {"count": self.hub.viewer_count}
-        snap["control"] = {
-            "armed": bool(self.orchestrator.armed),
-            "busy": bool(self.orchestrator.busy),
-        }
+        if self.engine.on_viewer_count is None:
+            snap["viewers"] = {"count": self.hub.viewer_count}
+        try:
+            status = self.engine.status()
+        except RequestError as exc:  # no engine answers: say so instead of failing the page
+            snap["control"] = {"armed": False, "busy": False, "engine": exc.message}
+        else:
+            snap["control"] = {"armed": status["armed"], "busy": status["busy"]}
         return snap
 
 
@@ -76,21 +75,29 @@ def create_app(
     auth_enabled: bool = False,
     push_interval_s: float = live.MIN_INTERVAL_S,
     emulator: Any = None,
+    message_queue: str | None = None,
 ) -> Flask:
     """Build the dashboard. ``orchestrator`` defaults to a real one on ``bus``;
-    ``emulator`` (emulated modules running in this process) enables the fault panel."""
+    ``emulator`` (emulated modules running in this process) enables the fault panel. With
+    ``message_queue`` (``redis://HOST:PORT/DB``) the capture engine is not built here: a
+    ``lanxi-dashboard engine`` on the same queue runs it, and this process serves its state
+    and passes it the requests (docs/deploy.md)."""
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "captures").mkdir(exist_ok=True)
     engineio_compat.install()  # binary pushes to WebSocket and polling viewers alike
-    # Captures whose process died while recording: marked interrupted now, and the Rig page
-    # says which modules they may have left recording.
-    interrupted = store.mark_interrupted_captures(
-        data_dir, by=f"lanxi-dashboard serve (pid {os.getpid()} on {os.uname().nodename})"
-    )
-    from webapp.web.manage import remove_leftovers
 
-    remove_leftovers(data_dir)  # captures deleted just before the last stop
+    engine: Any
+    if message_queue:
+        from webapp.engine.remote import RemoteEngine
+
+        engine = RemoteEngine(message_queue)
+        bus = ev.EventBus()  # the engine's events reach this process as state, not on a bus
+    else:
+        from webapp.engine.core import EngineCore
+
+        engine = EngineCore(data_dir, orchestrator=orchestrator, bus=bus, emulator=emulator)
+        bus = engine.bus
+    (data_dir / "captures").mkdir(exist_ok=True)
 
     app = Flask(
         "webapp.web",
@@ -100,66 +107,42 @@ def create_app(
     )
     app.config["JSON_SORT_KEYS"] = False
     app.config["LANXI_DATA_DIR"] = data_dir
-    app.config["LANXI_INTERRUPTED"] = interrupted
+    app.config["LANXI_INTERRUPTED"] = engine.interrupted
+    app.config["LANXI_MESSAGE_QUEUE"] = message_queue  # None: one process, no Redis
     app.config["MAX_CONTENT_LENGTH"] = bodies.MAX_BODY  # 413 above it, login included
     bodies.register_errors(app)
     auth.init_app(app, data_dir, auth_enabled)  # also the session key (.secret_key, 0600)
+    if message_queue:
+        from webapp.web.access_store import share_through_redis
 
-    bus = bus or ev.EventBus()
-    if orchestrator is None:
-        from webapp.capture.orchestrator import Orchestrator
-
-        # Each viewer picks the channel it shows; the hub tells the orchestrator which ones
-        # are watched (watch_waveforms), so only those are decimated.
-        orchestrator = Orchestrator(bus, data_dir, waveforms="all")
+        # The control lock, ended sessions and revoked share links, shared by every process.
+        share_through_redis(app, message_queue)
 
     socketio = SocketIO(app, async_mode=async_mode(), max_http_buffer_size=1_000_000)
-    state = LiveState()
-    setups = SetupStore(data_dir)
-
-    fault_panel: list[FaultPanel] = []  # set below; the panel lists the rig's emulated modules
-
-    def on_rig_change(view: dict[str, Any]) -> None:
-        # The setup's channel table follows the rig (a probed module brings its channels).
-        state.set_topic("rig", view)
-        state.set_topic(
-            "setup", {"setup": setups.for_rig(view["modules"]), "setups": setups.names()}
-        )
-        for panel in fault_panel:
-            panel.publish()
-
-    rig = RigStore(data_dir / "rig.json", orchestrator.probe, on_rig_change)
-    if interrupted:
-        rig.note_interrupted(interrupted)
-    control = Control(orchestrator, rig, setups, state)
-    faults = FaultPanel(rig, emulator, lambda v: state.set_topic("emulator", v))
-    fault_panel.append(faults)
+    state = engine.state
+    watches = getattr(engine, "watches", True)
     hub = live.LiveHub(
         socketio,
         state,
         min_interval_s=push_interval_s,
-        watch_waveforms=getattr(orchestrator, "watch_waveforms", None),
-        watch_spectra=getattr(orchestrator, "watch_spectra", None),
+        watch_waveforms=engine.watch_waveforms if watches else None,
+        watch_spectra=engine.watch_spectra if watches else None,
+        on_viewer_count=engine.on_viewer_count,
     )
     dashboard = Dashboard(
         data_dir=data_dir,
         bus=bus,
-        orchestrator=orchestrator,
+        orchestrator=engine.orchestrator,
         state=state,
-        rig=rig,
-        setups=setups,
-        control=control,
-        faults=faults,
+        rig=engine.rig,
+        setups=engine.setups,
+        control=engine.control,
+        faults=engine.faults,
         hub=hub,
         socketio=socketio,
+        engine=engine,
     )
     app.extensions["lanxi"] = dashboard
-
-    bus.subscribe(state.on_event)
-    bus.subscribe(ev.log_problems)  # warnings and errors also in the server's log
-    state.set_topic("rig", rig.view())
-    dashboard.publish_setup()
-    faults.publish()
     hub.refresh_watch()  # nobody watches yet: no waveform is decoded
 
     from webapp.web import api, pages
@@ -177,7 +160,7 @@ def create_app(
             raise
     else:
         app.register_blueprint(analysis_bp)
-    live.register(socketio, hub, control)
+    live.register(socketio, hub, engine.control)
     # Last, with every handler registered: anonymous Socket.IO handshakes are refused (401)
     # from the very first one, before any HTTP request reached the app.
     auth.init_socketio(socketio, app)

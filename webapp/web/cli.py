@@ -110,6 +110,13 @@ def add_parser(subparsers: Any) -> None:
         help="with no users yet: start with access control on and print a one-time link that "
         "lets the first visitor create the admin account (how the Docker image runs on 0.0.0.0)",
     )
+    p.add_argument(
+        "--message-queue",
+        default=None,
+        metavar="URL",
+        help="redis://HOST:PORT/DB: the capture engine runs apart (lanxi-dashboard engine on "
+        "the same URL) and this process serves its pages; several may (docs/deploy.md)",
+    )
     p.set_defaults(func=serve)
 
 
@@ -143,6 +150,17 @@ def serve(args: argparse.Namespace) -> int:
             "lanxi-dashboard serve: --public-url takes http://... or https://...", file=sys.stderr
         )
         return 2
+    queue = getattr(args, "message_queue", None)
+    if queue and args.emulate:
+        print(
+            "lanxi-dashboard serve: with --message-queue the emulated modules run in the "
+            "engine (lanxi-dashboard engine --emulate N)",
+            file=sys.stderr,
+        )
+        return 2
+    if queue and not queue.startswith(("redis://", "rediss://", "unix://")):
+        print("lanxi-dashboard serve: --message-queue takes redis://HOST:PORT/DB", file=sys.stderr)
+        return 2
     scheme = "https" if args.certfile else "http"
     host = f"[{args.host}]" if ":" in args.host else args.host
     address = f"{scheme}://{host}:{args.port}/"
@@ -175,11 +193,18 @@ def serve(args: argparse.Namespace) -> int:
             calibration_shaker=args.emulate_calibration_shaker,
         )
     try:
-        app = create_app(
-            data_dir,
-            auth_enabled=setup or _access_control_on(args.host, data_dir),
-            emulator=emulated,
-        )
+        try:
+            app = create_app(
+                data_dir,
+                auth_enabled=setup or _access_control_on(args.host, data_dir),
+                emulator=emulated,
+                message_queue=queue,
+            )
+        except Exception as exc:
+            if not queue or not _is_redis_error(exc):
+                raise
+            print(f"lanxi-dashboard serve: cannot reach {queue}: {exc}", file=sys.stderr)
+            return 2
         if args.proxy_hops:
             auth.trust_proxy(app, args.proxy_hops)
         app.config["LANXI_MDNS_INTERFACE"] = args.mdns_interface
@@ -188,20 +213,26 @@ def serve(args: argparse.Namespace) -> int:
         dashboard = app.extensions["lanxi"]
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
-        dashboard.rig.probe_all()
         signals = ShutdownSignals()
         # The handler only counts; a greenlet looks at the count. (A greenlet scheduled from
         # the handler might wait for the hub's next wake-up, which an idle dashboard may not
         # have for a long time.)
-        runtime.spawn(
-            _end_serving_on_signal,
-            dashboard.orchestrator,
-            signals,
-            args.stop_timeout,
-            name="shutdown watch",
-        )
+        if queue:
+            # The captures run in the engine: this process only stops serving its pages.
+            runtime.spawn(_quit_on_signal, signals, name="shutdown watch")
+        else:
+            dashboard.rig.probe_all()
+            runtime.spawn(
+                _end_serving_on_signal,
+                dashboard.orchestrator,
+                signals,
+                args.stop_timeout,
+                name="shutdown watch",
+            )
         with signals:  # from before the start line: whoever saw it may send SIGTERM
             print(start_line(address, data_dir, app.config["LANXI_AUTH_ENABLED"]), flush=True)
+            if queue:
+                print(f"capture engine through {queue}", flush=True)
             if setup:
                 print(setup_line(args.host, scheme, args.port, install(app)), flush=True)
             if dashboard.socketio.async_mode == "eventlet":
@@ -224,21 +255,55 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _end_serving_on_signal(orchestrator: Any, signals: ShutdownSignals, timeout_s: float) -> None:
+def _quit_on_signal(signals: ShutdownSignals) -> None:
+    """A web process in front of a separate engine: a signal ends only this process; any
+    capture goes on in the engine and the viewers reconnect to another web process."""
+    while not signals.count:
+        time.sleep(SIGNAL_POLL_S)
+    print(
+        f"lanxi-dashboard serve: {signal_name(signals.first or signal.SIGTERM)}: exiting "
+        "(captures go on in the capture engine)",
+        file=sys.stderr,
+        flush=True,
+    )
+    sys.stdout.flush()
+    os._exit(0)
+
+
+def _is_redis_error(exc: BaseException) -> bool:
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - redis is a dependency
+        return False
+    return isinstance(exc, redis.RedisError)
+
+
+def _end_serving_on_signal(
+    orchestrator: Any,
+    signals: ShutdownSignals,
+    timeout_s: float,
+    prog: str = "lanxi-dashboard serve",
+) -> None:
     """The first SIGTERM or SIGINT: end any capture and arming cleanly (every module back to
     Idle, the master last; files closed; capture.json complete), then exit: 0 when every
     module is Idle, 1 naming the modules that are not, 128 + the signal's number when a second
     signal cut it short (see :mod:`webapp.capture.shutdown`)."""
     while not signals.count:
         time.sleep(SIGNAL_POLL_S)
-    _end_serving(orchestrator, signals, timeout_s)
+    _end_serving(orchestrator, signals, timeout_s, prog)
 
 
-def _end_serving(orchestrator: Any, signals: ShutdownSignals, timeout_s: float) -> None:
+def _end_serving(
+    orchestrator: Any,
+    signals: ShutdownSignals,
+    timeout_s: float,
+    prog: str = "lanxi-dashboard serve",
+    before_exit: Any = None,
+) -> None:
     from webapp.capture.teardown import left_sentence
 
     def say(text: str) -> None:
-        print(f"lanxi-dashboard serve: {text}", file=sys.stderr, flush=True)
+        print(f"{prog}: {text}", file=sys.stderr, flush=True)
 
     status: int | None = None
     if orchestrator.busy or orchestrator.armed:
@@ -254,6 +319,8 @@ def _end_serving(orchestrator: Any, signals: ShutdownSignals, timeout_s: float) 
     else:
         say(f"{signal_name(signals.first or signal.SIGTERM)}: no capture running; exiting")
         status = 0
+    if before_exit is not None:
+        before_exit()
     sys.stdout.flush()
     # Nothing is left to close: the capture's files and capture.json are complete and every
     # state file is written when it changes. The web server's own loop has no clean way out

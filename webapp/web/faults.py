@@ -70,6 +70,10 @@ class FaultPanel:
             return False
         return self.rig.is_emulated(address) or address in getattr(self.backend, "addresses", ())
 
+    def emulates(self, address: str) -> bool:
+        """Whether this dashboard's emulator runs the module at ``address``."""
+        return address in getattr(self.backend, "addresses", ())
+
     def publish(self) -> None:
         self._on_change(self.view())
 

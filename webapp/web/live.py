@@ -25,6 +25,7 @@ from flask_socketio import SocketIO, emit
 
 from webapp.capture.schemas import FieldError
 from webapp.web import auth, bodies, schemas
+from webapp.web.control import RequestError
 from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,12 @@ class LiveHub:
         min_interval_s: float = MIN_INTERVAL_S,
         watch_waveforms: Any = None,
         watch_spectra: Any = None,
+        on_viewer_count: Any = None,
     ):
         self.socketio = socketio
+        # None: this hub's count is the "viewers" topic; else the count goes there (a web
+        # process of several: the engine sums every process's count into the topic).
+        self._on_viewer_count = on_viewer_count
         self.state = state
         # Decoding a waveform costs the receivers CPU, so the orchestrator decodes only the
         # channels some viewer shows (``Orchestrator.watch_waveforms``); None: no such hook,
@@ -95,9 +100,10 @@ class LiveHub:
         with self._lock:
             self._viewers[sid] = viewer
             count = len(self._viewers)
-        snapshot["viewers"] = {"count": count}
         snapshot["log_id"] = viewer.log_id
-        self.state.set_topic("viewers", {"count": count})
+        if self._on_viewer_count is None:
+            snapshot["viewers"] = {"count": count}
+        self._count_changed(count)
         self._selection_changed()
         with self._lock:
             if self._sender is None:
@@ -109,8 +115,14 @@ class LiveHub:
         with self._lock:
             self._viewers.pop(sid, None)
             count = len(self._viewers)
-        self.state.set_topic("viewers", {"count": count})
+        self._count_changed(count)
         self._selection_changed()
+
+    def _count_changed(self, count: int) -> None:
+        if self._on_viewer_count is None:
+            self.state.set_topic("viewers", {"count": count})
+        else:
+            self._on_viewer_count(count)
 
     def select_waveform(self, sid: str, module: str | None, channel: int | None) -> None:
         """This viewer's channel for the live waveform; each viewer chooses its own (the
@@ -372,7 +384,10 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
                 body = bodies.check_object(data)
             except bodies.BodyError as exc:
                 return {"ok": False, "status": exc.status, "error": exc.message, "field": exc.field}
-            return control.socket_action(action, body)
+            try:
+                return control.socket_action(action, body)
+            except RequestError as exc:  # e.g. no capture engine answers (503)
+                return {"ok": False, "status": exc.status, **exc.to_json()}
 
         handler.__name__ = f"on_{name.replace(':', '_')}"
         socketio.on_event(name, handler)

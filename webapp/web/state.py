@@ -117,9 +117,9 @@ class LiveState:
             self._touch("history")
         self._notify()
 
-    def add_log(self, level: str, message: str, **where: Any) -> None:
+    def add_log(self, level: str, message: str, *, t: float | None = None, **where: Any) -> None:
         with self._lock:
-            self._append_log(level, message, time.time(), where)
+            self._append_log(level, message, time.time() if t is None else t, where)
         self._notify()
 
     def _append_log(self, level: str, message: str, t: float, where: dict[str, Any]) -> None:
@@ -127,6 +127,31 @@ class LiveState:
         entry = {"id": self._log_seq, "level": level, "message": message, "t": t}
         entry.update({k: v for k, v in where.items() if v is not None})
         self._log.append(entry)
+
+    def restore(self, snapshot: dict[str, Any], renumber_log: bool = False) -> None:
+        """Take another state's ``snapshot()`` as this one's (a web process mirroring the
+        capture engine's state): every topic replaced and marked changed, the log replaced,
+        the waveforms and spectra dropped until the next ones arrive. ``renumber_log``: the
+        snapshot's log is numbered afresh (a restarted engine) and continues this one's."""
+        with self._lock:
+            for topic in TOPICS:
+                if topic in snapshot:
+                    self._data[topic] = snapshot[topic]
+                    self._touch(topic)
+            log = [dict(e) for e in snapshot.get("log") or []]
+            last = max((int(e.get("id", 0)) for e in log), default=0)
+            if renumber_log and last <= self._log_seq:
+                # Continue this state's numbers, so a viewer that had the old entries still
+                # gets the new ones.
+                shift = self._log_seq - min(int(e.get("id", 0)) for e in log) + 1 if log else 0
+                for e in log:
+                    e["id"] = int(e.get("id", 0)) + shift
+                last = max((e["id"] for e in log), default=self._log_seq)
+            self._log = deque(log, maxlen=_LOG_LENGTH)
+            self._log_seq = last
+            self._waves = {}
+            self._spectra = {}
+        self._notify()
 
     def on_event(self, event: ev.Event) -> None:
         """EventBus subscriber: quick dictionary work under a lock, nothing that can block."""

@@ -1,0 +1,1 @@
+"""Tests of webapp/engine: the capture engine apart from the web, through Redis."""
