@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.capture.shutdown import SHUTDOWN_TIMEOUT_S, ShutdownSignals
+from webapp.web.emulated import add_emulate_options, start_from_options
 
 log = logging.getLogger(__name__)
 
@@ -41,26 +42,7 @@ def add_parser(subparsers: Any) -> None:
         help="captures, setups and rig live here; the web processes use the same folder "
         "(default ./data)",
     )
-    p.add_argument(
-        "--emulate",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also run N emulated modules in this process and make them the rig",
-    )
-    p.add_argument("--emulate-type", default="3050", help="module type of the emulated modules")
-    p.add_argument(
-        "--ptp-lock-seconds",
-        type=float,
-        default=None,
-        help="emulated modules: time to PTP lock (default: the emulator's)",
-    )
-    p.add_argument(
-        "--emulate-calibration-shaker",
-        action="store_true",
-        help="emulated modules: the accelerometer (channel 2) on a 10 m/s² RMS, 159.2 Hz "
-        "calibration shaker",
-    )
+    add_emulate_options(p)
     p.add_argument(
         "--stop-timeout",
         type=float,
@@ -102,18 +84,7 @@ def run(args: argparse.Namespace) -> int:
     except AnotherEngineRunning as exc:
         return _fail(str(exc))
 
-    emulated = None
-    if args.emulate:
-        from webapp.web.emulated import EmulatedModules
-
-        if not getattr(args, "verbose", False):
-            logging.getLogger("webapp.emulator.http").setLevel(logging.WARNING)
-        emulated = EmulatedModules.start(
-            args.emulate,
-            module_type=args.emulate_type,
-            ptp_lock_s=args.ptp_lock_seconds,
-            calibration_shaker=args.emulate_calibration_shaker,
-        )
+    emulated = start_from_options(args)
     try:
         core = EngineCore(
             data_dir, emulator=emulated, state=JournaledState(), process="lanxi-dashboard engine"

@@ -21,6 +21,7 @@ from webapp.capture.shutdown import (
     signal_name,
     stopping_sentence,
 )
+from webapp.web.emulated import add_emulate_options, start_from_options
 
 log = logging.getLogger(__name__)
 
@@ -49,30 +50,7 @@ def add_parser(subparsers: Any) -> None:
         default=default_data_dir(),
         help="captures, setups, rig and users live here (default ./data)",
     )
-    p.add_argument(
-        "--emulate",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also run N emulated modules in this process and make them the rig",
-    )
-    p.add_argument(
-        "--emulate-type",
-        default="3050",
-        help="module type of the emulated modules (default 3050)",
-    )
-    p.add_argument(
-        "--ptp-lock-seconds",
-        type=float,
-        default=None,
-        help="emulated modules: time to PTP lock (default: the emulator's)",
-    )
-    p.add_argument(
-        "--emulate-calibration-shaker",
-        action="store_true",
-        help="emulated modules: the accelerometer (channel 2) on a 10 m/s² RMS, 159.2 Hz "
-        "calibration shaker",
-    )
+    add_emulate_options(p)
     p.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS directly")
     p.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     p.add_argument(
@@ -177,21 +155,7 @@ def serve(args: argparse.Namespace) -> int:
     if warning:
         print(f"lanxi-dashboard serve: warning: {warning}", file=sys.stderr)
 
-    emulated = None
-    if args.emulate:
-        from webapp.web.emulated import EmulatedModules
-
-        if not getattr(args, "verbose", False):
-            # One line per emulated HTTP request (long polls included) would drown the
-            # dashboard's own messages; -v shows them.
-            logging.getLogger("webapp.emulator.http").setLevel(logging.WARNING)
-
-        emulated = EmulatedModules.start(
-            args.emulate,
-            module_type=args.emulate_type,
-            ptp_lock_s=args.ptp_lock_seconds,
-            calibration_shaker=args.emulate_calibration_shaker,
-        )
+    emulated = start_from_options(args)
     try:
         try:
             app = create_app(

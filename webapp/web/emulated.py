@@ -9,6 +9,8 @@ through that public surface; the emulator never imports the web layer.
 
 from __future__ import annotations
 
+import argparse
+import logging
 from typing import Any
 
 import requests
@@ -97,3 +99,48 @@ class EmulatedModules:
         except ValueError:
             return {}
         return answer if isinstance(answer, dict) else {}
+
+
+def add_emulate_options(p: argparse.ArgumentParser) -> None:
+    """``--emulate N`` and the emulated modules' options, the same for ``serve`` and
+    ``engine``."""
+    p.add_argument(
+        "--emulate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also run N emulated modules in this process and make them the rig",
+    )
+    p.add_argument(
+        "--emulate-type",
+        default="3050",
+        help="module type of the emulated modules (default 3050)",
+    )
+    p.add_argument(
+        "--ptp-lock-seconds",
+        type=float,
+        default=None,
+        help="emulated modules: time to PTP lock (default: the emulator's)",
+    )
+    p.add_argument(
+        "--emulate-calibration-shaker",
+        action="store_true",
+        help="emulated modules: the accelerometer (channel 2) on a 10 m/s² RMS, 159.2 Hz "
+        "calibration shaker",
+    )
+
+
+def start_from_options(args: argparse.Namespace) -> EmulatedModules | None:
+    """The emulated modules ``--emulate N`` asks for (None without it), started."""
+    if not args.emulate:
+        return None
+    if not getattr(args, "verbose", False):
+        # One line per emulated HTTP request (long polls included) would drown the
+        # process's own messages; -v shows them.
+        logging.getLogger("webapp.emulator.http").setLevel(logging.WARNING)
+    return EmulatedModules.start(
+        args.emulate,
+        module_type=args.emulate_type,
+        ptp_lock_s=args.ptp_lock_seconds,
+        calibration_shaker=args.emulate_calibration_shaker,
+    )
