@@ -140,6 +140,7 @@ def create_app(
         min_interval_s=push_interval_s,
         watch_waveforms=getattr(orchestrator, "watch_waveforms", None),
         watch_spectra=getattr(orchestrator, "watch_spectra", None),
+        watch_frfs=getattr(orchestrator, "watch_frfs", None),
     )
     dashboard = Dashboard(
         data_dir=data_dir,

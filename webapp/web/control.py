@@ -239,6 +239,36 @@ class Control:
             self.rig.probe(address)
         return {"address": address, "sent": sent, "rig": self.rig.view()}
 
+    # --- generator outputs by hand (webapp/capture/outputs.py) --------------------------------
+
+    def start_outputs(self, body: Any) -> dict[str, Any]:
+        """Start generator outputs by hand: checked by the one generator model, then the rig."""
+        try:
+            req = schemas.check(schemas.GeneratorStart, body if body is not None else {})
+        except FieldError as exc:
+            raise RequestError(exc.field, exc.message) from None
+        rig = self.rig.ordered_addresses()
+        settings = getattr(self.orchestrator, "settings", None)
+        armed = list(settings.modules) if self.orchestrator.armed and settings else []
+        for address in req.generators:
+            if address not in rig and address not in armed:
+                raise RequestError(f"generators.{address}", f"{address} is not in the rig")
+        generators = {
+            a: [o.model_dump(exclude_unset=True) for o in outputs]
+            for a, outputs in req.generators.items()
+        }
+        self._call("start the generator outputs", self.orchestrator.start_outputs, generators, rig)
+        return {"ok": True, "generator": self.state.get("generator")}
+
+    def stop_outputs(self, body: Any) -> dict[str, Any]:
+        try:
+            req = schemas.check(schemas.GeneratorStop, body if body is not None else {})
+        except FieldError as exc:
+            raise RequestError(exc.field, exc.message) from None
+        rig = self.rig.ordered_addresses()
+        self._call("stop the generator outputs", self.orchestrator.stop_outputs, req.outputs, rig)
+        return {"ok": True, "generator": self.state.get("generator")}
+
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
         from webapp.capture.settings import SettingsError
         from webapp.openapi.client import ModuleError
@@ -270,6 +300,10 @@ class Control:
                 return self.stop_recording()
             if action == "trigger":
                 return self.trigger_now()
+            if action == "generator-start":
+                return self.start_outputs(data)
+            if action == "generator-stop":
+                return self.stop_outputs(data)
         except RequestError as exc:
             return {"ok": False, "status": exc.status, **exc.to_json()}
         return {"ok": False, "status": 400, "error": f"unknown action {action!r}"}
