@@ -386,6 +386,10 @@ class Orchestrator(Monitoring, Disarming):
                 pending = self._new_pending(name, duration, folder)
                 if settings is not None:  # the armed rig's, described as this request says
                     pending.test, pending.labels = settings.test, settings.labels
+                    # The outputs this recording drives are the request's (not a session
+                    # setting: the armed modules need no new setup for them).
+                    session.settings.generators = dict(settings.generators)
+                    check_generators(session)
                 self._check_disk(session, pending)
                 self._pending = pending
                 self._announce(session, pending.capture_id, name, duration, "start")

@@ -73,6 +73,14 @@ def add_parser(subparsers: Any) -> None:
         help="emulated modules: the accelerometer (channel 2) on a 10 m/s² RMS, 159.2 Hz "
         "calibration shaker",
     )
+    p.add_argument(
+        "--emulate-loopback",
+        action="append",
+        default=None,
+        metavar="WIRE",
+        help="emulated modules: generator output to input wire, repeatable, as emulate's "
+        "--loopback: OUT>IN or OUT>IN:FN_HZ:DAMPING[:GAIN] (default: a 3160's 1>1)",
+    )
     p.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS directly")
     p.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     p.add_argument(
@@ -132,6 +140,14 @@ def serve(args: argparse.Namespace) -> int:
     if args.emulate < 0 or args.emulate > 64:
         print("lanxi-dashboard serve: --emulate takes 0..64 modules", file=sys.stderr)
         return 2
+    for wire in args.emulate_loopback or ():
+        from webapp.emulator.waveforms import Loopback
+
+        try:
+            Loopback.parse(wire)
+        except ValueError as exc:
+            print(f"lanxi-dashboard serve: --emulate-loopback {wire}: {exc}", file=sys.stderr)
+            return 2
     if not args.stop_timeout > 0:
         print("lanxi-dashboard serve: --stop-timeout must be more than 0 seconds", file=sys.stderr)
         return 2
@@ -173,6 +189,7 @@ def serve(args: argparse.Namespace) -> int:
             module_type=args.emulate_type,
             ptp_lock_s=args.ptp_lock_seconds,
             calibration_shaker=args.emulate_calibration_shaker,
+            loopbacks=tuple(args.emulate_loopback) if args.emulate_loopback else None,
         )
     try:
         app = create_app(

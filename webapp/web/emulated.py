@@ -42,6 +42,7 @@ class EmulatedModules:
         ptp_lock_s: float | None = None,
         host: str = "127.0.0.1",
         calibration_shaker: bool = False,
+        loopbacks: tuple[str, ...] | None = None,
     ) -> EmulatedModules:
         """``module_type``: one type, or one per module comma-separated (the last repeats)."""
         from webapp.emulator import EmulatedRig
@@ -51,6 +52,8 @@ class EmulatedModules:
             options["ptp_lock_seconds"] = ptp_lock_s
         if calibration_shaker:
             options["calibration_shaker"] = True
+        if loopbacks is not None:
+            options["loopbacks"] = loopbacks
         return cls(EmulatedRig.start(count, types=module_type, host=host, port=0, **options))
 
     def stop(self) -> None:
