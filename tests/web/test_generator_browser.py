@@ -82,7 +82,9 @@ def test_operator_drives_output_1_and_the_live_frf_finds_the_resonance(server, b
     )
     olga.click("#btn-monitor")
     for p in (olga, vic):
-        expect(p.locator("#phase-chip")).to_have_attribute("data-phase", "monitoring", timeout=30000)
+        expect(p.locator("#phase-chip")).to_have_attribute(
+            "data-phase", "monitoring", timeout=30000
+        )
 
     # Random noise 0-4 kHz at output gain 0.05 (the panel's defaults), started by hand.
     form = olga.locator(out1)
