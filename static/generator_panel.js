@@ -149,13 +149,46 @@
     f.stop.onclick = () => act(f.stop, () => api("POST", "/api/generator/stop",
       { outputs: { [f.address]: [f.number] } }));
     fillParams();
+    f.fill = (o) => fillForm(f, o, fillParams);
+    f.select = el("input", { type: "checkbox", name: "select" });
     f.node = el("div", { class: "gen-form" },
+      el("label", {}, f.select, " selected (for “Start selected together”)"),
       el("div", { class: "row" }, el("label", {}, "Waveform ", f.waveform),
         el("label", {}, "Output gain (0–1) ", f.gain), el("label", {}, "Offset (−1–1) ", f.offset),
         el("label", {}, "Drive ", f.drive)),
       f.params,
       el("div", { class: "row" }, f.start, f.stop, f.volts));
     return f;
+  }
+
+  // A form showing what an output object runs (an operator who opens the page while it runs).
+  function fillForm(f, o, fillParams) {
+    const [a, b] = o.inputs || [];
+    if (!a) return;
+    const burst = a.signalType === "random" && o.mixfunction === "mul" && b && b.signalType === "square";
+    const kind = burst ? "burst" : a.signalType;
+    if (!FIELDS[kind]) return;
+    f.waveform.value = kind;
+    fillParams();
+    const set = (name, value) => { if (f.fields[name] && value !== undefined && value !== null) f.fields[name].value = +(+value).toFixed(6); };
+    f.gain.value = o.gain ?? 1;
+    f.offset.value = o.offset ?? 0;
+    if (kind === "sine" || kind === "square") set("frequency", a.frequency);
+    if (kind === "sine") { set("amplitude", a.gain); set("phase", a.phase); }
+    if (kind === "square") { set("highlevel", a.highlevel); set("lowlevel", a.lowlevel); set("dutycycle", a.dutycycle); }
+    if (kind === "dc") set("level", a.gain);
+    if (kind.endsWith("sweep")) {
+      set("start", a.start_frequency); set("stop", a.stop_frequency); set("amplitude", a.gain);
+      set("rate", kind === "linsweep" ? a.hz_second : a.decades_sec);
+      f.updown.checked = a.direction === 1;
+    }
+    if (kind === "random" || kind === "burst") {
+      set("low", a.center_frequency - a.bandwidth / 2); set("high", a.center_frequency + a.bandwidth / 2);
+      set("amplitude", a.gain); set("seed", a.gen_number || 0);
+      f.pink.checked = !!a.pink_filter; f.hp.checked = !!a.hp_filter;
+    }
+    if (burst) { set("period", 1 / b.frequency); set("on", b.dutycycle); }
+    f.volts.textContent = describe(outputObject(f));
   }
 
   async function act(button, fn) {
@@ -177,7 +210,12 @@
           el("h3", {}, `Module ${o.module} (${o.address}${o.type ? `, Type ${o.type}` : ""}) · output ${o.number} `, status));
         if (Dash.AUTH.can("operator")) {
           let f = forms.get(o.key);
-          if (!f) { f = buildForm(o); forms.set(o.key, f); }
+          if (!f) {
+            f = buildForm(o);
+            forms.set(o.key, f);
+            const s = ((gen[o.address] || {})[String(o.number)]) || null;
+            if (s && s.output) f.fill(s.output);
+          }
           node.append(f.node);
         }
         return node;
@@ -212,6 +250,14 @@
     return Object.keys(g).length ? g : undefined;
   };
 
+  $("gen-start-selected").onclick = (e) => act(e.target, () => {
+    const generators = {};
+    for (const f of forms.values()) {
+      if (f.select.checked) (generators[f.address] = generators[f.address] || []).push(outputObject(f));
+    }
+    if (!Object.keys(generators).length) throw new Error("tick the outputs to start together first");
+    return api("POST", "/api/generator/start", { generators });
+  });
   $("gen-stop-all").onclick = (e) => act(e.target, () => api("POST", "/api/generator/stop", {}));
   on("rig", render);
   on("generator", render);

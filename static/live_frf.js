@@ -59,6 +59,7 @@
   }
 
   function send() {
+    $("lfrf-plots").hidden = !$("lfrf-on").checked;
     reset();
     socket.emit("select-frf", choice(), (ack) => {
       const err = $("lfrf-error");

@@ -6,7 +6,8 @@ An operator (laptop size) monitors, starts random noise by hand on output 1, and
 live FRF input 1 → input 2: the cursor put at 1000 Hz sits on the resonance (within 1 %) with
 coherence above 0.99. A viewer (tablet size) sees the output running and what it runs, but no
 control, and the server refuses the viewer's start over HTTP and Socket.IO. Stop is seen by
-both. Screenshots: generator-*.png."""
+both; output 2 started with "Start selected together" shows in the form of an operator who
+opens the page later; "Stop all outputs" stops it. Screenshots: generator-*.png."""
 
 from __future__ import annotations
 
@@ -143,6 +144,24 @@ def test_operator_drives_output_1_and_the_live_frf_finds_the_resonance(server, b
     for p in (olga, vic):
         expect(p.locator(f"{out1} [data-status]")).to_have_attribute("data-running", "0")
         expect(p.locator(f"{out1} [data-status]")).to_contain_text("last: random")
+    # Output 2 as a 1 kHz sine, started with "Start selected together"; an operator who
+    # opens the page now finds its form showing what runs; "Stop all outputs" stops it.
+    out2 = olga.locator(f'[data-output="{address}/2"]')
+    out2.locator('select[name="waveform"]').select_option("sine")
+    out2.locator('input[name="frequency"]').fill("1000")
+    out2.locator('input[name="select"]').check()
+    olga.click("#gen-start-selected")
+    status2 = vic.locator(f'[data-output="{address}/2"] [data-status]')
+    expect(status2).to_have_attribute("data-running", "1", timeout=10000)
+    expect(status2).to_contain_text("sine 1 kHz")
+    late = log_in(browser, server, "olga", TABLET)
+    watch_errors(late, errors, console=False)
+    late_out2 = late.locator(f'[data-output="{address}/2"]')
+    expect(late_out2.locator('select[name="waveform"]')).to_have_value("sine")
+    expect(late_out2.locator('input[name="frequency"]')).to_have_value("1000")
+    late.context.close()
+    olga.click("#gen-stop-all")
+    expect(status2).to_have_attribute("data-running", "0", timeout=10000)
     olga.click("#btn-disarm")
     expect(olga.locator("#phase-chip")).to_have_attribute("data-phase", "idle", timeout=30000)
     assert errors == []
