@@ -55,7 +55,7 @@
           { scale: "coh", side: 1, label: "coherence γ²", grid: { show: false } }],
         legend: { show: false },
         cursor,
-        hooks,
+        hooks: { ...hooks, setScale: [(u, key) => this._noteScale(u, key)] },
       }, [[], ...magSeries.slice(1).map(() => [])], this.nodes.mag);
       this.phasePlot = new uPlot({
         ...this._size(this.nodes.phase, 170),
@@ -97,10 +97,12 @@
       const empty = this.rows.length ? [] : [[]];
       this.magPlot.setData([this.freq, ...this.rows.map((r) => r.db), ...empty, ...this.rows.map((r) => r.coherence), ...empty]);
       this.phasePlot.setData([this.freq, ...this.rows.map((r) => r.phase), ...empty]);
-      const xs = this.magPlot.scales.x;  // the axis' ends as drawn (what a click maps from)
-      if (xs.min != null) { this.nodes.mag.dataset.fmin = xs.min; this.nodes.mag.dataset.fmax = xs.max; }
       this.nodes.mag.dataset.traces = this.rows.length;
       this._readout();
+    }
+    _noteScale(u, key) {  // the axis' ends as drawn (what a click maps from)
+      const xs = u.scales.x;
+      if (key === "x" && xs.min != null) { this.nodes.mag.dataset.fmin = xs.min; this.nodes.mag.dataset.fmax = xs.max; }
     }
     _index() {
       if (this.hover != null && this.hover >= 0) return this.hover;

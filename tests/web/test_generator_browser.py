@@ -7,7 +7,9 @@ live FRF input 1 → input 2: the cursor put at 1000 Hz sits on the resonance (w
 coherence above 0.99. A viewer (tablet size) sees the output running and what it runs, but no
 control, and the server refuses the viewer's start over HTTP and Socket.IO. Stop is seen by
 both; output 2 started with "Start selected together" shows in the form of an operator who
-opens the page later; "Stop all outputs" stops it. Screenshots: generator-*.png."""
+opens the page later; "Stop all outputs" stops it. Then output 1 "with the recording": the
+recording drives it, capture.json keeps its settings, and the capture page's FRF finds the
+resonance at its cursor too. Screenshots: generator-*.png."""
 
 from __future__ import annotations
 
@@ -164,4 +166,33 @@ def test_operator_drives_output_1_and_the_live_frf_finds_the_resonance(server, b
     expect(status2).to_have_attribute("data-running", "0", timeout=10000)
     olga.click("#btn-disarm")
     expect(olga.locator("#phase-chip")).to_have_attribute("data-phase", "idle", timeout=30000)
+
+    # Output 1 "with the recording": Start sends its settings, the recording drives it and
+    # capture.json keeps them; the capture page's FRF (the shared plot) finds the resonance.
+    form.locator('select[name="drive"]').select_option("recording")
+    expect(form.locator('button[name="start"]')).to_be_hidden()
+    olga.fill("#cap-name", "FRF run")
+    olga.fill("#cap-duration", "3")
+    olga.click("#btn-start")
+    capture = wait_js(
+        olga,
+        "() => { const c = (Dash.state.capture || {}).last; return c && c.name === 'FRF run' "
+        "&& c.outcome === 'completed' && c.id; }",
+        timeout=60,
+    )
+    expect(vic.locator(f"{out1} [data-status]")).to_contain_text("last: random")
+    meta = olga.evaluate("(id) => Dash.api('GET', `/api/captures/${id}`)", capture)
+    [driven] = meta["capture"]["modules"][0]["generator"]
+    assert driven["inputs"][0]["signalType"] == "random" and driven["gain"] == 0.05
+    olga.goto(f"{server}/captures/{capture}")
+    expect(olga.locator("#capture-page")).to_have_attribute("data-frf-ready", "1", timeout=20000)
+    olga.click("#frf-compute")
+    expect(olga.locator("#frf-info")).to_contain_text("averages", timeout=20000)
+    recorded_peak = float(olga.get_attribute("#frf-info", "data-peak-hz") or 0)
+    assert abs(recorded_peak - FN) / FN < 0.01, recorded_peak
+    click_spectrum_at(olga, "#frf-mag", FN, "#frf-cursor")
+    olga.mouse.move(0, 0)
+    assert abs(float(olga.get_attribute("#frf-cursor", "data-hz") or 0) - FN) / FN < 0.01
+    assert float(olga.get_attribute("#frf-cursor", "data-coherence") or 0) > 0.99
+    shoot(olga, "generator-capture-frf-laptop")
     assert errors == []
