@@ -142,7 +142,7 @@ def test_idle_rig_starts_at_once_and_refusals_name_the_output(
     assert not any(p == "apply" for _t, _a, _m, p in request_log(rig))
     with pytest.raises(ModuleError) as refused:
         orch.start_outputs(
-            {b: [{"number": 2, "inputs": [{"number": 1, "signalType": "stream"}]}]}, [a, b]
+            {b: [{"number": 2, "inputs": [{"number": 1, "signalType": "p_random"}]}]}, [a, b]
         )
     text = str(refused.value)
     assert text.startswith(f"module 2 ({b}) output 2: PUT /rest/rec/generator/output failed")
