@@ -10,6 +10,7 @@ outputs; an idle rig starts them at once (no apply); a refusal names module, out
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.support.emulator import FAST_EMULATOR as FAST
 from webapp.capture.events import EventBus, Phase
 from webapp.capture.orchestrator import Orchestrator
 from webapp.capture.settings import CaptureSettings, ChannelSettings
+from webapp.capture.trigger import RecordPlan
 from webapp.dsp.frf import peak
 from webapp.emulator import EmulatedRig
 from webapp.openapi.client import ModuleError
@@ -119,6 +121,16 @@ def test_hand_outputs_while_monitoring_and_the_live_frf(rig: EmulatedRig, tmp_pa
     assert np.min(coh[0][band]) > 0.99
     # Module 2's input 3 is its 160 Hz sine, unrelated to module 1's noise: incoherent.
     assert np.median(coh[1][band]) < 0.1
+
+    # A recording cut from the monitoring says which outputs ran by hand (what drove the
+    # structure), and keeps none of the live FRF's cross spectra in its timeline.
+    orch.record_window(RecordPlan(name="window", duration_s=0.3))
+    rec.wait_until(lambda: rec.kinds("capture-finished"))
+    [meta] = [json.loads(f.read_text()) for f in (tmp_path / "captures").glob("*/capture.json")]
+    by_hand = {m["address"]: m["generator_by_hand"] for m in meta["modules"]}
+    assert by_hand == {a: [RANDOM], b: [SINE]}
+    assert all(m["generator"] is None for m in meta["modules"])
+    assert not [e for e in meta["events"] if e["kind"] in ("frf", "spectrum", "sound-levels")]
 
     orch.stop_outputs({a: [1]}, [a, b])
     assert set(orch.outputs.snapshot()) == {b}

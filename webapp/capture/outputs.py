@@ -55,6 +55,7 @@ class HandOutputs:
         self.running: dict[str, dict[int, dict[str, Any]]] = {}
         """Per module address, per output number: the output object it runs."""
         self._session_modules: set[str] = set()
+        self._by_hand: set[tuple[str, int]] = set()
 
     # --- by hand ----------------------------------------------------------------------------
 
@@ -155,6 +156,10 @@ class HandOutputs:
                 mine[number] = output
             else:
                 mine.pop(number, None)
+            if running and how == "hand":
+                self._by_hand.add((address, number))
+            else:
+                self._by_hand.discard((address, number))
         self._publish(GeneratorChanged(module=address, number=number, running=running, how=how,
                                        output=output, note=note))  # fmt: skip
 
@@ -195,6 +200,13 @@ class HandOutputs:
             out.append(m)
         out.sort(key=lambda m: (m.number == 1, m.number))
         return out
+
+    def by_hand(self, address: str) -> list[dict[str, Any]]:
+        """The outputs of ``address`` running by hand now (what a recording starting now
+        records as driven by hand), by number."""
+        with self._lock:
+            mine = self.running.get(address, {})
+            return [dict(mine[n]) for n in sorted(mine) if (address, n) in self._by_hand]
 
     def snapshot(self) -> dict[str, dict[int, dict[str, Any]]]:
         with self._lock:

@@ -226,6 +226,7 @@ class Recording(StatusWatching):
             setup=m.setup,
             transducers=m.transducers,
             generator=(self.settings.generators.get(m.address) if self.settings else None) or None,
+            generator_by_hand=self.outputs.by_hand(m.address) or None,
             signals=[{"signal_id": i + 1, "channel": c} for i, c in enumerate(m.channels)],
         )
 
