@@ -79,10 +79,21 @@ def test_blocks_of_two_streams_align_and_a_gap_restarts(monkeypatch: pytest.Monk
     assert np.min(coh[band]) > 0.99  # no segment spans the gap
 
 
-def test_a_block_of_another_rate_or_without_interpretation_is_ignored() -> None:
+def test_a_new_rate_starts_again_and_a_block_without_interpretation_is_ignored() -> None:
     events: list[CrossSpectra] = []
     frf = livefrf.LiveFrf((("a", 1), (("a", 2),), 400), events.append)
     frf.block(0, 0, np.zeros(1024), None)
     frf.block(0, 0, np.zeros(1024), Interp())
-    frf.block(1, 0, np.zeros(1024), Interp(sample_rate=FS * 2))
-    assert frf.restarts == 0 and events == []
+    assert frf.restarts == 0
+    # The next session at twice the rate: its blocks are taken at their rate, from scratch.
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(8192)
+    tps = ticks_per_sample(FS * 2)
+    for k in range(8):
+        block = x[k * 1024 : (k + 1) * 1024]
+        frf.block(0, k * 1024 * tps, block, Interp(sample_rate=FS * 2))
+        frf.block(1, k * 1024 * tps, 2 * block, Interp(sample_rate=FS * 2))
+    assert frf.restarts == 1
+    assert events and events[-1].sample_rate == FS * 2 and events[-1].df == 2 * FS / 1024
+    h, _coh, _f, _count = averaged(events)
+    assert np.allclose(np.abs(h[1:]), 2.0, rtol=1e-4)

@@ -77,10 +77,11 @@ class LiveFrf:
             return
         x = raw * (interp.scale_factor / RAW_FULL_SCALE) + interp.offset
         with self._lock:
-            if self._rate is None:
+            if float(interp.sample_rate) != self._rate:
+                # The first block, or a new session at another bandwidth (one rate per session).
+                if self._rate is not None:
+                    self._restart()
                 self._begin(float(interp.sample_rate))
-            elif float(interp.sample_rate) != self._rate:
-                return  # one sample rate per session: a stray block of another rate
             self._units[index] = interp.unit
             self._append(index, t, x)
             self._feed()
