@@ -125,11 +125,11 @@ const Dash = (() => {
 
   const TOPICS = ["phase", "capture", "ptp", "module-status", "recording-time", "channel-fault",
     "data-quality", "transducers", "configured", "stream-stats", "levels", "rig", "setup", "viewers",
-    "history", "emulator", "monitor", "sound-levels"];
+    "history", "emulator", "monitor", "sound-levels", "generator"];
   for (const topic of TOPICS) {
     socket.on(topic, (value) => { state[topic] = value; fire(topic); });
   }
-  for (const level of ["error", "warning"]) {
+  for (const level of ["error", "warning", "info"]) {
     socket.on(level, (entry) => {
       state.log = [...state.log, entry].slice(-100);
       fire("log");
@@ -137,6 +137,7 @@ const Dash = (() => {
   }
   socket.on("waveform", (w) => { state.waveform = w; fire("waveform"); });
   socket.on("spectrum", (s) => { state.spectrum = s; fire("spectrum"); });
+  socket.on("frf", (f) => { state.frf = f; fire("frf"); });
 
   // --- access control: refusals, session end, the control lock --------------------------------
   const authBanner = document.getElementById("auth-banner");

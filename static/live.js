@@ -27,6 +27,8 @@
   function captureBody() {
     const body = { name: $("cap-name").value.trim() };
     body.duration_s = untilBox.checked ? null : Number($("cap-duration").value);
+    const generators = Dash.generatorsForRecording && Dash.generatorsForRecording();
+    if (generators) body.generators = generators;  // the generator panel's "with the recording"
     return body;
   }
 

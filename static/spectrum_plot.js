@@ -193,5 +193,12 @@
     }));
   }
 
-  Object.assign(Dash, { SpectrumPlot, renderCompareList });
+  // A logarithmic frequency axis labelled in decades, for other plots (static/frf_plot.js).
+  const logFrequencyAxis = (label = "frequency (Hz)") => ({
+    label,
+    splits: decadeSplits,
+    values: (u, splits) => splits.map((v) => (isDecade(v) ? hzLabel(v) : "")),
+  });
+
+  Object.assign(Dash, { SpectrumPlot, renderCompareList, logFrequencyAxis, nearestLine: nearest, PLOT_COLORS: COLORS });
 })();

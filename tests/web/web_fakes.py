@@ -106,3 +106,27 @@ class FakeOrchestrator:
         self.calls.append(("disarm", None))
         self.armed = False
         self.set_phase(ev.Phase.IDLE)
+
+    # --- generator outputs by hand and live FRFs (webapp/capture/outputs.py, livefrf.py) ---
+
+    refuse_outputs: ModuleError | None = None
+    watched_frfs: frozenset[Any] = frozenset()
+
+    def start_outputs(self, generators: dict[str, list[dict[str, Any]]], rig: list[str]) -> None:
+        if self.refuse_outputs is not None:
+            raise self.refuse_outputs
+        self.calls.append(("start_outputs", generators))
+        for address, outputs in generators.items():
+            for o in outputs:
+                self.bus.publish(ev.GeneratorChanged(module=address, number=o["number"],
+                                                     running=True, how="hand", output=o))  # fmt: skip
+
+    def stop_outputs(self, outputs: dict[str, list[int]] | None, rig: list[str]) -> None:
+        self.calls.append(("stop_outputs", outputs))
+        for address, numbers in (outputs or {}).items():
+            for n in numbers:
+                self.bus.publish(ev.GeneratorChanged(module=address, number=n, running=False,
+                                                     how="hand"))  # fmt: skip
+
+    def watch_frfs(self, frfs: Any) -> None:
+        self.watched_frfs = frozenset(frfs)

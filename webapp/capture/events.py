@@ -274,6 +274,49 @@ class SoundLevels(Event):
 
 
 @dataclass(frozen=True)
+class GeneratorChanged(Event):
+    """A generator output started or stopped (by hand, or with a recording): ``output`` the
+    ``generator/output`` object it runs (None once stopped), ``how`` "hand" or "recording",
+    ``note`` why it stopped when nobody asked (the recorder was closed)."""
+
+    kind: ClassVar[str] = "generator"
+    module: str
+    number: int
+    running: bool
+    how: str
+    output: dict[str, Any] | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CrossSpectra(Event):
+    """Auto and cross spectra for a live FRF somebody looks at (:mod:`webapp.capture.livefrf`):
+    the mean per segment of the ``segments`` since the previous one, lines 0…``lines`` at
+    ``df`` Hz. ``data`` is float32 LE (a binary attachment): Gxx, then per response Gyy,
+    Re Gxy, Im Gxy, each ``lines + 1`` values (unit²/Hz). Viewers average them (weighted by
+    ``segments``) and form H1 = Gxy/Gxx, H2 = Gyy/Gyx and γ² themselves."""
+
+    kind: ClassVar[str] = "frf"
+    key: str
+    reference: dict[str, Any]
+    responses: list[dict[str, Any]]
+    lines: int
+    df: float
+    sample_rate: float
+    segments: int
+    units: dict[str, Any]
+    data: bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: getattr(self, k) for k in (
+            "key", "reference", "responses", "lines", "df", "sample_rate", "segments",
+            "units", "data", "t",
+        )}  # fmt: skip
+        out["kind"] = self.kind
+        return out
+
+
+@dataclass(frozen=True)
 class Spectrum(Event):
     """An averaged spectrum of a channel somebody looks at, in the window and lines that
     viewer chose (:mod:`webapp.dsp.spectrum`): ``ms`` the mean square per line (float32 LE

@@ -31,19 +31,68 @@ def generator_runs(s: Session) -> list[tuple[ModuleRun, list[dict[str, Any]]]]:
     return runs
 
 
+def check_outputs(
+    number: int, address: str, count: int, outputs: list[dict[str, Any]], field: str
+) -> None:
+    """Refuse an output module ``number`` (``count`` outputs) does not have."""
+    for j, output in enumerate(outputs):
+        n = output.get("number")
+        if not isinstance(n, int) or not 1 <= n <= count:
+            has = f"has generator outputs 1 to {count}" if count else "has no generator"
+            raise SettingsError(
+                f"{field}.{address}[{j}].number",
+                f"module {number} ({address}) {has}: output {n} cannot be driven",
+            )
+
+
 def check_generators(s: Session) -> None:
     """Refuse outputs a module does not have, before anything is sent to it."""
     for m, outputs in generator_runs(s):
         count = m.info.output_channels if m.info is not None else 0
+        check_outputs(m.number, m.address, count, outputs, "generators")
         for j, output in enumerate(outputs):
-            n = output.get("number")
-            if not isinstance(n, int) or not 1 <= n <= count:
-                has = f"has generator outputs 1 to {count}" if count else "has no generator"
-                raise SettingsError(
-                    f"generators.{m.address}[{j}].number",
-                    f"module {m.number} ({m.address}) {has}: output {n} cannot be driven",
-                )
             waveform_file(output, f"generators.{m.address}[{j}]")  # a streamed file's rate
+
+
+def drive(
+    runs: list[tuple[ModuleRun, list[dict[str, Any]]]],
+    apply_to: ModuleRun | None,
+    feeds: list[Any] | None = None,
+) -> None:
+    """prepare, output, start on every module of ``runs`` in order (slaves first); then
+    ``apply`` to the trigger master ``apply_to`` (a synchronized session). Streamed inputs are
+    primed before the start, their feeds added to ``feeds``. A refusal names the module, its
+    outputs, the request and the module's message."""
+    for m, outputs in runs:
+        numbers = [int(o["number"]) for o in outputs]
+        with named(m, numbers):
+            m.client.prepare_generator(numbers)
+            m.client.set_generator(module_outputs(outputs))
+            primed = prime_streams(m, outputs)
+            if feeds is not None:
+                feeds.extend(primed)
+            m.client.start_generator(numbers)
+    if apply_to is not None:
+        with named(apply_to, []):
+            apply_to.client.apply()
+
+
+class named:
+    """Re-raise a module's refusal as "module N (ADDR) output 1: PUT … failed: …"."""
+
+    def __init__(self, m: ModuleRun, numbers: list[int]) -> None:
+        self.m, self.numbers = m, numbers
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: Any, exc: Any, _tb: Any) -> None:
+        if isinstance(exc, ModuleError) and not exc.module.startswith(f"{self.m.number} ("):
+            outs = ", ".join(map(str, self.numbers))
+            what = f" output{'s' if len(self.numbers) > 1 else ''} {outs}" if outs else ""
+            raise ModuleError(
+                f"{self.m.number} ({self.m.address}){what}", exc.request, exc.status, exc.message
+            ) from None
 
 
 def start_generators(s: Session) -> None:
@@ -52,14 +101,7 @@ def start_generators(s: Session) -> None:
     if not runs:
         return
     check_generators(s)
-    for m, outputs in runs:
-        numbers = [int(o["number"]) for o in outputs]
-        m.client.prepare_generator(numbers)
-        m.client.set_generator(module_outputs(outputs))
-        s.waveform_feeds.extend(prime_streams(m, outputs))
-        m.client.start_generator(numbers)
-    if s.synchronized:
-        s.master.client.apply()
+    drive(runs, s.master if s.synchronized else None, s.waveform_feeds)
 
 
 def stop_generators(s: Session) -> list[str]:

@@ -53,7 +53,9 @@ from webapp.capture.events import (
     Warning,
 )
 from webapp.capture.generator import check_generators
+from webapp.capture.livefrf import FrfKey, LiveFrfs
 from webapp.capture.monitoring import Monitoring, MonitorRequest
+from webapp.capture.outputs import HandOutputs, describe_state
 from webapp.capture.phases import (
     WAIT_DETECTED,
     Order,
@@ -147,6 +149,11 @@ class Orchestrator(Monitoring, Disarming):
         self._status_version = 0
         self._monitor = None
         self._monitor_wanted: MonitorRequest | None = None
+        self.outputs = HandOutputs(self._publish, client_factory, self._session_addresses)
+        """Generator outputs driven by hand, and the state of every driven output."""
+        bus.subscribe(self.outputs.on_event)
+        self.frfs = LiveFrfs(self._publish)
+        """The live FRFs viewers look at (:meth:`watch_frfs`)."""
 
     # --- public state -----------------------------------------------------------------------
 
@@ -210,6 +217,32 @@ class Orchestrator(Monitoring, Disarming):
         lines), the ones viewers show (:mod:`webapp.dsp.spectrum`)."""
         self._spectra = frozenset((a, int(c), str(w), int(n)) for a, c, w, n in spectra)
         self._apply_waveform_choice()
+
+    def _session_addresses(self) -> list[str]:
+        s = self._session
+        return [m.address for m in s.modules] if s is not None else []
+
+    def watch_frfs(self, frfs: Iterable[FrfKey]) -> None:
+        """Compute the cross spectra of exactly these live FRFs (reference, responses, lines),
+        the ones viewers show (:mod:`webapp.capture.livefrf`)."""
+        self.frfs.want(frfs)
+        self._apply_waveform_choice()
+
+    def start_outputs(self, generators: dict[str, list[dict[str, Any]]], rig: list[str]) -> None:
+        """Start generator outputs by hand (module address → output objects); ``rig``: the
+        rig's modules, master first, for an idle rig. See :mod:`webapp.capture.outputs`."""
+        with self._lock:
+            refusal = describe_state(self.phase, self.armed, self._monitor is not None, self.busy)
+            if refusal is not None:
+                raise CaptureBusyError(refusal)
+            session = self._session if self.armed else None
+        self.outputs.start(generators, session, rig)
+
+    def stop_outputs(self, outputs: dict[str, list[int]] | None, rig: list[str]) -> None:
+        """Stop generator outputs (module address → numbers; None: every running one), in
+        any phase."""
+        s = self._session
+        self.outputs.stop(outputs, s if s is not None and not s.closed else None, rig)
 
     def _apply_waveform_choice(self) -> None:
         s = self._session
@@ -353,6 +386,10 @@ class Orchestrator(Monitoring, Disarming):
                 pending = self._new_pending(name, duration, folder)
                 if settings is not None:  # the armed rig's, described as this request says
                     pending.test, pending.labels = settings.test, settings.labels
+                    # The outputs this recording drives are the request's (not a session
+                    # setting: the armed modules need no new setup for them).
+                    session.settings.generators = dict(settings.generators)
+                    check_generators(session)
                 self._check_disk(session, pending)
                 self._pending = pending
                 self._announce(session, pending.capture_id, name, duration, "start")

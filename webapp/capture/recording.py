@@ -26,9 +26,11 @@ from webapp.capture.events import (
     RecordingTime,
     Warning,
 )
-from webapp.capture.generator import start_generators, stop_generators
+from webapp.capture.generator import generator_runs, start_generators, stop_generators
 from webapp.capture.labels import labelled_channels
 from webapp.capture.levels import LiveModule, levels_interval
+from webapp.capture.livefrf import LiveFrfs
+from webapp.capture.outputs import HandOutputs
 from webapp.capture.phases import WAIT_STOPPED, Order
 from webapp.capture.receiver import StreamReceiver
 from webapp.capture.session import (
@@ -81,6 +83,8 @@ class Recording(StatusWatching):
     _spectra: frozenset[tuple[str, int, str, int]]
     _status_version: int
     _recording: bool
+    outputs: HandOutputs
+    frfs: LiveFrfs
 
     def _publish(self, event: Event) -> None:
         raise NotImplementedError
@@ -142,6 +146,7 @@ class Recording(StatusWatching):
                 )
             )
             start_generators(s)
+            self.outputs.recording_drives(s, generator_runs(s), True)
             self._start_measurement(s, Phase.RECORDING, pending.capture_id)
             stopped_early = self._record_loop(s, pending)
             if stopped_early:
@@ -158,6 +163,7 @@ class Recording(StatusWatching):
         finally:
             for trouble in stop_generators(s):
                 self._publish(Warning(message=trouble))
+            self.outputs.recording_drives(s, generator_runs(s), False)
             losses = self._close_streams(s, capture)
             self._finish_capture(s, capture, pending, outcome, reason, losses)
 
@@ -222,6 +228,7 @@ class Recording(StatusWatching):
             setup=m.setup,
             transducers=m.transducers,
             generator=(self.settings.generators.get(m.address) if self.settings else None) or None,
+            generator_by_hand=self.outputs.by_hand(m.address) or None,
             signals=[{"signal_id": i + 1, "channel": c} for i, c in enumerate(m.channels)],
         )
 
@@ -282,6 +289,7 @@ class Recording(StatusWatching):
 
                 receiver.watch(sid, "acoustics", analyse)
             acoustics.keep_only(mine)
+        self.frfs.wire(s)
 
     def _connect_streams(
         self,

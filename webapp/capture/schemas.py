@@ -168,15 +168,59 @@ GENERATOR_SIGNALS = (
     "none", "sine", "square", "dc", "linsweep", "logsweep", "random", "p_random", "stream",
 )  # fmt: skip
 Level = Annotated[float, Field(ge=-1, le=1), AfterValidator(_finite)]
+Hertz = Annotated[float, Field(gt=0, le=1e6), AfterValidator(_finite)]
+PerSecond = Annotated[float, Field(gt=0), AfterValidator(_finite)]
+Switch = Annotated[int, Field(ge=0, le=1)]
+"""0 or 1 (the module's on/off fields); true and false are taken too."""
+GENERATOR_NEEDS: dict[str, tuple[str, ...]] = {
+    "sine": ("frequency",),
+    "square": ("frequency",),
+    "linsweep": ("start_frequency", "stop_frequency", "hz_second"),
+    "logsweep": ("start_frequency", "stop_frequency", "decades_sec"),
+    "random": ("bandwidth",),
+    "p_random": ("bandwidth",),
+}
+"""The fields a waveform cannot do without (PROTOCOL.md §5.7)."""
 
 
 class GeneratorInputModel(BaseModel):
-    """A waveform input of a generator output (PROTOCOL.md §5.7): number and signalType are
-    checked here; the waveform's own fields go to the module as given (it checks them)."""
+    """A waveform input of a generator output (PROTOCOL.md §5.7). The fields of the built-in
+    waveforms are checked here, for every path (the dashboard's generator panel, a start
+    request, ``capture --generator``); further module fields go to the module as given."""
 
     model_config = ConfigDict(strict=True, extra="allow")
     number: Literal[1, 2]
     signalType: Literal[GENERATOR_SIGNALS]  # type: ignore[valid-type]
+    gain: Level | None = None
+    offset: Level | None = None
+    frequency: Hertz | None = None
+    phase: Annotated[float, Field(ge=0, lt=360), AfterValidator(_finite)] | None = None
+    highlevel: Level | None = None
+    lowlevel: Level | None = None
+    dutycycle: Annotated[float, Field(ge=0, le=100), AfterValidator(_finite)] | None = None
+    repetitions: Annotated[int, Field(ge=0)] | None = None
+    start_frequency: Hertz | None = None
+    stop_frequency: Hertz | None = None
+    hz_second: PerSecond | None = None
+    decades_sec: PerSecond | None = None
+    direction: Switch | None = None
+    center_frequency: Annotated[float, Field(ge=0, le=1e6), AfterValidator(_finite)] | None = None
+    bandwidth: Hertz | None = None
+    hp_filter: Switch | bool | None = None
+    pink_filter: Switch | bool | None = None
+    gen_number: Annotated[int, Field(ge=0, le=15)] | None = None
+
+    @model_validator(mode="after")
+    def _waveform(self) -> GeneratorInputModel:
+        kind = str(self.signalType)
+        for key in GENERATOR_NEEDS.get(kind, ()):
+            if getattr(self, key) is None:
+                raise refuse(f"a {kind} waveform needs {key}", key, whole=True)
+        if kind in ("linsweep", "logsweep") and self.start_frequency == self.stop_frequency:
+            raise refuse(
+                "a sweep's start and stop frequency must differ", "stop_frequency", whole=True
+            )
+        return self
 
 
 class GeneratorOutputModel(Strict):
@@ -186,6 +230,25 @@ class GeneratorOutputModel(Strict):
     floating: bool = False
     mixfunction: Literal["sum", "mul"] = "sum"
     inputs: Annotated[list[GeneratorInputModel], Field(min_length=1, max_length=2)]
+
+    @model_validator(mode="after")
+    def _inputs_once(self) -> GeneratorOutputModel:
+        numbers = [i.number for i in self.inputs]
+        if len(set(numbers)) != len(numbers):
+            raise refuse("each input needs its own number 1 or 2", "inputs", whole=True)
+        return self
+
+
+def check_generators_request(generators: dict[str, list[GeneratorOutputModel]]) -> None:
+    """No output twice per module (the rule of every path that drives outputs)."""
+    for address, outputs in generators.items():
+        numbers = [o.number for o in outputs]
+        for j, n in enumerate(numbers):
+            if n in numbers[:j]:
+                raise refuse(
+                    f"generator output {n} is given twice", "generators", address, j,
+                    whole=True,
+                )  # fmt: skip
 
 
 def _no_channel_twice(rows: list[Any], where: tuple[str | int, ...]) -> None:
@@ -235,7 +298,7 @@ class CaptureSettingsModel(Strict):
                     whole=True,
                 )
             _no_channel_twice(rows, ("channels", address))
-        for address, outputs in self.generators.items():
+        for address in self.generators:
             if address not in self.modules:
                 raise refuse(
                     f"{address} is not one of the capture's modules",
@@ -243,13 +306,7 @@ class CaptureSettingsModel(Strict):
                     address,
                     whole=True,
                 )
-            numbers = [o.number for o in outputs]
-            for j, n in enumerate(numbers):
-                if n in numbers[:j]:
-                    raise refuse(
-                        f"generator output {n} is given twice", "generators", address, j,
-                        whole=True,
-                    )  # fmt: skip
+        check_generators_request(self.generators)
         return self
 
 
@@ -359,6 +416,31 @@ def _user_path(loc: list[str | int], data: Any) -> tuple[str, str]:
                 node, i, what = row, i + 3, []
                 continue
             where, node, i, what = f"{nxt} channels", rows, i + 2, []
+            continue
+        if part == "generators" and isinstance(nxt, str):
+            outputs = _get(_get(node, part), nxt)
+            if i + 2 < len(loc) and isinstance(loc[i + 2], int):
+                j = int(loc[i + 2])
+                output = _get(outputs, j)
+                number = _get(output, "number")
+                ok = isinstance(number, int) and not isinstance(number, bool)
+                where = f"{nxt} output {number}" if ok else f"{nxt} output entry {j + 1}"
+                node, i, what = output, i + 3, []
+                continue
+            where, node, i, what = f"{nxt} generator outputs", outputs, i + 2, []
+            continue
+        if part == "outputs" and isinstance(nxt, str) and i == 0:
+            where, node = nxt, _get(_get(node, part), nxt)
+            i, what = i + 2, []
+            if i < len(loc) and isinstance(loc[i], int):
+                what, node, i = [f"output entry {int(loc[i]) + 1}"], None, i + 1
+            continue
+        if part == "inputs" and isinstance(nxt, int) and " output " in where:
+            item = _get(_get(node, part), nxt)
+            number = _get(item, "number")
+            ok = number in (1, 2) and not isinstance(number, bool)
+            where += f", input {number}" if ok else f", input entry {nxt + 1}"
+            node, i, what = item, i + 2, []
             continue
         if part == "address" and i == 0 and isinstance(_get(node, part), str):
             where, node, i = str(_get(node, part)).strip(), None, i + 1

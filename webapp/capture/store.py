@@ -33,10 +33,14 @@ FORMAT = "lanxi-capture/1"
 CAPTURE_JSON = "capture.json"
 CAPTURES_DIR = "captures"
 
-TIMELINE_EXCLUDED = frozenset({"levels", "waveform", "stream-stats", "recording-time", "monitor"})
+TIMELINE_EXCLUDED = frozenset(
+    {"levels", "waveform", "stream-stats", "recording-time", "monitor", "sound-levels",
+     "spectrum", "frf"}
+)  # fmt: skip
 """High-rate live data that the timeline leaves out (recording-time comes four times a second
-for the whole recording: kept, it would grow the session's and the capture's event lists without
-bound)."""
+for the whole recording; sound levels, spectra and live FRF cross spectra a few times a second
+while somebody looks: kept, they would grow the session's and the capture's event lists without
+bound, with their binary arrays as text)."""
 
 QUALITY_CHANGES_LISTED = 200
 """Data-quality changes a timeline lists per channel; further ones are only counted (a
@@ -190,6 +194,8 @@ class ModuleRecord:
     ptp_unlocked: list[UnlockedSpan] = field(default_factory=list)
     generator: list[dict[str, Any]] | None = None
     """The generator outputs driven during the recording (``generator/output`` objects)."""
+    generator_by_hand: list[dict[str, Any]] | None = None
+    """The outputs running by hand when the recording started (webapp/capture/outputs.py)."""
 
     @property
     def bytes(self) -> int:
@@ -215,6 +221,7 @@ class ModuleRecord:
             "first_ticks": self.first_ticks,
             "ptp_unlocked": [span.to_json(first_sample) for span in self.ptp_unlocked],
             "generator": self.generator,
+            "generator_by_hand": self.generator_by_hand,
         }
 
 

@@ -111,6 +111,24 @@ class FrfAverager:
         self._x = self._x[used:]
         self._y = self._y[:, used:]
 
+    def take(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int] | None:
+        """The mean Gxx, Gyy, Gxy per segment (one-sided densities, unit²/Hz) of the segments
+        since the last take, and their count; None when none is complete. The sums start
+        again; the partial segment is kept (the live FRF: its viewers do the averaging)."""
+        if not self.averages:
+            return None
+        k = self._scale / self.averages
+        gxx, gyy, gxy = self.gxx * k, self.gyy * k, self.gxy * k
+        gxx[0] /= 2
+        gyy[:, 0] /= 2
+        gxy[:, 0] /= 2
+        count = self.averages
+        self.gxx = np.zeros_like(self.gxx)
+        self.gyy = np.zeros_like(self.gyy)
+        self.gxy = np.zeros_like(self.gxy)
+        self.averages = 0
+        return gxx, gyy, gxy, count
+
     def result(self) -> FrfResult:
         if not self.averages:
             raise ValueError(

@@ -47,6 +47,8 @@ ALLOWED: dict[str, frozenset[str]] = {
             "detect",
             "return_to_idle",
             "socket_action",
+            "start_outputs",
+            "stop_outputs",
         }
     ),
     "rig": frozenset(

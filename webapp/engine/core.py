@@ -107,6 +107,11 @@ class EngineCore:
         if fn is not None:
             fn(spectra)
 
+    def watch_frfs(self, frfs: Iterable[Any]) -> None:
+        fn = getattr(self.orchestrator, "watch_frfs", None)
+        if fn is not None:
+            fn(frfs)
+
     @property
     def watches(self) -> bool:
         """Whether the orchestrator takes the viewers' choices (test fakes may not)."""

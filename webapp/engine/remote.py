@@ -106,6 +106,9 @@ class RemoteEngine:
     def watch_spectra(self, spectra: Iterable[tuple[str, int, str, int]]) -> None:
         self.reporter.spectra(spectra)
 
+    def watch_frfs(self, frfs: Iterable[Any]) -> None:
+        self.reporter.frfs(frfs)
+
     def close(self) -> None:
         self.mirror.stop()
         self.reporter.stop()

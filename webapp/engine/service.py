@@ -124,6 +124,7 @@ class EngineService:
             core.watch_waveforms,
             core.watch_spectra,
             lambda n: core.state.set_topic("viewers", {"count": n}),
+            core.watch_frfs,
         )
 
     def start(self) -> None:

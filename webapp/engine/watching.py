@@ -39,6 +39,7 @@ class WatchReporter:
         self._lock = threading.Lock()
         self._waveforms: list[tuple[str, int]] = []
         self._spectra: list[tuple[str, int, str, int]] = []
+        self._frfs: list[Any] = []
         self._count = 0
         self._dirty = threading.Event()
         self._stop = False
@@ -62,6 +63,13 @@ class WatchReporter:
             self._spectra = sorted((str(a), int(c), str(w), int(n)) for a, c, w, n in spectra)
         self._dirty.set()
 
+    def frfs(self, frfs: Iterable[Any]) -> None:
+        """The live FRFs this process's viewers look at: ((ref module, ref channel),
+        ((module, channel), ...), lines) each."""
+        with self._lock:
+            self._frfs = sorted(_frf_key(k) for k in frfs)
+        self._dirty.set()
+
     def viewers(self, count: int) -> None:
         with self._lock:
             self._count = int(count)
@@ -82,7 +90,12 @@ class WatchReporter:
     def write(self, announce: bool = True) -> None:
         with self._lock:
             body = codec.dumps(
-                {"waveforms": self._waveforms, "spectra": self._spectra, "viewers": self._count}
+                {
+                    "waveforms": self._waveforms,
+                    "spectra": self._spectra,
+                    "frfs": self._frfs,
+                    "viewers": self._count,
+                }
             )
         pipe = self.redis.pipeline(transaction=False)
         pipe.set(self.key, body, px=int(TTL_S * 1000))
@@ -100,12 +113,14 @@ class WatchUnion:
         apply_waveforms: Callable[[frozenset[tuple[str, int]]], None],
         apply_spectra: Callable[[frozenset[tuple[str, int, str, int]]], None],
         on_count: Callable[[int], None],
+        apply_frfs: Callable[[frozenset[Any]], None] | None = None,
     ) -> None:
         self.redis = redis
+        self._apply_frfs = apply_frfs
         self._apply_waveforms = apply_waveforms
         self._apply_spectra = apply_spectra
         self._on_count = on_count
-        self._current: tuple[Any, Any, int] | None = None
+        self._current: tuple[Any, Any, int, Any] | None = None
         self._stop = False
 
     def start(self) -> None:
@@ -131,6 +146,7 @@ class WatchUnion:
     def refresh(self) -> None:
         waveforms: set[tuple[str, int]] = set()
         spectra: set[tuple[str, int, str, int]] = set()
+        frfs: set[Any] = set()
         count = 0
         names = list(self.redis.scan_iter(match=keys.WATCH + "*", count=1000))
         bodies = self.redis.mget(names) if names else []
@@ -142,8 +158,9 @@ class WatchUnion:
             spectra.update(
                 (str(a), int(c), str(w), int(n)) for a, c, w, n in data.get("spectra", ())
             )
+            frfs.update(_frf_key(k) for k in data.get("frfs", ()))
             count += int(data.get("viewers", 0))
-        current = (frozenset(waveforms), frozenset(spectra), count)
+        current = (frozenset(waveforms), frozenset(spectra), count, frozenset(frfs))
         if current == self._current:
             return
         before = self._current
@@ -154,3 +171,11 @@ class WatchUnion:
             self._apply_spectra(current[1])
         if before is None or before[2] != count:
             self._on_count(count)
+        if self._apply_frfs is not None and (before is None or before[3] != current[3]):
+            self._apply_frfs(current[3])
+
+
+def _frf_key(key: Any) -> Any:
+    """A live FRF's key as tuples again (JSON made lists of them)."""
+    (ra, rc), responses, lines = key
+    return ((str(ra), int(rc)), tuple((str(a), int(c)) for a, c in responses), int(lines))

@@ -234,6 +234,24 @@ def stop() -> Any:
     return jsonify(dash().control.stop()), 202
 
 
+@bp.get("/generator")
+@auth.require_role("viewer")
+def generator_state() -> Any:
+    return jsonify({"generator": dash().state.get("generator")})
+
+
+@bp.post("/generator/start")
+@auth.require_role("operator")
+def generator_start() -> Any:
+    return jsonify(dash().control.start_outputs(_body()))
+
+
+@bp.post("/generator/stop")
+@auth.require_role("operator")
+def generator_stop() -> Any:
+    return jsonify(dash().control.stop_outputs(_body()))
+
+
 @bp.post("/capture/monitor")
 @auth.require_role("operator")
 def monitor() -> Any:

@@ -128,6 +128,7 @@ def create_app(
         watch_waveforms=engine.watch_waveforms if watches else None,
         watch_spectra=engine.watch_spectra if watches else None,
         on_viewer_count=engine.on_viewer_count,
+        watch_frfs=engine.watch_frfs if watches else None,
     )
     dashboard = Dashboard(
         data_dir=data_dir,

@@ -147,6 +147,8 @@ DEFAULTS: dict[str, Any] = {
         "capture:record",
         "capture:stop-recording",
         "capture:trigger",
+        "generator:start",
+        "generator:stop",
     ),
     # What a share link may read (GET only); capture links also get /api/captures/<their id>.
     "LANXI_SHARE_LIVE_PATHS": (

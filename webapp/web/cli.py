@@ -117,6 +117,14 @@ def serve(args: argparse.Namespace) -> int:
     if args.emulate < 0 or args.emulate > 64:
         print("lanxi-dashboard serve: --emulate takes 0..64 modules", file=sys.stderr)
         return 2
+    for wire in args.emulate_loopback or ():
+        from webapp.emulator.waveforms import Loopback
+
+        try:
+            Loopback.parse(wire)
+        except ValueError as exc:
+            print(f"lanxi-dashboard serve: --emulate-loopback {wire}: {exc}", file=sys.stderr)
+            return 2
     if not args.stop_timeout > 0:
         print("lanxi-dashboard serve: --stop-timeout must be more than 0 seconds", file=sys.stderr)
         return 2

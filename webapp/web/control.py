@@ -14,6 +14,7 @@ from typing import Any
 from webapp.capture.labels import has_label, label_row, merge_test, name_from_template, names_in
 from webapp.capture.schemas import FieldError
 from webapp.capture.store import CAPTURES_DIR
+from webapp.capture.waveform_streams import CLIENT_KEYS
 from webapp.web import schemas
 from webapp.web.rig import RigStore
 from webapp.web.setups import SetupStore
@@ -34,6 +35,23 @@ class RequestError(FieldError):
         if self.field:
             out["field"] = self.field
         return out
+
+
+def _no_server_files(generators: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Refuse a streamed waveform read from a file on the server: a request from a browser
+    must not make the dashboard open paths of its choosing. Files are streamed from the
+    ``capture`` command (``--generator-waveform``), run by whoever owns them."""
+    for address, outputs in generators.items():
+        for j, output in enumerate(outputs):
+            for item in output.get("inputs", []) or []:
+                if isinstance(item, dict) and any(k in item for k in CLIENT_KEYS):
+                    raise RequestError(
+                        f"generators.{address}[{j}]",
+                        f"{address} output {output.get('number')}: a streamed waveform file can "
+                        "only be played from the capture command (--generator-waveform), not "
+                        "from the dashboard",
+                    )
+    return generators
 
 
 class Control:
@@ -91,10 +109,12 @@ class Control:
                 if setup["channels"].get(a)
             },
             test=test,
-            generators={
-                a: [o.model_dump(exclude_unset=True) for o in outputs]
-                for a, outputs in req.generators.items()
-            },
+            generators=_no_server_files(
+                {
+                    a: [o.model_dump(exclude_unset=True) for o in outputs]
+                    for a, outputs in req.generators.items()
+                }
+            ),
         )
         if req.ptp_timeout_s is not None:
             settings.ptp_timeout_s = req.ptp_timeout_s
@@ -239,6 +259,38 @@ class Control:
             self.rig.probe(address)
         return {"address": address, "sent": sent, "rig": self.rig.view()}
 
+    # --- generator outputs by hand (webapp/capture/outputs.py) --------------------------------
+
+    def start_outputs(self, body: Any) -> dict[str, Any]:
+        """Start generator outputs by hand: checked by the one generator model, then the rig."""
+        try:
+            req = schemas.check(schemas.GeneratorStart, body if body is not None else {})
+        except FieldError as exc:
+            raise RequestError(exc.field, exc.message) from None
+        rig = self.rig.ordered_addresses()
+        settings = getattr(self.orchestrator, "settings", None)
+        armed = list(settings.modules) if self.orchestrator.armed and settings else []
+        for address in req.generators:
+            if address not in rig and address not in armed:
+                raise RequestError(f"generators.{address}", f"{address} is not in the rig")
+        generators = _no_server_files(
+            {
+                a: [o.model_dump(exclude_unset=True) for o in outputs]
+                for a, outputs in req.generators.items()
+            }
+        )
+        self._call("start the generator outputs", self.orchestrator.start_outputs, generators, rig)
+        return {"ok": True, "generator": self.state.get("generator")}
+
+    def stop_outputs(self, body: Any) -> dict[str, Any]:
+        try:
+            req = schemas.check(schemas.GeneratorStop, body if body is not None else {})
+        except FieldError as exc:
+            raise RequestError(exc.field, exc.message) from None
+        rig = self.rig.ordered_addresses()
+        self._call("stop the generator outputs", self.orchestrator.stop_outputs, req.outputs, rig)
+        return {"ok": True, "generator": self.state.get("generator")}
+
     def _call(self, what: str, fn: Any, *args: Any) -> Any:
         from webapp.capture.settings import SettingsError
         from webapp.openapi.client import ModuleError
@@ -270,6 +322,10 @@ class Control:
                 return self.stop_recording()
             if action == "trigger":
                 return self.trigger_now()
+            if action == "generator-start":
+                return self.start_outputs(data)
+            if action == "generator-stop":
+                return self.stop_outputs(data)
         except RequestError as exc:
             return {"ok": False, "status": exc.status, **exc.to_json()}
         return {"ok": False, "status": 400, "error": f"unknown action {action!r}"}

@@ -44,6 +44,7 @@ class EmulatedModules:
         ptp_lock_s: float | None = None,
         host: str = "127.0.0.1",
         calibration_shaker: bool = False,
+        loopbacks: tuple[str, ...] | None = None,
     ) -> EmulatedModules:
         """``module_type``: one type, or one per module comma-separated (the last repeats)."""
         from webapp.emulator import EmulatedRig
@@ -53,6 +54,8 @@ class EmulatedModules:
             options["ptp_lock_seconds"] = ptp_lock_s
         if calibration_shaker:
             options["calibration_shaker"] = True
+        if loopbacks is not None:
+            options["loopbacks"] = loopbacks
         return cls(EmulatedRig.start(count, types=module_type, host=host, port=0, **options))
 
     def stop(self) -> None:
@@ -128,6 +131,14 @@ def add_emulate_options(p: argparse.ArgumentParser) -> None:
         help="emulated modules: the accelerometer (channel 2) on a 10 m/s² RMS, 159.2 Hz "
         "calibration shaker",
     )
+    p.add_argument(
+        "--emulate-loopback",
+        action="append",
+        default=None,
+        metavar="WIRE",
+        help="emulated modules: generator output to input wire, repeatable, as emulate's "
+        "--loopback: OUT>IN or OUT>IN:FN_HZ:DAMPING[:GAIN] (default: a 3160's 1>1)",
+    )
 
 
 def start_from_options(args: argparse.Namespace) -> EmulatedModules | None:
@@ -143,4 +154,5 @@ def start_from_options(args: argparse.Namespace) -> EmulatedModules | None:
         module_type=args.emulate_type,
         ptp_lock_s=args.ptp_lock_seconds,
         calibration_shaker=args.emulate_calibration_shaker,
+        loopbacks=tuple(args.emulate_loopback) if args.emulate_loopback else None,
     )

@@ -23,6 +23,7 @@ from typing import Any
 from flask import request
 from flask_socketio import SocketIO, emit
 
+from webapp.capture.livefrf import FrfKey, key_text
 from webapp.capture.schemas import FieldError
 from webapp.web import auth, bodies, schemas
 from webapp.web.control import RequestError
@@ -52,6 +53,9 @@ class _Viewer:
     """More channels whose spectra (in the same settings) this viewer overlays."""
     spec_seqs: dict[tuple[str, int] | None, int] = field(default_factory=dict)
     """Per spectrum channel (None: the default one), the sequence number last sent."""
+    frf: FrfKey | None = None
+    """The live FRF this viewer shows (None: none)."""
+    frf_seq: int = 0
 
 
 class LiveHub:
@@ -65,6 +69,7 @@ class LiveHub:
         watch_waveforms: Any = None,
         watch_spectra: Any = None,
         on_viewer_count: Any = None,
+        watch_frfs: Any = None,
     ):
         self.socketio = socketio
         # None: this hub's count is the "viewers" topic; else the count goes there (a web
@@ -77,6 +82,8 @@ class LiveHub:
         self._watch = watch_waveforms
         self._watch_spectra = watch_spectra
         self._spectra: frozenset[tuple[str, int, str, int]] | None = None
+        self._watch_frfs = watch_frfs
+        self._frfs: frozenset[FrfKey] | None = None
         self._watched: frozenset[tuple[str, int]] | None = None
         self._watch_version: tuple[Any, ...] | None = None
         self._selection_version = 0
@@ -152,6 +159,21 @@ class LiveHub:
         self._selection_changed()
         self._wake.set()
 
+    def select_frf(self, sid: str, key: FrfKey | None) -> None:
+        """This viewer's live FRF (None: none); computed only while some viewer shows it."""
+        with self._lock:
+            viewer = self._viewers.get(sid)
+        if viewer is None:
+            return
+        viewer.frf = key
+        viewer.frf_seq = 0
+        self._selection_changed()
+        self._wake.set()
+
+    def frfs_watched(self) -> frozenset[FrfKey]:
+        with self._lock:
+            return frozenset(v.frf for v in self._viewers.values() if v.frf is not None)
+
     # --- which waveforms the orchestrator decodes ------------------------------------------
 
     def _selection_changed(self) -> None:
@@ -184,6 +206,13 @@ class LiveHub:
             self._watch_version = version
             channels = self.watched()
             spectra = self.spectra_watched()
+            frfs = self.frfs_watched()
+            if self._watch_frfs is not None and frfs != self._frfs:
+                self._frfs = frfs
+                try:
+                    self._watch_frfs(frfs)
+                except Exception:
+                    log.exception("choosing the live FRFs to compute failed")
             if self._watch_spectra is not None and spectra != self._spectra:
                 self._spectra = spectra
                 try:
@@ -282,6 +311,7 @@ class LiveHub:
         self._emit(changed, entries, current)
         self._push_waveforms(ready)
         self._push_spectra(ready)
+        self._push_frfs(ready)
 
     def _emit(self, changed: dict[str, Any], entries: list[dict[str, Any]], to: list[str]) -> None:
         if not to:
@@ -312,6 +342,18 @@ class LiveHub:
                     v.spec_seqs[key] = seq
                     found.append((seq, item, v.sid))
         self._emit_grouped("spectrum", found)
+
+    def _push_frfs(self, viewers: list[_Viewer]) -> None:
+        """Each viewer's live FRF's newest cross spectra, if it has not had them."""
+        found = []
+        for v in viewers:
+            if v.frf is None:
+                continue
+            seq, item = self.state.frf_since(v.frf_seq, key_text(v.frf))
+            if item is not None:
+                v.frf_seq = seq
+                found.append((seq, item, v.sid))
+        self._emit_grouped("frf", found)
 
     def _emit_grouped(self, event: str, found: list[tuple[int, dict[str, Any], str]]) -> None:
         """One emit per item (its sequence number names it), to every viewer due to get it."""
@@ -375,6 +417,21 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
             "compare": [{"module": m, "channel": c} for m, c in compare],
         }
 
+    @socketio.on("select-frf")
+    def on_select_frf(data: Any) -> dict[str, Any]:
+        choice, refusal = choice_of(schemas.FrfChoice, data)
+        if refusal is not None:
+            return refusal
+        key: FrfKey | None = None
+        if choice.reference is not None:
+            key = (
+                (choice.reference.module, choice.reference.channel),
+                tuple((r.module, r.channel) for r in choice.responses),
+                choice.lines,
+            )
+        hub.select_frf(request.sid, key)
+        return {"ok": True, "key": key_text(key) if key is not None else None}
+
     def controlled(name: str, role: str, action: Any) -> None:
         def handler(data: Any = None) -> dict[str, Any]:
             have = auth.socket_role()
@@ -400,3 +457,5 @@ def register(socketio: SocketIO, hub: LiveHub, control: Any) -> None:
     controlled("capture:record", "operator", "record")
     controlled("capture:stop-recording", "operator", "stop-recording")
     controlled("capture:trigger", "operator", "trigger")
+    controlled("generator:start", "operator", "generator-start")
+    controlled("generator:stop", "operator", "generator-stop")

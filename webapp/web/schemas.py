@@ -33,6 +33,7 @@ from webapp.capture.schemas import (
     StreamDrop,
     Strict,
     Unit,
+    check_generators_request,
     refuse,
     validate,
 )
@@ -188,6 +189,65 @@ class SpectrumChoice(Strict):
     window: Literal["hann", "flattop", "uniform"] = "hann"
     lines: Literal[400, 800, 1600, 3200, 6400] = 1600
     compare: Annotated[list[ChannelRef], Field(max_length=MAX_COMPARE)] = []
+
+
+class GeneratorStart(Strict):
+    """``POST /api/generator/start``, Socket.IO ``generator:start``: outputs to start by hand,
+    per module address (the output objects of a start request's ``generators``)."""
+
+    generators: Annotated[dict[str, list[GeneratorOutputModel]], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _outputs_once(self) -> GeneratorStart:
+        check_generators_request(self.generators)
+        for address, outputs in self.generators.items():
+            if not outputs:
+                raise refuse("must list at least one output", "generators", address, whole=True)
+        return self
+
+
+OutputNumber = Annotated[int, Field(ge=1, le=8)]
+
+
+class GeneratorStop(Strict):
+    """``POST /api/generator/stop``, Socket.IO ``generator:stop``: the outputs to stop per
+    module address; absent (or null): every running output."""
+
+    outputs: dict[str, list[OutputNumber]] | None = None
+
+
+LIVE_FRF_RESPONSES = 3
+"""Response channels a live FRF may have beside its reference."""
+
+
+class FrfChoice(Strict):
+    """Socket.IO ``select-frf``: this viewer's live FRF, or ``reference`` null for none."""
+
+    reference: ChannelRef | None = None
+    responses: Annotated[list[ChannelRef], Field(max_length=LIVE_FRF_RESPONSES)] = []
+    lines: Literal[400, 800, 1600, 3200, 6400] = 1600
+
+    @model_validator(mode="after")
+    def _distinct(self) -> FrfChoice:
+        if self.reference is None:
+            return self
+        if not self.responses:
+            raise refuse("choose at least one response channel", "responses", whole=True)
+        ref = (self.reference.module, self.reference.channel)
+        seen = {ref}
+        for j, r in enumerate(self.responses):
+            key = (r.module, r.channel)
+            if key == ref:
+                raise refuse(
+                    f"{r.module} channel {r.channel} is the reference: it cannot be its own "
+                    "response", "responses", j, whole=True,
+                )  # fmt: skip
+            if key in seen:
+                raise refuse(
+                    f"{r.module} channel {r.channel} is chosen twice", "responses", j, whole=True
+                )
+            seen.add(key)
+        return self
 
 
 class WaveformChoice(Strict):

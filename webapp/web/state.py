@@ -38,6 +38,7 @@ TOPICS = (
     "emulator",
     "monitor",
     "sound-levels",
+    "generator",
 )
 
 _LOG_LENGTH = 100
@@ -81,6 +82,7 @@ class LiveState:
             "emulator": {"modules": []},
             "monitor": dict(_NO_MONITOR),
             "sound-levels": {},
+            "generator": {},
         }
         self._log: deque[dict[str, Any]] = deque(maxlen=_LOG_LENGTH)
         self._log_seq = 0
@@ -90,6 +92,8 @@ class LiveState:
         self._waves: dict[tuple[str, int], tuple[int, dict[str, Any]]] = {}
         self._spectra: dict[tuple[str, int, str, int], tuple[int, dict[str, Any]]] = {}
         """Latest averaged spectrum per (module, channel, window, lines)."""
+        self._frfs: dict[str, tuple[int, dict[str, Any]]] = {}
+        """Latest cross spectra per live FRF (its key text, webapp/capture/livefrf.py)."""
         self.on_change: Callable[[], None] | None = None
         """Called (outside the lock, and must not block) after every change: the live hub's
         wake-up."""
@@ -170,6 +174,13 @@ class LiveState:
                 self._spectra[key] = (self._seq, item)
             self._notify()
             return
+        if isinstance(event, ev.CrossSpectra):
+            item = event.to_dict()
+            with self._lock:
+                self._seq += 1
+                self._frfs[event.key] = (self._seq, item)
+            self._notify()
+            return
         fold = _FOLDS.get(type(event))
         if fold is None:
             return
@@ -206,6 +217,7 @@ class LiveState:
                 self._touch(topic)
             self._waves = {}
             self._spectra = {}
+            self._frfs = {}
             self._data["monitor"] = dict(_NO_MONITOR)
             self._touch("monitor")
         if e.phase == ev.Phase.DISARMING and self._data["levels"]:
@@ -243,6 +255,7 @@ class LiveState:
         if e.phase == ev.Phase.CONNECTING:
             self._waves = {}
             self._spectra = {}
+            self._frfs = {}
             self._data["recording-time"] = {"elapsed_s": 0.0, "duration_s": None, "t": e.t}
             self._touch("recording-time")
             for topic in ("stream-stats", "levels", "sound-levels"):
@@ -348,6 +361,23 @@ class LiveState:
         mine[str(e.channel)] = {**e.levels, "t": e.t}
         self._data["sound-levels"] = {**self._data["sound-levels"], e.module: mine}
         self._touch("sound-levels")
+
+    def _fold_generator(self, e: ev.GeneratorChanged) -> None:
+        """Kept after an output stops: what it ran last, and why it stopped."""
+        mine = dict(self._data["generator"].get(e.module, {}))
+        last = mine.get(str(e.number)) or {}
+        mine[str(e.number)] = {
+            "running": e.running,
+            "how": e.how,
+            "output": e.output if e.output is not None else last.get("output"),
+            "since": e.t,
+            "note": e.note,
+        }
+        self._data["generator"] = {**self._data["generator"], e.module: mine}
+        self._touch("generator")
+        if e.note:
+            self._append_log("info", f"{e.module} output {e.number} {e.note}", e.t,
+                             {"module": e.module})  # fmt: skip
 
     def _fold_trigger(self, e: ev.TriggerFired) -> None:
         self._data["monitor"] = {**self._data["monitor"], "last_trigger": e.to_dict()}
@@ -458,6 +488,14 @@ class LiveState:
             return seq, None
         return got
 
+    def frf_since(self, seq: int, key: str) -> tuple[int, dict[str, Any] | None]:
+        """The latest cross spectra of live FRF ``key`` if they arrived after ``seq``."""
+        with self._lock:
+            got = self._frfs.get(key)
+        if got is None or got[0] <= seq:
+            return seq, None
+        return got
+
     def default_wave_target(self) -> tuple[str, int] | None:
         """The channel a viewer who chose none sees: the master's first enabled channel (the
         master is the first module of the running capture, else the rig's master)."""
@@ -519,4 +557,5 @@ _FOLDS: dict[type, Any] = {
     ev.TriggerFired: LiveState._fold_trigger,
     ev.SoundLevels: LiveState._fold_sound,
     ev.CapturePrepared: LiveState._fold_prepared,
+    ev.GeneratorChanged: LiveState._fold_generator,
 }
