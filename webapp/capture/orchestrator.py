@@ -80,6 +80,7 @@ from webapp.capture.teardown import (
     walk_to_idle,
 )
 from webapp.capture.trigger import RecordPlan
+from webapp.capture.workers import parse_workers
 from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
     ModuleInfo,
@@ -108,6 +109,7 @@ class Orchestrator(Monitoring, Disarming):
         live_levels: bool = True,
         waveforms: str = "all",
         stall_timeout_s: float = STALL_TIMEOUT_S,
+        receiver_workers: int | str = "auto",
     ) -> None:
         if waveforms not in ("all", "selected", "none"):
             raise ValueError(f"waveforms must be 'all', 'selected' or 'none', not {waveforms!r}")
@@ -117,6 +119,9 @@ class Orchestrator(Monitoring, Disarming):
         self.live_levels = live_levels
         self.stall_timeout_s = stall_timeout_s
         self.waveforms = waveforms
+        self.receiver_workers = parse_workers(receiver_workers)
+        """Worker processes for a recording's stream receivers: a number, or "auto" (see
+        :mod:`webapp.capture.workers`)."""
         """Which channels emit Waveform events (one decimated block per channel about five
         times a second, from the blocks already decoded for the levels): "all" channels, the
         "selected" one (:meth:`select_waveform`), or "none"."""

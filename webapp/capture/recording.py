@@ -43,6 +43,7 @@ from webapp.capture.session import (
 )
 from webapp.capture.teardown import stop_measurements
 from webapp.capture.watching import StatusWatching
+from webapp.capture.workers import ReceiverPool, worker_count
 from webapp.openapi.model import BLOCK_VALUES
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class Recording(StatusWatching):
     _spectra: frozenset[tuple[str, int, str, int]]
     _status_version: int
     _recording: bool
+    receiver_workers: int | str
+    _receiver_pool: ReceiverPool | None = None
 
     def _publish(self, event: Event) -> None:
         raise NotImplementedError
@@ -293,7 +296,15 @@ class Recording(StatusWatching):
         if pending is not None:
             pending.folder.mkdir(parents=True, exist_ok=True)
         self._new_live_views(s)
+        pool = None
+        if pending is not None and worker_count(self.receiver_workers, len(s.modules)) > 1:
+            # Recording a large rig: its receivers in worker processes (webapp.capture.workers).
+            count = worker_count(self.receiver_workers, len(s.modules))
+            pool = self._receiver_pool = ReceiverPool(count, self._publish)
         for m in s.modules:
+            if pool is not None:
+                assert m.live is not None
+                m.live = pool.live_for(m.number, m.live)
             record = capture.modules[m.number - 1] if capture is not None else None
             if record is not None:
                 record.setup, record.transducers = m.setup, m.transducers
@@ -313,6 +324,26 @@ class Recording(StatusWatching):
                         return _map.get(sid, sid)
 
                 name = stream_file_name(pending.name, m.number, only) if pending else None
+                if pool is not None and pending is not None and name is not None:
+                    assert m.live is not None
+                    remote = pool.open(
+                        m.number,
+                        m.client,
+                        port,
+                        pending.folder / name,
+                        m.live,
+                        lambda r, err, _s=s: self._receiver_ended(_s, r, err),
+                        label=f"{m.address} port {port}",
+                        channel=only,
+                        channels=channels,
+                        signal_channel=signal_channel,
+                        reconnect=s.settings.on_stream_drop == "reconnect",
+                        on_reconnect=self._stream_reconnected,
+                    )
+                    m.receivers.append(remote)  # type: ignore[arg-type]
+                    if record is not None:
+                        record.files.append(store.FileRecord(file=name, channels=channels))
+                    continue
                 sock = m.client.connect_stream(port)
                 assert m.live is not None
                 try:
@@ -503,6 +534,9 @@ class Recording(StatusWatching):
 
         receivers = [r for m in s.modules for r in m.receivers]
         parallel(receivers, close)
+        pool, self._receiver_pool = self._receiver_pool, None
+        if pool is not None:
+            pool.close()  # every receiver closed: the worker processes end
         losses: list[str] = []
         for r in receivers:
             if r.loss is not None:

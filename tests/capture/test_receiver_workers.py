@@ -1,0 +1,165 @@
+"""Stream receivers in worker processes (``receiver_workers``) against the real emulator: the
+files are the same stream files, the live status still reaches the events, and a worker that
+dies is a stream failure of its modules with every byte on disk or counted lost."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.capture.fakes import Recorder
+from tests.streamcheck import check_file
+from tests.support.emulator import FAST_EMULATOR as FAST
+from webapp.analysis.integrity import build_report
+from webapp.analysis.reader import Capture
+from webapp.capture import recording
+from webapp.capture.events import Event, EventBus, Phase
+from webapp.capture.orchestrator import Orchestrator
+from webapp.capture.settings import CaptureSettings
+from webapp.capture.workers import AUTO, AUTO_FROM_MODULES, ReceiverPool, parse_workers, worker_count
+from webapp.emulator import EmulatedRig
+from webapp.openapi.client import ModuleClient
+
+
+@pytest.fixture
+def rig_factory() -> Iterator:
+    rigs: list[EmulatedRig] = []
+
+    def start(n: int, **kw) -> EmulatedRig:
+        rig = EmulatedRig.start(n, **{**FAST, **kw})
+        rigs.append(rig)
+        return rig
+
+    yield start
+    for rig in rigs:
+        rig.stop()
+
+
+@pytest.fixture
+def pools(monkeypatch) -> list[ReceiverPool]:
+    """Every ReceiverPool the orchestrator starts (to see its worker processes)."""
+    started: list[ReceiverPool] = []
+
+    class Watched(ReceiverPool):
+        def __init__(self, *args, **kw) -> None:
+            super().__init__(*args, **kw)
+            started.append(self)
+
+    monkeypatch.setattr(recording, "ReceiverPool", Watched)
+    return started
+
+
+def test_worker_setting_is_checked_once_for_every_way_in() -> None:
+    assert parse_workers("auto") == AUTO and parse_workers(" 2 ") == 2 and parse_workers(3) == 3
+    for bad in ("0", "-1", "two", "1.5", True, 65):
+        with pytest.raises(ValueError, match="receiver workers must be 'auto' or a whole number"):
+            parse_workers(bad)
+    with pytest.raises(ValueError):
+        Orchestrator(EventBus(), Path("."), receiver_workers="none")
+    assert worker_count(AUTO, AUTO_FROM_MODULES - 1) == 1  # small rigs: in the engine
+    assert worker_count(AUTO, AUTO_FROM_MODULES) == max(1, os.cpu_count() or 1)
+    assert worker_count(4, 2) == 2  # never more workers than modules
+    assert worker_count(1, 100) == 1
+
+
+def test_two_workers_write_complete_stream_files_and_the_live_status(
+    rig_factory, tmp_path: Path, pools: list[ReceiverPool]
+) -> None:
+    rig = rig_factory(3, faults=["2:cable-fault:3@0.3+0.4"])
+    bus = EventBus()
+    rec = Recorder(bus)
+    orch = Orchestrator(bus, tmp_path, receiver_workers=2)
+    orch.start(CaptureSettings(modules=rig.addresses, duration_s=2.0))
+    assert orch.wait(60)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    (pool,) = pools
+    pids = {w.pid for w in pool.workers}
+    assert len(pids) == 2 and os.getpid() not in pids
+    assert all(w.proc.returncode == 0 for w in pool.workers)  # ended when the capture did
+
+    folder = orch.last_folder
+    assert folder is not None
+    meta = json.loads((folder / "capture.json").read_text())
+    assert meta["outcome"] == "completed" and not meta["reason"]
+    reports = [check_file(folder / f"{meta['name']}.{n}.stream") for n in (1, 2, 3)]
+    assert len({s.first_time for r in reports for s in r.signals.values()}) == 1
+    for r in reports:
+        assert len(r.signals) == 6 and r.order[:6] == ["interpretation"] * 6
+        assert min(s.samples for s in r.signals.values()) >= 2 * 51200
+    with Capture.open(folder) as cap:
+        report = build_report(cap)
+    assert [f["checksum"] for f in report["files"]] == ["ok"] * 3
+    assert all(f["truncated_bytes"] == 0 for f in report["files"])
+    assert report["sync"]["synchronous"], report["problems"]
+    for m in meta["modules"]:
+        (f,) = m["files"]
+        assert (folder / f["file"]).stat().st_size == f["bytes"] == m["bytes"] > 0
+
+    # The live view from the workers: levels, waveforms, data quality, statistics.
+    second = rig.addresses[1]
+    faults = [(e.module, e.channel, e.cf) for e in rec.kinds("channel-fault")]
+    assert (second, 3, "curr") in faults and (second, 3, "prev") in faults
+    quality = [(e.module, e.channel, "invalid" in e.flags) for e in rec.kinds("data-quality")]
+    assert (second, 3, True) in quality and (second, 3, False) in quality
+    for address in rig.addresses:
+        levels = [e for e in rec.kinds("levels") if e.module == address]
+        assert len(levels) >= 4
+        mic = next(lv for lv in levels[-1].levels if lv["channel"] == 1)
+        assert mic["unit"] == "Pa" and 60 < mic["db"] < 140
+        assert any(e.module == address for e in rec.kinds("waveform"))
+    stats = [e for e in rec.kinds("stream-stats") if e.module == second]
+    assert stats[-1].bytes_received == meta["modules"][1]["bytes"]
+    timeline = [e["kind"] for e in meta["events"]]
+    assert "channel-fault" in timeline and "data-quality" in timeline
+    assert [ModuleClient(a).onchange()["moduleState"] for a in rig.addresses] == ["Idle"] * 3
+
+
+def test_a_killed_worker_is_a_stream_failure_with_every_byte_counted(
+    rig_factory, tmp_path: Path, pools: list[ReceiverPool]
+) -> None:
+    rig = rig_factory(2)
+    bus = EventBus()
+    rec = Recorder(bus)
+    recording_seen = threading.Event()
+
+    def on_event(e: Event) -> None:
+        if e.kind == "stream-stats" and e.bytes_received > 0:  # type: ignore[attr-defined]
+            recording_seen.set()
+
+    bus.subscribe(on_event)
+    orch = Orchestrator(bus, tmp_path, receiver_workers=2)
+    orch.start(CaptureSettings(modules=rig.addresses, duration_s=30.0))
+    assert recording_seen.wait(30)
+    (pool,) = pools
+    victim = pool.worker_for(2)
+    os.kill(victim.pid, signal.SIGKILL)
+    assert orch.wait(60)
+    assert orch.phase == Phase.FAILED
+    second = rig.addresses[1]
+    errors = [e for e in rec.kinds("error") if e.module == second]
+    assert errors and "receiver process 2" in errors[0].message
+    assert "killed by signal 9 (SIGKILL)" in errors[0].message
+    assert f"module {second}" in errors[0].message
+    assert pool.worker_for(1).proc.returncode == 0  # the other worker closed its files and ended
+    # Every module was stopped and the capture wound down.
+    assert [ModuleClient(a).onchange()["moduleState"] for a in rig.addresses] == ["Idle"] * 2
+
+    folder = orch.last_folder
+    assert folder is not None
+    meta = json.loads((folder / "capture.json").read_text())
+    assert meta["outcome"] == "failed"
+    assert "receiver process 2" in meta["reason"] and "were not written" in meta["reason"]
+    for m in meta["modules"]:
+        (f,) = m["files"]
+        assert (folder / f["file"]).stat().st_size == f["bytes"] > 0
+    with Capture.open(folder) as cap:
+        report = build_report(cap)
+    files = report["files"]
+    assert [f["checksum"] for f in files] == ["ok", "ok"]
+    assert files[0]["truncated_bytes"] == 0  # the surviving worker's file ends cleanly
