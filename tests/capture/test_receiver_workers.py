@@ -22,7 +22,13 @@ from webapp.capture import recording
 from webapp.capture.events import Event, EventBus, Phase
 from webapp.capture.orchestrator import Orchestrator
 from webapp.capture.settings import CaptureSettings
-from webapp.capture.workers import AUTO, AUTO_FROM_MODULES, ReceiverPool, parse_workers, worker_count
+from webapp.capture.workers import (
+    AUTO,
+    AUTO_FROM_MODULES,
+    ReceiverPool,
+    parse_workers,
+    worker_count,
+)
 from webapp.emulator import EmulatedRig
 from webapp.openapi.client import ModuleClient
 
