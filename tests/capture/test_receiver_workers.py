@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,15 +24,17 @@ from webapp.capture import recording
 from webapp.capture.events import Event, EventBus, Phase
 from webapp.capture.orchestrator import Orchestrator
 from webapp.capture.settings import CaptureSettings
-from webapp.capture.workers import (
+from webapp.capture.workers import ReceiverPool
+from webapp.capture.workersetting import (
     AUTO,
     AUTO_FROM_MODULES,
-    ReceiverPool,
     parse_workers,
     worker_count,
 )
 from webapp.emulator import EmulatedRig
 from webapp.openapi.client import ModuleClient
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -169,3 +173,30 @@ def test_a_killed_worker_is_a_stream_failure_with_every_byte_counted(
     files = report["files"]
     assert [f["checksum"] for f in files] == ["ok", "ok"]
     assert files[0]["truncated_bytes"] == 0  # the surviving worker's file ends cleanly
+
+
+def test_capture_command_with_two_workers_under_eventlet(rig_factory, tmp_path: Path) -> None:
+    """The ``capture`` command runs on eventlet: the workers' lines are green sockets there."""
+    rig = rig_factory(2)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-m", "webapp", "capture", *rig.addresses, "-t", "1", "-o", str(out),
+         "-n", "W", "--receiver-workers", "2"],
+        capture_output=True, text=True, timeout=90, cwd=REPO, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "completed" in result.stdout
+    meta = json.loads((out / "capture.json").read_text())
+    assert meta["outcome"] == "completed"
+    for n, m in enumerate(meta["modules"], start=1):
+        report = check_file(out / f"W.{n}.stream")
+        assert len(report.signals) == 6
+        assert min(s.samples for s in report.signals.values()) >= 51200
+        assert (out / f"W.{n}.stream").stat().st_size == m["bytes"]
+    bad = subprocess.run(
+        [sys.executable, "-m", "webapp", "capture", *rig.addresses, "--receiver-workers", "0"],
+        capture_output=True, text=True, timeout=60, cwd=REPO, env=env,
+    )  # fmt: skip
+    assert bad.returncode != 0
+    assert "receiver workers must be 'auto' or a whole number from 1 to 64" in bad.stderr

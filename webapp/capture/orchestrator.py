@@ -80,7 +80,7 @@ from webapp.capture.teardown import (
     walk_to_idle,
 )
 from webapp.capture.trigger import RecordPlan
-from webapp.capture.workers import parse_workers
+from webapp.capture.workersetting import parse_workers
 from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
     ModuleInfo,

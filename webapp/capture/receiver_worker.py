@@ -317,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="receiver worker: %(message)s")
     sock = socket.socket(fileno=int(args[0]))
+    sock.setblocking(True)  # an engine on eventlet made its socket pair non-blocking
     Worker(sock).serve()
     with contextlib.suppress(OSError):
         sock.close()

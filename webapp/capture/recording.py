@@ -43,7 +43,8 @@ from webapp.capture.session import (
 )
 from webapp.capture.teardown import stop_measurements
 from webapp.capture.watching import StatusWatching
-from webapp.capture.workers import ReceiverPool, worker_count
+from webapp.capture.workers import ReceiverPool
+from webapp.capture.workersetting import worker_count
 from webapp.openapi.model import BLOCK_VALUES
 
 log = logging.getLogger(__name__)

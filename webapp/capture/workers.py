@@ -44,39 +44,9 @@ from webapp.openapi.stream import SignalInterpretation
 
 log = logging.getLogger(__name__)
 
-AUTO = "auto"
-AUTO_FROM_MODULES = 16
-"""``auto``: rigs of this many modules or more get one worker per core; smaller ones keep
-their receivers in the engine (a worker's start costs a few tenths of a second, and a few
-modules take a fraction of one core)."""
-MAX_WORKERS = 64
 START_TIMEOUT_S = 30.0
 OPEN_TIMEOUT_S = 30.0
 EXIT_TIMEOUT_S = 10.0
-
-
-def parse_workers(value: Any) -> int | str:
-    """``"auto"`` or a whole number of worker processes from 1 to :data:`MAX_WORKERS`; raises
-    ValueError with the sentence to show otherwise. The one check for every way in."""
-    if isinstance(value, str) and value.strip().lower() == AUTO:
-        return AUTO
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        number = 0
-    if isinstance(value, bool) or not 1 <= number <= MAX_WORKERS:
-        raise ValueError(
-            f"receiver workers must be 'auto' or a whole number from 1 to {MAX_WORKERS}, "
-            f"not {value!r}"
-        )
-    return number
-
-
-def worker_count(setting: int | str, modules: int) -> int:
-    """Worker processes for a rig of ``modules`` (1: the receivers stay in the engine)."""
-    if setting == AUTO:
-        return 1 if modules < AUTO_FROM_MODULES else max(1, os.cpu_count() or 1)
-    return max(1, min(int(setting), modules))
 
 
 class RemoteFile:
@@ -379,12 +349,12 @@ class WorkerProcess:
     def open(self, rid: int, spec: dict[str, Any]) -> str | None:
         """Ask the worker to connect and start a receiver; its error, or None."""
         done = threading.Event()
-        answer: list[str | None] = [f"{self.name} did not answer"]
+        answer: list[str | None] = [f"{self.name} did not answer in {OPEN_TIMEOUT_S:g} s"]
         self._opened[rid] = (done, answer)
+        if self.gone.is_set():  # (_ended sets every open registered before it saw gone)
+            return f"{self.name} has ended"
         self.send(("open", rid, spec))
         done.wait(OPEN_TIMEOUT_S)
-        if self.gone.is_set() and not done.is_set():
-            return f"{self.name} ended"
         return answer[0]
 
     def _read_loop(self) -> None:
@@ -448,7 +418,8 @@ class WorkerProcess:
 
     def _ended(self) -> None:
         self.gone.set()
-        for done, _answer in list(self._opened.values()):
+        for done, answer in list(self._opened.values()):
+            answer[0] = f"{self.name} has ended"
             done.set()
         code = None
         deadline = time.monotonic() + 2.0

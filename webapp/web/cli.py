@@ -21,6 +21,7 @@ from webapp.capture.shutdown import (
     signal_name,
     stopping_sentence,
 )
+from webapp.capture.workersetting import AUTO, RECEIVER_WORKERS_HELP, workers_option
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,13 @@ def add_parser(subparsers: Any) -> None:
         action="store_true",
         help="emulated modules: the accelerometer (channel 2) on a 10 m/s² RMS, 159.2 Hz "
         "calibration shaker",
+    )
+    p.add_argument(
+        "--receiver-workers",
+        type=workers_option,
+        default=AUTO,
+        metavar="N",
+        help=RECEIVER_WORKERS_HELP,
     )
     p.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS directly")
     p.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
@@ -186,6 +194,7 @@ def serve(args: argparse.Namespace) -> int:
         if args.public_url:
             app.config["LANXI_PUBLIC_URL"] = args.public_url
         dashboard = app.extensions["lanxi"]
+        dashboard.orchestrator.receiver_workers = args.receiver_workers
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
         dashboard.rig.probe_all()
