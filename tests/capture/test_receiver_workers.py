@@ -200,3 +200,30 @@ def test_capture_command_with_two_workers_under_eventlet(rig_factory, tmp_path: 
     )  # fmt: skip
     assert bad.returncode != 0
     assert "receiver workers must be 'auto' or a whole number from 1 to 64" in bad.stderr
+
+
+def test_multi_socket_streams_of_a_module_share_its_worker(
+    rig_factory, tmp_path: Path, pools: list[ReceiverPool]
+) -> None:
+    rig = rig_factory(2)
+    bus = EventBus()
+    orch = Orchestrator(bus, tmp_path, receiver_workers=2)
+    orch.start(CaptureSettings(modules=rig.addresses, duration_s=1.0, multi_socket=True))
+    assert orch.wait(60)
+    assert orch.phase == Phase.COMPLETED, orch.last_error
+    (pool,) = pools
+    for number, worker in ((1, pool.workers[0]), (2, pool.workers[1])):
+        modules = {r.module for r in worker.receivers.values()}
+        assert modules == {rig.addresses[number - 1]}
+        assert len(worker.receivers) == 6  # one receiver per channel's stream
+    folder = orch.last_folder
+    assert folder is not None
+    meta = json.loads((folder / "capture.json").read_text())
+    for m in meta["modules"]:
+        assert len(m["files"]) == 6
+        for f in m["files"]:
+            (signal_report,) = check_file(folder / f["file"]).signals.values()
+            assert signal_report.samples >= 51200
+            assert (folder / f["file"]).stat().st_size == f["bytes"]
+    with Capture.open(folder) as cap:
+        assert build_report(cap)["sync"]["synchronous"]

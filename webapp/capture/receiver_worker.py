@@ -136,6 +136,7 @@ def final_state(r: StreamReceiver, close_error: str | None) -> dict[str, Any]:
         close_error=close_error,
         interpretations=dict(r.tap.interpretations),
         tps={sid: r.tap.tps(sid) for sid in r.tap.interpretations},
+        live=(r.live.bytes_received, r.live.overruns),
     )
     return state
 

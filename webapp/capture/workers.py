@@ -277,6 +277,7 @@ class RemoteReceiver:
         self.unread_bytes = final["unread_bytes"]
         self._loss = final["loss"]
         self._close_error = final["close_error"]
+        self.live.bytes_received, self.live.overruns = final["live"]  # the module's, final
         self.closed.set()
 
     def worker_died(self, why: str) -> None:
