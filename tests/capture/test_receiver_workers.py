@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from tests.streamcheck import check_file
 from tests.support.emulator import FAST_EMULATOR as FAST
 from webapp.analysis.integrity import build_report
 from webapp.analysis.reader import Capture
-from webapp.capture import recording
+from webapp.capture import recording, workers
 from webapp.capture.events import Event, EventBus, Phase
 from webapp.capture.orchestrator import Orchestrator
 from webapp.capture.settings import CaptureSettings
@@ -59,9 +60,11 @@ def pools(monkeypatch) -> list[ReceiverPool]:
     class Watched(ReceiverPool):
         def __init__(self, *args, **kw) -> None:
             super().__init__(*args, **kw)
+            self.ready_at = time.monotonic()
             started.append(self)
 
     monkeypatch.setattr(recording, "ReceiverPool", Watched)
+    monkeypatch.setattr(workers, "ReceiverPool", Watched)  # started while arming
     return started
 
 
@@ -84,11 +87,20 @@ def test_two_workers_write_complete_stream_files_and_the_live_status(
     rig = rig_factory(3, faults=["2:cable-fault:3@0.3+0.4"])
     bus = EventBus()
     rec = Recorder(bus)
+    connecting: list[float] = []
+    bus.subscribe(
+        lambda e: (
+            connecting.append(time.monotonic())
+            if e.kind == "phase" and e.phase == "connecting"  # type: ignore[attr-defined]
+            else None
+        )
+    )
     orch = Orchestrator(bus, tmp_path, receiver_workers=2)
     orch.start(CaptureSettings(modules=rig.addresses, duration_s=2.0))
     assert orch.wait(60)
     assert orch.phase == Phase.COMPLETED, orch.last_error
     (pool,) = pools
+    assert pool.ready_at < connecting[0]  # started while the modules were armed
     pids = {w.pid for w in pool.workers}
     assert len(pids) == 2 and os.getpid() not in pids
     assert all(w.proc.returncode == 0 for w in pool.workers)  # ended when the capture did

@@ -602,6 +602,7 @@ class Orchestrator(Monitoring, Disarming):
     def _job_main(self, s: Session) -> None:
         recorded = False
         try:
+            self._prestart_receivers(s)
             if not s.armed:
                 self._arm_sequence(s)
             while True:
@@ -650,6 +651,7 @@ class Orchestrator(Monitoring, Disarming):
                 self._recording = False
                 self._job = None
                 if s.closed:
+                    self._drop_spare_receivers()
                     if self._session is s:
                         self._session = None
                     self._pending = None

@@ -43,7 +43,7 @@ from webapp.capture.session import (
 )
 from webapp.capture.teardown import stop_measurements
 from webapp.capture.watching import StatusWatching
-from webapp.capture.workers import ReceiverPool
+from webapp.capture.workers import PoolStart, ReceiverPool
 from webapp.capture.workersetting import worker_count
 from webapp.openapi.model import BLOCK_VALUES
 
@@ -85,6 +85,7 @@ class Recording(StatusWatching):
     _recording: bool
     receiver_workers: int | str
     _receiver_pool: ReceiverPool | None = None
+    _spare_pool: PoolStart | None = None
 
     def _publish(self, event: Event) -> None:
         raise NotImplementedError
@@ -164,6 +165,18 @@ class Recording(StatusWatching):
                 self._publish(Warning(message=trouble))
             losses = self._close_streams(s, capture)
             self._finish_capture(s, capture, pending, outcome, reason, losses)
+
+    def _prestart_receivers(self, s: Session) -> None:
+        """Start the next recording's receiver workers now, if it will have any (arming takes
+        longer than their start)."""
+        count = worker_count(self.receiver_workers, len(s.modules))
+        if count > 1 and self._spare_pool is None:
+            self._spare_pool = PoolStart(count, self._publish)
+
+    def _drop_spare_receivers(self) -> None:
+        spare, self._spare_pool = self._spare_pool, None
+        if spare is not None:
+            spare.discard()
 
     def _start_measurement(self, s: Session, phase: Phase, detail: str) -> None:
         """Every receiver running, then the measurement started (the master last)."""
@@ -298,10 +311,17 @@ class Recording(StatusWatching):
             pending.folder.mkdir(parents=True, exist_ok=True)
         self._new_live_views(s)
         pool = None
-        if pending is not None and worker_count(self.receiver_workers, len(s.modules)) > 1:
+        count = worker_count(self.receiver_workers, len(s.modules))
+        if pending is not None and count > 1:
             # Recording a large rig: its receivers in worker processes (webapp.capture.workers).
-            count = worker_count(self.receiver_workers, len(s.modules))
-            pool = self._receiver_pool = ReceiverPool(count, self._publish)
+            spare, self._spare_pool = self._spare_pool, None
+            if spare is not None and spare.count == count:
+                pool = spare.take()
+            else:
+                if spare is not None:
+                    spare.discard()
+                pool = ReceiverPool(count, self._publish)
+            self._receiver_pool = pool
         for m in s.modules:
             if pool is not None:
                 assert m.live is not None

@@ -549,3 +549,46 @@ class ReceiverPool:
                 w.exit()
             except Exception as exc:
                 log.warning("%s: ending it failed: %s", w.name, exc)
+
+
+class PoolStart:
+    """A :class:`ReceiverPool` started in the background (while the modules are armed), so
+    the workers' start costs the recording nothing."""
+
+    def __init__(self, count: int, publish: Callable[[Event], None]) -> None:
+        self.count = count
+        self._publish = publish
+        self._pool: ReceiverPool | None = None
+        self._error: BaseException | None = None
+        self._done = threading.Event()
+        runtime.spawn(self._run, name="receiver workers start")
+
+    def _run(self) -> None:
+        try:
+            self._pool = ReceiverPool(self.count, self._publish)
+        except Exception as exc:
+            self._error = exc
+        finally:
+            self._done.set()
+
+    def take(self) -> ReceiverPool:
+        """The pool (waiting for its start); a fresh one if a worker ended while it waited."""
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        pool = self._pool
+        assert pool is not None
+        if any(w.gone.is_set() for w in pool.workers):
+            pool.close()
+            pool = ReceiverPool(self.count, self._publish)
+        return pool
+
+    def discard(self) -> None:
+        """Not needed after all (the session ended): its workers end, in the background."""
+
+        def end() -> None:
+            self._done.wait()
+            if self._pool is not None:
+                self._pool.close()
+
+        runtime.spawn(end, name="receiver workers end")
