@@ -176,7 +176,8 @@ def test_a_killed_worker_is_a_stream_failure_with_every_byte_counted(
     assert folder is not None
     meta = json.loads((folder / "capture.json").read_text())
     assert meta["outcome"] == "failed"
-    assert "receiver process 2" in meta["reason"] and "were not written" in meta["reason"]
+    assert "receiver process 2" in meta["reason"] and "bytes are in" in meta["reason"]
+    assert "what the module sent after that was not received" in meta["reason"]
     for m in meta["modules"]:
         (f,) = m["files"]
         assert (folder / f["file"]).stat().st_size == f["bytes"] > 0

@@ -294,9 +294,14 @@ class RemoteReceiver:
         lost = max(0, self.received - size)
         self.file.bytes = self.file.written = size
         self.abandoned = True
+        unwritten = (
+            f"at least {lost} bytes it had received were not written"
+            if lost
+            else "every byte it had reported received is there"
+        )
         self._loss = (
-            f"{why}: {size} bytes are in {path.name}; at least {lost} bytes it had received "
-            "were not written, and what the module sent after that was not received"
+            f"{why}: {size} bytes are in {path.name}; {unwritten}; what the module sent "
+            "after that was not received"
         )
         self.closed.set()
         self.end(f"{why} after {self.received} bytes")
