@@ -59,8 +59,8 @@ def pools(monkeypatch) -> list[ReceiverPool]:
 
     class Watched(ReceiverPool):
         def __init__(self, *args, **kw) -> None:
+            self.asked_at = time.monotonic()
             super().__init__(*args, **kw)
-            self.ready_at = time.monotonic()
             started.append(self)
 
     monkeypatch.setattr(recording, "ReceiverPool", Watched)
@@ -100,7 +100,7 @@ def test_two_workers_write_complete_stream_files_and_the_live_status(
     assert orch.wait(60)
     assert orch.phase == Phase.COMPLETED, orch.last_error
     (pool,) = pools
-    assert pool.ready_at < connecting[0]  # started while the modules were armed
+    assert pool.asked_at < connecting[0]  # started while the modules were armed
     pids = {w.pid for w in pool.workers}
     assert len(pids) == 2 and os.getpid() not in pids
     assert all(w.proc.returncode == 0 for w in pool.workers)  # ended when the capture did

@@ -2,9 +2,10 @@
 
 Started by :class:`webapp.capture.workers.ReceiverPool` as ``python -m
 webapp.capture.receiver_worker FD`` (a fresh interpreter, never a fork of the engine), with one
-end of a Unix socket pair as its control line. It runs plain threads (no eventlet): each stream
+end of a Unix socket pair as its control line. Each stream is
 a :class:`~webapp.capture.receiver.StreamReceiver` writing its ``<name>.<n>.stream`` file itself,
-exactly as in the engine. Back up the line go small messages only: progress (bytes received and
+exactly as in the engine, and on eventlet as there (``LANXI_ASYNC`` decides, as for every
+command). Back up the line go small messages only: progress (bytes received and
 written, stream time covered, drops) ten times a second, the live view's events (levels,
 decimated waveforms, data-quality changes, stream statistics), every block of the signals the
 engine watches (and only those are decoded), and each receiver's end and final figures.
@@ -13,91 +14,80 @@ The live view's messages are dropped when the engine falls behind (never the pro
 data-quality changes or the ends); receiving never waits for the engine. The engine gone (the
 line ends), the worker closes every receiver (all received bytes reach the disk) and exits.
 
-Wire format (both ways): a 4-byte big-endian length, then a pickled tuple whose first item
-names the message. Only the engine and its own workers speak it.
+The line's format is :mod:`webapp.capture.workerwire`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
-import pickle
-import queue
-import socket
-import struct
-import sys
-import threading
-import time
-from typing import Any
+if __name__ == "__main__":  # a worker runs its receivers on eventlet, as the engine does
+    from webapp.cli import _monkey_patch
 
-from webapp.capture.events import DataQualityChanged, Event
-from webapp.capture.levels import LiveModule
-from webapp.capture.receiver import StreamReceiver
+    _monkey_patch()
+
+import contextlib  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from collections import deque  # noqa: E402
+from typing import Any  # noqa: E402
+
+from webapp.capture.events import DataQualityChanged, Event  # noqa: E402
+from webapp.capture.levels import LiveModule  # noqa: E402
+from webapp.capture.receiver import StreamReceiver  # noqa: E402
+from webapp.capture.workerwire import read_message, send_message  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 PROGRESS_INTERVAL_S = 0.1
 """How often a worker reports each receiver's figures (well under the drain's 0.3 s quiet)."""
-LIVE_BACKLOG = 2000
-"""Messages queued for the engine beyond which live-view messages are dropped."""
+LIVE_BACKLOG = 256
+"""Live-view messages queued for the engine beyond which more are dropped."""
 INTERPRETATIONS_EVERY = 10
 """Progress reports between two repeats of the signals' interpretations."""
-
-_LENGTH = struct.Struct("!I")
-
-
-def send_message(sock: socket.socket, message: tuple[Any, ...]) -> None:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(_LENGTH.pack(len(data)) + data)
-
-
-def _read_exactly(sock: socket.socket, n: int) -> bytes | None:
-    parts = bytearray()
-    while len(parts) < n:
-        chunk = sock.recv(n - len(parts))
-        if not chunk:
-            return None
-        parts += chunk
-    return bytes(parts)
-
-
-def read_message(sock: socket.socket) -> tuple[Any, ...] | None:
-    """The next message, or None when the other end closed the line."""
-    head = _read_exactly(sock, _LENGTH.size)
-    if head is None:
-        return None
-    body = _read_exactly(sock, _LENGTH.unpack(head)[0])
-    if body is None:
-        return None
-    message = pickle.loads(body)
-    assert isinstance(message, tuple)
-    return message
 
 
 class Outbox:
     """Messages to the engine, sent by a thread of their own so no receiver ever waits on the
-    line; live-view messages are dropped (and counted) while the engine is behind."""
+    line. Progress, ends and data-quality changes go first; live-view messages (levels,
+    waveforms, watched blocks) wait behind them and are dropped (and counted) beyond
+    :data:`LIVE_BACKLOG` while the engine is behind."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.dropped = 0
-        self._queue: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+        self._urgent: deque[tuple[Any, ...]] = deque()
+        self._live: deque[tuple[Any, ...]] = deque()
+        self._closing = False
+        self._cond = threading.Condition()
         self.broken = threading.Event()
         self._thread = threading.Thread(target=self._run, name="outbox", daemon=True)
         self._thread.start()
 
     def put(self, message: tuple[Any, ...], *, droppable: bool = False) -> None:
-        if droppable and self._queue.qsize() > LIVE_BACKLOG:
-            self.dropped += 1
-            return
-        self._queue.put(message)
+        with self._cond:
+            if not droppable:
+                self._urgent.append(message)
+            elif len(self._live) >= LIVE_BACKLOG:
+                self.dropped += 1
+                return
+            else:
+                self._live.append(message)
+            self._cond.notify()
 
     def _run(self) -> None:
         while True:
-            message = self._queue.get()
-            if message is None:
-                return
+            with self._cond:
+                while not self._urgent and not self._live and not self._closing:
+                    self._cond.wait()
+                if self._urgent:
+                    message = self._urgent.popleft()
+                elif self._live:
+                    message = self._live.popleft()
+                else:
+                    return
             try:
                 send_message(self.sock, message)
             except OSError:
@@ -105,7 +95,10 @@ class Outbox:
                 return
 
     def close(self, timeout: float = 10.0) -> None:
-        self._queue.put(None)
+        """Send what is queued, then stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify()
         self._thread.join(timeout)
 
 

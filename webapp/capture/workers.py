@@ -37,8 +37,8 @@ from webapp import runtime
 from webapp.capture.events import Event
 from webapp.capture.levels import OVERLOAD_REPORTED, LiveModule
 from webapp.capture.receiver import CLOSE_LIMIT_S
-from webapp.capture.receiver_worker import read_message, send_message
 from webapp.capture.store import sha256_of
+from webapp.capture.workerwire import read_message, send_message
 from webapp.openapi.client import ModuleError
 from webapp.openapi.stream import SignalInterpretation
 
