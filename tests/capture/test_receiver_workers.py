@@ -240,3 +240,17 @@ def test_multi_socket_streams_of_a_module_share_its_worker(
             assert (folder / f["file"]).stat().st_size == f["bytes"]
     with Capture.open(folder) as cap:
         assert build_report(cap)["sync"]["synchronous"]
+
+
+def test_serve_and_capture_take_the_worker_option() -> None:
+    from webapp.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["serve", "--receiver-workers", "2"]).receiver_workers == 2
+    assert parser.parse_args(["serve"]).receiver_workers == AUTO
+    assert (
+        parser.parse_args(["capture", "10.0.0.5", "--receiver-workers", "auto"]).receiver_workers
+        == AUTO
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["serve", "--receiver-workers", "many"])

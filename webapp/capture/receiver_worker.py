@@ -269,7 +269,7 @@ class Worker:
         self.out.put(("block", rid, sid, t, raw), droppable=True)
 
     def _ended(self, r: StreamReceiver, error: str | None) -> None:
-        self.out.put(("ended", r.rid, error, receiver_state(r)))  # type: ignore[attr-defined]
+        self.out.put(("ended", r.rid, error, receiver_state(r), time.monotonic()))  # type: ignore[attr-defined]
 
     def _close(self, rid: int, r: StreamReceiver) -> None:
         error: str | None = None
@@ -277,7 +277,7 @@ class Worker:
             r.close()
         except OSError as exc:
             error = str(exc)
-        self.out.put(("closed", rid, final_state(r, error)))
+        self.out.put(("closed", rid, final_state(r, error), time.monotonic()))
 
     def _progress_loop(self) -> None:
         rounds = 0
@@ -293,7 +293,7 @@ class Worker:
                     states[rid]["interpretations"] = dict(r.tap.interpretations)
                     states[rid]["tps"] = {sid: r.tap.tps(sid) for sid in r.tap.interpretations}
             lives = {k: (v.bytes_received, v.overruns) for k, v in self.lives.items()}
-            self.out.put(("progress", states, lives, self.out.dropped))
+            self.out.put(("progress", states, lives, self.out.dropped, time.monotonic()))
 
     def _close_all(self) -> None:
         """The engine is gone or said exit: every receiver closed, its bytes on disk."""

@@ -236,13 +236,13 @@ class RemoteReceiver:
 
     # --- what the worker reports ------------------------------------------------------------
 
-    def update(self, state: dict[str, Any]) -> None:
-        now = time.monotonic()
+    def update(self, state: dict[str, Any], sent_at: float) -> None:
+        """The worker's figures as of ``sent_at`` (its monotonic clock: the system's)."""
         self.received = state["received"]
         self.receives = state["receives"]
         self.file.bytes = state["bytes"]
         self.file.written = state["written"]
-        self._data_at = now - state["idle_s"]
+        self._data_at = sent_at - state["idle_s"]
         tap = self.tap
         tap.covered = state["covered"]
         tap.first_ticks = state["first_ticks"]
@@ -269,8 +269,8 @@ class RemoteReceiver:
             self.ended.set()
         self._on_end(self, error)
 
-    def finish(self, final: dict[str, Any]) -> None:
-        self.update(final)
+    def finish(self, final: dict[str, Any], sent_at: float) -> None:
+        self.update(final, sent_at)
         self.file.digest = final["digest"]
         self.tap._missing = final["missing"]
         self.abandoned = final["abandoned"]
@@ -317,6 +317,10 @@ class WorkerProcess:
         self.pid: int | None = None
         self.ready = threading.Event()
         self.gone = threading.Event()
+        self.dropped = 0
+        """Live-view messages the worker dropped because this engine was behind."""
+        self.lateness = 0.0
+        """How old the last progress report was when it arrived (seconds)."""
         self._exiting = False
         self._opened: dict[int, tuple[threading.Event, list[str | None]]] = {}
         self._send_lock = threading.Lock()
@@ -381,11 +385,12 @@ class WorkerProcess:
     def _dispatch(self, message: tuple[Any, ...]) -> None:
         kind = message[0]
         if kind == "progress":
-            _, states, lives, _dropped = message
+            _, states, lives, self.dropped, sent_at = message
+            self.lateness = time.monotonic() - sent_at
             for rid, state in states.items():
                 r = self.receivers.get(rid)
                 if r is not None and not r.closed.is_set():
-                    r.update(state)
+                    r.update(state, sent_at)
             for r in self.receivers.values():
                 live = r.live
                 counts = lives.get(r.module)
@@ -409,7 +414,7 @@ class WorkerProcess:
         elif kind == "ended":
             r = self.receivers.get(message[1])
             if r is not None:
-                r.update(message[3])
+                r.update(message[3], message[4])
                 r.end(message[2])
         elif kind == "reconnected":
             r = self.receivers.get(message[1])
@@ -418,7 +423,7 @@ class WorkerProcess:
         elif kind == "closed":
             r = self.receivers.get(message[1])
             if r is not None:
-                r.finish(message[2])
+                r.finish(message[2], message[3])
         elif kind == "failed":
             log.warning("%s: %s failed: %s", self.name, message[1], message[3])
 
