@@ -517,6 +517,16 @@ def step(
     finally:
         orch.disarm()
         orch.wait(120)
+        if any(r.error for r in results):
+            # A stop that failed under load leaves modules recording: back to Idle for the
+            # next step (one overloaded step must not fail every later one).
+            def idle(address: str) -> None:
+                try:
+                    orch.return_to_idle(address)
+                except Exception as exc:
+                    print(f"  {address}: not returned to Idle: {exc}", flush=True)
+
+            parallel(addresses, idle)
     return results
 
 
