@@ -330,6 +330,9 @@ class WorkerProcess:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]),
+            # eventlet's green DNS (dnspython) is most of a worker's start; a worker resolves
+            # a module's name only to connect its stream, before the data flows.
+            "EVENTLET_NO_GREENDNS": "yes",
         }
         try:
             self.proc = subprocess.Popen(
