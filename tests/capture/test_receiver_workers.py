@@ -21,7 +21,7 @@ from tests.streamcheck import check_file
 from tests.support.emulator import FAST_EMULATOR as FAST
 from webapp.analysis.integrity import build_report
 from webapp.analysis.reader import Capture
-from webapp.capture import recording, workers
+from webapp.capture import workerpools
 from webapp.capture.events import Event, EventBus, Phase
 from webapp.capture.orchestrator import Orchestrator
 from webapp.capture.settings import CaptureSettings
@@ -63,8 +63,7 @@ def pools(monkeypatch) -> list[ReceiverPool]:
             super().__init__(*args, **kw)
             started.append(self)
 
-    monkeypatch.setattr(recording, "ReceiverPool", Watched)
-    monkeypatch.setattr(workers, "ReceiverPool", Watched)  # started while arming
+    monkeypatch.setattr(workerpools, "ReceiverPool", Watched)
     return started
 
 

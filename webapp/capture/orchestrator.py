@@ -119,12 +119,12 @@ class Orchestrator(Monitoring, Disarming):
         self.live_levels = live_levels
         self.stall_timeout_s = stall_timeout_s
         self.waveforms = waveforms
-        self.receiver_workers = parse_workers(receiver_workers)
-        """Worker processes for a recording's stream receivers: a number, or "auto" (see
-        :mod:`webapp.capture.workers`)."""
         """Which channels emit Waveform events (one decimated block per channel about five
         times a second, from the blocks already decoded for the levels): "all" channels, the
         "selected" one (:meth:`select_waveform`), or "none"."""
+        self.receiver_workers = parse_workers(receiver_workers)
+        """Worker processes for a recording's stream receivers: a number, or "auto" (see
+        :mod:`webapp.capture.workers`)."""
         self.phase: Phase = Phase.IDLE
         self.current_capture_id: str | None = None
         self.last_capture_id: str | None = None

@@ -43,8 +43,7 @@ from webapp.capture.session import (
 )
 from webapp.capture.teardown import stop_measurements
 from webapp.capture.watching import StatusWatching
-from webapp.capture.workers import PoolStart, ReceiverPool
-from webapp.capture.workersetting import worker_count
+from webapp.capture.workerpools import WorkerReceivers
 from webapp.openapi.model import BLOCK_VALUES
 
 log = logging.getLogger(__name__)
@@ -58,7 +57,7 @@ NO_DATA_GRACE_S = 5.0
 """How long past the requested duration to wait for a module's samples before stopping."""
 
 
-class Recording(StatusWatching):
+class Recording(StatusWatching, WorkerReceivers):
     """Recording steps of :class:`~webapp.capture.orchestrator.Orchestrator` (which provides the
     state and the request, wait and event methods declared here)."""
 
@@ -83,9 +82,6 @@ class Recording(StatusWatching):
     _spectra: frozenset[tuple[str, int, str, int]]
     _status_version: int
     _recording: bool
-    receiver_workers: int | str
-    _receiver_pool: ReceiverPool | None = None
-    _spare_pool: PoolStart | None = None
 
     def _publish(self, event: Event) -> None:
         raise NotImplementedError
@@ -165,18 +161,6 @@ class Recording(StatusWatching):
                 self._publish(Warning(message=trouble))
             losses = self._close_streams(s, capture)
             self._finish_capture(s, capture, pending, outcome, reason, losses)
-
-    def _prestart_receivers(self, s: Session) -> None:
-        """Start the next recording's receiver workers now, if it will have any (arming takes
-        longer than their start)."""
-        count = worker_count(self.receiver_workers, len(s.modules))
-        if count > 1 and self._spare_pool is None:
-            self._spare_pool = PoolStart(count, self._publish)
-
-    def _drop_spare_receivers(self) -> None:
-        spare, self._spare_pool = self._spare_pool, None
-        if spare is not None:
-            spare.discard()
 
     def _start_measurement(self, s: Session, phase: Phase, detail: str) -> None:
         """Every receiver running, then the measurement started (the master last)."""
@@ -310,18 +294,8 @@ class Recording(StatusWatching):
         if pending is not None:
             pending.folder.mkdir(parents=True, exist_ok=True)
         self._new_live_views(s)
-        pool = None
-        count = worker_count(self.receiver_workers, len(s.modules))
-        if pending is not None and count > 1:
-            # Recording a large rig: its receivers in worker processes (webapp.capture.workers).
-            spare, self._spare_pool = self._spare_pool, None
-            if spare is not None and spare.count == count:
-                pool = spare.take()
-            else:
-                if spare is not None:
-                    spare.discard()
-                pool = ReceiverPool(count, self._publish)
-            self._receiver_pool = pool
+        # A large rig's recording: its receivers in worker processes (webapp.capture.workers).
+        pool = self._recording_pool(s) if pending is not None else None
         for m in s.modules:
             if pool is not None:
                 assert m.live is not None
@@ -346,22 +320,9 @@ class Recording(StatusWatching):
 
                 name = stream_file_name(pending.name, m.number, only) if pending else None
                 if pool is not None and pending is not None and name is not None:
-                    assert m.live is not None
-                    remote = pool.open(
-                        m.number,
-                        m.client,
-                        port,
-                        pending.folder / name,
-                        m.live,
-                        lambda r, err, _s=s: self._receiver_ended(_s, r, err),
-                        label=f"{m.address} port {port}",
-                        channel=only,
-                        channels=channels,
-                        signal_channel=signal_channel,
-                        reconnect=s.settings.on_stream_drop == "reconnect",
-                        on_reconnect=self._stream_reconnected,
+                    self._open_in_worker(
+                        pool, s, m, port, pending.folder / name, only, channels, signal_channel
                     )
-                    m.receivers.append(remote)  # type: ignore[arg-type]
                     if record is not None:
                         record.files.append(store.FileRecord(file=name, channels=channels))
                     continue
@@ -555,9 +516,7 @@ class Recording(StatusWatching):
 
         receivers = [r for m in s.modules for r in m.receivers]
         parallel(receivers, close)
-        pool, self._receiver_pool = self._receiver_pool, None
-        if pool is not None:
-            pool.close()  # every receiver closed: the worker processes end
+        self._end_recording_pool()
         losses: list[str] = []
         for r in receivers:
             if r.loss is not None:
