@@ -196,6 +196,10 @@ class Emulator:
         return seen
 
 
+CAPTURE_OPTIONS: list[str] = []
+"""Options every drill's ``capture`` gets (``--receiver-workers N``)."""
+
+
 class Capture:
     """One ``python -m webapp capture`` process, its output collected."""
 
@@ -215,6 +219,7 @@ class Capture:
                 "--bandwidth",
                 BANDWIDTH,
                 *extra,
+                *CAPTURE_OPTIONS,
             ),
             cwd=REPO,
             stdout=self._out,
@@ -550,11 +555,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", default="", help="comma-separated drills: " + ", ".join(DRILLS))
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--keep", type=Path, help="keep every drill's capture folder here")
+    p.add_argument(
+        "--receiver-workers",
+        default="",
+        metavar="N",
+        help="run every capture's stream receivers in N worker processes (default: capture's)",
+    )
     args = p.parse_args(argv)
     chosen = [d for d in args.only.split(",") if d] or list(DRILLS)
     unknown = [d for d in chosen if d not in DRILLS]
     if unknown or args.modules < 2 or not 0.5 <= args.seconds <= 60:
         p.error(f"unknown drill {unknown}" if unknown else "--modules ≥ 2, --seconds 0.5..60")
+    if args.receiver_workers:
+        CAPTURE_OPTIONS[:] = ["--receiver-workers", args.receiver_workers]
     work = Path(tempfile.mkdtemp(prefix="fault-drills-"))
     emulator = Emulator(args.address, args.port, args.modules, work / "emulate.log")
     drills = Drills(emulator, work, args.seconds)

@@ -24,8 +24,12 @@ module produced since its first byte. A failed step is run once more (the machin
 a load spike is not a limit). The largest passing N of each receiver is reported with CPU use
 of both processes. A single emulator process tops out at about 120 modules on one core.
 
+With ``--workers 1,2`` the capture receivers are measured once per number of receiver worker
+processes (``capture/1``: in the engine, as small rigs run; ``capture/2``: two worker processes,
+:mod:`webapp.capture.workers`), each beside the bare receiver of the same step.
+
     python bench/receiver_capacity.py [--seconds 4] [--steps 10,25,50,75,90,105,120]
-                                      [--receivers bare,capture,monitor]
+                                      [--receivers bare,capture,monitor] [--workers 1,2]
 """
 
 from __future__ import annotations
@@ -109,7 +113,7 @@ class Result:
         verdict = "ok" if self.ok(max_lag) else f"FAIL {self.error}".strip()
         per_module_s = self.bytes / self.modules / RATE_PER_MODULE if self.modules else 0.0
         return (
-            f"{self.receiver:8} N={self.modules:4d}  {self.bytes / 1e6:7.1f} MB "
+            f"{self.receiver:10} N={self.modules:4d}  {self.bytes / 1e6:7.1f} MB "
             f"({per_module_s:4.1f} s/module)  "
             f"lag {self.lag_s:6.3f} s  "
             f"drain {self.drain_s:5.2f} s  dropped {self.dropped_blocks:5d}  overrun flags "
@@ -408,10 +412,17 @@ class HubLag:
         return ordered_ms[int(0.99 * (len(ordered_ms) - 1))], ordered_ms[-1]
 
 
+def _own_cpu() -> float:
+    """CPU seconds of this process and of its ended children (the receiver workers; the
+    emulator is counted apart and ends last)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def _measure(
     name: str, n: int, seconds: float, emulator: Emulator, addresses: list[str], run
 ) -> Result:
-    cpu0, emu0, t0 = time.process_time(), emulator.cpu_seconds(), time.monotonic()
+    cpu0, emu0, t0 = _own_cpu(), emulator.cpu_seconds(), time.monotonic()
     hub = HubLag()
     rings = 0
     try:
@@ -434,7 +445,7 @@ def _measure(
         flags,
         lag,
         drain,
-        (time.process_time() - cpu0) / wall,
+        (_own_cpu() - cpu0) / wall,
         (emulator.cpu_seconds() - emu0) / wall,
         error,
         hub_p99,
@@ -499,11 +510,23 @@ def step(
             if not orch.armed:
                 results.append(Result(name, n, seconds, 0, 0, 0, 0, 0, 0, 0, "not armed"))
                 continue
-            run = runs[name]
+            kind, _, workers = name.partition("/")
+            orch.receiver_workers = int(workers) if workers else 1
+            run = runs[kind]
             results.append(_measure(name, n, seconds, emulator, addresses, run))
     finally:
         orch.disarm()
         orch.wait(120)
+        if any(r.error for r in results):
+            # A stop that failed under load leaves modules recording: back to Idle for the
+            # next step (one overloaded step must not fail every later one).
+            def idle(address: str) -> None:
+                try:
+                    orch.return_to_idle(address)
+                except Exception as exc:
+                    print(f"  {address}: not returned to Idle: {exc}", flush=True)
+
+            parallel(addresses, idle)
     return results
 
 
@@ -515,6 +538,12 @@ def main() -> int:
     p.add_argument("--time-limit", type=float, default=300.0, help="stop climbing after this")
     p.add_argument("--dir", default=None, help="scratch folder (default: a temporary one)")
     p.add_argument("--receivers", default="bare,capture,monitor", help="which receivers to compare")
+    p.add_argument(
+        "--workers",
+        default="",
+        help="receiver worker processes to measure the capture receivers with, e.g. 1,2 "
+        "(1: in this process)",
+    )
     args = p.parse_args()
     steps = sorted(int(s) for s in args.steps.split(","))
     work = Path(args.dir or tempfile.mkdtemp(prefix="receiver-capacity-"))
@@ -529,6 +558,10 @@ def main() -> int:
     started = time.monotonic()
     emulator = Emulator(max(steps))
     kinds = [k.strip() for k in args.receivers.split(",") if k.strip()]
+    if args.workers and "capture" in kinds:
+        at = kinds.index("capture")
+        counts = [f"capture/{int(w)}" for w in args.workers.split(",") if w.strip()]
+        kinds[at : at + 1] = counts
     best = dict.fromkeys(kinds, 0)
     climbing = list(kinds)
     try:
@@ -557,6 +590,13 @@ def main() -> int:
     print()
     limit = " (the largest N tried)" if climbing else ""
     names = {
+        **{
+            k: f"capture receivers, {k.split('/')[1]} worker process(es) (levels and waveforms on)"
+            if k != "capture/1"
+            else "capture receivers in this process (levels and waveforms on)"
+            for k in kinds
+            if k.startswith("capture/")
+        },
         "bare": "bare receiver",
         "capture": "capture receivers (levels and waveforms of every channel on)",
         "monitor": "monitoring (ring, a level detector per module, one window)",

@@ -46,6 +46,7 @@ from webapp.capture.shutdown import (
 from webapp.capture.store import CAPTURE_JSON, files_in_the_way, read_capture
 from webapp.capture.teardown import left_sentence
 from webapp.capture.trigger import RecordPlan, TriggerSpec
+from webapp.capture.workersetting import AUTO, RECEIVER_WORKERS_HELP, workers_option
 from webapp.openapi.client import ModuleError
 from webapp.openapi.model import FAULT_KINDS, FAULT_NAMES
 
@@ -193,6 +194,13 @@ def add_parser(subparsers: Any) -> None:
         "full scale × GAIN (default 1: ±10 V); repeatable (docs/capture.md)",
     )
     p.add_argument(
+        "--receiver-workers",
+        type=workers_option,
+        default=AUTO,
+        metavar="N",
+        help=RECEIVER_WORKERS_HELP,
+    )
+    p.add_argument(
         "--return-to-idle",
         action="store_true",
         help="record nothing: walk each module another program left open back to Idle "
@@ -249,7 +257,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     bus = EventBus()
     printer = ProgressPrinter(settings, out)
     bus.subscribe(printer)
-    orchestrator = Orchestrator(bus, folder)
+    orchestrator = Orchestrator(bus, folder, receiver_workers=args.receiver_workers)
     duration = "until stopped" if settings.duration_s is None else f"{settings.duration_s:g}-second"
     printer.line(
         f'Creating {duration} measurement "{settings.name}" on modules at '
@@ -379,7 +387,7 @@ def _run_windows(
     bus.subscribe(
         lambda e: finished.append(e.folder) if isinstance(e, ev.CaptureFinished) else None
     )
-    orchestrator = Orchestrator(bus, root)
+    orchestrator = Orchestrator(bus, root, receiver_workers=args.receiver_workers)
     printer.line(f"Monitoring modules at {', '.join(settings.modules)}: {_describe(plan)}")
     status, signals = _drive(
         args,

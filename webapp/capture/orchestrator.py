@@ -82,6 +82,7 @@ from webapp.capture.teardown import (
     walk_to_idle,
 )
 from webapp.capture.trigger import RecordPlan
+from webapp.capture.workersetting import parse_workers
 from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
     ModuleInfo,
@@ -110,6 +111,7 @@ class Orchestrator(Monitoring, Disarming):
         live_levels: bool = True,
         waveforms: str = "all",
         stall_timeout_s: float = STALL_TIMEOUT_S,
+        receiver_workers: int | str = "auto",
     ) -> None:
         if waveforms not in ("all", "selected", "none"):
             raise ValueError(f"waveforms must be 'all', 'selected' or 'none', not {waveforms!r}")
@@ -122,6 +124,9 @@ class Orchestrator(Monitoring, Disarming):
         """Which channels emit Waveform events (one decimated block per channel about five
         times a second, from the blocks already decoded for the levels): "all" channels, the
         "selected" one (:meth:`select_waveform`), or "none"."""
+        self.receiver_workers = parse_workers(receiver_workers)
+        """Worker processes for a recording's stream receivers: a number, or "auto" (see
+        :mod:`webapp.capture.workers`)."""
         self.phase: Phase = Phase.IDLE
         self.current_capture_id: str | None = None
         self.last_capture_id: str | None = None
@@ -634,6 +639,7 @@ class Orchestrator(Monitoring, Disarming):
     def _job_main(self, s: Session) -> None:
         recorded = False
         try:
+            self._prestart_receivers(s)
             if not s.armed:
                 self._arm_sequence(s)
             while True:
@@ -682,6 +688,7 @@ class Orchestrator(Monitoring, Disarming):
                 self._recording = False
                 self._job = None
                 if s.closed:
+                    self._drop_spare_receivers()
                     if self._session is s:
                         self._session = None
                     self._pending = None

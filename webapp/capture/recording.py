@@ -45,6 +45,7 @@ from webapp.capture.session import (
 )
 from webapp.capture.teardown import stop_measurements, stopped_after_all
 from webapp.capture.watching import StatusWatching
+from webapp.capture.workerpools import WorkerReceivers
 from webapp.openapi.model import BLOCK_VALUES
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ NO_DATA_GRACE_S = 5.0
 """How long past the requested duration to wait for a module's samples before stopping."""
 
 
-class Recording(StatusWatching):
+class Recording(StatusWatching, WorkerReceivers):
     """Recording steps of :class:`~webapp.capture.orchestrator.Orchestrator` (which provides the
     state and the request, wait and event methods declared here)."""
 
@@ -303,7 +304,12 @@ class Recording(StatusWatching):
         if pending is not None:
             pending.folder.mkdir(parents=True, exist_ok=True)
         self._new_live_views(s)
+        # A large rig's recording: its receivers in worker processes (webapp.capture.workers).
+        pool = self._recording_pool(s) if pending is not None else None
         for m in s.modules:
+            if pool is not None:
+                assert m.live is not None
+                m.live = pool.live_for(m.number, m.live)
             record = capture.modules[m.number - 1] if capture is not None else None
             if record is not None:
                 record.setup, record.transducers = m.setup, m.transducers
@@ -323,6 +329,13 @@ class Recording(StatusWatching):
                         return _map.get(sid, sid)
 
                 name = stream_file_name(pending.name, m.number, only) if pending else None
+                if pool is not None and pending is not None and name is not None:
+                    self._open_in_worker(
+                        pool, s, m, port, pending.folder / name, only, channels, signal_channel
+                    )
+                    if record is not None:
+                        record.files.append(store.FileRecord(file=name, channels=channels))
+                    continue
                 sock = m.client.connect_stream(port)
                 assert m.live is not None
                 try:
@@ -513,6 +526,7 @@ class Recording(StatusWatching):
 
         receivers = [r for m in s.modules for r in m.receivers]
         parallel(receivers, close)
+        self._end_recording_pool()
         losses: list[str] = []
         for r in receivers:
             if r.loss is not None:

@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from webapp.capture.shutdown import SHUTDOWN_TIMEOUT_S, ShutdownSignals
-from webapp.web.emulated import add_emulate_options, start_from_options
+from webapp.capture.workersetting import AUTO, RECEIVER_WORKERS_HELP, workers_option
+from webapp.web.emulated import (
+    add_emulate_options,
+    emulate_options_refusal,
+    start_from_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,13 @@ def add_parser(subparsers: Any) -> None:
     )
     add_emulate_options(p)
     p.add_argument(
+        "--receiver-workers",
+        type=workers_option,
+        default=AUTO,
+        metavar="N",
+        help=RECEIVER_WORKERS_HELP,
+    )
+    p.add_argument(
         "--stop-timeout",
         type=float,
         default=SHUTDOWN_TIMEOUT_S,
@@ -70,8 +82,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.message_queue.startswith(("redis://", "rediss://", "unix://")):
         return _fail("--message-queue takes redis://HOST:PORT/DB")
-    if args.emulate < 0 or args.emulate > 64:
-        return _fail("--emulate takes 0..64 modules")
+    refusal = emulate_options_refusal(args)
+    if refusal:
+        return _fail(refusal)
     if not args.stop_timeout > 0:
         return _fail("--stop-timeout must be more than 0 seconds")
     data_dir: Path = args.data_dir.resolve()
@@ -89,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
         core = EngineCore(
             data_dir, emulator=emulated, state=JournaledState(), process="lanxi-dashboard engine"
         )
+        core.orchestrator.receiver_workers = args.receiver_workers
         from webapp.calibration.database import TransducerDatabase
         from webapp.web.transducers_api import detection_subscriber
 

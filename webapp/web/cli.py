@@ -21,7 +21,12 @@ from webapp.capture.shutdown import (
     signal_name,
     stopping_sentence,
 )
-from webapp.web.emulated import add_emulate_options, start_from_options
+from webapp.capture.workersetting import AUTO, RECEIVER_WORKERS_HELP, workers_option
+from webapp.web.emulated import (
+    add_emulate_options,
+    emulate_options_refusal,
+    start_from_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +56,13 @@ def add_parser(subparsers: Any) -> None:
         help="captures, setups, rig and users live here (default ./data)",
     )
     add_emulate_options(p)
+    p.add_argument(
+        "--receiver-workers",
+        type=workers_option,
+        default=AUTO,
+        metavar="N",
+        help=RECEIVER_WORKERS_HELP,
+    )
     p.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS directly")
     p.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     p.add_argument(
@@ -114,17 +126,10 @@ def serve(args: argparse.Namespace) -> int:
     if bool(args.certfile) != bool(args.keyfile):
         print("lanxi-dashboard serve: --certfile and --keyfile go together", file=sys.stderr)
         return 2
-    if args.emulate < 0 or args.emulate > 64:
-        print("lanxi-dashboard serve: --emulate takes 0..64 modules", file=sys.stderr)
+    refusal = emulate_options_refusal(args)
+    if refusal:
+        print(f"lanxi-dashboard serve: {refusal}", file=sys.stderr)
         return 2
-    for wire in args.emulate_loopback or ():
-        from webapp.emulator.waveforms import Loopback
-
-        try:
-            Loopback.parse(wire)
-        except ValueError as exc:
-            print(f"lanxi-dashboard serve: --emulate-loopback {wire}: {exc}", file=sys.stderr)
-            return 2
     if not args.stop_timeout > 0:
         print("lanxi-dashboard serve: --stop-timeout must be more than 0 seconds", file=sys.stderr)
         return 2
@@ -141,6 +146,13 @@ def serve(args: argparse.Namespace) -> int:
         print(
             "lanxi-dashboard serve: with --message-queue the emulated modules run in the "
             "engine (lanxi-dashboard engine --emulate N)",
+            file=sys.stderr,
+        )
+        return 2
+    if queue and args.receiver_workers != AUTO:
+        print(
+            "lanxi-dashboard serve: with --message-queue the receivers run in the engine "
+            "(lanxi-dashboard engine --receiver-workers N)",
             file=sys.stderr,
         )
         return 2
@@ -183,6 +195,8 @@ def serve(args: argparse.Namespace) -> int:
         if args.public_url:
             app.config["LANXI_PUBLIC_URL"] = args.public_url
         dashboard = app.extensions["lanxi"]
+        if not queue:  # with a message queue the receivers are the engine's
+            dashboard.orchestrator.receiver_workers = args.receiver_workers
         if emulated is not None:
             _replace_rig(dashboard.rig, emulated.addresses)
         signals = ShutdownSignals()

@@ -141,6 +141,20 @@ def add_emulate_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def emulate_options_refusal(args: argparse.Namespace) -> str | None:
+    """What is wrong with the emulated modules' options, in the user's terms (None: fine)."""
+    if args.emulate < 0 or args.emulate > 64:
+        return "--emulate takes 0..64 modules"
+    for wire in args.emulate_loopback or ():
+        from webapp.emulator.waveforms import Loopback
+
+        try:
+            Loopback.parse(wire)
+        except ValueError as exc:
+            return f"--emulate-loopback {wire}: {exc}"
+    return None
+
+
 def start_from_options(args: argparse.Namespace) -> EmulatedModules | None:
     """The emulated modules ``--emulate N`` asks for (None without it), started."""
     if not args.emulate:
