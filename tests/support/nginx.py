@@ -163,3 +163,16 @@ def nginx_proxy(
             proc.kill()
             proc.wait(10)
         out.close()
+
+
+def route_to(proxy: NginxProxy, upstream: str, path: str = "/api/state") -> str:
+    """A ``lanxi_route`` id nginx sends to ``upstream`` (``127.0.0.1:PORT``), found by asking
+    through the proxy (``path``) with candidate ids and reading its access log."""
+    import requests
+
+    for n in range(64):
+        route = f"to-{upstream}-{n}"
+        requests.get(f"{proxy.url}{path}", cookies={"lanxi_route": route}, timeout=10)
+        if {r.upstream for r in proxy.requests() if r.route == route} == {upstream}:
+            return route
+    raise AssertionError(f"no route id reaches {upstream}")
