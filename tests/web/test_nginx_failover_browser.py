@@ -41,14 +41,20 @@ EMULATOR = ("--emulate", "2", "--ptp-lock-seconds", "0.3")
 IN_CONTROL = re.compile("^control: you since")
 SLOW = 30_000  # ms: bounded, and generous for a loaded 2-core machine
 
-# Installed in a page before the kill: every text the connection chip shows, in order, and
-# how many whole-state snapshots the page was sent.
+# Installed in a page before the kill: every text the connection chip shows, in order (with
+# whether the reconnect banner shows and the Stop button is disabled at that moment), and how
+# many whole-state snapshots the page was sent.
 WATCH_PAGE = """() => {
   window.connTexts = [];
+  window.connSeen = [];
   window.statesSeen = 0;
   const chip = document.getElementById("conn");
-  new MutationObserver(() => window.connTexts.push(chip.textContent))
-    .observe(chip, { childList: true, characterData: true, subtree: true });
+  const banner = document.getElementById("reconnect-banner");
+  const stop = document.getElementById("btn-stop");
+  new MutationObserver(() => {
+    window.connTexts.push(chip.textContent);
+    window.connSeen.push({ text: chip.textContent, banner: !banner.hidden, stop: !stop.disabled });
+  }).observe(chip, { childList: true, characterData: true, subtree: true });
   Dash.socket.on("state", () => { window.statesSeen += 1; });
 }"""
 
@@ -180,7 +186,11 @@ def test_the_operator_keeps_control_of_a_capture_when_their_web_process_is_kille
             " && document.getElementById('conn').textContent === 'live'",
             timeout=SLOW / 1000,
         )
-        assert olga.evaluate("window.connTexts")[-1] == "live"
+        seen = olga.evaluate("window.connSeen")
+        assert seen[-1] == {"text": "live", "banner": False, "stop": True}, seen
+        # While it reconnected: the banner said so, and Stop could not be pressed.
+        waiting = [e for e in seen if e["text"] == "reconnecting…"]
+        assert waiting and all(e["banner"] and not e["stop"] for e in waiting), seen
         shows_the_rig_live(olga, modules)
         recording_advances(olga, max(before_kill, elapsed(olga)))
         expect(olga.locator("#control-holder")).to_have_text(IN_CONTROL)
