@@ -5,7 +5,8 @@ nginx in front with the shipped configuration, access control on, and two real b
 at tablet size on web process B. The operator starts an until-stopped capture; A is killed
 (SIGKILL) mid-capture; the operator's page says it is reconnecting, is served by B through
 nginx, still logged in and still holding control, with the whole state; the capture never
-stops recording; the operator stops it from the page and its files are complete.
+stops recording; the operator stops it from the page, both pages show the length it
+recorded, and its files are complete.
 Screenshots go to test-artifacts/screenshots/."""
 
 from __future__ import annotations
