@@ -248,6 +248,12 @@ def test_stop_ends_a_recording_until_stopped(rig: FakeRig, tmp_path: Path):
     meta = capture_json(orch.last_folder)
     assert meta["outcome"] == "stopped" and meta["requested_duration_s"] is None
     assert all(m.state == "Idle" for m in rig.modules.values())
+    # The last recording time sent is what was recorded (the data delivered after the stop
+    # included), sent before the capture's end.
+    last = rec.kinds("recording-time")[-1]
+    assert (last.elapsed_s, last.duration_s) == (round(meta["recorded_s"], 3), None)
+    kinds = [e.kind for e in rec.events]
+    assert kinds.index("capture-finished") > len(kinds) - 1 - kinds[::-1].index("recording-time")
 
 
 def test_stop_while_arming_tears_down(rig: FakeRig, tmp_path: Path):

@@ -9,16 +9,14 @@ import json
 import signal
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 import socketio
 
-from tests.support.processes import engine_process, serve_process
+from tests.support.processes import engine_process, enter_together, serve_process
 from tests.support.redis_server import redis_server
 from tests.support.waiting import wait_until
 
@@ -53,15 +51,6 @@ class Viewer:
 
     def close(self) -> None:
         self.client.disconnect()
-
-
-def enter_together(stack: ExitStack, *managers: Any) -> list[Any]:
-    """Enter context managers at once (processes start in parallel), exit them with ``stack``."""
-    with ThreadPoolExecutor(len(managers)) as pool:
-        futures = [pool.submit(m.__enter__) for m in managers]
-        for m in managers:
-            stack.push(m)
-        return [f.result() for f in futures]
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ class LoggedRequest:
     uri: str
     status: int
     upstream: str
-    """The web process that answered, ``127.0.0.1:PORT`` (``A, B`` when nginx tried A first,
+    """The web process that answered, ``HOST:PORT`` (``A, B`` when nginx tried A first,
     then B)."""
     route: str
     """The browser's ``lanxi_route`` id (what stickiness hashes)."""
@@ -66,9 +66,15 @@ class NginxProxy:
         return out
 
 
-def render(conf: str, upstream_ports: Sequence[int], listen: str, access_log: Path) -> str:
-    """The shipped configuration with its upstream servers, listen address and access log
-    replaced (everything else as shipped)."""
+def render(
+    conf: str,
+    upstream_ports: Sequence[int],
+    listen: str,
+    access_log: Path,
+    upstream_host: str = "127.0.0.1",
+) -> str:
+    """The shipped configuration with its upstream servers (``upstream_host`` at each port),
+    listen address and access log replaced (everything else as shipped)."""
     upstream = re.search(r"upstream lanxi_dashboard \{.*?\n\}", conf, re.S)
     if upstream is None:
         raise ValueError("no upstream lanxi_dashboard block in the shipped configuration")
@@ -77,7 +83,7 @@ def render(conf: str, upstream_ports: Sequence[int], listen: str, access_log: Pa
     if not at:
         raise ValueError("no server lines in the upstream block")
     options = re.fullmatch(r" *server \S+(.*);", lines[at[0]]).group(1)  # type: ignore[union-attr]
-    servers = [f"    server 127.0.0.1:{p}{options};" for p in upstream_ports]
+    servers = [f"    server {upstream_host}:{p}{options};" for p in upstream_ports]
     rest = [line for i, line in enumerate(lines) if i >= at[0] and i not in at]
     block = "\n".join(lines[: at[0]] + servers + rest)
     conf = conf.replace(upstream.group(0), block)
@@ -115,8 +121,8 @@ def main_conf(folder: Path, site: Path) -> str:
 def nginx_proxy(
     folder: Path, upstream_ports: Sequence[int], host: str = "127.0.0.1", timeout: float = 10.0
 ) -> Iterator[NginxProxy]:
-    """nginx with the shipped configuration in front of ``upstream_ports`` on ``host``; the
-    proxy is yielded once its port accepts connections and stopped (SIGTERM) on exit."""
+    """nginx with the shipped configuration, listening on ``host``, in front of
+    ``upstream_ports`` on the same host; the proxy is yielded once its port accepts connections and stopped (SIGTERM) on exit."""
     if not Path(NGINX).exists():
         pytest.skip(f"{NGINX} is not installed (apt-get install nginx-light or nginx)")
     folder.mkdir(parents=True, exist_ok=True)
@@ -125,7 +131,8 @@ def nginx_proxy(
     port = free_port(host)
     access_log = folder / "logs" / "access.log"
     site = folder / "conf" / "lanxi-dashboard.conf"
-    site.write_text(render(SHIPPED_CONF.read_text(), upstream_ports, f"{host}:{port}", access_log))
+    conf_text = render(SHIPPED_CONF.read_text(), upstream_ports, f"{host}:{port}", access_log, host)
+    site.write_text(conf_text)
     conf = folder / "conf" / "nginx.conf"
     conf.write_text(main_conf(folder, site))
     command = [NGINX, "-p", str(folder), "-c", str(conf), "-g", "daemon off;"]
@@ -163,3 +170,16 @@ def nginx_proxy(
             proc.kill()
             proc.wait(10)
         out.close()
+
+
+def route_to(proxy: NginxProxy, upstream: str, path: str = "/api/state") -> str:
+    """A ``lanxi_route`` id nginx sends to ``upstream`` (``HOST:PORT``), found by asking
+    through the proxy (``path``) with candidate ids and reading its access log."""
+    import requests
+
+    for n in range(64):
+        route = f"to-{upstream}-{n}"
+        requests.get(f"{proxy.url}{path}", cookies={"lanxi_route": route}, timeout=10)
+        if {r.upstream for r in proxy.requests() if r.route == route} == {upstream}:
+            return route
+    raise AssertionError(f"no route id reaches {upstream}")

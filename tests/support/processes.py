@@ -10,8 +10,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -129,6 +131,15 @@ def engine_process(
     finally:
         _end(proc)
         log.close()
+
+
+def enter_together(stack: ExitStack, *managers: Any) -> list[Any]:
+    """Enter context managers at once (processes start in parallel), exit them with ``stack``."""
+    with ThreadPoolExecutor(len(managers)) as pool:
+        futures = [pool.submit(m.__enter__) for m in managers]
+        for m in managers:
+            stack.push(m)
+        return [f.result() for f in futures]
 
 
 def _end(proc: subprocess.Popen[bytes]) -> None:

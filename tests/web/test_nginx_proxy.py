@@ -14,7 +14,7 @@ import requests
 import socketio
 
 from tests.support.browser import LAPTOP, watch_errors
-from tests.support.nginx import nginx_proxy
+from tests.support.nginx import nginx_proxy, route_to
 from tests.support.processes import serve
 from tests.support.waiting import wait_until
 
@@ -183,16 +183,6 @@ def test_a_browser_follows_a_capture_through_nginx(proxied, browser):
     wait_until(upgraded)
     assert all("transport=websocket" in r.uri for r in upgraded())
     assert {r.upstream for r in proxy.requests() if r.route == route} == {upstream}
-
-
-def route_to(proxy, upstream: str) -> str:
-    """A route id nginx sends to ``upstream`` (``127.0.0.1:PORT``)."""
-    for n in range(64):
-        route = f"to-{upstream}-{n}"
-        requests.get(f"{proxy.url}/api/state", cookies={"lanxi_route": route}, timeout=10)
-        if upstream_of(proxy, route) == {upstream}:
-            return route
-    raise AssertionError(f"no route id reaches {upstream}")
 
 
 def test_browsers_of_a_stopped_process_reconnect_to_the_other(tmp_path):

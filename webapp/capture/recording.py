@@ -572,6 +572,12 @@ class Recording(StatusWatching, WorkerReceivers):
         )
         covered = [m.covered_ticks() for m in s.modules]
         capture.recorded_s = round(min(covered) / (1 << 32), 6) if covered else None
+        if capture.recorded_s is not None:
+            # The last recording time shown is what was recorded: after a stop the streams
+            # still deliver what was in flight (seconds of it when the machine is loaded).
+            duration = pending.duration_s
+            shown = capture.recorded_s if duration is None else min(capture.recorded_s, duration)
+            self._publish(RecordingTime(elapsed_s=round(shown, 3), duration_s=duration))
         lossy = [
             f"{m.address} ({m.live.overruns}x)" for m in s.modules if m.live and m.live.overruns
         ]
