@@ -135,7 +135,7 @@ def wait_http(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"{proc.args} exited with {proc.returncode}")
+            raise SystemExit(f"{proc.args} exited with {proc.returncode}:\n{output(proc)}")
         try:
             requests.get(url, timeout=1)
             return
@@ -382,11 +382,20 @@ def run_once(
 
 
 def start(args: list[str], env: dict[str, str], procs: list[subprocess.Popen]) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
-    )
+    """A server process, its output kept in a temporary file and shown if it fails."""
+    log = tempfile.TemporaryFile()
+    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log = log  # type: ignore[attr-defined]
     procs.append(proc)
     return proc
+
+
+def output(proc: subprocess.Popen) -> str:
+    log = getattr(proc, "log", None)
+    if log is None:
+        return ""
+    log.seek(0)
+    return log.read().decode(errors="replace")[-3000:]
 
 
 def stop(proc: subprocess.Popen, procs: list[subprocess.Popen]) -> None:
