@@ -38,7 +38,7 @@ waveform of the master's first channel about five times a second.
                             [--seconds 8] [--modules 4] [--address 127.0.3.41] [--port 0]
                             [--host 127.0.0.1] [--dashboard-ports 0,0] [--redis-port 0]
                             [--redis-url redis://HOST:PORT/DB]
-                            [--viewers-per-client-process 250] [--json]
+                            [--viewers-per-client-process 250] [--json] [--profile DIR]
 """
 
 from __future__ import annotations
@@ -294,6 +294,41 @@ class Servers:
     engine_pid: int | None = None
 
 
+def start_profiles(
+    folder: Path | None, servers: Servers, viewers: int, seconds: float
+) -> list[subprocess.Popen]:
+    """py-spy on each server process for the capture's length (bounded by its duration)."""
+    if folder is None:
+        return []
+    folder.mkdir(parents=True, exist_ok=True)
+    named = [(f"web{i}", pid) for i, pid in enumerate(servers.web_pids)]
+    if servers.engine_pid:
+        named.append(("engine", servers.engine_pid))
+    py_spy = Path(sys.executable).with_name("py-spy")
+    return [
+        subprocess.Popen(
+            [
+                str(py_spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--duration",
+                str(int(seconds) + 2),
+                "--rate",
+                "50",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--output",
+                str(folder / f"{servers.name}-{viewers}-{name}.txt"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for name, pid in named
+    ]
+
+
 def cpu_total(pids: list[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 
@@ -305,6 +340,7 @@ def run_once(
     modules: list[str],
     emulator_pid: int,
     client_processes: int,
+    profile: Path | None = None,
 ) -> dict:
     base = servers.web_urls[0]
     ws = [
@@ -327,6 +363,7 @@ def run_once(
             cpu_seconds(emulator_pid),
             time.monotonic(),
         )
+        samplers = start_profiles(profile, servers, viewers, seconds)
         r = requests.post(
             f"{base}/api/capture/start",
             json={"name": f"bench {servers.name} {viewers}", "duration_s": seconds,
@@ -351,6 +388,8 @@ def run_once(
         emulator_cpu = cpu_seconds(emulator_pid) - marks[3]
         watch_stop.set()
         drops.join(5)
+        for sampler in samplers:
+            sampler.wait(30)
     finally:
         got = pool.finish()
     latencies = got["latencies"]
@@ -383,7 +422,7 @@ def run_once(
 
 def start(args: list[str], env: dict[str, str], procs: list[subprocess.Popen]) -> subprocess.Popen:
     """A server process, its output kept in a temporary file and shown if it fails."""
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.log = log  # type: ignore[attr-defined]
     procs.append(proc)
@@ -507,6 +546,13 @@ def parse_args() -> argparse.Namespace:
         help="viewers per client process (default 250)",
     )
     parser.add_argument("--json", action="store_true", help="also print every row as JSON")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="record each server process with py-spy during each capture (collapsed stacks "
+        "in DIR/<config>-<viewers>-<process>.txt; adds the sampler's own CPU)",
+    )
     args = parser.parse_args()
     args.viewer_counts = [int(v) for v in args.viewers.split(",") if v]
     args.config_list = [c for c in args.configs.split(",") if c]
@@ -526,7 +572,7 @@ def run_counts(
     rows = []
     for n in args.viewer_counts:
         processes = -(-n // args.viewers_per_client_process)
-        res = run_once(servers, n, args.seconds, modules, emulator_pid, processes)
+        res = run_once(servers, n, args.seconds, modules, emulator_pid, processes, args.profile)
         print_row(res)
         if args.json:
             print(json.dumps(res), flush=True)
