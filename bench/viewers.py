@@ -17,15 +17,18 @@ Runs, on loopback only and bounded in time:
   its own capture of ``--seconds``. Each viewer is a light Socket.IO client speaking the
   Engine.IO v4 / Socket.IO v5 protocol directly over websocket-client, one thread each; the
   viewers are spread over client processes (``--viewers-per-client-process``, 250 by default)
-  so that one interpreter's lock does not hold a thousand of them back.
+  so that one interpreter's lock does not hold a thousand of them back. They connect at
+  200 a second in all, each retrying for up to a minute as a browser would.
 
 It prints one table, a row per configuration and viewer count: the status latency (from the
 wall-clock time the engine stamps on its ``recording-time`` event to the wall-clock time a
 viewer receives it; every process runs on this host, so one clock) p50/p99/max over all
-viewers; packets and bytes received per viewer; the CPU time over the capture (seconds and
-percent of one core) of the web processes (summed), of the engine (apart only), of the client
-processes (so a figure limited by the clients shows as such) and of the emulator; and the
-capture-data checks, which must all hold: outcome completed; every stream file's size equals
+viewers; packets and bytes received per viewer; the CPU time from the start request until
+the capture has ended (seconds and percent of one core) of the web processes (summed), of the
+engine (apart only), of the client processes (so a figure limited by the clients shows as
+such) and of the emulator; how much of that time some task of the machine waited for a CPU
+(``/proc/pressure/cpu``) and the load average (on a shared machine, the latencies are only as
+good as these); and the capture-data checks, which must all hold: outcome completed; every stream file's size equals
 the bytes ``capture.json`` records; no data-quality overrun flag in the timeline; the emulator
 dropped no block for a slow reader (its ``/emulator/info``, polled while recording); and the
 integrity report of the analysis package (every file read back: no gap, no overrun, no
@@ -67,7 +70,9 @@ REDIS_SERVER = "/usr/bin/redis-server"
 CONFIGS = ("embedded", "redis-1", "redis-2")
 MAX_VIEWERS = 2000
 CONNECT_TIMEOUT_S = 60.0
-"""How long all of one run's viewers may take to connect."""
+"""How long all of one run's viewers may take to connect (retrying)."""
+CONNECT_RATE = 200.0
+"""New viewers a second, over all client processes (a thousand at once time out)."""
 CAPTURE_GRACE_S = 120.0
 """How long past its duration a capture may take to end (and the clients wait)."""
 
@@ -79,35 +84,53 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class Viewer(threading.Thread):
-    """A Socket.IO client with no library: handshake, ping/pong, events, binary attachments."""
+    """A Socket.IO client with no library: handshake, ping/pong, events, binary attachments.
 
-    def __init__(self, url: str, stop: threading.Event):
+    It retries a failed connection (10 s per attempt, as a browser would) until
+    ``connect_by`` (time.monotonic); ``error`` keeps the last failure, and a viewer whose
+    connection broke after it had connected ends with ``lost`` set."""
+
+    def __init__(self, url: str, stop: threading.Event, connect_by: float | None = None):
         super().__init__(daemon=True)
         self.url = url
         self.stop = stop
+        self.connect_by = time.monotonic() + 30 if connect_by is None else connect_by
         self.latencies: list[float] = []
         self.packets = 0
         self.bytes = 0
         self.connected = threading.Event()
         self.error: str | None = None
+        self.lost = False
 
     def run(self) -> None:
-        try:
-            ws = websocket.create_connection(
-                self.url, timeout=2, skip_utf8_validation=True, enable_multithread=True
-            )
-        except Exception as exc:
-            self.error = str(exc)
-            return
+        while not self.stop.is_set():
+            try:
+                self._session()
+                return
+            except Exception as exc:  # any failure of the connection ends or retries it
+                self.error = f"{type(exc).__name__}: {exc}"
+                if self.connected.is_set():
+                    self.lost = True
+                    return
+                if time.monotonic() > self.connect_by:
+                    return
+                time.sleep(0.5)
+
+    def _session(self) -> None:
+        ws = websocket.create_connection(
+            self.url, timeout=10, skip_utf8_validation=True, enable_multithread=True
+        )
         try:
             ws.recv()  # Engine.IO open packet "0{...}"
             ws.send("40")  # Socket.IO connect to "/"
+            ws.settimeout(2)  # from here on, only to look at self.stop now and then
             attachments = 0
             while not self.stop.is_set():
                 try:
                     frame = ws.recv()
                 except websocket.WebSocketTimeoutException:
                     continue
+                now = time.time()  # arrival, before any parsing
                 self.packets += 1
                 self.bytes += len(frame)
                 if isinstance(frame, bytes):
@@ -123,7 +146,6 @@ class Viewer(threading.Thread):
                     attachments = int(frame[2 : frame.index("-")])
                     continue
                 if frame.startswith('42["recording-time"'):
-                    now = time.time()
                     payload = json.loads(frame[2:])[1]
                     if payload.get("t"):
                         self.latencies.append(now - payload["t"])
@@ -209,17 +231,19 @@ class DropWatch(threading.Thread):
                     self.sent[key] = max(self.sent.get(key, 0), port["sentBlocks"])
 
 
-def client_worker(urls: list[str], conn: Any, stop: Any, seconds: float) -> None:
-    """One client process: a :class:`Viewer` thread per URL; reports when connected, then,
-    once ``stop`` is set (or after ``seconds`` at most), every viewer's figures."""
+def client_worker(urls: list[str], conn: Any, stop: Any, seconds: float, rate: float) -> None:
+    """One client process: a :class:`Viewer` thread per URL, started at ``rate`` a second;
+    reports when all are connected (or gave up), then, once ``stop`` is set (or after
+    ``seconds`` at most), every viewer's figures."""
     threading.stack_size(256 * 1024)  # a thousand threads need no 8 MB stacks
     halt = threading.Event()
-    clients = [Viewer(url, halt) for url in urls]
+    connect_by = time.monotonic() + CONNECT_TIMEOUT_S
+    clients = [Viewer(url, halt, connect_by) for url in urls]
     for c in clients:
         c.start()
-    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+        time.sleep(1 / rate)
     for c in clients:
-        c.connected.wait(max(0.0, deadline - time.monotonic()))
+        c.connected.wait(max(0.0, connect_by + 10 - time.monotonic()))
     conn.send({"connected": sum(c.connected.is_set() for c in clients)})
     stop.wait(seconds)
     halt.set()
@@ -230,7 +254,7 @@ def client_worker(urls: list[str], conn: Any, stop: Any, seconds: float) -> None
             "latencies": [x for c in clients for x in c.latencies],
             "packets": [c.packets for c in clients],
             "bytes": [c.bytes for c in clients],
-            "errors": [c.error for c in clients if c.error],
+            "lost": [c.error for c in clients if c.lost],
         }
     )
     conn.close()
@@ -251,7 +275,9 @@ class ClientPool:
                 continue
             mine, theirs = ctx.Pipe(duplex=False)
             proc = ctx.Process(
-                target=client_worker, args=(share, theirs, self.stop, seconds), daemon=True
+                target=client_worker,
+                args=(share, theirs, self.stop, seconds, CONNECT_RATE / processes),
+                daemon=True,
             )
             proc.start()
             theirs.close()
@@ -271,7 +297,7 @@ class ClientPool:
 
     def finish(self) -> dict[str, list]:
         self.stop.set()
-        out: dict[str, list] = {"latencies": [], "packets": [], "bytes": [], "errors": []}
+        out: dict[str, list] = {"latencies": [], "packets": [], "bytes": [], "lost": []}
         for conn in self.conns:
             if conn.poll(60):
                 for key, values in conn.recv().items():
@@ -329,6 +355,27 @@ def start_profiles(
     ]
 
 
+def summarise(problems: list[str]) -> list[str]:
+    """The same problem on many channels once, with its count ("overrun on 24 channels")."""
+    kinds: dict[str, int] = {}
+    for p in problems:
+        kind = p.split(" on ")[0] if p.startswith("overrun on ") else p
+        if p.startswith("integrity "):
+            kind = "integrity: samples missing" if "samples missing" in p else p
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return [k if n == 1 else f"{k} ({n} channels or gaps)" for k, n in kinds.items()]
+
+
+def cpu_pressure_s() -> float:
+    """Seconds so far during which some runnable task of this machine waited for a CPU (Linux
+    pressure stall information; NaN where the kernel has none)."""
+    try:
+        line = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+    except OSError:
+        return float("nan")
+    return int(line.rsplit("total=", 1)[1]) / 1e6
+
+
 def cpu_total(pids: list[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 
@@ -362,6 +409,7 @@ def run_once(
             cpu_total(pool.pids()),
             cpu_seconds(emulator_pid),
             time.monotonic(),
+            cpu_pressure_s(),
         )
         samplers = start_profiles(profile, servers, viewers, seconds)
         r = requests.post(
@@ -386,6 +434,7 @@ def run_once(
         engine_cpu = cpu_total(engine) - marks[1]
         client_cpu = cpu_total(pool.pids()) - marks[2]
         emulator_cpu = cpu_seconds(emulator_pid) - marks[3]
+        waited = cpu_pressure_s() - marks[5]
         watch_stop.set()
         drops.join(5)
         for sampler in samplers:
@@ -399,8 +448,11 @@ def run_once(
         problems.append(f"the emulator dropped {dropped} blocks for a slow reader")
     if not drops.sent:
         problems.append("no emulator measurement was seen while recording")
+    problems = summarise(problems)
     if connected < viewers:
         problems.append(f"{viewers - connected} viewers failed to connect")
+    if got["lost"]:
+        problems.append(f"{len(got['lost'])} viewers lost their connection ({got['lost'][0]})")
     return {
         "config": servers.name,
         "viewers": viewers,
@@ -416,6 +468,8 @@ def run_once(
         "client_cpu_s": client_cpu,
         "client_processes": len(pool.procs),
         "emulator_cpu_s": emulator_cpu,
+        "cpu_wait_pct": 100 * waited / wall,
+        "load_1min": os.getloadavg()[0],
         "problems": problems,
     }
 
@@ -490,12 +544,13 @@ def print_header(args: argparse.Namespace) -> None:
         f"{args.modules} emulated Type 3050 modules at full bandwidth (6 x 131072 S/s), "
         f"{args.seconds:g} s per capture; status latency = the engine's recording-time event "
         "(its wall clock) to its arrival at a viewer (same host clock); CPU over the capture, "
-        "s and % of one core"
+        "s and % of one core; wait% = share of the capture during which some task of this "
+        "machine waited for a CPU (/proc/pressure/cpu), load = 1-min load average at its end"
     )
     print(
         f"{'config':<10} {'viewers':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
         f"{'samples':>7} {'pkt/vw':>7} {'kB/vw':>7} {'web CPU':>11} {'engine CPU':>11} "
-        f"{'client CPU':>11} {'emu CPU':>11}  capture data"
+        f"{'client CPU/n':>13} {'emu CPU':>11} {'wait%':>5} {'load':>5}  capture data"
     )
 
 
@@ -507,8 +562,9 @@ def print_row(res: dict) -> None:
         f"{res['max_ms']:>7.1f} {res['samples']:>7} {res['packets_per_viewer']:>7.0f} "
         f"{res['kbytes_per_viewer']:>7.0f} {cpu_cell(res['web_cpu_s'], wall):>11} "
         f"{cpu_cell(res['engine_cpu_s'], wall):>11} "
-        f"{cpu_cell(res['client_cpu_s'], wall) + '/' + str(res['client_processes']):>11} "
-        f"{cpu_cell(res['emulator_cpu_s'], wall):>11}  {verdict}",
+        f"{cpu_cell(res['client_cpu_s'], wall) + '/' + str(res['client_processes']):>13} "
+        f"{cpu_cell(res['emulator_cpu_s'], wall):>11} {res['cpu_wait_pct']:>5.0f} "
+        f"{res['load_1min']:>5.1f}  {verdict}",
         flush=True,
     )
 
