@@ -98,6 +98,8 @@ class Viewer(threading.Thread):
         self.latencies: list[float] = []
         self.packets = 0
         self.bytes = 0
+        self.events: dict[str, int] = {}
+        """Socket.IO events received, by name."""
         self.connected = threading.Event()
         self.error: str | None = None
         self.lost = False
@@ -115,6 +117,11 @@ class Viewer(threading.Thread):
                 if time.monotonic() > self.connect_by:
                     return
                 time.sleep(0.5)
+
+    def _count(self, body: str) -> None:
+        if body.startswith('["'):
+            name = body[2 : body.find('"', 2)]
+            self.events[name] = self.events.get(name, 0) + 1
 
     def _session(self) -> None:
         ws = websocket.create_connection(
@@ -144,7 +151,10 @@ class Viewer(threading.Thread):
                     continue
                 if frame.startswith("45"):  # binary event: "45<n>-[...]", n attachments follow
                     attachments = int(frame[2 : frame.index("-")])
+                    self._count(frame[frame.index("-") + 1 :])
                     continue
+                if frame.startswith("42"):
+                    self._count(frame[2:])
                 if frame.startswith('42["recording-time"'):
                     payload = json.loads(frame[2:])[1]
                     if payload.get("t"):
@@ -255,6 +265,7 @@ def client_worker(urls: list[str], conn: Any, stop: Any, seconds: float, rate: f
             "packets": [c.packets for c in clients],
             "bytes": [c.bytes for c in clients],
             "lost": [c.error for c in clients if c.lost],
+            "events": [c.events for c in clients],
         }
     )
     conn.close()
@@ -297,7 +308,13 @@ class ClientPool:
 
     def finish(self) -> dict[str, list]:
         self.stop.set()
-        out: dict[str, list] = {"latencies": [], "packets": [], "bytes": [], "lost": []}
+        out: dict[str, list] = {
+            "latencies": [],
+            "packets": [],
+            "bytes": [],
+            "lost": [],
+            "events": [],
+        }
         for conn in self.conns:
             if conn.poll(60):
                 for key, values in conn.recv().items():
@@ -353,6 +370,14 @@ def start_profiles(
         )  # fmt: skip
         for name, pid in named
     ]
+
+
+def events_per_viewer(counts: list[dict[str, int]], viewers: int) -> dict[str, float]:
+    total: dict[str, int] = {}
+    for one in counts:
+        for name, n in one.items():
+            total[name] = total.get(name, 0) + n
+    return {name: round(n / viewers, 1) for name, n in sorted(total.items(), key=lambda x: -x[1])}
 
 
 def summarise(problems: list[str]) -> list[str]:
@@ -462,6 +487,7 @@ def run_once(
         "samples": len(latencies),
         "packets_per_viewer": sum(got["packets"]) / viewers,
         "kbytes_per_viewer": sum(got["bytes"]) / viewers / 1e3,
+        "events_per_viewer": events_per_viewer(got["events"], viewers),
         "wall_s": wall,
         "web_cpu_s": web_cpu,
         "engine_cpu_s": engine_cpu if servers.engine_pid else None,
