@@ -23,9 +23,10 @@ Runs, on loopback only and bounded in time:
 It prints one table, a row per configuration and viewer count: the status latency (from the
 wall-clock time the engine stamps on its ``recording-time`` event to the wall-clock time a
 viewer receives it; every process runs on this host, so one clock) p50/p99/max over all
-viewers; packets and bytes received per viewer; the CPU time from the start request until
-the capture has ended (seconds and percent of one core) of the web processes (summed), of the
-engine (apart only), of the client processes (so a figure limited by the clients shows as
+viewers; packets and bytes received per viewer; the CPU time while recording (from the
+first ``/api/state`` poll, every 0.25 s, that shows the phase ``recording`` to the first that
+does not; ``--json`` also gives the whole capture's ``capture_wall_s``), in seconds and
+percent of one core, of the web processes (summed), of the engine (apart only), of the client processes (so a figure limited by the clients shows as
 such) and of the emulator; how much of that time some task of the machine waited for a CPU
 (``/proc/pressure/cpu``) and the load average (on a shared machine, the latencies are only as
 good as these); and the capture-data checks, which must all hold: outcome completed; every stream file's size equals
@@ -428,14 +429,19 @@ def run_once(
         drops = DropWatch(modules, watch_stop)
         drops.start()
         engine = [servers.engine_pid] if servers.engine_pid else []
-        marks = (
-            cpu_total(servers.web_pids),
-            cpu_total(engine),
-            cpu_total(pool.pids()),
-            cpu_seconds(emulator_pid),
-            time.monotonic(),
-            cpu_pressure_s(),
-        )
+
+        def marks() -> tuple[float, ...]:
+            return (
+                cpu_total(servers.web_pids),
+                cpu_total(engine),
+                cpu_total(pool.pids()),
+                cpu_seconds(emulator_pid),
+                time.monotonic(),
+                cpu_pressure_s(),
+            )
+
+        begin = marks()
+        recording: list[tuple[float, ...]] = []  # marks when recording began, then ended
         samplers = start_profiles(profile, servers, viewers, seconds)
         r = requests.post(
             f"{base}/api/capture/start",
@@ -448,18 +454,21 @@ def run_once(
         deadline = time.monotonic() + seconds + CAPTURE_GRACE_S
         while time.monotonic() < deadline:
             state = requests.get(f"{base}/api/state", timeout=10).json()
+            phase = state["phase"]["phase"]
+            if (phase == "recording") == (len(recording) == 0) and len(recording) < 2:
+                recording.append(marks())  # recording began (none yet) or ended (one)
             last = state["capture"]["last"]
             if last and last.get("id") == capture_id and not state["control"]["busy"]:
                 break
-            time.sleep(0.5)
+            time.sleep(0.25)
         else:
             raise SystemExit(f"capture {capture_id} did not end within {seconds} s + grace")
-        wall = time.monotonic() - marks[4]
-        web_cpu = cpu_total(servers.web_pids) - marks[0]
-        engine_cpu = cpu_total(engine) - marks[1]
-        client_cpu = cpu_total(pool.pids()) - marks[2]
-        emulator_cpu = cpu_seconds(emulator_pid) - marks[3]
-        waited = cpu_pressure_s() - marks[5]
+        end = marks()
+        first, then = (recording[0], recording[1]) if len(recording) == 2 else (begin, end)
+        wall = then[4] - first[4]
+        web_cpu, engine_cpu, client_cpu, emulator_cpu = (then[i] - first[i] for i in range(4))
+        waited = then[5] - first[5]
+        capture_wall = end[4] - begin[4]
         watch_stop.set()
         drops.join(5)
         for sampler in samplers:
@@ -489,6 +498,8 @@ def run_once(
         "kbytes_per_viewer": sum(got["bytes"]) / viewers / 1e3,
         "events_per_viewer": events_per_viewer(got["events"], viewers),
         "wall_s": wall,
+        "cpu_over": "recording" if len(recording) == 2 else "capture",
+        "capture_wall_s": capture_wall,
         "web_cpu_s": web_cpu,
         "engine_cpu_s": engine_cpu if servers.engine_pid else None,
         "client_cpu_s": client_cpu,
