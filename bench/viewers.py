@@ -22,18 +22,19 @@ Runs, on loopback only and bounded in time:
 
 It prints one table, a row per configuration and viewer count: the status latency (from the
 wall-clock time the engine stamps on its ``recording-time`` event to the wall-clock time a
-viewer receives it; every process runs on this host, so one clock) p50/p99/max over all
-viewers; packets and bytes received per viewer; the CPU time while recording (from the
-first ``/api/state`` poll, every 0.25 s, that shows the phase ``recording`` to the first that
-does not; ``--json`` also gives the whole capture's ``capture_wall_s``), in seconds and
-percent of one core, of the web processes (summed), of the engine (apart only), of the client processes (so a figure limited by the clients shows as
-such) and of the emulator; how much of that time some task of the machine waited for a CPU
-(``/proc/pressure/cpu``) and the load average (on a shared machine, the latencies are only as
-good as these); and the capture-data checks, which must all hold: outcome completed; every stream file's size equals
-the bytes ``capture.json`` records; no data-quality overrun flag in the timeline; the emulator
-dropped no block for a slow reader (its ``/emulator/info``, polled while recording); and the
-integrity report of the analysis package (every file read back: no gap, no overrun, no
-framing error, checksums) says ``ok``. The exit status is 1 when any check failed.
+viewer receives it; every process runs on this host, so one clock) p50/p99/max over all viewers;
+packets and bytes received per viewer; the CPU time while recording (from the first
+``/api/state`` poll, every 0.25 s, that shows the phase ``recording`` to the first that does
+not; ``--json`` also gives the whole capture's ``capture_wall_s``), in seconds and percent of
+one core, of the web processes (summed), of the engine (apart only), of the client processes (so
+a figure limited by the clients shows as such) and of the emulator; how much of that time some
+task of the machine waited for a CPU (``/proc/pressure/cpu``) and the load average (on a shared
+machine, the latencies are only as good as these); and the capture-data checks, which must all
+hold: outcome completed; every stream file's size equals the bytes ``capture.json`` records; no
+data-quality overrun flag in the timeline; the emulator dropped no block for a slow reader (its
+``/emulator/info``, polled while recording); and the integrity report of the analysis package
+(every file read back: no gap, no overrun, no framing error, checksums) says ``ok``. The exit
+status is 1 when any check failed.
 
 Each viewer behaves like a browser tab on the live page: it receives every topic and the
 waveform of the master's first channel about five times a second.
