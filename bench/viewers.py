@@ -581,9 +581,10 @@ def print_header(args: argparse.Namespace) -> None:
     print(
         f"{args.modules} emulated Type 3050 modules at full bandwidth (6 x 131072 S/s), "
         f"{args.seconds:g} s per capture; status latency = the engine's recording-time event "
-        "(its wall clock) to its arrival at a viewer (same host clock); CPU over the capture, "
-        "s and % of one core; wait% = share of the capture during which some task of this "
-        "machine waited for a CPU (/proc/pressure/cpu), load = 1-min load average at its end"
+        "(its wall clock) to its arrival at a viewer (same host clock); CPU while recording, s "
+        "and % of one core (client CPU/n: n client processes); wait% = share of that time "
+        "some task of this machine waited for a CPU (/proc/pressure/cpu); load = 1-min load "
+        "average at the end"
     )
     print(
         f"{'config':<10} {'viewers':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
