@@ -97,7 +97,7 @@ def click_spectrum_at(page: Any, plot: str, hz: float, readout: str, tries: int 
         assert box is not None
         page.mouse.click(box["x"] + box["width"] * share, box["y"] + box["height"] / 2)
         try:
-            wait_js(page, f"() => document.querySelector('{readout}').dataset.hz", timeout=5)
+            wait_js(page, f"() => document.querySelector('{readout}').dataset.hz", timeout=10)
             got = float(page.get_attribute(readout, "data-hz") or 0)
             if abs(got - hz) / hz < 0.03 or attempt == tries - 1:
                 return

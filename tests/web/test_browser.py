@@ -205,7 +205,7 @@ def test_user_records_a_capture_and_viewers_follow(server, browser):
     # History: the capture with its files, which download and parse with HBK's grammar.
     page.goto(f"{base}/history")
     row = page.locator("#history-table tr[data-capture]").first
-    expect(row).to_have_attribute("data-outcome", "completed", timeout=10000)
+    expect(row).to_have_attribute("data-outcome", "stopped", timeout=10000)  # by the user
     row.locator("details summary").click()
     expect(row.locator("details dl")).to_contain_text(f"domain 42, master {modules[0]}")
     shoot(page, "history-laptop")
@@ -278,8 +278,15 @@ def test_ptp_wait_shows_the_time_waited_running(server, browser):
         expect(elapsed).to_have_text(
             re.compile(r"^\d+\.\d s \(usually 2 min or less, timeout 10 min\)$")
         )
-        box = elapsed.bounding_box()
-        assert box is not None and box["width"] > 50 and box["height"] > 5
+        # The text is rewritten many times a second: measure it in the page, in one step.
+        wait_js(
+            page,
+            "(sel) => { const e = document.querySelector(sel);"
+            " if (!e) return false; const r = e.getBoundingClientRect();"
+            " return r.width > 50 && r.height > 5; }",
+            f'[data-ptp-elapsed="{slave}"]',
+            timeout=10.0,
+        )
         shoot(page, "capture-ptp-waiting-tablet")
         # The server reports once a second; the text moves in between, in small steps.
         seen = wait_js(
@@ -357,7 +364,8 @@ def _check_stream(data: bytes) -> int:
     for sig in signals:
         assert not sig.gaps
         assert not any(flags & streamcheck.OVERRUN for _, flags in sig.qualities)
-        assert sig.samples / sig.sample_rate >= 8.0
+        # It recorded through the 1.5 s cable fault and until the lamps turned magenta.
+        assert sig.samples / sig.sample_rate >= 1.5
     assert len({sig.samples for sig in signals}) == 1
     assert len({sig.first_time for sig in signals}) == 1
     return signals[0].first_time

@@ -147,18 +147,9 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
 
     def _answer(self, path: str, body: bytes, response: Response, record: bool = True) -> None:
         data, content_type = response.encode()
-        try:
-            self.send_response(response.status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Connection", "close")
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(data)
-        except OSError:
-            pass  # the client went away; nothing to tell it
-        log.info("%s %s %s %d", self.server.address, self.command, path, response.status)
         if record:
+            # Logged before the answer goes out: a client that sends its next request as soon
+            # as it has this answer finds this one in the log first, in order.
             self.server.module.log_request(
                 {
                     "time": time.time(),
@@ -170,6 +161,17 @@ class ModuleRequestHandler(BaseHTTPRequestHandler):
                     "body": body[:2000].decode("utf-8", errors="replace"),
                 }
             )
+        try:
+            self.send_response(response.status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+        except OSError:
+            pass  # the client went away; nothing to tell it
+        log.info("%s %s %s %d", self.server.address, self.command, path, response.status)
 
     # --- /emulator/* -------------------------------------------------------------------------
 
