@@ -46,7 +46,7 @@ from webapp.capture.shutdown import (
 from webapp.capture.store import CAPTURE_JSON, files_in_the_way, read_capture
 from webapp.capture.teardown import left_sentence
 from webapp.capture.trigger import RecordPlan, TriggerSpec
-from webapp.capture.workersetting import AUTO, RECEIVER_WORKERS_HELP, workers_option
+from webapp.capture.workersetting import add_receiver_workers_option
 from webapp.openapi.client import ModuleError
 from webapp.openapi.model import FAULT_KINDS, FAULT_NAMES
 
@@ -193,13 +193,7 @@ def add_parser(subparsers: Any) -> None:
         "channel 1) through module N's generator output OUT during each recording, "
         "full scale × GAIN (default 1: ±10 V); repeatable (docs/capture.md)",
     )
-    p.add_argument(
-        "--receiver-workers",
-        type=workers_option,
-        default=AUTO,
-        metavar="N",
-        help=RECEIVER_WORKERS_HELP,
-    )
+    add_receiver_workers_option(p)
     p.add_argument(
         "--return-to-idle",
         action="store_true",

@@ -391,6 +391,14 @@ def _get(data: Any, key: str | int) -> Any:
     return getattr(data, str(key), None) if not isinstance(key, int) else None
 
 
+_PER_MODULE_LISTS = {
+    "channels": ("channel", "channel", "channels"),
+    "generators": ("number", "output", "generator outputs"),
+}
+"""Lists keyed by module address in a request: (the entry's number field, the entry's name,
+the list's name) for the messages."""
+
+
 def _user_path(loc: list[str | int], data: Any) -> tuple[str, str]:
     """(where, what) for a location: ("module 2 (10.0.0.2)", "") or
     ("10.0.0.2 channel 4", "transducer sensitivity") or ("", "duration_s")."""
@@ -405,29 +413,20 @@ def _user_path(loc: list[str | int], data: Any) -> tuple[str, str]:
             where = f"module {nxt + 1}" + (f" ({address})" if isinstance(address, str) else "")
             node, i, what = address, i + 2, []
             continue
-        if part == "channels" and isinstance(nxt, str):
-            rows = _get(_get(node, part), nxt)
+        if part in _PER_MODULE_LISTS and isinstance(nxt, str):
+            # A module's list (its channel rows, its generator outputs), then maybe one entry
+            # of it, named by its own number: "ADDR channel 4", "ADDR output 1".
+            key, noun, plural = _PER_MODULE_LISTS[part]
+            entries = _get(_get(node, part), nxt)
             if i + 2 < len(loc) and isinstance(loc[i + 2], int):
                 j = int(loc[i + 2])
-                row = _get(rows, j)
-                number = _get(row, "channel")
+                entry = _get(entries, j)
+                number = _get(entry, key)
                 ok = isinstance(number, int) and not isinstance(number, bool)
-                where = f"{nxt} channel {number}" if ok else f"{nxt} channel entry {j + 1}"
-                node, i, what = row, i + 3, []
+                where = f"{nxt} {noun} {number}" if ok else f"{nxt} {noun} entry {j + 1}"
+                node, i, what = entry, i + 3, []
                 continue
-            where, node, i, what = f"{nxt} channels", rows, i + 2, []
-            continue
-        if part == "generators" and isinstance(nxt, str):
-            outputs = _get(_get(node, part), nxt)
-            if i + 2 < len(loc) and isinstance(loc[i + 2], int):
-                j = int(loc[i + 2])
-                output = _get(outputs, j)
-                number = _get(output, "number")
-                ok = isinstance(number, int) and not isinstance(number, bool)
-                where = f"{nxt} output {number}" if ok else f"{nxt} output entry {j + 1}"
-                node, i, what = output, i + 3, []
-                continue
-            where, node, i, what = f"{nxt} generator outputs", outputs, i + 2, []
+            where, node, i, what = f"{nxt} {plural}", entries, i + 2, []
             continue
         if part == "outputs" and isinstance(nxt, str) and i == 0:
             where, node = nxt, _get(_get(node, part), nxt)

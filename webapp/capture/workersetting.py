@@ -34,7 +34,8 @@ def parse_workers(value: Any) -> int | str:
 
 
 def workers_option(text: str) -> int | str:
-    """``--receiver-workers`` of the ``capture`` and ``serve`` commands (argparse type)."""
+    """``--receiver-workers`` of the ``capture``, ``serve`` and ``engine`` commands (argparse
+    type)."""
     try:
         return parse_workers(text)
     except ValueError as exc:
@@ -45,6 +46,17 @@ RECEIVER_WORKERS_HELP = (
     "worker processes for the stream receivers of a recording: a number, or 'auto' "
     f"(default: one per core from {AUTO_FROM_MODULES} modules, below that in this process)"
 )
+
+
+def add_receiver_workers_option(p: argparse.ArgumentParser) -> None:
+    """``--receiver-workers N|auto``, the same for ``capture``, ``serve`` and ``engine``."""
+    p.add_argument(
+        "--receiver-workers",
+        type=workers_option,
+        default=AUTO,
+        metavar="N",
+        help=RECEIVER_WORKERS_HELP,
+    )
 
 
 def worker_count(setting: int | str, modules: int) -> int:

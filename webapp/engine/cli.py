@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.capture.shutdown import SHUTDOWN_TIMEOUT_S, ShutdownSignals
-from webapp.capture.workersetting import AUTO, RECEIVER_WORKERS_HELP, workers_option
+from webapp.capture.workersetting import add_receiver_workers_option
 from webapp.web.emulated import (
     add_emulate_options,
     emulate_options_refusal,
@@ -48,13 +48,7 @@ def add_parser(subparsers: Any) -> None:
         "(default ./data)",
     )
     add_emulate_options(p)
-    p.add_argument(
-        "--receiver-workers",
-        type=workers_option,
-        default=AUTO,
-        metavar="N",
-        help=RECEIVER_WORKERS_HELP,
-    )
+    add_receiver_workers_option(p)
     p.add_argument(
         "--stop-timeout",
         type=float,

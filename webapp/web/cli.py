@@ -21,7 +21,7 @@ from webapp.capture.shutdown import (
     signal_name,
     stopping_sentence,
 )
-from webapp.capture.workersetting import AUTO, RECEIVER_WORKERS_HELP, workers_option
+from webapp.capture.workersetting import AUTO, add_receiver_workers_option
 from webapp.web.emulated import (
     add_emulate_options,
     emulate_options_refusal,
@@ -56,13 +56,7 @@ def add_parser(subparsers: Any) -> None:
         help="captures, setups, rig and users live here (default ./data)",
     )
     add_emulate_options(p)
-    p.add_argument(
-        "--receiver-workers",
-        type=workers_option,
-        default=AUTO,
-        metavar="N",
-        help=RECEIVER_WORKERS_HELP,
-    )
+    add_receiver_workers_option(p)
     p.add_argument("--certfile", help="TLS certificate (PEM) to serve HTTPS directly")
     p.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
     p.add_argument(
