@@ -13,7 +13,6 @@ import os
 import re
 import socket
 import subprocess
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.net import free_port
-from tests.support.processes import REPO
+from tests.support.processes import REPO, await_ready
 
 NGINX = "/usr/sbin/nginx"
 SHIPPED_CONF = REPO / "docs" / "nginx" / "lanxi-dashboard.conf"
@@ -149,18 +148,12 @@ def nginx_proxy(
         error_log=folder / "logs" / "error.log",
     )
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with socket.create_connection((host, port), timeout=0.5):
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                out.seek(0)
-                pytest.fail(f"nginx did not come up:\n{out.read()}")
-            time.sleep(0.05)
+
+        def listens() -> bool:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+
+        await_ready(proc, listens, folder / "logs" / "nginx.out", "nginx", timeout)
         yield proxy
     finally:
         proc.terminate()

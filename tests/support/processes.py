@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -39,6 +39,30 @@ def run_webapp(
         timeout=timeout,
         env=env,
     )
+
+
+def await_ready(
+    proc: subprocess.Popen[Any],
+    ready: Callable[[], bool],
+    log: Path,
+    what: str,
+    timeout: float,
+    interval: float = 0.05,
+) -> None:
+    """Return once ``ready()`` holds; fail the test, showing ``log``, if the process ends or
+    ``timeout`` passes first (the process is killed). ``ready`` may raise OSError (nothing
+    listens yet): that counts as not ready."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if ready():
+                return
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"{what} did not come up:\n{log.read_text(errors='replace')}")
+        time.sleep(interval)
 
 
 @contextmanager
@@ -85,18 +109,14 @@ def serve_process(
     )
     base = f"http://{host}:{port}"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def answers() -> bool:
             try:
-                if requests.get(f"{base}{ready_path}", timeout=1).ok:
-                    break
+                return requests.get(f"{base}{ready_path}", timeout=1).ok
             except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.seek(0)
-                pytest.fail(f"serve did not come up:\n{log.read()}")
-            time.sleep(0.1)
+                return False
+
+        await_ready(proc, answers, data_dir / log_name, "serve", timeout, interval=0.1)
         yield base, proc
     finally:
         _end(proc)
@@ -121,12 +141,13 @@ def engine_process(
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        deadline = time.monotonic() + timeout
-        while "LAN-XI capture engine on" not in path.read_text():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"the engine did not come up:\n{path.read_text()}")
-            time.sleep(0.05)
+        await_ready(
+            proc,
+            lambda: "LAN-XI capture engine on" in path.read_text(),
+            path,
+            "the engine",
+            timeout,
+        )
         yield proc
     finally:
         _end(proc)

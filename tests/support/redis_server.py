@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.net import free_port
+from tests.support.processes import await_ready
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -47,18 +47,14 @@ def redis_server(folder: Path, host: str = "127.0.0.1", timeout: float = 10.0) -
     url = f"redis://{host}:{port}/0"
     client = redis.Redis.from_url(url, socket_timeout=1)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def pings() -> bool:
             try:
-                if client.ping():
-                    break
+                return bool(client.ping())
             except redis.RedisError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.seek(0)
-                pytest.fail(f"redis-server did not come up:\n{log.read()}")
-            time.sleep(0.05)
+                return False
+
+        await_ready(proc, pings, folder / "redis.log", "redis-server", timeout)
         yield url
     finally:
         client.close()
