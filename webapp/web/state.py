@@ -503,13 +503,20 @@ class LiveState:
             return self._default_target()
 
     def _default_target(self) -> tuple[str, int] | None:
+        found = self._default_channel()
+        return None if found is None else found[0]
+
+    def _default_channel(self) -> tuple[tuple[str, int], bool] | None:
+        """The default target, and whether it is an enabled channel (one that will stream)."""
         current = self._data["capture"]["current"] or {}
         master = (current.get("modules") or [None])[0] or self._data["rig"].get("master")
         if not master:
             return None
         rows = ((self._data["setup"].get("setup") or {}).get("channels") or {}).get(master) or []
+        if not rows:
+            return ((master, 1), True)
         enabled = [r["channel"] for r in rows if isinstance(r, dict) and r.get("enabled", True)]
-        return (master, min(enabled) if enabled else 1)
+        return ((master, min(enabled)), True) if enabled else ((master, 1), False)
 
     def watch_version(self) -> tuple[int, ...]:
         """Changes when the default waveform target may have changed."""
@@ -517,13 +524,18 @@ class LiveState:
             return tuple(self._changed.get(t, 0) for t in ("capture", "rig", "setup"))
 
     def _default_wave_key(self) -> tuple[str, int] | None:
-        """The master's first channel (see ``default_wave_target``), else the first channel
-        of the capture's or the rig's modules that has a waveform."""
+        """The master's first channel (see ``default_wave_target``), even before its first
+        block arrives; only when the master streams no channel (or no master is known), the
+        first channel of the capture's or the rig's modules that has a waveform.
+
+        Waiting for the master's channel matters with several web processes: their waveforms
+        are the union of every process's viewers' choices, and a viewer who chose nothing must
+        not be shown another process's viewer's channel meanwhile."""
+        found = self._default_channel()
+        if found is not None and found[1]:
+            return found[0]
         if not self._waves:
             return None
-        target = self._default_target()
-        if target in self._waves:
-            return target
         current = self._data["capture"]["current"] or {}
         rig = self._data["rig"].get("modules") or []
         order = list(current.get("modules") or []) + [m.get("address") for m in rig]
