@@ -20,6 +20,10 @@ Runs, on loopback only and bounded in time:
   so that one interpreter's lock does not hold a thousand of them back. They connect at
   200 a second in all, each retrying for up to a minute as a browser would.
 
+With ``--baseline TREE`` (a checkout of an earlier commit, e.g. ``git worktree add /tmp/base
+HEAD~3``) every configuration also runs from that tree, just before this one's, on the same
+emulator and the same machine load: its rows are named ``CONFIG@base``.
+
 It prints one table, a row per configuration and viewer count: the status latency (from the
 wall-clock time the engine stamps on its ``recording-time`` event to the wall-clock time a
 viewer receives it; every process runs on this host, so one clock) p50/p99/max over all viewers;
@@ -43,7 +47,8 @@ waveform of the master's first channel about five times a second.
                             [--seconds 8] [--modules 4] [--address 127.0.3.41] [--port 0]
                             [--host 127.0.0.1] [--dashboard-ports 0,0] [--redis-port 0]
                             [--redis-url redis://HOST:PORT/DB]
-                            [--viewers-per-client-process 250] [--json] [--profile DIR]
+                            [--viewers-per-client-process 250] [--baseline TREE] [--json]
+                            [--profile DIR]
 """
 
 from __future__ import annotations
@@ -157,10 +162,13 @@ class Viewer(threading.Thread):
                     continue
                 if frame.startswith("42"):
                     self._count(frame[2:])
-                if frame.startswith('42["recording-time"'):
+                payload = None
+                if frame.startswith('42["update"') and '"recording-time"' in frame:
+                    payload = json.loads(frame[2:])[1]["topics"].get("recording-time")
+                elif frame.startswith('42["recording-time"'):  # a tree from before `update`
                     payload = json.loads(frame[2:])[1]
-                    if payload.get("t"):
-                        self.latencies.append(now - payload["t"])
+                if payload and payload.get("t"):
+                    self.latencies.append(now - payload["t"])
         finally:
             ws.close()
 
@@ -446,7 +454,7 @@ def run_once(
         samplers = start_profiles(profile, servers, viewers, seconds)
         r = requests.post(
             f"{base}/api/capture/start",
-            json={"name": f"bench {servers.name} {viewers}", "duration_s": seconds,
+            json={"name": f"bench {servers.name.replace('@', ' ')} {viewers}", "duration_s": seconds,
                   "modules": modules},
             timeout=60,
         )  # fmt: skip
@@ -512,10 +520,13 @@ def run_once(
     }
 
 
-def start(args: list[str], env: dict[str, str], procs: list[subprocess.Popen]) -> subprocess.Popen:
-    """A server process, its output kept in a temporary file and shown if it fails."""
+def start(
+    args: list[str], env: dict[str, str], procs: list[subprocess.Popen], cwd: Path = ROOT
+) -> subprocess.Popen:
+    """A server process (``python -m webapp`` of the tree ``cwd``), its output kept in a
+    temporary file and shown if it fails."""
     log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     proc.log = log  # type: ignore[attr-defined]
     procs.append(proc)
     return proc
@@ -587,7 +598,7 @@ def print_header(args: argparse.Namespace) -> None:
         "average at the end"
     )
     print(
-        f"{'config':<10} {'viewers':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
+        f"{'config':<14} {'viewers':>7} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} "
         f"{'samples':>7} {'pkt/vw':>7} {'kB/vw':>7} {'web CPU':>11} {'engine CPU':>11} "
         f"{'client CPU/n':>13} {'emu CPU':>11} {'wait%':>5} {'load':>5}  capture data"
     )
@@ -597,7 +608,7 @@ def print_row(res: dict) -> None:
     wall = res["wall_s"]
     verdict = "ok" if not res["problems"] else "; ".join(res["problems"])
     print(
-        f"{res['config']:<10} {res['viewers']:>7} {res['p50_ms']:>7.1f} {res['p99_ms']:>7.1f} "
+        f"{res['config']:<14} {res['viewers']:>7} {res['p50_ms']:>7.1f} {res['p99_ms']:>7.1f} "
         f"{res['max_ms']:>7.1f} {res['samples']:>7} {res['packets_per_viewer']:>7.0f} "
         f"{res['kbytes_per_viewer']:>7.0f} {cpu_cell(res['web_cpu_s'], wall):>11} "
         f"{cpu_cell(res['engine_cpu_s'], wall):>11} "
@@ -640,6 +651,13 @@ def parse_args() -> argparse.Namespace:
         default=250,
         help="viewers per client process (default 250)",
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="TREE",
+        help="also run every configuration from this checkout (e.g. a git worktree of an "
+        "earlier commit), just before this tree's, its rows named CONFIG@base",
+    )
     parser.add_argument("--json", action="store_true", help="also print every row as JSON")
     parser.add_argument(
         "--profile",
@@ -675,6 +693,69 @@ def run_counts(
     return rows
 
 
+def run_config(
+    args: argparse.Namespace,
+    config: str,
+    tree: Path,
+    suffix: str,
+    tmp: Path,
+    bases: list[str],
+    ports: list[int],
+    modules: list[str],
+    emulator_pid: int,
+    env: dict[str, str],
+    procs: list[subprocess.Popen],
+) -> list[dict]:
+    """One configuration's servers, started from the tree ``tree`` (its rows named
+    ``config + suffix``), every viewer count run against them, then the servers stopped."""
+    py = [sys.executable, "-m", "webapp"]
+    name = config + suffix
+    data_dir = Path(tmp, name)
+    if config == "embedded":
+        web = start(
+            [*py, "serve", "--host", args.host, "--port", str(ports[0]),
+             "--data-dir", str(data_dir)],
+            env, procs, tree,
+        )  # fmt: skip
+        wait_http(f"{bases[0]}/api/state", web)
+        rows = run_counts(
+            args, Servers(name, data_dir, bases[:1], [web.pid]), modules, emulator_pid
+        )
+        stop(web, procs)
+        return rows
+    n = 2 if config == "redis-2" else 1
+    url = args.redis_url or start_redis(
+        args.host, args.redis_port or free_port(args.host), tmp, procs
+    )
+    redis_proc = procs[-1] if not args.redis_url else None
+    queue = ["--message-queue", url, "--data-dir", str(data_dir)]
+    engine = start([*py, "engine", *queue], env, procs, tree)
+    webs = []
+    for i in range(n):
+        webs.append(
+            start(
+                [*py, "serve", *queue, "--host", args.host, "--port", str(ports[i])],
+                env,
+                procs,
+                tree,
+            )  # fmt: skip
+        )
+        wait_http(f"{bases[i]}/api/state", webs[i])
+        wait_engine(bases[i], engine)
+    servers = Servers(name, data_dir, bases[:n], [w.pid for w in webs], engine.pid)
+    rows = run_counts(args, servers, modules, emulator_pid)
+    for w in webs:
+        stop(w, procs)
+    stop(engine, procs)
+    if redis_proc is not None:
+        stop(redis_proc, procs)
+    elif args.redis_url:
+        import redis
+
+        redis.Redis.from_url(url).flushdb()  # the next configuration starts from nothing
+    return rows
+
+
 def main() -> int:
     args = parse_args()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -696,54 +777,15 @@ def main() -> int:
             bases = [f"http://{args.host}:{p}" for p in ports]
             print_header(args)
 
-            if "embedded" in args.config_list:
-                data_dir = Path(tmp, "embedded")
-                web = start(
-                    [*py, "serve", "--host", args.host, "--port", str(ports[0]),
-                     "--data-dir", str(data_dir)],
-                    env, procs,
-                )  # fmt: skip
-                wait_http(f"{bases[0]}/api/state", web)
-                servers = Servers("embedded", data_dir, bases[:1], [web.pid])
-                rows += run_counts(args, servers, modules, emulator.pid)
-                stop(web, procs)
-
-            if {"redis-1", "redis-2"} & set(args.config_list):
-                url = args.redis_url or start_redis(
-                    args.host, args.redis_port or free_port(args.host), Path(tmp), procs
-                )
-                data_dir = Path(tmp, "engine")
-                queue = ["--message-queue", url, "--data-dir", str(data_dir)]
-                engine = start([*py, "engine", *queue], env, procs)
-                webs = []
-                for n, config in ((1, "redis-1"), (2, "redis-2")):
-                    while len(webs) < n:
-                        i = len(webs)
-                        webs.append(
-                            start(
-                                [
-                                    *py,
-                                    "serve",
-                                    *queue,
-                                    "--host",
-                                    args.host,
-                                    "--port",
-                                    str(ports[i]),
-                                ],
-                                env,
-                                procs,
-                            )  # fmt: skip
-                        )
-                        wait_http(f"{bases[i]}/api/state", webs[i])
-                        wait_engine(bases[i], engine)
-                    if config in args.config_list:
-                        servers = Servers(
-                            config, data_dir, bases[:n], [w.pid for w in webs], engine.pid
-                        )
-                        rows += run_counts(args, servers, modules, emulator.pid)
-                for w in webs:
-                    stop(w, procs)
-                stop(engine, procs)
+            trees = [(ROOT, "")]
+            if args.baseline is not None:
+                trees.insert(0, (args.baseline.resolve(), "@base"))
+            for config in args.config_list:
+                for tree, suffix in trees:  # the baseline tree first, then this one
+                    rows += run_config(
+                        args, config, tree, suffix, Path(tmp), bases, ports, modules,
+                        emulator.pid, env, procs,
+                    )  # fmt: skip
         finally:
             for p in reversed(procs):
                 p.terminate()

@@ -123,18 +123,15 @@ const Dash = (() => {
     for (const topic of Object.keys(renderers)) fire(topic);
   });
 
-  const TOPICS = ["phase", "capture", "ptp", "module-status", "recording-time", "channel-fault",
-    "data-quality", "transducers", "configured", "stream-stats", "levels", "rig", "setup", "viewers",
-    "history", "emulator", "monitor", "sound-levels", "generator"];
-  for (const topic of TOPICS) {
-    socket.on(topic, (value) => { state[topic] = value; fire(topic); });
-  }
-  for (const level of ["error", "warning", "info"]) {
-    socket.on(level, (entry) => {
-      state.log = [...state.log, entry].slice(-100);
-      fire("log");
-    });
-  }
+  // One push: every topic that changed (its whole new value) and the new log entries.
+  socket.on("update", (u) => {
+    const topics = (u && u.topics) || {};
+    for (const [topic, value] of Object.entries(topics)) state[topic] = value;
+    const entries = (u && u.log) || [];
+    if (entries.length) state.log = [...state.log, ...entries].slice(-100);
+    for (const topic of Object.keys(topics)) fire(topic);
+    if (entries.length) fire("log");
+  });
   socket.on("waveform", (w) => { state.waveform = w; fire("waveform"); });
   socket.on("spectrum", (s) => { state.spectrum = s; fire("spectrum"); });
   socket.on("frf", (f) => { state.frf = f; fire("frf"); });

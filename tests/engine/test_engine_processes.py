@@ -37,7 +37,12 @@ class Viewer:
             with self._lock:
                 if event == "state":
                     self.state = data  # type: ignore[assignment]
-                self.events.append((event, data))
+                if event == "update":  # one push: every changed topic, then new log entries
+                    assert isinstance(data, dict)
+                    self.events.extend(data["topics"].items())
+                    self.events.extend((e["level"], e) for e in data.get("log", []))
+                else:
+                    self.events.append((event, data))
 
         self.client.connect(base, transports=["websocket"], wait_timeout=5)
         wait_until(lambda: self.state is not None)

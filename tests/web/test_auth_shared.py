@@ -23,6 +23,7 @@ from auth_support import (
 )
 from web_fakes import FakeOrchestrator
 
+from tests.support.live_packets import unpacked
 from tests.support.waiting import wait_until
 from webapp.capture.events import EventBus
 from webapp.web import auth
@@ -158,13 +159,15 @@ def test_two_processes_taking_a_free_lock_at_once_never_both_win(pair):
 def test_a_viewer_on_the_other_process_is_told_who_holds_control(pair):
     viewer = pair.socket(pair.b, login(pair.b, "vic"))
     assert viewer.is_connected()
-    viewer.get_received()
+    unpacked(viewer.get_received())
     olga_a = login(pair.a, "olga")
     send(olga_a, "POST", "/api/auth/control/request")
     pushed: list[dict] = []
 
     def pushed_holder():
-        pushed.extend(p["args"][0] for p in viewer.get_received() if p["name"] == "control-lock")
+        pushed.extend(
+            p["args"][0] for p in unpacked(viewer.get_received()) if p["name"] == "control-lock"
+        )
         return pushed and pushed[-1]["holder"]
 
     wait_until(lambda: (pushed_holder() or {}).get("user") == "olga")

@@ -21,6 +21,7 @@ from auth_support import (
     share_token,
 )
 
+from tests.support.live_packets import unpacked
 from tests.support.waiting import wait_until
 from tests.support.wsgi import served_app
 from webapp.web import auth
@@ -80,7 +81,7 @@ def test_anonymous_socket_is_refused(app):
 def test_logged_in_viewer_gets_the_state(app):
     viewer = sio_client(app, login(app, "vic"))
     assert viewer.is_connected()
-    assert viewer.get_received()[0]["name"] == "state"
+    assert unpacked(viewer.get_received())[0]["name"] == "state"
 
 
 @pytest.mark.parametrize("event", CONTROL_EVENTS)
@@ -129,12 +130,14 @@ def test_socket_decorators_check_role_and_control_lock(app, orchestrator):
     olga_http, otto_http = login(app, "olga"), login(app, "otto")
     olga, otto, vic = (sio_client(app, c) for c in (olga_http, otto_http, login(app, "vic")))
     for c in (olga, otto, vic):
-        c.get_received()
+        unpacked(c.get_received())
 
     ack = vic.emit("test:control", {"x": 1}, callback=True)
     assert ack == {"ok": False, "error": "this needs the operator role", "status": 403}
     # (a viewer count pushed by the sender may come in between: not what this is about)
-    assert [p["name"] for p in vic.get_received() if p["name"] != "viewers"] == ["auth_error"]
+    assert [p["name"] for p in unpacked(vic.get_received()) if p["name"] != "viewers"] == [
+        "auth_error"
+    ]
     assert olga.emit("test:control", {"x": 2}, callback=True) == {"ok": True}  # takes control
     ack = otto.emit("test:control", {"x": 3}, callback=True)
     assert ack["status"] == 409 and ack["control"]["holder"]["user"] == "olga"
@@ -244,11 +247,11 @@ def test_socket_control_events_respect_the_control_lock_and_are_audited(app, orc
     olga_http, otto_http = login(app, "olga"), login(app, "otto")
     olga, otto = sio_client(app, olga_http), sio_client(app, otto_http)
     assert olga.emit("capture:start", {"name": "Run", "duration_s": 1}, callback=True)["ok"]
-    otto.get_received()
+    unpacked(otto.get_received())
     ack = otto.emit("capture:stop", callback=True)
     assert ack["ok"] is False and ack["status"] == 409
     assert ack["control"]["holder"]["user"] == "olga"
-    assert [p["name"] for p in otto.get_received()] == ["auth_error"]
+    assert [p["name"] for p in unpacked(otto.get_received())] == ["auth_error"]
     assert send(otto_http, "POST", "/api/capture/stop").status_code == 409  # same over HTTP
     assert olga.emit("capture:stop", callback=True)["ok"]
     assert [c[0] for c in orchestrator.calls] == ["start", "stop"]
@@ -269,11 +272,11 @@ def test_socket_control_events_respect_the_control_lock_and_are_audited(app, orc
 def test_every_viewer_is_told_who_holds_control(app):
     add_rig(app)
     viewer = sio_client(app, login(app, "vic"))
-    viewer.get_received()
+    unpacked(viewer.get_received())
     olga = login(app, "olga")
     assert send(olga, "POST", "/api/auth/control/request").get_json()["granted"] is True
-    pushed = [p["args"][0] for p in viewer.get_received() if p["name"] == "control-lock"]
+    pushed = [p["args"][0] for p in unpacked(viewer.get_received()) if p["name"] == "control-lock"]
     assert pushed[-1]["holder"]["user"] == "olga" and pushed[-1]["enabled"] is True
     send(olga, "POST", "/api/auth/control/release")
-    pushed = [p["args"][0] for p in viewer.get_received() if p["name"] == "control-lock"]
+    pushed = [p["args"][0] for p in unpacked(viewer.get_received()) if p["name"] == "control-lock"]
     assert pushed[-1]["holder"] is None

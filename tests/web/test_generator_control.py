@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from auth_support import cheap_hashes, login, secure_app, send  # noqa: F401 - autouse fixture
 
+from tests.support.live_packets import unpacked
 from tests.support.waiting import wait_until
 from webapp.openapi.client import ModuleError
 from webapp.web import auth
@@ -64,9 +65,9 @@ def test_operator_starts_and_stops_viewer_is_refused_and_sees_the_state(app, orc
     running = r.get_json()["generator"][MODULE]["1"]
     assert running["running"] and running["how"] == "hand" and running["output"] == RANDOM
     # Every viewer sees it: pushed to the connected one, in the snapshot of a late joiner.
-    wait_until(lambda: any(m["name"] == "generator" for m in vic_socket.get_received()))
+    wait_until(lambda: any(m["name"] == "generator" for m in unpacked(vic_socket.get_received())))
     late = sio(app, login(app, "vic"))
-    [state] = [m["args"][0] for m in late.get_received() if m["name"] == "state"]
+    [state] = [m["args"][0] for m in unpacked(late.get_received()) if m["name"] == "state"]
     assert state["generator"][MODULE]["1"]["running"] is True
     assert vic.get("/api/generator").get_json()["generator"][MODULE]["1"]["running"] is True
 

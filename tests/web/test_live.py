@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from tests.support.live_packets import unpacked
 from webapp.capture import events as ev
 from webapp.web.live import LiveHub
 from webapp.web.state import LiveState
@@ -19,7 +20,7 @@ def received_until(client, predicate, timeout: float = 3.0) -> list[dict]:
     got: list[dict] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        got.extend(client.get_received())
+        got.extend(unpacked(client.get_received()))
         if predicate(got):
             return got
         time.sleep(0.01)
@@ -35,7 +36,7 @@ def test_state_on_connect_then_changes(app, dash, bus):
     bus.publish(ev.RecordingTime(elapsed_s=1.5, duration_s=5.0))
     client = dash.socketio.test_client(app)
     assert client.is_connected()
-    first = client.get_received()[0]
+    first = unpacked(client.get_received())[0]
     assert first["name"] == "state"
     snap = first["args"][0]
     assert snap["phase"]["phase"] == "recording"
@@ -59,7 +60,7 @@ def test_state_on_connect_then_changes(app, dash, bus):
 
 def test_updates_are_coalesced_to_latest_values(app, dash, bus):
     client = dash.socketio.test_client(app)
-    client.get_received()
+    unpacked(client.get_received())
     for i in range(1000):  # far faster than any viewer tick
         bus.publish(ev.RecordingTime(elapsed_s=i / 100, duration_s=None))
     got = received_until(
@@ -81,8 +82,8 @@ def test_each_viewer_chooses_its_waveform_sent_as_binary(app, dash, bus):
     )
     a = dash.socketio.test_client(app)
     b = dash.socketio.test_client(app)
-    a.get_received()
-    b.get_received()
+    unpacked(a.get_received())
+    unpacked(b.get_received())
     ack = a.emit("select-waveform", {"module": "127.0.3.2", "channel": 2}, callback=True)
     assert ack == {"ok": True, "module": "127.0.3.2", "channel": 2}
     bad = a.emit("select-waveform", {"module": "127.0.3.1", "channel": "2; drop"}, callback=True)
@@ -127,7 +128,7 @@ def test_each_viewer_chooses_its_waveform_sent_as_binary(app, dash, bus):
 def test_viewer_count_follows_connections(app, dash):
     a = dash.socketio.test_client(app)
     b = dash.socketio.test_client(app)
-    assert b.get_received()[0]["args"][0]["viewers"]["count"] == 2
+    assert unpacked(b.get_received())[0]["args"][0]["viewers"]["count"] == 2
     b.disconnect()
     got = received_until(
         a, lambda g: any(p["name"] == "viewers" and p["args"][0]["count"] == 1 for p in g)
@@ -142,7 +143,7 @@ def test_control_events_over_socketio(app, dash, client, orchestrator):
     for address in ("127.0.3.1", "127.0.3.2"):
         client.post("/api/rig/modules", json={"address": address})
     sio = dash.socketio.test_client(app)
-    sio.get_received()
+    unpacked(sio.get_received())
     ack = sio.emit("capture:start", {"name": "Bad", "duration_s": -2}, callback=True)
     assert ack["ok"] is False and ack["field"] == "duration_s"
     assert orchestrator.calls == []
@@ -175,26 +176,38 @@ def test_the_publisher_never_sends(app, dash, bus, monkeypatch):
     slow.disconnect()
 
 
-def test_a_change_is_encoded_once_for_every_viewer(app, dash, bus, monkeypatch):
-    """Many viewers cost one emit (one encoding) per changed topic, not one per viewer."""
+def test_a_push_is_one_packet_encoded_once_for_every_viewer(app, dash, bus, monkeypatch):
+    """Many viewers cost one emit (one encoding) per push, not one per viewer; and a push of
+    several changed topics and log entries is one ``update`` packet, not one per topic."""
     viewers = [dash.socketio.test_client(app) for _ in range(5)]
     for v in viewers:
-        v.get_received()
+        unpacked(v.get_received())
     received_until(viewers[0], lambda g: any(p["name"] == "viewers" for p in g))
-    emits: list[tuple[str, object]] = []
+    emits: list[tuple[str, object, object]] = []
     real_emit = dash.socketio.emit
 
-    def counting_emit(event, *args, **kwargs):
-        emits.append((event, kwargs.get("to")))
-        return real_emit(event, *args, **kwargs)
+    def counting_emit(event, data=None, **kwargs):
+        emits.append((event, data, kwargs.get("to")))
+        return real_emit(event, data, **kwargs)
 
     monkeypatch.setattr(dash.socketio, "emit", counting_emit)
+    # Hold the sender until all three changes are in, so that they are one push.
+    release = threading.Event()
+    real_push = dash.hub.push
+    monkeypatch.setattr(dash.hub, "push", lambda: (release.wait(5), real_push()))
     bus.publish(ev.RecordingTime(elapsed_s=4.25, duration_s=None))
+    bus.publish(ev.StreamStats(module="127.0.3.1", bytes_received=7, rate_bps=1e6))
+    bus.publish(ev.Warning(message="disk 90 % full"))
+    release.set()
     for v in viewers:
-        got = received_until(v, lambda g: "recording-time" in names(g))
+        got = received_until(
+            v, lambda g: {"recording-time", "stream-stats", "warning"} <= set(names(g))
+        )
         assert [p["args"][0]["elapsed_s"] for p in got if p["name"] == "recording-time"] == [4.25]
-    sent = [to for event, to in emits if event == "recording-time"]
-    assert len(sent) == 1 and len(sent[0]) == 5  # one emit, to the five of them
+    assert [(event, sorted(data["topics"]), [e["message"] for e in data["log"]], len(to))
+            for event, data, to in emits] == [
+        ("update", ["recording-time", "stream-stats"], ["disk 90 % full"], 5)
+    ]  # fmt: skip
     for v in viewers:
         v.disconnect()
 
@@ -202,8 +215,8 @@ def test_a_change_is_encoded_once_for_every_viewer(app, dash, bus, monkeypatch):
 def test_a_viewer_behind_catches_up_on_latest_values_without_repeats(app, dash, bus, monkeypatch):
     slow = dash.socketio.test_client(app)
     fast = dash.socketio.test_client(app)
-    slow.get_received()
-    fast.get_received()
+    unpacked(slow.get_received())
+    unpacked(fast.get_received())
     slow_sid = dash.hub.viewers_sids()[0]
     held = {"on": True}
     real_pending = dash.hub._pending
@@ -221,7 +234,7 @@ def test_a_viewer_behind_catches_up_on_latest_values_without_repeats(app, dash, 
                 p["name"] == "recording-time" and p["args"][0]["elapsed_s"] == i for p in g
             ),
         )
-    assert "recording-time" not in names(slow.get_received())  # left out while behind
+    assert "recording-time" not in names(unpacked(slow.get_received()))  # left out while behind
     held["on"] = False
     got = received_until(
         slow,

@@ -3,9 +3,10 @@
 One sender (a greenlet under eventlet, a thread otherwise) serves every connected browser. A
 change to the shared :class:`LiveState` wakes it at once; it waits at most
 :data:`MIN_INTERVAL_S` after its previous push (so a burst of changes becomes one push of the
-latest values), asks what changed since then and emits each changed topic **once**, encoded
-once, to every viewer that is up to date (python-socketio sends one encoded packet to a list
-of recipients). Values are latest-value slots: a viewer that cannot keep up (more than
+latest values), asks what changed since then and emits one ``update`` packet holding every
+changed topic and the new log entries, encoded once, to every viewer that is up to date
+(python-socketio sends one encoded packet to a list of recipients): a push is one socket
+write per viewer, however many topics changed. Values are latest-value slots: a viewer that cannot keep up (more than
 :data:`MAX_PENDING_PACKETS` Engine.IO packets still queued) is left out of the push and, once
 it has drained, gets what it missed on its own, in one catch-up of the latest values. The
 orchestrator's publish therefore never waits on any viewer, and one slow viewer never delays
@@ -37,6 +38,8 @@ IDLE_WAKE_S = 0.5
 """The sender looks at least this often even without changes (a viewer that has drained)."""
 MAX_PENDING_PACKETS = 16
 """A client with more Engine.IO packets than this still queued is left out of a push."""
+UPDATE_EVENT = "update"
+"""The event of a push: ``{"topics": {topic: new value, ...}, "log": [entry, ...]}``."""
 
 
 @dataclass
@@ -314,12 +317,15 @@ class LiveHub:
         self._push_frfs(ready)
 
     def _emit(self, changed: dict[str, Any], entries: list[dict[str, Any]], to: list[str]) -> None:
-        if not to:
+        """One ``update`` packet with every changed topic and the new log entries: a push costs
+        each viewer's socket one write, however many topics changed (a capture changes four
+        to six of them a few times a second)."""
+        if not to or not (changed or entries):
             return
-        for topic, value in changed.items():
-            self.socketio.emit(topic, value, to=to)
-        for entry in entries:
-            self.socketio.emit(entry["level"], entry, to=to)
+        payload: dict[str, Any] = {"topics": changed}
+        if entries:
+            payload["log"] = entries
+        self.socketio.emit(UPDATE_EVENT, payload, to=to)
 
     def _push_waveforms(self, viewers: list[_Viewer]) -> None:
         """Each viewer's chosen channel's newest block, if it has not had it. ``values`` is
