@@ -13,9 +13,9 @@ import pytest
 from auth_support import cheap_hashes  # noqa: F401 - autouse fixture
 
 from webapp import cli
+from webapp.auditlog import AuditLog
 from webapp.web import auth
 from webapp.web.accounts import AccessError, ShareStore, UserStore
-from webapp.web.auditlog import AuditLog
 from webapp.web.controllock import ControlLock
 from webapp.web.ratelimit import FailureLimiter
 from webapp.web.safepaths import safe_capture_file, safe_name

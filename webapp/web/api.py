@@ -9,8 +9,9 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 
 from webapp.capture.channeltable import write_csv
 from webapp.capture.schemas import FieldError
-from webapp.web import auth, bodies, history, manage, schemas
-from webapp.web.control import RequestError
+from webapp.engine import schemas
+from webapp.engine.control import RequestError
+from webapp.web import auth, bodies, history, manage
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -37,7 +38,7 @@ def _request_error(exc: RequestError) -> Any:
 
 @bp.errorhandler(FieldError)
 def _field_error(exc: FieldError) -> Any:
-    """A body its model refused (webapp/web/schemas.py), a rig or setup change refused."""
+    """A body its model refused (webapp/engine/schemas.py), a rig or setup change refused."""
     out = {"error": exc.message}
     if exc.field:
         out["field"] = exc.field

@@ -17,8 +17,8 @@ from flask_socketio import SocketIO
 
 from webapp import runtime
 from webapp.capture import events as ev
+from webapp.engine.control import RequestError
 from webapp.web import auth, bodies, engineio_compat, headers, live
-from webapp.web.control import RequestError
 from webapp.web.state import LiveState
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

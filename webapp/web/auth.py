@@ -60,6 +60,7 @@ from flask import (
 from flask.sessions import SecureCookieSessionInterface
 from werkzeug.exceptions import HTTPException
 
+from webapp.auditlog import AuditLog
 from webapp.web.access_store import NOTICE_RESYNC, NOTICE_SWEEP, AccessStore, MemoryAccessStore
 from webapp.web.accounts import (
     ROLES,
@@ -68,7 +69,6 @@ from webapp.web.accounts import (
     ShareStore,
     UserStore,
 )
-from webapp.web.auditlog import AuditLog
 from webapp.web.controllock import ControlLock
 from webapp.web.ratelimit import LoginLimits
 from webapp.web.requestchecks import (

@@ -21,9 +21,9 @@ from webapp.calibration.measure import (
 )
 from webapp.calibration.records import detection_subscriber
 from webapp.capture.schemas import FieldError
+from webapp.engine.control import RequestError
 from webapp.openapi.client import ModuleError
 from webapp.web import auth, bodies
-from webapp.web.control import RequestError
 
 bp = Blueprint("transducers", __name__)
 
