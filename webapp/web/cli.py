@@ -93,15 +93,16 @@ def add_parser(subparsers: Any) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from webapp.web import auth
+    from webapp.web.access.exposure import bind_refusal, transport_warning
+    from webapp.web.access.proxy import trust_proxy
     from webapp.web.app import create_app
 
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    from webapp.web.setuptoken import install, setup_mode
+    from webapp.web.access.setuptoken import install, setup_mode
 
     setup = setup_mode(getattr(args, "setup_token", False), data_dir)
-    refusal = None if setup else auth.bind_refusal(args.host, data_dir)
+    refusal = None if setup else bind_refusal(args.host, data_dir)
     if refusal:
         print(f"lanxi-dashboard serve: {refusal}", file=sys.stderr)
         return 2
@@ -153,7 +154,7 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    warning = auth.transport_warning(args.host, bool(args.certfile))
+    warning = transport_warning(args.host, bool(args.certfile))
     if warning:
         print(f"lanxi-dashboard serve: warning: {warning}", file=sys.stderr)
 
@@ -172,7 +173,7 @@ def serve(args: argparse.Namespace) -> int:
             print(f"lanxi-dashboard serve: cannot reach {queue}: {exc}", file=sys.stderr)
             return 2
         if args.proxy_hops:
-            auth.trust_proxy(app, args.proxy_hops)
+            trust_proxy(app, args.proxy_hops)
         app.config["LANXI_MDNS_INTERFACE"] = args.mdns_interface
         if args.public_url:
             app.config["LANXI_PUBLIC_URL"] = args.public_url
@@ -331,6 +332,7 @@ class _WsgiLog:
 def _access_control_on(host: str, data_dir: Path) -> bool:
     """On as soon as users exist, and always off the loopback (where bind_refusal has already
     made sure that users exist)."""
-    from webapp.web import auth
+    from webapp.web.access.exposure import access_configured
+    from webapp.web.access.requestchecks import is_loopback
 
-    return auth.access_configured(data_dir) or not auth.is_loopback(host)
+    return access_configured(data_dir) or not is_loopback(host)

@@ -27,7 +27,8 @@ from webapp.capture.livefrf import FrfKey, key_text
 from webapp.capture.schemas import FieldError
 from webapp.engine import schemas
 from webapp.engine.control import RequestError
-from webapp.web import auth, bodies
+from webapp.web import bodies
+from webapp.web.access import identity as auth
 from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)

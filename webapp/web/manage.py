@@ -22,7 +22,7 @@ from webapp.capture.store import CaptureRunning
 from webapp.engine import schemas
 from webapp.engine.control import RequestError
 from webapp.web import history
-from webapp.web.auth import audit
+from webapp.web.access.audit import audit
 
 
 def _folder(data_dir: Path, capture_id: str) -> Path:

@@ -15,8 +15,8 @@ from typing import Any
 
 from webapp.auditlog import AuditLog
 from webapp.datadir import default_data_dir
-from webapp.web.accounts import ROLES, AccessError, ShareStore, UserStore
-from webapp.web.safepaths import capture_dir
+from webapp.web.access.accounts import ROLES, AccessError, ShareStore, UserStore
+from webapp.web.access.safepaths import capture_dir
 
 
 def _actor() -> str:
