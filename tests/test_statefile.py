@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from webapp import statefile
-from webapp.web.rig import RigStore
-from webapp.web.setups import SetupStore
+from webapp.engine.rig import RigStore
+from webapp.engine.setups import SetupStore
 
 
 def test_a_failed_rename_leaves_the_old_file_whole_and_no_temporary(tmp_path, monkeypatch):

@@ -28,7 +28,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "webapp.emulator.cli": ("emulate",),
     "webapp.capture.cli": ("capture",),
     "webapp.analysis.cli": ("inspect", "export"),
-    "webapp.web.usercli": ("user",),
+    "webapp.web.access.usercli": ("user",),
     "webapp.openapi.discover_cli": ("discover",),
     "webapp.calibration.cli": ("calibrate",),
 }

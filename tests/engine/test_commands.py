@@ -10,9 +10,9 @@ import redis
 
 from webapp.engine import codec, keys
 from webapp.engine.commands import CommandClient, CommandServer
+from webapp.engine.control import RequestError
 from webapp.engine.interface import EngineUnavailable
-from webapp.web.control import RequestError
-from webapp.web.rig import RigError
+from webapp.engine.rig import RigError
 
 
 class FakeRig:

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from webapp.web import auth
+from webapp.web.access.settings import EXTENSION
 from webapp.web.app import create_app
 
 
@@ -16,7 +16,7 @@ def app(redis_url, tmp_path):
     app = create_app(tmp_path, message_queue=redis_url)
     yield app
     app.extensions["lanxi"].engine.close()
-    app.extensions[auth.EXTENSION].stop()  # the shared access store's notices too
+    app.extensions[EXTENSION].stop()  # the shared access store's notices too
 
 
 def test_control_requests_get_a_503_naming_the_missing_engine(app, tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from argon2 import PasswordHasher
 
-from webapp.web.accounts import UserStore
+from webapp.web.access.accounts import UserStore
 
 PASSWORD = "correct horse battery"
 

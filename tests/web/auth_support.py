@@ -10,8 +10,8 @@ import pytest
 
 from tests.support.accounts import PASSWORD, cheap_hasher
 from tests.support.captures import CAPTURE_ID, make_capture
-from webapp.web import accounts
-from webapp.web.accounts import ShareStore, UserStore
+from webapp.web.access import accounts
+from webapp.web.access.accounts import ShareStore, UserStore
 from webapp.web.app import create_app
 
 OTHER_CAPTURE_ID = "20260102-120000-Other"

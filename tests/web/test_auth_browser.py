@@ -10,7 +10,7 @@ import pytest
 from tests.support.accounts import PASSWORD, add_users
 from tests.support.browser import LAPTOP, TABLET, shoot, skip_without_chromium, submit_login
 from tests.support.processes import serve
-from webapp.web.accounts import ShareStore
+from webapp.web.access.accounts import ShareStore
 
 pytestmark = pytest.mark.browser
 

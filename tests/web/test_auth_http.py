@@ -20,8 +20,8 @@ from auth_support import (
     share_token,
 )
 
-from webapp.web import auth
-from webapp.web.accounts import ShareStore, UserStore
+from webapp.web.access.accounts import ShareStore, UserStore
+from webapp.web.access.settings import EXTENSION
 
 CONTROL_REQUESTS = [
     ("POST", "/api/capture/arm", {"name": "Run", "duration_s": 1}),
@@ -306,7 +306,7 @@ def test_login_is_rate_limited_per_user_name_across_addresses(app):
 
 
 def test_rate_limit_lifts_after_the_window(app):
-    ac = app.extensions[auth.EXTENSION]
+    ac = app.extensions[EXTENSION]
     now = [1000.0]
     ac.limiter.clock = lambda: now[0]
     for _ in range(5):
@@ -604,7 +604,7 @@ def test_behind_a_proxy_scheme_and_client_address_come_from_its_headers(
             },  # fmt: skip
         )
 
-    app.extensions[auth.EXTENSION].limiter.address.max_failures = 3
+    app.extensions[EXTENSION].limiter.address.max_failures = 3
     for name in ("ada", "olga", "otto"):
         assert attempt_from("192.0.2.7", name, "wrong password").status_code == 401
     assert attempt_from("192.0.2.7", "vic", PASSWORD).status_code == 429

@@ -26,11 +26,11 @@ from web_fakes import FakeOrchestrator
 from tests.support.live_packets import unpacked
 from tests.support.waiting import wait_until
 from webapp.capture.events import EventBus
-from webapp.web import auth
-from webapp.web.access_store import MemoryAccessStore, share_through_redis
-from webapp.web.access_store_redis import RedisAccessStore
-from webapp.web.ratelimit import FailureLimiter
-from webapp.web.ratelimit_redis import RedisFailureLimiter
+from webapp.web.access.ratelimit import FailureLimiter
+from webapp.web.access.ratelimit_redis import RedisFailureLimiter
+from webapp.web.access.settings import EXTENSION
+from webapp.web.access.store import MemoryAccessStore, share_through_redis
+from webapp.web.access.store_redis import RedisAccessStore
 
 COOKIE = "lanxi_session"
 
@@ -65,7 +65,7 @@ class Pair:
             if client.is_connected():
                 client.disconnect()
         for app in self.apps:
-            ac = app.extensions[auth.EXTENSION]
+            ac = app.extensions[EXTENSION]
             ac.stop()
             ac.store.close()
 
@@ -128,7 +128,7 @@ def test_an_admin_take_on_one_process_moves_control_on_both(pair):
 
 
 def test_two_processes_taking_a_free_lock_at_once_never_both_win(pair):
-    locks = [app.extensions[auth.EXTENSION].control for app in pair.apps]
+    locks = [app.extensions[EXTENSION].control for app in pair.apps]
     users = ["olga", "otto"]
     rounds = 40
     winners: list[list[str]] = []
@@ -208,7 +208,7 @@ def test_a_share_link_revoked_on_one_process_stops_on_the_other_at_once(pair, da
     assert send(admin_a, "DELETE", f"/api/auth/shares/{share_id}").status_code == 200
     assert guest_b.get("/api/state").status_code == 401
     wait_until(lambda: not live_b.is_connected(), timeout=3)  # not the 60 s recheck
-    assert pair.b.extensions[auth.EXTENSION].store.share_revoked(share_id)
+    assert pair.b.extensions[EXTENSION].store.share_revoked(share_id)
 
 
 def test_without_a_shared_store_a_logout_stays_in_its_process(data_dir):
@@ -216,7 +216,7 @@ def test_without_a_shared_store_a_logout_stays_in_its_process(data_dir):
     other, and has its own lock."""
     pair = Pair(data_dir, None)
     try:
-        assert isinstance(pair.a.extensions[auth.EXTENSION].store, MemoryAccessStore)
+        assert isinstance(pair.a.extensions[EXTENSION].store, MemoryAccessStore)
         vic_a = login(pair.a, "vic")
         vic_b = same_browser(vic_a, pair.b)
         send(vic_a, "POST", "/logout")
@@ -320,7 +320,7 @@ def test_a_redis_that_stops_answering_gives_503_naming_it(data_dir, tmp_path):
         assert r.status_code == 503
         assert "shared access store (Redis at redis://127.0.0.1" in r.get_json()["error"]
     finally:
-        app.extensions[auth.EXTENSION].store.close()
+        app.extensions[EXTENSION].store.close()
 
 
 def attempt(app, name, password, addr="127.0.5.10"):

@@ -24,8 +24,9 @@ from auth_support import (
 from tests.support.live_packets import unpacked
 from tests.support.waiting import wait_until
 from tests.support.wsgi import served_app
-from webapp.web import auth
-from webapp.web.accounts import ShareStore, UserStore
+from webapp.web.access.accounts import ShareStore, UserStore
+from webapp.web.access.settings import EXTENSION
+from webapp.web.access.sockets import socket_require_control, socket_require_role
 
 CONTROL_EVENTS = ["capture:arm", "capture:start", "capture:stop", "capture:disarm"]
 
@@ -45,7 +46,7 @@ def app(data_dir, bus, orchestrator):
     for client in app.test_sockets:
         if client.is_connected():
             client.disconnect()
-    ac = app.extensions[auth.EXTENSION]
+    ac = app.extensions[EXTENSION]
     ac.stop()
     deadline = time.monotonic() + 5
     while ac._sweeper_running and time.monotonic() < deadline:
@@ -116,12 +117,12 @@ def test_socket_decorators_check_role_and_control_lock(app, orchestrator):
     dash = app.extensions["lanxi"]
     done = []
 
-    @auth.socket_require_control("test-action")
+    @socket_require_control("test-action")
     def control_handler(data=None):
         done.append(data)
         return {"ok": True}
 
-    @auth.socket_require_role("admin")
+    @socket_require_role("admin")
     def admin_handler(data=None):
         return {"ok": True}
 

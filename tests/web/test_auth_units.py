@@ -13,12 +13,13 @@ import pytest
 from auth_support import cheap_hashes  # noqa: F401 - autouse fixture
 
 from webapp import cli
-from webapp.web import auth
-from webapp.web.accounts import AccessError, ShareStore, UserStore
-from webapp.web.auditlog import AuditLog
-from webapp.web.controllock import ControlLock
-from webapp.web.ratelimit import FailureLimiter
-from webapp.web.safepaths import safe_capture_file, safe_name
+from webapp.auditlog import AuditLog
+from webapp.web.access.accounts import AccessError, ShareStore, UserStore
+from webapp.web.access.controllock import ControlLock
+from webapp.web.access.exposure import access_configured, bind_refusal, transport_warning
+from webapp.web.access.ratelimit import FailureLimiter
+from webapp.web.access.requestchecks import is_loopback
+from webapp.web.access.safepaths import safe_capture_file, safe_name
 
 # --- capture names -------------------------------------------------------------------------
 
@@ -278,16 +279,16 @@ def test_audit_log_appends_json_lines_and_reads_the_tail(tmp_path):
     ],
 )
 def test_is_loopback(host, loopback):
-    assert auth.is_loopback(host) is loopback
+    assert is_loopback(host) is loopback
 
 
 def test_bind_refusal_says_how_to_configure_users(tmp_path):
-    assert auth.bind_refusal("127.0.0.1", tmp_path) is None
-    message = auth.bind_refusal("0.0.0.0", tmp_path)
+    assert bind_refusal("127.0.0.1", tmp_path) is None
+    message = bind_refusal("0.0.0.0", tmp_path)
     assert "user add NAME --role admin" in message and str(tmp_path) in message
     UserStore(tmp_path).add("ada", "admin", "password one")
-    assert auth.bind_refusal("0.0.0.0", tmp_path) is None
-    assert auth.access_configured(tmp_path)
+    assert bind_refusal("0.0.0.0", tmp_path) is None
+    assert access_configured(tmp_path)
 
 
 # --- the `user` command --------------------------------------------------------------------
@@ -335,13 +336,13 @@ def test_user_command(monkeypatch, capsys, tmp_path):
 
 
 def test_transport_warning_for_plain_http_off_the_loopback():
-    assert auth.transport_warning("127.0.0.1", tls=False) is None
-    assert auth.transport_warning("0.0.0.0", tls=True) is None
-    assert "unencrypted" in auth.transport_warning("0.0.0.0", tls=False)
+    assert transport_warning("127.0.0.1", tls=False) is None
+    assert transport_warning("0.0.0.0", tls=True) is None
+    assert "unencrypted" in transport_warning("0.0.0.0", tls=False)
 
 
 def test_share_tokens_never_look_like_options(monkeypatch) -> None:
-    from webapp.web import accounts
+    from webapp.web.access import accounts
 
     tokens = iter(["-starts-with-dash", "fine-token"])
     monkeypatch.setattr(accounts.secrets, "token_urlsafe", lambda n: next(tokens))

@@ -11,9 +11,9 @@ import requests
 from web_fakes import FakeOrchestrator
 
 from webapp.capture.events import EventBus
+from webapp.engine.emulated import EmulatedModules
 from webapp.openapi.client import ModuleClient
 from webapp.web.app import create_app
-from webapp.web.emulated import EmulatedModules
 
 
 @pytest.fixture(scope="module")

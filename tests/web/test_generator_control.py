@@ -16,7 +16,7 @@ from auth_support import cheap_hashes, login, secure_app, send  # noqa: F401 - a
 from tests.support.live_packets import unpacked
 from tests.support.waiting import wait_until
 from webapp.openapi.client import ModuleError
-from webapp.web import auth
+from webapp.web.access.settings import EXTENSION
 
 MODULE = "127.0.5.1"
 RANDOM = {
@@ -37,7 +37,7 @@ def app(tmp_path: Path, bus, orchestrator):
     assert send(admin, "POST", "/api/rig/modules", {"address": MODULE}).status_code == 201
     send(admin, "POST", "/api/auth/control/release")
     yield app
-    app.extensions[auth.EXTENSION].stop()
+    app.extensions[EXTENSION].stop()
 
 
 def sio(app: Any, http: Any) -> Any:

@@ -12,7 +12,8 @@ import socketio
 from auth_support import cheap_hashes, secure_app  # noqa: F401  (fixture)
 
 from tests.support.wsgi import served_app
-from webapp.web import auth, bodies
+from webapp.web import bodies
+from webapp.web.access.settings import EXTENSION
 
 
 def _serve(app) -> Iterator[str]:
@@ -121,7 +122,7 @@ def test_login_bodies_over_the_limit_or_too_deep(tmp_path: Path, bus, orchestrat
             assert 400 <= r.status_code < 500 and len(r.content) < 1000
             assert "<html" not in r.text.lower()
     finally:
-        app.extensions[auth.EXTENSION].stop()
+        app.extensions[EXTENSION].stop()
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,8 @@ from tests.support.emulator import FAST_EMULATOR
 from tests.support.processes import run_webapp
 from tests.support.wsgi import served_app
 from webapp.emulator import EmulatedRig
+from webapp.engine.rig import RigStore
 from webapp.openapi.client import ModuleClient
-from webapp.web.rig import RigStore
 
 HOST = "127.0.43.1"
 

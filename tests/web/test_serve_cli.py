@@ -14,7 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from webapp.cli import build_parser
 from webapp.web import cli as serve_cli
-from webapp.web.accounts import UserStore
+from webapp.web.access.accounts import UserStore
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import requests
 
 from tests.support.accounts import PASSWORD
 from tests.support.processes import serve
-from webapp.web.accounts import UserStore
-from webapp.web.setuptoken import SetupToken, setup_mode
+from webapp.web.access.accounts import UserStore
+from webapp.web.access.setuptoken import SetupToken, setup_mode
 
 HOST = "127.0.44.30"
 

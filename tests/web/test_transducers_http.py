@@ -15,9 +15,9 @@ from auth_support import (
     send,
 )
 
+from webapp.auditlog import AuditLog
 from webapp.capture import events as ev
 from webapp.emulator.rig import microphone
-from webapp.web.auditlog import AuditLog
 
 BODY = {"type": "4508-B", "serial": "77001", "sensitivity": 0.0102, "unit": "m/s^2"}
 CHANGES = [

@@ -11,8 +11,8 @@ import requests
 
 from tests.support.browser import LAPTOP, shoot, skip_without_chromium, watch_errors
 from tests.support.processes import serve
+from webapp.engine.rig import RigStore
 from webapp.openapi.client import ModuleError
-from webapp.web.rig import RigStore
 
 SILENT = "127.0.44.20"  # in this test's loopback block; nothing listens there
 

@@ -31,7 +31,7 @@ EXIT_PASS, EXIT_FAIL, EXIT_BAD = 0, 1, 2
 
 
 def add_parser(subparsers: Any) -> None:
-    from webapp.web.cli import default_data_dir
+    from webapp.datadir import default_data_dir
 
     p = subparsers.add_parser(
         "calibrate",
@@ -143,7 +143,7 @@ def run_calibrate(args: Any, out: Any = None, ask: Any = None) -> int:
             except FieldError as exc:
                 print(f"calibrate: {exc}", file=sys.stderr)
                 return EXIT_BAD
-            from webapp.web.auditlog import AuditLog
+            from webapp.auditlog import AuditLog
 
             AuditLog(args.data_dir).append(
                 "calibration.store",

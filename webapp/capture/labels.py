@@ -11,7 +11,7 @@ The test metadata of a capture is its ``object`` (the thing tested), ``operator`
 ``tags``; a capture's ``title`` is the name History shows for it (the folder and the file names
 keep the name it was recorded under).
 
-The setup (webapp/web/schemas.py), the capture settings (webapp/capture/schemas.py), the channel
+The setup (webapp/engine/schemas.py), the capture settings (webapp/capture/schemas.py), the channel
 table's CSV (webapp/capture/channeltable.py) and History's edits all use these types.
 """
 

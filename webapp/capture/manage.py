@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from webapp.capture.labels import merge_test
-from webapp.capture.store import CAPTURE_JSON, CaptureRunning, update_capture
+from webapp.capture.store import CAPTURE_JSON, CAPTURES_DIR, CaptureRunning, update_capture
 from webapp.capture.writer import effective_outcome
 
 TRASH_PREFIX = ".deleted-"
@@ -78,3 +78,10 @@ def leftover_trash(captures_dir: Path) -> list[Path]:
         return [p for p in captures_dir.iterdir() if p.name.startswith(TRASH_PREFIX) and p.is_dir()]
     except OSError:
         return []
+
+
+def remove_leftovers(data_dir: Path) -> None:
+    """At start-up: folders of captures deleted just before a crash are removed."""
+    for trash in leftover_trash(Path(data_dir) / CAPTURES_DIR):
+        with contextlib.suppress(OSError):
+            remove_trash(trash)

@@ -2,7 +2,7 @@
 
 Every path that takes input builds one of these: the capture settings (HTTP, Socket.IO and the
 ``capture`` command all make a :class:`~webapp.capture.settings.CaptureSettings`, which checks
-itself with :class:`CaptureSettingsModel`), and the web requests in :mod:`webapp.web.schemas`,
+itself with :class:`CaptureSettingsModel`), and the web requests in :mod:`webapp.engine.schemas`,
 whose fields use the same types (:data:`Name`, :data:`Seconds`, :data:`PtpDomain`, ...).
 
 A refused value becomes one :class:`FieldError` through :func:`field_error`: ``field`` is the

@@ -16,9 +16,11 @@ from typing import Any
 
 from webapp.capture.shutdown import SHUTDOWN_TIMEOUT_S, ShutdownSignals
 from webapp.capture.workersetting import add_receiver_workers_option
-from webapp.web.emulated import (
+from webapp.datadir import default_data_dir
+from webapp.engine.emulated import (
     add_emulate_options,
     emulate_options_refusal,
+    replace_rig,
     start_from_options,
 )
 
@@ -26,8 +28,6 @@ log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: Any) -> None:
-    from webapp.web.cli import default_data_dir
-
     p = subparsers.add_parser(
         "engine",
         help="run the capture engine apart from the web server, through Redis",
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     from webapp.engine.journal import JournaledState
     from webapp.engine.remote import connect
     from webapp.engine.service import AnotherEngineRunning, EngineService, Heartbeat
-    from webapp.web.cli import SIGNAL_POLL_S, _end_serving, _replace_rig
+    from webapp.engine.shutdown import SIGNAL_POLL_S, end_serving
 
     if not args.message_queue.startswith(("redis://", "rediss://", "unix://")):
         return _fail("--message-queue takes redis://HOST:PORT/DB")
@@ -98,11 +98,11 @@ def run(args: argparse.Namespace) -> int:
         )
         core.orchestrator.receiver_workers = args.receiver_workers
         from webapp.calibration.database import TransducerDatabase
-        from webapp.web.transducers_api import detection_subscriber
+        from webapp.calibration.records import detection_subscriber
 
         core.bus.subscribe(detection_subscriber(TransducerDatabase(data_dir)))
         if emulated is not None:
-            _replace_rig(core.rig, emulated.addresses)
+            replace_rig(core.rig, emulated.addresses)
         service = EngineService(client, core)
         service.start()
         core.rig.probe_all()
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
             # Ends the capture cleanly (every module back to Idle, files complete), then exits
             # as serve does.
-            _end_serving(
+            end_serving(
                 core.orchestrator,
                 signals,
                 args.stop_timeout,

@@ -22,9 +22,9 @@ from typing import Any
 from webapp import runtime
 from webapp.capture.schemas import FieldError
 from webapp.engine import codec, keys
+from webapp.engine.control import RequestError
 from webapp.engine.interface import COMMAND_TIMEOUT_S, EngineUnavailable
 from webapp.engine.trouble import report
-from webapp.web.control import RequestError
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from webapp.capture import events as ev
-from webapp.capture import store
-from webapp.web.control import Control
-from webapp.web.faults import FaultPanel
-from webapp.web.rig import RigStore
-from webapp.web.setups import SetupStore
+from webapp.capture import manage, store
+from webapp.engine.control import Control
+from webapp.engine.faults import FaultPanel
+from webapp.engine.rig import RigStore
+from webapp.engine.setups import SetupStore
 from webapp.web.state import LiveState
 
 
@@ -46,9 +46,7 @@ class EngineCore:
         self.interrupted: list[dict[str, Any]] = store.mark_interrupted_captures(
             data_dir, by=f"{process} (pid {os.getpid()} on {os.uname().nodename})"
         )
-        from webapp.web.manage import remove_leftovers
-
-        remove_leftovers(data_dir)  # captures deleted just before the last stop
+        manage.remove_leftovers(data_dir)  # captures deleted just before the last stop
 
         self.bus = bus or ev.EventBus()
         if orchestrator is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from webapp.web.control import RequestError
+from webapp.engine.control import RequestError
 from webapp.web.state import LiveState
 
 COMMAND_TIMEOUT_S = 5.0

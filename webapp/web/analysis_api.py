@@ -54,7 +54,7 @@ from webapp.analysis.integrity import build_report
 from webapp.analysis.reader import Capture, CaptureError
 from webapp.capture.store import folder_signature
 from webapp.web import history
-from webapp.web.auth import require_role
+from webapp.web.access.guards import require_role
 
 bp = Blueprint("analysis", __name__)
 

@@ -9,8 +9,10 @@ from flask import Blueprint, Response, abort, current_app, jsonify, request, sen
 
 from webapp.capture.channeltable import write_csv
 from webapp.capture.schemas import FieldError
-from webapp.web import auth, bodies, history, manage, schemas
-from webapp.web.control import RequestError
+from webapp.engine import schemas
+from webapp.engine.control import RequestError
+from webapp.web import bodies, history, manage
+from webapp.web.access.guards import require_role
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -37,7 +39,7 @@ def _request_error(exc: RequestError) -> Any:
 
 @bp.errorhandler(FieldError)
 def _field_error(exc: FieldError) -> Any:
-    """A body its model refused (webapp/web/schemas.py), a rig or setup change refused."""
+    """A body its model refused (webapp/engine/schemas.py), a rig or setup change refused."""
     out = {"error": exc.message}
     if exc.field:
         out["field"] = exc.field
@@ -58,7 +60,7 @@ def _not_allowed(_: Any) -> Any:
 
 
 @bp.get("/state")
-@auth.require_role("viewer")
+@require_role("viewer")
 def get_state() -> Any:
     return jsonify(dash().snapshot())
 
@@ -67,13 +69,13 @@ def get_state() -> Any:
 
 
 @bp.get("/rig")
-@auth.require_role("viewer")
+@require_role("viewer")
 def get_rig() -> Any:
     return jsonify(dash().rig.view())
 
 
 @bp.post("/rig/modules")
-@auth.require_role("admin")
+@require_role("admin")
 def add_module() -> Any:
     address = schemas.check(schemas.RigModule, _object_body()).address
     # A module of this dashboard's own emulator stays marked as such when added back.
@@ -83,7 +85,7 @@ def add_module() -> Any:
 
 
 @bp.post("/rig/discover")
-@auth.require_role("admin")
+@require_role("admin")
 def discover_modules() -> Any:
     from webapp.web.discovery import DiscoveryError, find_modules
 
@@ -96,20 +98,20 @@ def discover_modules() -> Any:
 
 
 @bp.delete("/rig/modules/<path:address>")
-@auth.require_role("admin")
+@require_role("admin")
 def remove_module(address: str) -> Any:
     dash().rig.remove(address)
     return jsonify(dash().rig.view())
 
 
 @bp.post("/rig/modules/<path:address>/return-to-idle")
-@auth.require_role("operator")
+@require_role("operator")
 def return_to_idle(address: str) -> Any:
     return jsonify(dash().control.return_to_idle(address))
 
 
 @bp.put("/rig")
-@auth.require_role("operator")
+@require_role("operator")
 def configure_rig() -> Any:
     body = schemas.check(schemas.RigConfig, _object_body())
     dash().rig.configure(master=body.master, ptp_domain=body.ptp_domain)
@@ -117,7 +119,7 @@ def configure_rig() -> Any:
 
 
 @bp.post("/rig/refresh")
-@auth.require_role("operator")
+@require_role("operator")
 def refresh_rig() -> Any:
     dash().rig.probe_all()
     return jsonify(dash().rig.view()), 202
@@ -127,13 +129,13 @@ def refresh_rig() -> Any:
 
 
 @bp.get("/setup")
-@auth.require_role("viewer")
+@require_role("viewer")
 def get_setup() -> Any:
     return jsonify(dash().setup_view())
 
 
 @bp.put("/setup")
-@auth.require_role("operator")
+@require_role("operator")
 def put_setup() -> Any:
     dash().setups.update(_body())
     dash().publish_setup()
@@ -141,14 +143,14 @@ def put_setup() -> Any:
 
 
 @bp.get("/setup/channels.csv")
-@auth.require_role("viewer")
+@require_role("viewer")
 def get_channel_table() -> Any:
     text = write_csv(dash().setups.for_rig(dash().rig.view()["modules"])["channels"])
     return _download(text, "text/csv", "channels.csv")
 
 
 @bp.put("/setup/channels.csv")
-@auth.require_role("operator")
+@require_role("operator")
 def put_channel_table() -> Any:
     """The table as ``text/csv``, or JSON ``{"csv": "..."}``."""
     if request.mimetype == "text/csv":
@@ -161,7 +163,7 @@ def put_channel_table() -> Any:
 
 
 @bp.get("/setup/file")
-@auth.require_role("viewer")
+@require_role("viewer")
 def get_setup_file() -> Any:
     """The current setup as a JSON file; ``PUT /api/setup`` takes it back."""
     body = json.dumps(dash().setups.current(), indent=2, ensure_ascii=False) + "\n"
@@ -178,19 +180,19 @@ def _download(body: str, mimetype: str, filename: str) -> Response:
 
 
 @bp.post("/setup/detect")
-@auth.require_role("operator")
+@require_role("operator")
 def detect() -> Any:
     return jsonify(dash().control.detect()), 202
 
 
 @bp.get("/setups")
-@auth.require_role("viewer")
+@require_role("viewer")
 def list_setups() -> Any:
     return jsonify(setups=dash().setups.names())
 
 
 @bp.post("/setups")
-@auth.require_role("operator")
+@require_role("operator")
 def save_setup() -> Any:
     saved = dash().setups.save_as(schemas.check(schemas.SetupSave, _body()).name)
     dash().publish_setup()
@@ -198,7 +200,7 @@ def save_setup() -> Any:
 
 
 @bp.post("/setups/<name>/load")
-@auth.require_role("operator")
+@require_role("operator")
 def load_setup(name: str) -> Any:
     dash().setups.load(name)
     dash().publish_setup()
@@ -206,7 +208,7 @@ def load_setup(name: str) -> Any:
 
 
 @bp.delete("/setups/<name>")
-@auth.require_role("operator")
+@require_role("operator")
 def delete_setup(name: str) -> Any:
     dash().setups.delete(name)
     dash().publish_setup()
@@ -217,67 +219,67 @@ def delete_setup(name: str) -> Any:
 
 
 @bp.post("/capture/arm")
-@auth.require_role("operator")
+@require_role("operator")
 def arm() -> Any:
     return jsonify(dash().control.arm(_body())), 202
 
 
 @bp.post("/capture/start")
-@auth.require_role("operator")
+@require_role("operator")
 def start() -> Any:
     return jsonify(dash().control.start(_body())), 202
 
 
 @bp.post("/capture/stop")
-@auth.require_role("operator")
+@require_role("operator")
 def stop() -> Any:
     return jsonify(dash().control.stop()), 202
 
 
 @bp.get("/generator")
-@auth.require_role("viewer")
+@require_role("viewer")
 def generator_state() -> Any:
     return jsonify({"generator": dash().state.get("generator")})
 
 
 @bp.post("/generator/start")
-@auth.require_role("operator")
+@require_role("operator")
 def generator_start() -> Any:
     return jsonify(dash().control.start_outputs(_body()))
 
 
 @bp.post("/generator/stop")
-@auth.require_role("operator")
+@require_role("operator")
 def generator_stop() -> Any:
     return jsonify(dash().control.stop_outputs(_body()))
 
 
 @bp.post("/capture/monitor")
-@auth.require_role("operator")
+@require_role("operator")
 def monitor() -> Any:
     return jsonify(dash().control.monitor(_body())), 202
 
 
 @bp.post("/capture/record")
-@auth.require_role("operator")
+@require_role("operator")
 def record() -> Any:
     return jsonify(dash().control.record(_body())), 202
 
 
 @bp.post("/capture/stop-recording")
-@auth.require_role("operator")
+@require_role("operator")
 def stop_recording() -> Any:
     return jsonify(dash().control.stop_recording()), 202
 
 
 @bp.post("/capture/trigger")
-@auth.require_role("operator")
+@require_role("operator")
 def trigger_now() -> Any:
     return jsonify(dash().control.trigger_now()), 202
 
 
 @bp.post("/capture/disarm")
-@auth.require_role("operator")
+@require_role("operator")
 def disarm() -> Any:
     return jsonify(dash().control.disarm()), 202
 
@@ -286,7 +288,7 @@ def disarm() -> Any:
 
 
 @bp.get("/captures")
-@auth.require_role("viewer")
+@require_role("viewer")
 def list_captures() -> Any:
     """``?q=`` words to search for, ``?tag=`` (repeatable) tags a capture must have."""
     query, tags = request.args.get("q", ""), request.args.getlist("tag")
@@ -295,19 +297,19 @@ def list_captures() -> Any:
 
 
 @bp.patch("/captures/<capture_id>")
-@auth.require_role("operator")
+@require_role("operator")
 def edit_capture(capture_id: str) -> Any:
     return jsonify(manage.edit(dash().data_dir, dash().orchestrator, capture_id, _body()))
 
 
 @bp.delete("/captures/<capture_id>")
-@auth.require_role("operator")
+@require_role("operator")
 def delete_capture(capture_id: str) -> Any:
     return jsonify(manage.delete(dash().data_dir, dash().orchestrator, capture_id, _body()))
 
 
 @bp.get("/captures/<capture_id>")
-@auth.require_role("viewer")
+@require_role("viewer")
 def get_capture(capture_id: str) -> Any:
     detail = history.capture_detail(dash().data_dir, capture_id)
     if detail is None:
@@ -316,7 +318,7 @@ def get_capture(capture_id: str) -> Any:
 
 
 @bp.get("/captures/<capture_id>/files/<name>")
-@auth.require_role("viewer")
+@require_role("viewer")
 def download(capture_id: str, name: str) -> Any:
     path = history.capture_file(dash().data_dir, capture_id, name)
     if path is None:
@@ -328,18 +330,18 @@ def download(capture_id: str, name: str) -> Any:
 
 
 @bp.get("/emulator/faults")
-@auth.require_role("viewer")
+@require_role("viewer")
 def list_faults() -> Any:
     return jsonify(dash().faults.view())
 
 
 @bp.post("/emulator/faults")
-@auth.require_role("operator")
+@require_role("operator")
 def inject_fault() -> Any:
     return jsonify(dash().faults.inject(_body())), 201
 
 
 @bp.delete("/emulator/faults")
-@auth.require_role("operator")
+@require_role("operator")
 def clear_faults() -> Any:
     return jsonify(dash().faults.clear(schemas.check(schemas.FaultClear, _body()).module))

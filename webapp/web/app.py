@@ -17,8 +17,10 @@ from flask_socketio import SocketIO
 
 from webapp import runtime
 from webapp.capture import events as ev
-from webapp.web import auth, bodies, engineio_compat, headers, live
-from webapp.web.control import RequestError
+from webapp.engine.control import RequestError
+from webapp.web import bodies, engineio_compat, headers, live
+from webapp.web.access.install import init_app
+from webapp.web.access.sockets import init_socketio
 from webapp.web.state import LiveState
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -111,9 +113,9 @@ def create_app(
     app.config["LANXI_MESSAGE_QUEUE"] = message_queue  # None: one process, no Redis
     app.config["MAX_CONTENT_LENGTH"] = bodies.MAX_BODY  # 413 above it, login included
     bodies.register_errors(app)
-    auth.init_app(app, data_dir, auth_enabled)  # also the session key (.secret_key, 0600)
+    init_app(app, data_dir, auth_enabled)  # also the session key (.secret_key, 0600)
     if message_queue:
-        from webapp.web.access_store import share_through_redis
+        from webapp.web.access.store import share_through_redis
 
         # The control lock, ended sessions and revoked share links, shared by every process.
         share_through_redis(app, message_queue)
@@ -164,7 +166,7 @@ def create_app(
     live.register(socketio, hub, engine.control)
     # Last, with every handler registered: anonymous Socket.IO handshakes are refused (401)
     # from the very first one, before any HTTP request reached the app.
-    auth.init_socketio(socketio, app)
+    init_socketio(socketio, app)
     # Outermost, so Socket.IO's own responses carry the security headers too.
     app.wsgi_app = headers.SecurityHeaders(app.wsgi_app)  # type: ignore[method-assign]
     return app

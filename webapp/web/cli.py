@@ -14,30 +14,18 @@ from pathlib import Path
 from typing import Any
 
 from webapp import runtime
-from webapp.capture.shutdown import (
-    SHUTDOWN_TIMEOUT_S,
-    ShutdownSignals,
-    end_on_signal,
-    signal_name,
-    stopping_sentence,
-)
+from webapp.capture.shutdown import SHUTDOWN_TIMEOUT_S, ShutdownSignals, signal_name
 from webapp.capture.workersetting import AUTO, add_receiver_workers_option
-from webapp.web.emulated import (
+from webapp.datadir import default_data_dir
+from webapp.engine.emulated import (
     add_emulate_options,
     emulate_options_refusal,
+    replace_rig,
     start_from_options,
 )
+from webapp.engine.shutdown import SIGNAL_POLL_S, end_serving_on_signal
 
 log = logging.getLogger(__name__)
-
-DEFAULT_DATA_DIR = "data"
-SIGNAL_POLL_S = 0.1
-"""How often the dashboard looks whether SIGTERM or SIGINT has come."""
-
-
-def default_data_dir() -> Path:
-    """Where ``serve`` and ``user`` keep their data unless told: $LANXI_DATA_DIR, else ./data."""
-    return Path(os.environ.get("LANXI_DATA_DIR", DEFAULT_DATA_DIR))
 
 
 def add_parser(subparsers: Any) -> None:
@@ -105,15 +93,16 @@ def add_parser(subparsers: Any) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from webapp.web import auth
+    from webapp.web.access.exposure import bind_refusal, transport_warning
+    from webapp.web.access.proxy import trust_proxy
     from webapp.web.app import create_app
 
     data_dir: Path = args.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    from webapp.web.setuptoken import install, setup_mode
+    from webapp.web.access.setuptoken import install, setup_mode
 
     setup = setup_mode(getattr(args, "setup_token", False), data_dir)
-    refusal = None if setup else auth.bind_refusal(args.host, data_dir)
+    refusal = None if setup else bind_refusal(args.host, data_dir)
     if refusal:
         print(f"lanxi-dashboard serve: {refusal}", file=sys.stderr)
         return 2
@@ -165,7 +154,7 @@ def serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    warning = auth.transport_warning(args.host, bool(args.certfile))
+    warning = transport_warning(args.host, bool(args.certfile))
     if warning:
         print(f"lanxi-dashboard serve: warning: {warning}", file=sys.stderr)
 
@@ -184,7 +173,7 @@ def serve(args: argparse.Namespace) -> int:
             print(f"lanxi-dashboard serve: cannot reach {queue}: {exc}", file=sys.stderr)
             return 2
         if args.proxy_hops:
-            auth.trust_proxy(app, args.proxy_hops)
+            trust_proxy(app, args.proxy_hops)
         app.config["LANXI_MDNS_INTERFACE"] = args.mdns_interface
         if args.public_url:
             app.config["LANXI_PUBLIC_URL"] = args.public_url
@@ -192,7 +181,7 @@ def serve(args: argparse.Namespace) -> int:
         if not queue:  # with a message queue the receivers are the engine's
             dashboard.orchestrator.receiver_workers = args.receiver_workers
         if emulated is not None:
-            _replace_rig(dashboard.rig, emulated.addresses)
+            replace_rig(dashboard.rig, emulated.addresses)
         signals = ShutdownSignals()
         # The handler only counts; a greenlet looks at the count. (A greenlet scheduled from
         # the handler might wait for the hub's next wake-up, which an idle dashboard may not
@@ -203,7 +192,7 @@ def serve(args: argparse.Namespace) -> int:
         else:
             dashboard.rig.probe_all()
             runtime.spawn(
-                _end_serving_on_signal,
+                end_serving_on_signal,
                 dashboard.orchestrator,
                 signals,
                 args.stop_timeout,
@@ -256,56 +245,6 @@ def _is_redis_error(exc: BaseException) -> bool:
     except ImportError:  # pragma: no cover - redis is a dependency
         return False
     return isinstance(exc, redis.RedisError)
-
-
-def _end_serving_on_signal(
-    orchestrator: Any,
-    signals: ShutdownSignals,
-    timeout_s: float,
-    prog: str = "lanxi-dashboard serve",
-) -> None:
-    """The first SIGTERM or SIGINT: end any capture and arming cleanly (every module back to
-    Idle, the master last; files closed; capture.json complete), then exit: 0 when every
-    module is Idle, 1 naming the modules that are not, 128 + the signal's number when a second
-    signal cut it short (see :mod:`webapp.capture.shutdown`)."""
-    while not signals.count:
-        time.sleep(SIGNAL_POLL_S)
-    _end_serving(orchestrator, signals, timeout_s, prog)
-
-
-def _end_serving(
-    orchestrator: Any,
-    signals: ShutdownSignals,
-    timeout_s: float,
-    prog: str = "lanxi-dashboard serve",
-    before_exit: Any = None,
-) -> None:
-    from webapp.capture.teardown import left_sentence
-
-    def say(text: str) -> None:
-        print(f"{prog}: {text}", file=sys.stderr, flush=True)
-
-    status: int | None = None
-    if orchestrator.busy or orchestrator.armed:
-        say(stopping_sentence(signals, timeout_s))
-        status = end_on_signal(orchestrator, signals, timeout_s, say)
-        if status is None:
-            left = orchestrator.last_left_non_idle
-            if left:
-                say(f"error: {left_sentence(left)}")
-            else:
-                say("every module is back to Idle and every capture is complete")
-            status = 1 if left else 0
-    else:
-        say(f"{signal_name(signals.first or signal.SIGTERM)}: no capture running; exiting")
-        status = 0
-    if before_exit is not None:
-        before_exit()
-    sys.stdout.flush()
-    # Nothing is left to close: the capture's files and capture.json are complete and every
-    # state file is written when it changes. The web server's own loop has no clean way out
-    # from here.
-    os._exit(status)
 
 
 def start_line(address: str, data_dir: Path, access_control: bool) -> str:
@@ -393,14 +332,7 @@ class _WsgiLog:
 def _access_control_on(host: str, data_dir: Path) -> bool:
     """On as soon as users exist, and always off the loopback (where bind_refusal has already
     made sure that users exist)."""
-    from webapp.web import auth
+    from webapp.web.access.exposure import access_configured
+    from webapp.web.access.requestchecks import is_loopback
 
-    return auth.access_configured(data_dir) or not auth.is_loopback(host)
-
-
-def _replace_rig(rig: Any, addresses: list[str]) -> None:
-    """The emulated modules become the rig (the previous rig of this data dir is replaced)."""
-    for module in rig.view()["modules"]:
-        rig.remove(module["address"])
-    for address in addresses:
-        rig.add(address, emulated=True, probe=False)
+    return access_configured(data_dir) or not is_loopback(host)

@@ -26,8 +26,10 @@ from flask_socketio import SocketIO, emit
 
 from webapp.capture.livefrf import FrfKey, key_text
 from webapp.capture.schemas import FieldError
-from webapp.web import auth, bodies, schemas
-from webapp.web.control import RequestError
+from webapp.engine import schemas
+from webapp.engine.control import RequestError
+from webapp.web import bodies
+from webapp.web.access import identity as auth
 from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)

@@ -1,5 +1,5 @@
 """What the web layer adds to managing captures and the channel table: the request rules
-(webapp/web/schemas.py), the checks that need the rig or the orchestrator, the audit entries.
+(webapp/engine/schemas.py), the checks that need the rig or the orchestrator, the audit entries.
 
 * :func:`edit` — ``PATCH /api/captures/<id>``: title and test metadata of an ended capture;
 * :func:`delete` — ``DELETE /api/captures/<id>``: only with ``{"id": "<id>", "confirm": true}``,
@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +19,10 @@ from webapp.capture.channeltable import TableError, TableRow, parse_csv
 from webapp.capture.labels import LABEL_FIELDS
 from webapp.capture.schemas import address_key
 from webapp.capture.store import CaptureRunning
-from webapp.web import history, schemas
-from webapp.web.auth import audit
-from webapp.web.control import RequestError
+from webapp.engine import schemas
+from webapp.engine.control import RequestError
+from webapp.web import history
+from webapp.web.access.audit import audit
 
 
 def _folder(data_dir: Path, capture_id: str) -> Path:
@@ -94,13 +94,6 @@ def forget_capture(folder: Path) -> None:
     forget(folder)
 
 
-def remove_leftovers(data_dir: Path) -> None:
-    """At start-up: folders of captures deleted just before a crash are removed."""
-    for trash in manage.leftover_trash(history.captures_dir(data_dir)):
-        with contextlib.suppress(OSError):
-            manage.remove_trash(trash)
-
-
 # --- the channel table -------------------------------------------------------------------------
 
 
@@ -132,7 +125,7 @@ def _set_row(channels: list[dict[str, Any]], row: TableRow, count: int | None) -
         )
     target = next((r for r in channels if r["channel"] == row.channel), None)
     if target is None:
-        from webapp.web.setups import default_channel
+        from webapp.engine.setups import default_channel
 
         target = default_channel(row.channel)
         channels.append(target)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, render_template
 
-from webapp.web import auth
+from webapp.web.access.guards import require_role
 
 bp = Blueprint("pages", __name__)
 
@@ -28,36 +28,36 @@ def _render(page: str) -> Any:
 
 
 @bp.get("/")
-@auth.require_role("viewer")
+@require_role("viewer")
 def index() -> Any:
     return _render("capture")
 
 
 @bp.get("/capture")
-@auth.require_role("viewer")
+@require_role("viewer")
 def capture() -> Any:
     return _render("capture")
 
 
 @bp.get("/rig")
-@auth.require_role("viewer")
+@require_role("viewer")
 def rig() -> Any:
     return _render("rig")
 
 
 @bp.get("/setup")
-@auth.require_role("viewer")
+@require_role("viewer")
 def setup() -> Any:
     return _render("setup")
 
 
 @bp.get("/history")
-@auth.require_role("viewer")
+@require_role("viewer")
 def history() -> Any:
     return _render("history")
 
 
 @bp.get("/admin")
-@auth.require_role("admin")
+@require_role("admin")
 def admin() -> Any:
     return _render("admin")

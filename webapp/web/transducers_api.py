@@ -21,9 +21,12 @@ from webapp.calibration.measure import (
 )
 from webapp.calibration.records import detection_subscriber
 from webapp.capture.schemas import FieldError
+from webapp.engine.control import RequestError
 from webapp.openapi.client import ModuleError
-from webapp.web import auth, bodies
-from webapp.web.control import RequestError
+from webapp.web import bodies
+from webapp.web.access.audit import audit
+from webapp.web.access.guards import require_role
+from webapp.web.access.identity import current_user
 
 bp = Blueprint("transducers", __name__)
 
@@ -55,7 +58,7 @@ def _body() -> dict[str, Any]:
 
 
 def _user() -> str:
-    return auth.current_user() or "local"
+    return current_user() or "local"
 
 
 def _error(status: int, message: str, field: str | None = None) -> Any:
@@ -84,7 +87,7 @@ def _unknown(exc: KeyError) -> Any:
 
 
 @bp.get("/transducers")
-@auth.require_role("viewer")
+@require_role("viewer")
 def page() -> Any:
     from webapp.web.pages import PAGES
 
@@ -95,7 +98,7 @@ def page() -> Any:
 
 
 @bp.get("/api/transducers")
-@auth.require_role("viewer")
+@require_role("viewer")
 def list_transducers() -> Any:
     view = database().view()
     view["references"] = list(STANDARD_REFERENCES)
@@ -104,51 +107,51 @@ def list_transducers() -> Any:
 
 
 @bp.get("/api/transducers/<transducer>")
-@auth.require_role("viewer")
+@require_role("viewer")
 def get_transducer(transducer: str) -> Any:
     return jsonify(database().get(transducer).to_json())
 
 
 @bp.post("/api/transducers")
-@auth.require_role("operator")
+@require_role("operator")
 def add_transducer() -> Any:
     entry = database().put(_body(), _user())
-    auth.audit("transducer-add", transducer=entry.id, sensitivity=entry.sensitivity)
+    audit("transducer-add", transducer=entry.id, sensitivity=entry.sensitivity)
     return jsonify(entry.to_json()), 201
 
 
 @bp.put("/api/transducers/<transducer>")
-@auth.require_role("operator")
+@require_role("operator")
 def change_transducer(transducer: str) -> Any:
     entry = database().put(_body(), _user(), replace_id=transducer)
-    auth.audit("transducer-change", transducer=entry.id, sensitivity=entry.sensitivity)
+    audit("transducer-change", transducer=entry.id, sensitivity=entry.sensitivity)
     return jsonify(entry.to_json())
 
 
 @bp.delete("/api/transducers/<transducer>")
-@auth.require_role("operator")
+@require_role("operator")
 def remove_transducer(transducer: str) -> Any:
     database().remove(transducer)
-    auth.audit("transducer-remove", transducer=transducer)
+    audit("transducer-remove", transducer=transducer)
     return jsonify(database().view())
 
 
 @bp.post("/api/transducers/import")
-@auth.require_role("operator")
+@require_role("operator")
 def import_csv() -> Any:
     text = _body().get("csv")
     if not isinstance(text, str):
         raise FieldError("csv", "csv must be the file's text")
     entries = database().import_csv(text, _user())
-    auth.audit("transducer-import", count=len(entries))
+    audit("transducer-import", count=len(entries))
     return jsonify({"imported": [e.id for e in entries], **database().view()})
 
 
 @bp.post("/api/transducers/<transducer>/accept-teds")
-@auth.require_role("operator")
+@require_role("operator")
 def accept_teds(transducer: str) -> Any:
     entry = database().accept_teds(transducer, _user())
-    auth.audit("transducer-accept-teds", transducer=entry.id, sensitivity=entry.sensitivity)
+    audit("transducer-accept-teds", transducer=entry.id, sensitivity=entry.sensitivity)
     return jsonify(entry.to_json())
 
 
@@ -156,7 +159,7 @@ def accept_teds(transducer: str) -> Any:
 
 
 @bp.post("/api/calibration/check")
-@auth.require_role("operator")
+@require_role("operator")
 def calibration_check() -> Any:
     body = _body()
     dash = current_app.extensions["lanxi"]
@@ -190,7 +193,7 @@ def calibration_check() -> Any:
 
 
 @bp.post("/api/transducers/<transducer>/calibrations")
-@auth.require_role("operator")
+@require_role("operator")
 def store_calibration(transducer: str) -> Any:
     body = _body()
     deviation = body.get("deviation_db")
@@ -204,7 +207,7 @@ def store_calibration(transducer: str) -> Any:
         passed=passed if isinstance(passed, bool) else None,
         due=body.get("due"),
     )
-    auth.audit(
+    audit(
         "calibration-store",
         transducer=entry.id,
         sensitivity=entry.sensitivity,

@@ -2,7 +2,7 @@
 
 Whoever holds control may set up, arm, start and stop; everybody else sees who holds it and
 since when, and may ask for it. The holder gives it up, or an admin takes it. The lock lives in
-an access store (``webapp.web.access_store``): the serving process's memory by default, so a
+an access store (``webapp.web.access.store``): the serving process's memory by default, so a
 restart frees it, or Redis shared by every web process, so it holds on all of them.
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from webapp.web.access_store import (
+from webapp.web.access.store import (
     NOTICE_CONTROL,
     NOTICE_RESYNC,
     AccessStore,

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from webapp import runtime
-from webapp.web.access_store import NOTICE_RESYNC, Holder, LockState
+from webapp.web.access.store import NOTICE_RESYNC, Holder, LockState
 
 log = logging.getLogger(__name__)
 

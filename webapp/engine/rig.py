@@ -16,8 +16,8 @@ from typing import Any
 
 from webapp import runtime, statefile
 from webapp.capture.schemas import FieldError, address_key
+from webapp.engine import schemas
 from webapp.openapi.model import ModuleInfo
-from webapp.web import schemas
 
 DEFAULT_DOMAIN = 42
 

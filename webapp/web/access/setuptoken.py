@@ -17,7 +17,9 @@ from typing import Any
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from webapp import runtime
-from webapp.web.accounts import AccessError, UserStore
+from webapp.web.access.accounts import AccessError, UserStore
+from webapp.web.access.audit import audit
+from webapp.web.access.identity import access
 
 bp = Blueprint("lanxi_setup", __name__)
 EXTENSION = "lanxi_setup_token"
@@ -74,8 +76,6 @@ def setup_admin(token: str) -> Any:
         return render_template("setup_admin.html", token=token, error=None)
     name = request.form.get("username", "")
     password = request.form.get("password", "")
-    from webapp.web.auth import access, audit
-
     users = access().users
     with holder._lock:  # one visitor at a time; the token dies with the first account
         if not holder.valid(token):

@@ -1,6 +1,6 @@
 """Failed-login counting in Redis, so every web process counts against one budget.
 
-The same rule as :class:`webapp.web.ratelimit.FailureLimiter` (``max_failures`` within
+The same rule as :class:`webapp.web.access.ratelimit.FailureLimiter` (``max_failures`` within
 ``window_s`` seconds block a key until the oldest of them leaves the window), kept as one sorted
 set of failure times per key (a SHA-256 of the key, expiring with the window). Times are wall
 clock, the one clock the processes share.

@@ -1,6 +1,6 @@
 """Turn requests (HTTP bodies, Socket.IO control events) into orchestrator calls.
 
-A request is checked by its model in :mod:`webapp.web.schemas`, and the capture settings it
+A request is checked by its model in :mod:`webapp.engine.schemas`, and the capture settings it
 makes by ``CaptureSettings.validate()`` before anything is sent to a module, so a bad request
 gets a 4xx naming the field and nothing starts.
 """
@@ -15,9 +15,9 @@ from webapp.capture.labels import has_label, label_row, merge_test, name_from_te
 from webapp.capture.schemas import FieldError
 from webapp.capture.store import CAPTURES_DIR
 from webapp.capture.waveform_streams import CLIENT_KEYS
-from webapp.web import schemas
-from webapp.web.rig import RigStore
-from webapp.web.setups import SetupStore
+from webapp.engine import schemas
+from webapp.engine.rig import RigStore
+from webapp.engine.setups import SetupStore
 from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class Control:
 
     def settings_from(self, body: Any) -> Any:
         """CaptureSettings from the rig, the stored setup and the request's overrides; the
-        request is a :class:`webapp.web.schemas.StartRequest`, the result checks itself with
+        request is a :class:`webapp.engine.schemas.StartRequest`, the result checks itself with
         the capture settings' model (one set of rules for HTTP, Socket.IO and the CLI)."""
         from webapp.capture.settings import CaptureSettings
 

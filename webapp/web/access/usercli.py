@@ -13,10 +13,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from webapp.web.accounts import ROLES, AccessError, ShareStore, UserStore
-from webapp.web.auditlog import AuditLog
-from webapp.web.cli import default_data_dir
-from webapp.web.safepaths import capture_dir
+from webapp.auditlog import AuditLog
+from webapp.datadir import default_data_dir
+from webapp.web.access.accounts import ROLES, AccessError, ShareStore, UserStore
+from webapp.web.access.safepaths import capture_dir
 
 
 def _actor() -> str:

@@ -25,7 +25,7 @@ from webapp import statefile
 from webapp.capture.labels import LABEL_FIELDS
 from webapp.capture.names import check_name as check_file_name
 from webapp.capture.schemas import FieldError
-from webapp.web import schemas
+from webapp.engine import schemas
 
 DEFAULT_BANDWIDTH = None
 """None: the highest bandwidth every module of the rig supports."""
@@ -44,7 +44,7 @@ class SetupError(FieldError):
 
 
 def check_setup(data: Any, partial: bool = False) -> dict[str, Any]:
-    """A validated copy of a setup object (the rules: :class:`webapp.web.schemas.Setup`);
+    """A validated copy of a setup object (the rules: :class:`webapp.engine.schemas.Setup`);
     ``partial`` keeps only the keys given."""
     if not isinstance(data, dict):
         raise SetupError("setup", "the setup must be a JSON object")

@@ -14,10 +14,10 @@ from typing import Any
 
 from webapp import runtime
 from webapp.capture.schemas import FieldError
-from webapp.web import schemas
-from webapp.web.control import RequestError
-from webapp.web.rig import RigStore
-from webapp.web.schemas import FAULTS
+from webapp.engine import schemas
+from webapp.engine.control import RequestError
+from webapp.engine.rig import RigStore
+from webapp.engine.schemas import FAULTS
 
 _KEEP = 20
 """Injections listed on the panel (the latest)."""

@@ -1,7 +1,7 @@
 """The access-control routes: login, logout, share links, users, control lock, audit log.
 
-Registered by ``auth.init_app``; the request gate in ``auth`` runs before each of them (CSRF
-included), so only the role checks are spelled out here.
+Registered by ``install.init_app``; the request gate (:mod:`webapp.web.access.gate`) runs before
+each of them (CSRF included), so only the role checks are spelled out here.
 """
 
 from __future__ import annotations
@@ -24,23 +24,20 @@ from flask import (
 )
 
 from webapp import runtime
-from webapp.web.accounts import AccessError
-from webapp.web.auth import (
+from webapp.web.access.accounts import AccessError
+from webapp.web.access.audit import audit
+from webapp.web.access.gate import refuse, wants_json
+from webapp.web.access.guards import control_holder, control_state, require_role
+from webapp.web.access.identity import (
     access,
-    audit,
-    control_holder,
-    control_state,
-    csrf_token,
     current_share,
     current_user,
     forget_identity,
     identity,
-    refuse,
-    require_role,
     role_at_least,
-    wants_json,
 )
-from webapp.web.safepaths import capture_dir
+from webapp.web.access.requestchecks import csrf_token
+from webapp.web.access.safepaths import capture_dir
 
 log = logging.getLogger(__name__)
 bp = Blueprint("lanxi_auth", __name__)

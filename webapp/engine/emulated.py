@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from webapp.web.faults import FAULTS
+from webapp.engine.schemas import FAULTS
 
 # The fault panel's kinds as the emulator names them (docs/emulator.md, "Faults").
 EMULATOR_KINDS = {
@@ -61,7 +61,7 @@ class EmulatedModules:
     def stop(self) -> None:
         self._rig.stop()
 
-    # --- fault backend (see webapp.web.faults.FaultPanel) ------------------------------------
+    # --- fault backend (see webapp.engine.faults.FaultPanel) ------------------------------------
 
     def inject(
         self, address: str, kind: str, channel: int | None, duration_s: float | None
@@ -170,3 +170,11 @@ def start_from_options(args: argparse.Namespace) -> EmulatedModules | None:
         calibration_shaker=args.emulate_calibration_shaker,
         loopbacks=tuple(args.emulate_loopback) if args.emulate_loopback else None,
     )
+
+
+def replace_rig(rig: Any, addresses: list[str]) -> None:
+    """The emulated modules become the rig (the previous rig of this data dir is replaced)."""
+    for module in rig.view()["modules"]:
+        rig.remove(module["address"])
+    for address in addresses:
+        rig.add(address, emulated=True, probe=False)

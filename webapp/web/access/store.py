@@ -4,7 +4,7 @@ Three things decide who may do what beyond the users and share-link files: the c
 (holder, since, pending requests), the sessions ended by a logout, and the share links revoked.
 One ``serve`` process keeps them in its memory (:class:`MemoryAccessStore`, the default). Several
 web processes behind one address share them through Redis
-(:class:`webapp.web.access_store_redis.RedisAccessStore`): a lock taken through one process holds
+(:class:`webapp.web.access.store_redis.RedisAccessStore`): a lock taken through one process holds
 on all, a logged-out session is refused by all and a revoked link stops everywhere.
 
 Each store also carries notices between processes: ``announce("control")`` after a lock change
@@ -198,13 +198,14 @@ def share_through_redis(app: Any, redis_url: str, *, prefix: str = "lanxi:access
     ``create_app(message_queue=URL)`` calls it once, right after access control is set up.
     Fails at once, naming the URL, if Redis does not answer.
     """
-    from webapp.web import auth
-    from webapp.web.access_store_redis import RedisAccessStore, register_unavailable_error
-    from webapp.web.ratelimit_redis import RedisFailureLimiter
+    from webapp.web.access.accesscontrol import AccessControl
+    from webapp.web.access.ratelimit_redis import RedisFailureLimiter
+    from webapp.web.access.settings import EXTENSION
+    from webapp.web.access.store_redis import RedisAccessStore, register_unavailable_error
 
     store = RedisAccessStore(redis_url, prefix=prefix)
     store.check()
-    ac: auth.AccessControl = app.extensions[auth.EXTENSION]
+    ac: AccessControl = app.extensions[EXTENSION]
     ac.use_store(store)
     # Failed logins count against one budget, whichever process a guess reaches.
     for scope in ("account", "address"):
