@@ -9,8 +9,6 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1] / "webapp"
 
 BELOW_WEB = ("openapi", "capture", "engine", "emulator", "analysis", "dsp", "calibration")
@@ -18,18 +16,6 @@ BELOW_WEB = ("openapi", "capture", "engine", "emulator", "analysis", "dsp", "cal
 BELOW_WEB_MODULES = ("datadir.py", "auditlog.py", "statefile.py", "runtime.py")
 """Single modules under ``webapp/`` used by the web layer and by the layers below it."""
 WEB_ONLY = ("webapp.web", "flask", "flask_socketio", "werkzeug", "socketio", "engineio")
-
-# The engine's live state still lives in webapp/web/state.py; it is to move to
-# webapp/engine/ (nothing in it needs the web layer). Until then these imports of it are the
-# only ones allowed, and each must still exist, so the list cannot outlive the move.
-ALLOWED = {
-    "webapp/engine/control.py": {"webapp.web.state"},
-    "webapp/engine/core.py": {"webapp.web.state"},
-    "webapp/engine/interface.py": {"webapp.web.state"},
-    "webapp/engine/journal.py": {"webapp.web.state"},
-    "webapp/engine/mirror.py": {"webapp.web.state"},
-    "webapp/engine/remote.py": {"webapp.web.state"},
-}
 
 EMULATOR_SHARES = ("webapp.emulator", "webapp.openapi.model", "webapp.openapi.stream")
 """What the emulator may import of the project: itself, the data model and the stream codec."""
@@ -103,17 +89,10 @@ def test_import_scanner_sees_every_kind_of_import(tmp_path):
 def test_no_layer_below_the_web_imports_it_or_flask():
     offences = []
     for path in _sources_below_web():
-        allowed = ALLOWED.get(_rel(path), set())
         for module in sorted(imports_of(path)):
-            if _is_under(module, WEB_ONLY) and not _is_under(module, tuple(allowed)):
+            if _is_under(module, WEB_ONLY):
                 offences.append(f"{_rel(path)} imports {module}")
     assert not offences, "\n".join(offences)
-
-
-@pytest.mark.parametrize("rel", sorted(ALLOWED))
-def test_each_allowed_exception_is_still_needed(rel):
-    # When the import goes, its allowance goes too.
-    assert ALLOWED[rel] <= imports_of(ROOT.parent / rel), f"remove {rel} from ALLOWED"
 
 
 def test_the_emulator_shares_only_the_stream_codec_and_the_data_model():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from webapp.capture import events as ev
 from webapp.capture.ptp import EXPECTED_LOCK_S, NO_MASTER_AFTER_S, lock_hint
-from webapp.web.state import LiveState
+from webapp.engine.state import LiveState
 
 M1, M2 = "10.0.0.1", "10.0.0.2"
 

@@ -13,7 +13,7 @@ from webapp.capture import events as ev
 from webapp.engine import keys
 from webapp.engine.journal import Journal, JournaledState
 from webapp.engine.mirror import StateMirror
-from webapp.web.state import LiveState
+from webapp.engine.state import LiveState
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ import numpy as np
 
 from tests.support.live_packets import unpacked
 from webapp.capture import events as ev
+from webapp.engine.state import LiveState
 from webapp.web.live import LiveHub
-from webapp.web.state import LiveState
 
 
 def received_until(client, predicate, timeout: float = 3.0) -> list[dict]:

@@ -18,7 +18,7 @@ from webapp.capture.waveform_streams import CLIENT_KEYS
 from webapp.engine import schemas
 from webapp.engine.rig import RigStore
 from webapp.engine.setups import SetupStore
-from webapp.web.state import LiveState
+from webapp.engine.state import LiveState
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from webapp.engine.control import Control
 from webapp.engine.faults import FaultPanel
 from webapp.engine.rig import RigStore
 from webapp.engine.setups import SetupStore
-from webapp.web.state import LiveState
+from webapp.engine.state import LiveState
 
 
 class EngineCore:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from webapp.engine.control import RequestError
-from webapp.web.state import LiveState
+from webapp.engine.state import LiveState
 
 COMMAND_TIMEOUT_S = 5.0
 """How long a web process waits for an engine to take a command before telling the user that

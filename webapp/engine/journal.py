@@ -1,6 +1,6 @@
 """The engine's side of the live state: every change folded here and written to Redis.
 
-:class:`JournaledState` is the engine's :class:`~webapp.web.state.LiveState`; each write to it
+:class:`JournaledState` is the engine's :class:`~webapp.engine.state.LiveState`; each write to it
 (an orchestrator event, a topic the rig or setup sets, a log line) is also queued as a record.
 :class:`Journal` sends the queued records to a Redis stream in batches (one pipeline, never
 from the orchestrator's own greenlet) and, at most every :data:`SNAPSHOT_INTERVAL_S`, the whole
@@ -22,8 +22,8 @@ from typing import Any
 from webapp import runtime
 from webapp.capture import events as ev
 from webapp.engine import codec, keys
+from webapp.engine.state import LiveState
 from webapp.engine.trouble import report
-from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
 

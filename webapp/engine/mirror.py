@@ -14,8 +14,8 @@ from typing import Any
 from webapp import runtime
 from webapp.engine import codec, keys
 from webapp.engine.journal import apply
+from webapp.engine.state import LiveState
 from webapp.engine.trouble import report
-from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
 

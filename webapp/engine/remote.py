@@ -15,8 +15,8 @@ from typing import Any
 from webapp.engine.commands import CommandClient
 from webapp.engine.interface import COMMAND_TIMEOUT_S
 from webapp.engine.mirror import StateMirror
+from webapp.engine.state import LiveState
 from webapp.engine.watching import WatchReporter
-from webapp.web.state import LiveState
 
 
 def connect(url: str) -> Any:

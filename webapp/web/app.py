@@ -1,7 +1,7 @@
 """``create_app()``: the dashboard's Flask app, its Socket.IO server and the services behind.
 
 The web layer only translates: the capture engine (:mod:`webapp.engine`, in this process or
-another one behind Redis) runs captures; :class:`~webapp.web.state.LiveState` holds what they
+another one behind Redis) runs captures; :class:`~webapp.engine.state.LiveState` holds what they
 look like; :mod:`webapp.web.live` pushes it to browsers; :mod:`webapp.web.api` turns HTTP
 requests into engine calls.
 """
@@ -18,10 +18,10 @@ from flask_socketio import SocketIO
 from webapp import runtime
 from webapp.capture import events as ev
 from webapp.engine.control import RequestError
+from webapp.engine.state import LiveState
 from webapp.web import bodies, engineio_compat, headers, live
 from webapp.web.access.install import init_app
 from webapp.web.access.sockets import init_socketio
-from webapp.web.state import LiveState
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 

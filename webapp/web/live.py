@@ -28,9 +28,9 @@ from webapp.capture.livefrf import FrfKey, key_text
 from webapp.capture.schemas import FieldError
 from webapp.engine import schemas
 from webapp.engine.control import RequestError
+from webapp.engine.state import LiveState
 from webapp.web import bodies
 from webapp.web.access import identity as auth
-from webapp.web.state import LiveState
 
 log = logging.getLogger(__name__)
 
