@@ -21,7 +21,9 @@ Figures are CPU seconds per second of signal, in percent of one core.
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -68,6 +70,7 @@ def cpu(fn, items) -> tuple[float, float]:
 def baseline_dsp(rev: str) -> types.SimpleNamespace:
     """``webapp.dsp``'s meter and bank as at ``rev``, as a temporary package ``baseline_dsp``."""
     folder = Path(tempfile.mkdtemp(prefix="baseline_dsp_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
     package = folder / "baseline_dsp"
     package.mkdir()
     (package / "__init__.py").write_text("")
