@@ -65,3 +65,18 @@ def test_a_weighted_100_hz_tone_is_19_1_db_down_and_1_khz_unchanged() -> None:
         y = WeightingFilter("A", fs)(x)[fs:]  # the second second: settled
         level = 10 * np.log10(np.mean(y**2) / np.mean(x[fs:] ** 2))
         assert level == pytest.approx(expected, abs=0.05)
+
+
+@pytest.mark.parametrize("fs", sorted(RATES))
+def test_a_made_from_c_is_the_a_weighting(fs: int) -> None:
+    """The meter's A (C, then the section A has beyond C) against the A filter itself, block
+    after block (odd block sizes: the FIR's tail carries over)."""
+    from webapp.dsp.sos import SosFilter
+    from webapp.dsp.weighting import a_from_c_sos
+
+    x = np.random.default_rng(5).standard_normal(fs // 2)
+    a, c, a_from_c = WeightingFilter("A", fs), WeightingFilter("C", fs), SosFilter(a_from_c_sos(fs))
+    cuts = [0, 5, 40, 4096, 4099, len(x)]
+    direct = np.concatenate([a(x[i:j]) for i, j in zip(cuts[:-1], cuts[1:], strict=True)])
+    made = np.concatenate([a_from_c(c(x[i:j])) for i, j in zip(cuts[:-1], cuts[1:], strict=True)])
+    np.testing.assert_allclose(made, direct, rtol=0, atol=1e-9 * np.sqrt(np.mean(direct**2)))

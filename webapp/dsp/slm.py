@@ -2,7 +2,8 @@
 
 Fed every block of one channel (in its unit, Pa for a microphone), it keeps:
 
-* frequency-weighted signals A, C and Z (:mod:`webapp.dsp.weighting`);
+* frequency-weighted signals A, C and Z (:mod:`webapp.dsp.weighting`; A made from C with
+  one more section);
 * time-weighted levels Fast (τ = 0.125 s) and Slow (τ = 1 s): the exponential average of the
   squared weighted signal, ``y[n] = a·y[n−1] + (1−a)·x²[n]`` with ``a = e^(−1/(τ·fs))``, on
   every sample (LAF, LAS, LCF, LZF at the end of the latest block);
@@ -25,10 +26,10 @@ import time
 from typing import Any
 
 import numpy as np
-from scipy import signal
 
 from webapp.dsp.octaves import OctaveBank
-from webapp.dsp.weighting import WeightingFilter, analog_db
+from webapp.dsp.sos import SosFilter, first_order
+from webapp.dsp.weighting import WEIGHTINGS, WeightingFilter, a_from_c_sos, analog_db
 from webapp.openapi import units
 
 TAU_S = {"F": 0.125, "S": 1.0}
@@ -42,14 +43,18 @@ def _db(mean_square: float, ref: float) -> float | None:
 
 
 class TimeWeighting:
-    def __init__(self, tau_s: float, fs: float) -> None:
+    """The exponential average of ``channels`` squared signals at once (state carried over)."""
+
+    def __init__(self, tau_s: float, fs: float, channels: int = 1) -> None:
         a = math.exp(-1.0 / (tau_s * fs))
-        self.b, self.a = [1.0 - a], [1.0, -a]
-        self._zi = np.zeros(1)
+        self._filter = SosFilter(first_order(1.0 - a, -a), channels)
 
     def __call__(self, squared: np.ndarray) -> np.ndarray:
-        y, self._zi = signal.lfilter(self.b, self.a, squared, zi=self._zi)
-        return y
+        return self._filter(squared)
+
+
+FAST = (("A", "F"), ("C", "F"), ("Z", "F"))
+"""The Fast levels, filtered together (one signal each, A, C, Z)."""
 
 
 class SoundLevelMeter:
@@ -57,13 +62,10 @@ class SoundLevelMeter:
         self.fs = fs
         self.unit = unit
         self.ref = units.reference(unit).value
-        self.weights = {w: WeightingFilter(w, fs) for w in ("A", "C", "Z")}
-        self.timed = {
-            ("A", "F"): TimeWeighting(TAU_S["F"], fs),
-            ("A", "S"): TimeWeighting(TAU_S["S"], fs),
-            ("C", "F"): TimeWeighting(TAU_S["F"], fs),
-            ("Z", "F"): TimeWeighting(TAU_S["F"], fs),
-        }
+        self._c = WeightingFilter("C", fs)
+        self._a_from_c = SosFilter(a_from_c_sos(fs))
+        self._fast = TimeWeighting(TAU_S["F"], fs, channels=len(FAST))
+        self._slow = TimeWeighting(TAU_S["S"], fs)
         self.banks = {b: OctaveBank(b, fs) for b in (1, 3)} if octaves else {}
         self.now: dict[tuple[str, str], float] = {}
         self._settle = int(SETTLE_S * fs)
@@ -73,29 +75,33 @@ class SoundLevelMeter:
         """Start the running figures (Leq, max, peak) again: a new recording."""
         self.since = time.time()
         self.samples = 0
-        self.energy = {w: 0.0 for w in self.weights}
+        self.energy = {w: 0.0 for w in WEIGHTINGS}
         self.fmax = 0.0
-        self.peak = {w: 0.0 for w in self.weights}
+        self.peak = {w: 0.0 for w in WEIGHTINGS}
 
     def feed(self, x: np.ndarray) -> None:
         x = np.asarray(x, dtype=float)
         if not len(x):
             return
-        weighted = {w: f(x) for w, f in self.weights.items()}
+        c = self._c(x)
+        weighted = {"A": self._a_from_c(c), "C": c, "Z": x}
         skip = min(self._settle, len(x))  # the filters' onset: no part of the running figures
         self._settle -= skip
-        for w, y in weighted.items():
-            sq = y * y
-            counted = y[skip:]
-            if len(counted):
-                self.energy[w] += float(np.dot(counted, counted))
-                self.peak[w] = max(self.peak[w], float(np.abs(counted).max()))
-            for (tw, tt), tf in self.timed.items():
-                if tw == w:
-                    out = tf(sq)
-                    self.now[(tw, tt)] = float(out[-1])
-                    if (tw, tt) == ("A", "F") and len(out) > skip:
-                        self.fmax = max(self.fmax, float(out[skip:].max()))
+        squared = np.empty((len(FAST), len(x)))
+        for row, (w, _t) in enumerate(FAST):
+            y = weighted[w]
+            np.multiply(y, y, out=squared[row])
+            if len(x) > skip:
+                self.energy[w] += float(squared[row, skip:].sum())
+                self.peak[w] = max(self.peak[w], float(np.abs(y[skip:]).max()))
+        fast = self._fast(squared)
+        slow = self._slow(squared[0])
+        self.now[("A", "F")] = float(fast[0, -1])
+        self.now[("A", "S")] = float(slow[-1])
+        self.now[("C", "F")] = float(fast[1, -1])
+        self.now[("Z", "F")] = float(fast[2, -1])
+        if len(x) > skip:
+            self.fmax = max(self.fmax, float(fast[0, skip:].max()))
         self.samples += len(x) - skip
         for bank in self.banks.values():
             bank.feed(x)
@@ -111,7 +117,7 @@ class SoundLevelMeter:
         }
         for (w, t), ms in self.now.items():
             out[f"L{w}{t}"] = _db(ms, ref)
-        for w in self.weights:
+        for w in WEIGHTINGS:
             out[f"L{w}eq"] = _db(self.energy[w] / n, ref)
             out[f"L{w}peak"] = _db(self.peak[w] ** 2, ref)
         out["LAFmax"] = _db(self.fmax, ref)
