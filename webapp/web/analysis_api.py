@@ -41,6 +41,7 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 
 from webapp import runtime
 from webapp.analysis import views
+from webapp.analysis.capture_errors import CaptureError
 from webapp.analysis.export import (
     FORMATS,
     ExportError,
@@ -51,7 +52,7 @@ from webapp.analysis.export import (
     select,
 )
 from webapp.analysis.integrity import build_report
-from webapp.analysis.reader import Capture, CaptureError
+from webapp.analysis.reader import Capture
 from webapp.capture.store import folder_signature
 from webapp.web import history
 from webapp.web.auth import require_role
