@@ -8,7 +8,8 @@ import sys
 from typing import Any
 
 from webapp.analysis.capture_errors import CaptureError, StreamingReadError
-from webapp.analysis.export import FORMATS, ExportError, export
+from webapp.analysis.export import FORMATS, export
+from webapp.analysis.export_common import ExportError
 from webapp.analysis.integrity import build_report, format_report
 from webapp.analysis.progressbar import ProgressBar
 from webapp.analysis.reader import Capture
