@@ -13,7 +13,6 @@ from typing import Any
 
 from webapp.calibration.records import channel_calibrations, overdue_warnings
 from webapp.capture import store
-from webapp.capture.acoustics import LiveAcoustics
 from webapp.capture.diskspace import DISK_STOP, DiskWatch, expected_rate
 from webapp.capture.events import (
     CaptureFinished,
@@ -28,7 +27,7 @@ from webapp.capture.events import (
 )
 from webapp.capture.generator import generator_runs, start_generators, stop_generators
 from webapp.capture.labels import labelled_channels
-from webapp.capture.levels import LiveModule, levels_interval
+from webapp.capture.live_selection import LiveSelection
 from webapp.capture.livefrf import LiveFrfs
 from webapp.capture.outputs import HandOutputs
 from webapp.capture.phases import WAIT_STOPPED, Order
@@ -59,7 +58,7 @@ NO_DATA_GRACE_S = 5.0
 """How long past the requested duration to wait for a module's samples before stopping."""
 
 
-class Recording(StatusWatching, WorkerReceivers):
+class Recording(StatusWatching, WorkerReceivers, LiveSelection):
     """Recording steps of :class:`~webapp.capture.orchestrator.Orchestrator` (which provides the
     state and the request, wait and event methods declared here)."""
 
@@ -232,65 +231,6 @@ class Recording(StatusWatching, WorkerReceivers):
             generator_by_hand=self.outputs.by_hand(m.address) or None,
             signals=[{"signal_id": i + 1, "channel": c} for i, c in enumerate(m.channels)],
         )
-
-    def _waveform_channels_for(self, s: Session, m: ModuleRun) -> frozenset[int] | None:
-        watched = self._watched
-        if watched is not None:
-            return frozenset(c for a, c in watched if a == m.address)
-        if self.waveforms == "all":
-            return None
-        if self.waveforms == "none":
-            return frozenset()
-        module, channel = self._waveform
-        if module is None:
-            first = m.channels[:1] if m is s.master else []
-            return frozenset(first)
-        if module != m.address:
-            return frozenset()
-        return frozenset([channel] if channel is not None else m.channels[:1])
-
-    def _new_live_views(self, s: Session) -> None:
-        for m in s.modules:
-            m.receivers = []
-            m.faults = {}
-            m.live = LiveModule(
-                m.address,
-                self._publish,
-                levels=self.live_levels,
-                levels_interval_s=levels_interval(sum(len(x.channels) for x in s.modules)),
-            )
-            m.live.waveform_channels = self._waveform_channels_for(s, m)
-            m.acoustics = LiveAcoustics(m.address, self._publish)
-
-    def _analyse_watched(self, s: Session) -> None:
-        """Sound level meters for exactly the channels viewers look at (every block of each
-        decoded); nobody looking at a channel: its blocks are not decoded for them."""
-        watched = set(self._watched or ())
-        spectra = self._spectra
-        watched |= {(a, c) for a, c, _w, _n in spectra}
-        for m in s.modules:
-            acoustics = m.acoustics
-            if acoustics is None:
-                continue
-            acoustics.want_spectra({(c, w, n) for a, c, w, n in spectra if a == m.address})
-            mine = {c for a, c in watched if a == m.address}
-            for r in m.receivers:
-                r.unwatch("acoustics")
-            for channel in sorted(mine):
-                found = m.stream_of(channel)
-                if found is None:
-                    continue
-                receiver, sid = found
-
-                def analyse(
-                    signal: int, _t: int, raw: Any, _r: StreamReceiver = receiver,
-                    _c: int = channel, _a: LiveAcoustics = acoustics,
-                ) -> None:  # fmt: skip
-                    _a.analyse(_c, raw, _r.tap.interpretations.get(signal))
-
-                receiver.watch(sid, "acoustics", analyse)
-            acoustics.keep_only(mine)
-        self.frfs.wire(s)
 
     def _connect_streams(
         self,
