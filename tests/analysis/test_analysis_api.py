@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from webapp.analysis import export as export_mod
+from webapp.analysis import export_csv
 from webapp.analysis.reader import Capture
 from webapp.capture.events import EventBus
 from webapp.web.app import create_app
@@ -133,7 +133,7 @@ def test_export_downloads(client, app_data, faulty_capture: Path, monkeypatch) -
     assert all(not f["file"].startswith(".") for f in files)
     est = api(client, "export/estimate", format="csv", channels="m1-ch1")
     assert est["bytes"] > 0
-    monkeypatch.setattr(export_mod, "CSV_MAX_VALUES", 100)
+    monkeypatch.setattr(export_csv, "CSV_MAX_VALUES", 100)
     err = api(client, "export/estimate", 422, format="csv")
     assert "short captures" in err["error"]
     api(client, "export", 422, format="csv")

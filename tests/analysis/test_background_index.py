@@ -18,8 +18,9 @@ import pytest
 
 from tests.analysis.helpers import RATE, two_modules
 from webapp.analysis import index as index_module
-from webapp.analysis import indexing, reader
-from webapp.analysis.reader import Capture, StreamingReadError
+from webapp.analysis import indexing, reader, window_reads
+from webapp.analysis.capture_errors import StreamingReadError
+from webapp.analysis.reader import Capture
 from webapp.analysis.synthetic import write_capture
 from webapp.cli import main
 from webapp.openapi.stream import (
@@ -39,7 +40,7 @@ def small_steps(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(index_module, "FIRST_READ", 4 << 10)
     monkeypatch.setattr(indexing, "MIN_PROGRESS", 16 << 10)
     monkeypatch.setattr(reader, "scan_workers", lambda: 2)
-    monkeypatch.setattr(reader, "decode_workers", lambda: 2)
+    monkeypatch.setattr(window_reads, "decode_workers", lambda: 2)
 
 
 def windows(cap: Capture, **kw: Any) -> list[tuple[int, int, dict[str, tuple[int, np.ndarray]]]]:

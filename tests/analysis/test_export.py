@@ -12,8 +12,9 @@ import scipy.io
 import soundfile
 
 from tests.analysis.helpers import RATE
-from webapp.analysis import export as export_mod
-from webapp.analysis.export import ExportError, export
+from webapp.analysis import export_csv
+from webapp.analysis.export import export
+from webapp.analysis.export_common import ExportError
 from webapp.analysis.reader import Capture
 
 
@@ -109,7 +110,7 @@ def test_csv_short_capture_and_refusal(faulty_capture: Path, tmp_path: Path, mon
         assert body[5 * 4096][1] == ""  # a lost sample is an empty cell
         assert body[0][2] == ""  # module 2 starts a block later
         assert float(body[4096][0]) == pytest.approx(4096 / RATE)
-        monkeypatch.setattr(export_mod, "CSV_MAX_VALUES", 1000)
+        monkeypatch.setattr(export_csv, "CSV_MAX_VALUES", 1000)
         with pytest.raises(ExportError, match="CSV is for short captures"):
             export(cap, "csv", tmp_path / "big.csv")
         export(cap, "csv", tmp_path / "cut.csv", start_s=0.25, duration_s=150 / RATE)

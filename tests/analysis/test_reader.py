@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.analysis.helpers import RATE, two_modules
+from webapp.analysis.capture_errors import CaptureError
 from webapp.analysis.index import scan_bytes, scan_file
-from webapp.analysis.reader import Capture, CaptureError
+from webapp.analysis.reader import Capture
 from webapp.analysis.synthetic import (
     SynthChannel,
     SynthModule,

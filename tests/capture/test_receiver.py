@@ -331,7 +331,7 @@ def test_a_dropped_stream_is_connected_again_and_the_file_stays_a_stream(tmp_pat
     the new connection (Interpretations again, then blocks two later) is appended, the gap is
     counted as lost samples, and the file is a valid stream a strict checker reads."""
     from tests.streamcheck import check_file
-    from webapp.capture.recording import lost_samples
+    from webapp.capture.stream_connections import lost_samples
 
     first_ours, first_theirs = socket.socketpair()
     second_ours, second_theirs = socket.socketpair()

@@ -7,10 +7,12 @@ import json
 import sys
 from typing import Any
 
-from webapp.analysis.export import FORMATS, ExportError, export
+from webapp.analysis.capture_errors import CaptureError, StreamingReadError
+from webapp.analysis.export import FORMATS, export
+from webapp.analysis.export_common import ExportError
 from webapp.analysis.integrity import build_report, format_report
 from webapp.analysis.progressbar import ProgressBar
-from webapp.analysis.reader import Capture, CaptureError, StreamingReadError
+from webapp.analysis.reader import Capture
 
 
 def add_parser(subparsers: Any) -> None:

@@ -21,8 +21,10 @@ every module that was opened, keeps every byte received, records the error and e
 Status comes from one ``onchange`` long poll per module (a watcher) for the whole session:
 PTP progress, state changes and channel faults all arrive through it.
 
-The recording steps are in :mod:`webapp.capture.recording` (a base class), the session's data
-and errors in :mod:`webapp.capture.session`, the teardown's requests in
+The checks before anything is sent are in :mod:`webapp.capture.preparation`; the arming steps
+in :mod:`webapp.capture.arming`, the recording steps in :mod:`webapp.capture.recording` and the
+viewers' waveform/spectrum/FRF choices in :mod:`webapp.capture.live_selection` (base classes);
+the session's data and errors in :mod:`webapp.capture.session`, the teardown's requests in
 :mod:`webapp.capture.teardown`.
 """
 
@@ -31,39 +33,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from webapp import runtime
-from webapp.calibration.records import calibrated_transducers
 from webapp.capture import store
+from webapp.capture.arming import Arming
 from webapp.capture.disarming import Disarming
 from webapp.capture.diskspace import check_folder, expected_rate
 from webapp.capture.events import (
     CaptureFinished,
     CapturePrepared,
-    ChannelsConfigured,
     Event,
     EventBus,
     Outcome,
     Phase,
     PhaseChanged,
-    TransducersDetected,
     Warning,
 )
 from webapp.capture.generator import check_generators
-from webapp.capture.livefrf import FrfKey, LiveFrfs
+from webapp.capture.livefrf import LiveFrfs
 from webapp.capture.monitoring import Monitoring, MonitorRequest
 from webapp.capture.outputs import HandOutputs, describe_state
-from webapp.capture.phases import (
-    WAIT_DETECTED,
-    Order,
-    Step,
-    Timeout,
-    arm_sequence,
-    ordered,
-)
+from webapp.capture.preparation import check_disk, prepare_session
 from webapp.capture.session import (
     Aborted,
     CaptureBusyError,
@@ -74,10 +67,8 @@ from webapp.capture.session import (
     StreamFailure,
     describe_error,
     error_event,
-    parallel,
 )
 from webapp.capture.settings import CaptureSettings, SettingsError
-from webapp.capture.setup import applied_channels, build_setup, enabled_channel_numbers
 from webapp.capture.teardown import (
     walk_to_idle,
 )
@@ -87,8 +78,6 @@ from webapp.openapi.client import ModuleClient, ModuleError
 from webapp.openapi.model import (
     ModuleInfo,
     ModuleState,
-    bandwidth_for_rate,
-    rate_for_bandwidth,
 )
 
 log = logging.getLogger(__name__)
@@ -99,7 +88,7 @@ STALL_TIMEOUT_S = 5.0
 sample rates): the module is gone or no longer sending."""
 
 
-class Orchestrator(Monitoring, Disarming):
+class Orchestrator(Arming, Monitoring, Disarming):
     """Runs captures on LAN-XI modules and emits events on ``bus``; see the module docstring."""
 
     def __init__(
@@ -205,33 +194,9 @@ class Orchestrator(Monitoring, Disarming):
             )
         return out
 
-    def select_waveform(self, module: str | None, channel: int | None) -> None:
-        """With ``waveforms="selected"``: the one channel whose Waveform events are emitted
-        (default: the master's first channel). Ignored with ``"all"`` and ``"none"``."""
-        self._waveform = (module, channel)
-        self._apply_waveform_choice()
-
-    def watch_waveforms(self, channels: Iterable[tuple[str, int]] | None) -> None:
-        """Emit Waveform events for exactly these (module address, channel) pairs, e.g. the
-        channels viewers have chosen; ``None`` returns to the constructor's ``waveforms``."""
-        self._watched = None if channels is None else frozenset((a, int(c)) for a, c in channels)
-        self._apply_waveform_choice()
-
-    def watch_spectra(self, spectra: Iterable[tuple[str, int, str, int]]) -> None:
-        """Compute averaged spectra for exactly these (module address, channel, window,
-        lines), the ones viewers show (:mod:`webapp.dsp.spectrum`)."""
-        self._spectra = frozenset((a, int(c), str(w), int(n)) for a, c, w, n in spectra)
-        self._apply_waveform_choice()
-
     def _session_addresses(self) -> list[str]:
         s = self._session
         return [m.address for m in s.modules] if s is not None else []
-
-    def watch_frfs(self, frfs: Iterable[FrfKey]) -> None:
-        """Compute the cross spectra of exactly these live FRFs (reference, responses, lines),
-        the ones viewers show (:mod:`webapp.capture.livefrf`)."""
-        self.frfs.want(frfs)
-        self._apply_waveform_choice()
 
     def start_outputs(self, generators: dict[str, list[dict[str, Any]]], rig: list[str]) -> None:
         """Start generator outputs by hand (module address → output objects); ``rig``: the
@@ -248,14 +213,6 @@ class Orchestrator(Monitoring, Disarming):
         any phase."""
         s = self._session
         self.outputs.stop(outputs, s if s is not None and not s.closed else None, rig)
-
-    def _apply_waveform_choice(self) -> None:
-        s = self._session
-        if s is not None:
-            for m in s.modules:
-                if m.live is not None:
-                    m.live.waveform_channels = self._waveform_channels_for(s, m)
-            self._analyse_watched(s)
 
     # --- public commands --------------------------------------------------------------------
 
@@ -276,7 +233,7 @@ class Orchestrator(Monitoring, Disarming):
         the modules up in the background until they are ready to record."""
         with self._lock:
             self._check_idle("arm")
-            session = self._prepare(settings)
+            session = prepare_session(settings, self.client_factory)
             self._announce(session, "", settings.name, settings.duration_s, "arm")
             self._launch(session, disarm_after=False)
 
@@ -314,7 +271,7 @@ class Orchestrator(Monitoring, Disarming):
             if settings is None:
                 raise SettingsError("settings", "not armed: give the capture settings")
             self._check_idle("monitor")
-            session = self._prepare(settings)
+            session = prepare_session(settings, self.client_factory)
             self._check_monitor_plan(session, plan, request)
             self._monitor_wanted = request
             self._launch(session, disarm_after=end_when_done)
@@ -395,7 +352,7 @@ class Orchestrator(Monitoring, Disarming):
                     # setting: the armed modules need no new setup for them).
                     session.settings.generators = dict(settings.generators)
                     check_generators(session)
-                self._check_disk(session, pending)
+                check_disk(session, pending)
                 self._pending = pending
                 self._announce(session, pending.capture_id, name, duration, "start")
                 if self._job is None:  # armed and idle: record now
@@ -404,9 +361,9 @@ class Orchestrator(Monitoring, Disarming):
             if settings is None:
                 raise SettingsError("settings", "not armed: give the capture settings")
             self._check_idle("start")
-            session = self._prepare(settings)
+            session = prepare_session(settings, self.client_factory)
             pending = self._new_pending(settings.name, settings.duration_s, folder)
-            self._check_disk(session, pending)
+            check_disk(session, pending)
             self._pending = pending
             self._announce(session, pending.capture_id, settings.name, settings.duration_s, "start")
             self._launch(session, disarm_after=True)
@@ -502,12 +459,6 @@ class Orchestrator(Monitoring, Disarming):
         if self._session is not None and not self._session.closed:
             raise CaptureBusyError(f"cannot {what}: the modules are armed; disarm first")
 
-    @staticmethod
-    def _check_disk(s: Session, pending: PendingCapture) -> None:
-        """Refuse (DiskSpaceError, field ``folder``) before anything is sent when the capture
-        folder's disk cannot take ``disk_margin_s`` seconds at the expected rate."""
-        check_folder(pending.folder, expected_rate(s), s.settings.disk_margin_s)
-
     def _new_pending(
         self, name: str, duration: float | None, folder: Path | None
     ) -> PendingCapture:
@@ -516,116 +467,6 @@ class Orchestrator(Monitoring, Disarming):
             folder = self.data_dir / store.CAPTURES_DIR / capture_id
         self.current_capture_id = capture_id
         return PendingCapture(capture_id, name, duration, Path(folder))
-
-    def _prepare(self, settings: CaptureSettings) -> Session:
-        """Validate the settings and read every module's info (concurrently); nothing that
-        changes a module is sent here."""
-        settings.validate()
-        runs = [
-            ModuleRun(
-                number=i + 1,
-                address=address,
-                client=self.client_factory(address),
-                role=("master" if i == 0 else "slave") if settings.synchronized else "single",
-            )
-            for i, address in enumerate(settings.modules)
-        ]
-
-        def read_info(m: ModuleRun) -> None:
-            m.info = m.client.info()
-
-        parallel(runs, read_info)
-        self._check_distinct(runs)
-        for i, m in enumerate(runs):
-            info = m.info
-            assert info is not None
-            where = f"modules[{i}]"
-            if settings.synchronized and not info.supports_ptp:
-                raise SettingsError(
-                    where,
-                    f"{m.address} is a Type {info.type_number}, which cannot take part in a "
-                    "PTP-synchronized capture (it works only on its own)",
-                )
-            if info.module_state and info.module_state != ModuleState.IDLE:
-                raise ModuleError(
-                    m.address,
-                    "GET /rest/rec/module/info",
-                    None,
-                    f"the module is in state {info.module_state}, not Idle: another program may "
-                    "be using it (close its recorder there, or return the module to Idle: on "
-                    "the Rig page, or lanxi-dashboard capture --return-to-idle ADDR)",
-                )
-            self._check_channels(settings, m, info)
-        rate = self._choose_rate(settings, runs)
-        session = Session(settings, runs, bandwidth_for_rate(rate), rate)
-        check_generators(session)
-        return session
-
-    @staticmethod
-    def _check_distinct(runs: list[ModuleRun]) -> None:
-        """Two addresses that reach one module (same type and serial number) are refused,
-        naming both: the module would be set up twice and record one stream as two."""
-        seen: dict[tuple[str, int], ModuleRun] = {}
-        for i, m in enumerate(runs):
-            info = m.info
-            if info is None or not info.serial:
-                continue
-            key = (info.type_number, info.serial)
-            first = seen.setdefault(key, m)
-            if first is not m:
-                raise SettingsError(
-                    f"modules[{i}]",
-                    f"module {m.number} ({m.address}) is the same module as module "
-                    f"{first.number} ({first.address}): both report Type {info.type_number} "
-                    f"serial {info.serial}",
-                )
-
-    @staticmethod
-    def _check_channels(settings: CaptureSettings, m: ModuleRun, info: ModuleInfo) -> None:
-        overrides = settings.channels.get(m.address, [])
-        where = f"channels.{m.address}"
-        for j, ch in enumerate(overrides):
-            label = f"{m.address} channel {ch.channel}"
-            if info.input_channels and ch.channel > info.input_channels:
-                raise SettingsError(
-                    f"{where}[{j}].channel",
-                    f"{label}: {m.address} (Type {info.type_number}) has "
-                    f"{info.input_channels} input channels",
-                )
-            if ch.range is not None and info.ranges and ch.range not in info.ranges:
-                raise SettingsError(
-                    f"{where}[{j}].range",
-                    f"{label}: range must be one of {', '.join(info.ranges)}, not {ch.range!r}",
-                )
-            if ch.filter is not None and info.filters and ch.filter not in info.filters:
-                raise SettingsError(
-                    f"{where}[{j}].filter",
-                    f"{label}: filter must be one of {', '.join(info.filters)}, not {ch.filter!r}",
-                )
-        disabled = {ch.channel for ch in overrides if ch.enabled is False}
-        if info.input_channels and len(disabled) >= info.input_channels:
-            raise SettingsError(where, f"every input channel of {m.address} is disabled")
-
-    @staticmethod
-    def _choose_rate(settings: CaptureSettings, runs: list[ModuleRun]) -> int:
-        """The requested bandwidth, or the highest one every module supports (a synchronized
-        capture needs one sample rate everywhere)."""
-        supported = [set(m.info.sample_rates) for m in runs if m.info and m.info.sample_rates]
-        if settings.bandwidth is not None:
-            rate = rate_for_bandwidth(settings.bandwidth)
-            for m in runs:
-                if m.info and m.info.sample_rates and rate not in m.info.sample_rates:
-                    raise SettingsError(
-                        "bandwidth",
-                        f"{m.address} (Type {m.info.type_number}) does not support {settings.bandwidth}",
-                    )
-            return rate
-        if not supported:
-            return 131072
-        common = set.intersection(*supported)
-        if not common:
-            raise SettingsError("bandwidth", "the modules have no sample rate in common")
-        return max(common)
 
     # --- background job ---------------------------------------------------------------------
 
@@ -715,133 +556,6 @@ class Orchestrator(Monitoring, Disarming):
                     capture_id=pending.capture_id, outcome=str(outcome), reason=reason, folder=""
                 )
             )
-
-    # --- arming -----------------------------------------------------------------------------
-
-    def _arm_sequence(self, s: Session) -> None:
-        self.last_error = None
-        count = len(s.modules)
-        kind = "synchronized" if s.synchronized else "single-module"
-        self._set_phase(Phase.VALIDATING, f"{count} module(s), {kind}, {s.bandwidth}")
-        for m in s.modules:
-            runtime.spawn(self._watch, s, m, name=f"watch {m.address}")
-        for step in arm_sequence(s.synchronized):
-            self._check_abort()
-            self._set_phase(step.phase)
-            if step.custom:
-                getattr(self, f"_phase_{step.request}")(s, step)
-            else:
-                if step.request:
-                    self._send(s, step.order, step.request)
-                if step.wait:
-                    self._await(s, step.wait)
-                    if step.wait.timeout is Timeout.PTP:
-                        s.ptp_locked = True  # from here on a lost lock is a fault
-        self._fetch_ports(s)
-        s.armed = True
-        self._set_phase(Phase.ARMED)
-
-    def _phase_ptp_sync(self, s: Session, step: Step) -> None:
-        settime = int(time.time() * 1000)
-        domain = s.settings.ptp_domain
-
-        def sync(m: ModuleRun) -> None:
-            m.ptp_configured = True
-            m.client.set_ptp(domain, m is s.master, settime)
-
-        for batch in ordered(s.modules, step.order):
-            parallel(batch, sync)
-
-    def _phase_open_multi(self, s: Session, step: Step) -> None:
-        def open_(m: ModuleRun) -> None:
-            m.opened = True
-            m.client.open(single_module=False, detect_transducers=False)
-
-        self._each(s, step.order, open_)
-        assert step.wait is not None
-        self._await(s, step.wait)
-
-    def _phase_open_single(self, s: Session, step: Step) -> None:
-        def open_(m: ModuleRun) -> None:
-            m.client.set_time()
-            # A module left in PTP mode (e.g. by a capture with --keep-ptp) would wait for a
-            # master that is not there; stand-alone is what a single module runs in (REF17 §5.2).
-            m.client.set_standalone()
-            m.opened = True
-            m.client.open(single_module=True, detect_transducers=False)
-
-        self._each(s, step.order, open_)
-        assert step.wait is not None
-        self._await(s, step.wait)
-
-    def _phase_detect(self, s: Session, step: Step) -> None:
-        """TEDS detection runs on every module at once; the requests go master last."""
-        self._send(s, step.order, "detect_transducers")
-        self._await(s, step.wait or WAIT_DETECTED)
-
-        def fetch(m: ModuleRun) -> None:
-            m.transducers = m.client.transducers()
-
-        self._each(s, step.order, fetch)
-        for m in s.modules:
-            self._publish(TransducersDetected(module=m.address, transducers=m.transducers or []))
-
-    def _phase_configure(self, s: Session, step: Step) -> None:
-        def configure(m: ModuleRun) -> None:
-            default = m.client.default_setup()
-            m.setup = build_setup(
-                default,
-                # A TEDS transducer of the transducer database gets its stored sensitivity.
-                calibrated_transducers(self.data_dir, m.transducers),
-                s.settings.channel_overrides(m.address),
-                s.bandwidth,
-                s.settings.multi_socket,
-                where=f"channels.{m.address}",
-            )
-            m.channels = enabled_channel_numbers(m.setup)
-
-        self._each(s, step.order, configure)
-        self._each(s, step.order, lambda m: m.client.put_setup(m.setup))
-        for m in s.modules:
-            assert m.setup is not None
-            self._publish(
-                ChannelsConfigured(
-                    module=m.address, bandwidth=s.bandwidth, channels=applied_channels(m.setup)
-                )
-            )
-        assert step.wait is not None
-        self._await(s, step.wait)
-
-    def _fetch_ports(self, s: Session) -> None:
-        def fetch(m: ModuleRun) -> None:
-            if s.settings.multi_socket:
-                ports = m.client.destination_sockets()
-                if len(ports) != len(m.channels):
-                    raise ModuleError(
-                        m.address,
-                        "GET /rest/rec/destination/sockets",
-                        200,
-                        f"{len(ports)} ports for {len(m.channels)} enabled channels",
-                    )
-                m.ports = ports
-            else:
-                m.ports = [m.client.destination_socket()]
-
-        self._each(s, Order.MASTER_LAST, fetch)
-
-    # --- requests and waits -----------------------------------------------------------------
-
-    def _each(self, s: Session, order: Order, fn: Callable[[ModuleRun], Any]) -> None:
-        for batch in ordered(s.modules, order):
-            self._check_abort()
-            parallel(batch, fn)
-
-    def _send(self, s: Session, order: Order, method: str, *args: Any) -> None:
-        self._each(s, order, lambda m: getattr(m.client, method)(*args))
-
-    def _check_abort(self) -> None:
-        if self._abort.is_set():
-            raise Aborted()
 
     # --- events -----------------------------------------------------------------------------
 

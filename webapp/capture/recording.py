@@ -9,16 +9,13 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Any
 
-from webapp.calibration.records import channel_calibrations, overdue_warnings
+from webapp.calibration.records import overdue_warnings
 from webapp.capture import store
-from webapp.capture.acoustics import LiveAcoustics
+from webapp.capture.capture_records import CaptureRecords
 from webapp.capture.diskspace import DISK_STOP, DiskWatch, expected_rate
 from webapp.capture.events import (
-    CaptureFinished,
     CaptureStarted,
-    Error,
     Event,
     EventBus,
     Outcome,
@@ -27,25 +24,20 @@ from webapp.capture.events import (
     Warning,
 )
 from webapp.capture.generator import generator_runs, start_generators, stop_generators
-from webapp.capture.labels import labelled_channels
-from webapp.capture.levels import LiveModule, levels_interval
 from webapp.capture.livefrf import LiveFrfs
 from webapp.capture.outputs import HandOutputs
 from webapp.capture.phases import WAIT_STOPPED, Order
-from webapp.capture.receiver import StreamReceiver
 from webapp.capture.session import (
-    ModuleRun,
     PendingCapture,
     Session,
     StopFailure,
     StreamFailure,
     describe_error,
     error_event,
-    parallel,
 )
+from webapp.capture.stream_connections import StreamConnections
 from webapp.capture.teardown import stop_measurements, stopped_after_all
 from webapp.capture.watching import StatusWatching
-from webapp.capture.workerpools import WorkerReceivers
 from webapp.openapi.model import BLOCK_VALUES
 
 log = logging.getLogger(__name__)
@@ -53,13 +45,11 @@ log = logging.getLogger(__name__)
 RECORDING_TIME_INTERVAL_S = 0.25
 PROGRESS_RECORD_INTERVAL_S = 2.0
 """How often capture.json is rewritten while recording (bytes so far per file)."""
-DRAIN_IDLE_S = 0.3
-"""After the stop, a stream that has been quiet this long has delivered everything."""
 NO_DATA_GRACE_S = 5.0
 """How long past the requested duration to wait for a module's samples before stopping."""
 
 
-class Recording(StatusWatching, WorkerReceivers):
+class Recording(StatusWatching, StreamConnections, CaptureRecords):
     """Recording steps of :class:`~webapp.capture.orchestrator.Orchestrator` (which provides the
     state and the request, wait and event methods declared here)."""
 
@@ -95,30 +85,6 @@ class Recording(StatusWatching, WorkerReceivers):
 
     def _send(self, s: Session, order: Order, method: str, *args: object) -> None:
         raise NotImplementedError
-
-    def _capture_record(self, s: Session, pending: PendingCapture) -> store.CaptureRecord:
-        settings = s.settings
-        return store.CaptureRecord(
-            folder=pending.folder,
-            id=pending.capture_id,
-            name=pending.name,
-            created=time.time(),
-            requested_duration_s=pending.duration_s,
-            ptp_domain=settings.ptp_domain if s.synchronized else None,
-            master=s.master.address,
-            bandwidth=s.bandwidth,
-            sample_rate=s.sample_rate,
-            streaming="multi-socket" if settings.multi_socket else "single-socket",
-            modules=[self._module_record(m) for m in s.modules],
-            test=dict(pending.test if pending.test is not None else settings.test),
-            channels=labelled_channels(
-                [(m.number, m.address) for m in s.modules],
-                pending.labels if pending.labels is not None else settings.labels,
-            ),
-            calibrations=channel_calibrations(
-                self.data_dir, ((m.number, m.setup) for m in s.modules)
-            ),
-        )
 
     def _record(self, s: Session, pending: PendingCapture) -> None:
         capture = self._capture_record(s, pending)
@@ -214,194 +180,6 @@ class Recording(StatusWatching, WorkerReceivers):
             s.measuring = False
         self._drain(s)
         return reason
-
-    def _module_record(self, m: ModuleRun) -> store.ModuleRecord:
-        info = m.info
-        return store.ModuleRecord(
-            number=m.number,
-            address=m.address,
-            role=m.role,
-            type=info.type_number if info else "",
-            serial=info.serial if info else 0,
-            name=info.name if info else "",
-            firmware=info.firmware if info else "",
-            hardware=info.hardware if info else "",
-            setup=m.setup,
-            transducers=m.transducers,
-            generator=(self.settings.generators.get(m.address) if self.settings else None) or None,
-            generator_by_hand=self.outputs.by_hand(m.address) or None,
-            signals=[{"signal_id": i + 1, "channel": c} for i, c in enumerate(m.channels)],
-        )
-
-    def _waveform_channels_for(self, s: Session, m: ModuleRun) -> frozenset[int] | None:
-        watched = self._watched
-        if watched is not None:
-            return frozenset(c for a, c in watched if a == m.address)
-        if self.waveforms == "all":
-            return None
-        if self.waveforms == "none":
-            return frozenset()
-        module, channel = self._waveform
-        if module is None:
-            first = m.channels[:1] if m is s.master else []
-            return frozenset(first)
-        if module != m.address:
-            return frozenset()
-        return frozenset([channel] if channel is not None else m.channels[:1])
-
-    def _new_live_views(self, s: Session) -> None:
-        for m in s.modules:
-            m.receivers = []
-            m.faults = {}
-            m.live = LiveModule(
-                m.address,
-                self._publish,
-                levels=self.live_levels,
-                levels_interval_s=levels_interval(sum(len(x.channels) for x in s.modules)),
-            )
-            m.live.waveform_channels = self._waveform_channels_for(s, m)
-            m.acoustics = LiveAcoustics(m.address, self._publish)
-
-    def _analyse_watched(self, s: Session) -> None:
-        """Sound level meters for exactly the channels viewers look at (every block of each
-        decoded); nobody looking at a channel: its blocks are not decoded for them."""
-        watched = set(self._watched or ())
-        spectra = self._spectra
-        watched |= {(a, c) for a, c, _w, _n in spectra}
-        for m in s.modules:
-            acoustics = m.acoustics
-            if acoustics is None:
-                continue
-            acoustics.want_spectra({(c, w, n) for a, c, w, n in spectra if a == m.address})
-            mine = {c for a, c in watched if a == m.address}
-            for r in m.receivers:
-                r.unwatch("acoustics")
-            for channel in sorted(mine):
-                found = m.stream_of(channel)
-                if found is None:
-                    continue
-                receiver, sid = found
-
-                def analyse(
-                    signal: int, _t: int, raw: Any, _r: StreamReceiver = receiver,
-                    _c: int = channel, _a: LiveAcoustics = acoustics,
-                ) -> None:  # fmt: skip
-                    _a.analyse(_c, raw, _r.tap.interpretations.get(signal))
-
-                receiver.watch(sid, "acoustics", analyse)
-            acoustics.keep_only(mine)
-        self.frfs.wire(s)
-
-    def _connect_streams(
-        self,
-        s: Session,
-        pending: PendingCapture | None,
-        capture: store.CaptureRecord | None,
-        ring_retention_ticks: int | None = None,
-    ) -> None:
-        """A receiver per stream port of every module: writing ``pending``'s files (and naming
-        them in ``capture``), or, without them, keeping a ring for monitoring."""
-        if pending is not None:
-            pending.folder.mkdir(parents=True, exist_ok=True)
-        self._new_live_views(s)
-        # A large rig's recording: its receivers in worker processes (webapp.capture.workers).
-        pool = self._recording_pool(s) if pending is not None else None
-        for m in s.modules:
-            if pool is not None:
-                assert m.live is not None
-                m.live = pool.live_for(m.number, m.live)
-            record = capture.modules[m.number - 1] if capture is not None else None
-            if record is not None:
-                record.setup, record.transducers = m.setup, m.transducers
-                record.files = []
-            signal_channel = dict(enumerate(m.channels, start=1))
-            for i, port in enumerate(m.ports):
-                only: int | None = m.channels[i] if s.settings.multi_socket else None
-                if only is not None:
-                    channels = [only]
-
-                    def channel_of(_sid: int, _c: int = only) -> int:
-                        return _c
-                else:
-                    channels = list(m.channels)
-
-                    def channel_of(sid: int, _map: dict[int, int] = signal_channel) -> int:
-                        return _map.get(sid, sid)
-
-                name = stream_file_name(pending.name, m.number, only) if pending else None
-                if pool is not None and pending is not None and name is not None:
-                    self._open_in_worker(
-                        pool, s, m, port, pending.folder / name, only, channels, signal_channel
-                    )
-                    if record is not None:
-                        record.files.append(store.FileRecord(file=name, channels=channels))
-                    continue
-                sock = m.client.connect_stream(port)
-                assert m.live is not None
-                try:
-                    receiver = StreamReceiver(
-                        m.address,
-                        sock,
-                        pending.folder / name if pending is not None and name else None,
-                        m.live,
-                        channel_of,
-                        lambda r, err, _s=s: self._receiver_ended(_s, r, err),
-                        label=f"{m.address} port {port}",
-                        channel=only,
-                        ring_retention_ticks=ring_retention_ticks,
-                        reconnect=(
-                            (lambda _m=m, _p=port: _m.client.connect_stream(_p))
-                            if s.settings.on_stream_drop == "reconnect"
-                            else None
-                        ),
-                        on_reconnect=self._stream_reconnected,
-                    )
-                except BaseException:
-                    # No receiver owns the socket yet, so _close_streams would leave it open.
-                    sock.close()
-                    raise
-                receiver.channels = channels
-                m.receivers.append(receiver)
-                if record is not None and name is not None:
-                    record.files.append(store.FileRecord(file=name, channels=channels))
-        self._analyse_watched(s)
-
-    def _stream_reconnected(self, receiver: StreamReceiver, drop: dict[str, Any]) -> None:
-        """A stream that dropped and (with ``on_stream_drop`` reconnect) was connected again:
-        the user hears of it at once; the samples it missed are counted when the capture ends.
-        (One that could not be connected again ends its receiver: _receiver_ended reports it.)"""
-        where = f"module {receiver.module}"
-        if receiver.channel is not None:
-            where += f" channel {receiver.channel}"
-        self._publish(
-            Warning(
-                message=(
-                    f"{where}: its stream dropped after {drop['after_bytes']} bytes "
-                    f"({drop['error']}); connected again after {drop['reconnect_s']:g} s; the "
-                    f"samples it missed are counted as lost in {receiver.target}"
-                ),
-                module=receiver.module,
-            )
-        )
-
-    def _receiver_ended(self, s: Session, receiver: StreamReceiver, error: str | None) -> None:
-        if error is None:
-            return
-        message = f"module {receiver.module}: {error}"
-        if receiver.channel is not None:
-            # Multi-socket: one stream of several per module; say which channel and file.
-            message = (
-                f"module {receiver.module} channel {receiver.channel} ({receiver.target}): {error}"
-            )
-        failure = StreamFailure(message, receiver.module)
-        failure.reported = True
-        with self._cond:
-            if s.stream_failure is None:
-                s.stream_failure = failure
-            self._status_version += 1
-            self._cond.notify_all()
-        # Reported the moment it happens, before the capture is wound down.
-        self._publish(Error(message=message, module=receiver.module, request="stream"))
 
     def _record_loop(self, s: Session, pending: PendingCapture) -> bool:
         """Until the duration is covered by every module's samples, or a stop, or a failure.
@@ -499,158 +277,3 @@ class Recording(StatusWatching, WorkerReceivers):
             capture.write()
         except OSError as exc:  # a full disk: the stream files matter more than the record
             log.warning("capture.json progress not written: %s", exc)
-
-    def _drain(self, s: Session) -> None:
-        """After the stop: let every stream deliver what is still in flight."""
-        receivers = [r for m in s.modules for r in m.receivers]
-        for r in receivers:
-            r.expect_end = True
-        deadline = time.monotonic() + s.settings.state_timeout_s
-        while time.monotonic() < deadline:
-            busy = [r for r in receivers if not r.ended.is_set() and r.idle_s < DRAIN_IDLE_S]
-            if not busy:
-                return
-            time.sleep(DRAIN_IDLE_S / 3)
-        self._publish(Warning(message="streams were still delivering data when they were closed"))
-
-    def _close_streams(self, s: Session, capture: store.CaptureRecord) -> list[str]:
-        """Close every receiver; returns a sentence per stream that lost bytes in closing."""
-
-        def close(r: StreamReceiver) -> None:
-            try:
-                r.close()  # the final fsync of many big files: in parallel, off the hub
-            except OSError as exc:
-                self._publish(
-                    Warning(message=f"closing {r.file.path.name} failed: {exc}", module=r.module)
-                )
-
-        receivers = [r for m in s.modules for r in m.receivers]
-        parallel(receivers, close)
-        self._end_recording_pool()
-        losses: list[str] = []
-        for r in receivers:
-            if r.loss is not None:
-                # A receiver given up on in closing: the user must learn that bytes are missing.
-                note = f"module {r.module}: {r.loss}"
-                self._publish(Warning(message=note, module=r.module))
-                losses.append(note)
-        for m in s.modules:
-            record = capture.modules[m.number - 1]
-            for f, r in zip(record.files, m.receivers, strict=False):
-                f.bytes, f.sha256 = r.file.bytes, r.file.digest
-                f.drops = [{**d, "t": round(d["t"], 3)} for d in r.drops]
-                f.lost_samples = lost_samples(r, m.channels if r.channel is None else [r.channel])
-                if r.discarded_bytes:
-                    losses.append(
-                        f"module {r.module}: {r.discarded_bytes} bytes of unfinished messages "
-                        f"cut off {f.file} where its stream dropped"
-                    )
-            record.first_ticks = m.first_ticks()
-            if m.live is not None:
-                m.live.final_stats()
-        return losses
-
-    def _finish_capture(
-        self,
-        s: Session,
-        capture: store.CaptureRecord,
-        pending: PendingCapture,
-        outcome: Outcome,
-        reason: str,
-        losses: list[str] | None = None,
-    ) -> None:
-        if losses:
-            note = "; ".join(losses)
-            reason = f"{reason}; {note}" if reason else f"completed, but {note}"
-        firsts = {m.address: m.first_ticks() for m in s.modules}
-        known = {a: t for a, t in firsts.items() if t is not None}
-        spread = first_sample_spread(known, s.sample_rate)
-        if spread:
-            self._publish(Warning(message=spread))
-        capture.start_ticks = firsts.get(s.master.address) or (
-            min(known.values()) if known else None
-        )
-        covered = [m.covered_ticks() for m in s.modules]
-        capture.recorded_s = round(min(covered) / (1 << 32), 6) if covered else None
-        if capture.recorded_s is not None:
-            # The last recording time shown is what was recorded: after a stop the streams
-            # still deliver what was in flight (seconds of it when the machine is loaded).
-            duration = pending.duration_s
-            shown = capture.recorded_s if duration is None else min(capture.recorded_s, duration)
-            self._publish(RecordingTime(elapsed_s=round(shown, 3), duration_s=duration))
-        lossy = [
-            f"{m.address} ({m.live.overruns}x)" for m in s.modules if m.live and m.live.overruns
-        ]
-        if lossy:
-            note = f"data lost in transfer (overrun) reported by {', '.join(lossy)}"
-            self._publish(Warning(message=note))
-            reason = f"{reason}; {note}" if reason else note
-        for (module, channel), count in sorted(capture.quality.unlisted.items()):
-            # One event per channel stands for the changes the timeline no longer lists.
-            self._publish(
-                Warning(
-                    message=(
-                        f"module {module} channel {channel}: {count} more data-quality changes"
-                        f" than the {capture.quality.limit} listed"
-                    ),
-                    module=module,
-                )
-            )
-        capture.outcome, capture.reason = str(outcome), reason
-        capture.ended = time.time()
-        finished = CaptureFinished(
-            capture_id=pending.capture_id,
-            outcome=str(outcome),
-            reason=reason,
-            folder=str(pending.folder),
-        )
-        capture.add_event(finished)
-        try:
-            capture.write()
-        except OSError as exc:
-            self._publish(Warning(message=f"writing capture.json failed: {exc}"))
-        with self._lock:
-            self._capture = None
-            self._finished_capture = capture
-            self.last_capture_id = pending.capture_id
-            self.last_outcome = str(outcome)
-            self.last_folder = pending.folder
-            self._recording = False
-        self.bus.publish(finished)
-        s.timeline.append(finished)
-
-
-def first_sample_spread(firsts: dict[str, int], sample_rate: int) -> str:
-    """ "first samples are not simultaneous: …" naming each module's lag in samples, or ""
-    when every module's first sample (ticks) is the same."""
-    if len(set(firsts.values())) <= 1:
-        return ""
-    reference = min(firsts.values())
-    spread = ", ".join(
-        f"{a} +{(t - reference) / (1 << 32) * sample_rate:.0f} samples"
-        for a, t in firsts.items()
-        if t != reference
-    )
-    return f"first samples are not simultaneous: {spread}"
-
-
-def stream_file_name(name: str, module: int, channel: int | None = None) -> str:
-    """``NAME.<n>.stream`` (single socket), ``NAME.<n>.ch<c>.stream`` (one per channel)."""
-    if channel is not None:
-        return f"{name}.{module}.ch{channel}.stream"
-    return f"{name}.{module}.stream"
-
-
-def lost_samples(
-    receiver: StreamReceiver, channels: list[int], missing: dict[int, int] | None = None
-) -> dict[str, int]:
-    """Samples missing per channel (``"channel number": count``) where a block began later
-    than the one before it ended (a dropped stream connected again, blocks the module dropped);
-    only channels that miss any. ``missing`` per signal id (default: the receiver's own)."""
-    lost: dict[str, int] = {}
-    if missing is None:
-        missing = receiver.tap.missing_samples()
-    for sid, count in missing.items():
-        key = str(channels[sid - 1] if 0 < sid <= len(channels) else sid)
-        lost[key] = lost.get(key, 0) + count
-    return lost

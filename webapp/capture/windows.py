@@ -12,16 +12,13 @@ from typing import Any
 
 from webapp import runtime
 from webapp.capture import store
+from webapp.capture.capture_records import first_sample_spread
 from webapp.capture.diskspace import DiskWatch
 from webapp.capture.events import CaptureFinished, CaptureStarted, Outcome, Warning
 from webapp.capture.receiver import StreamFile, StreamReceiver
-from webapp.capture.recording import (
-    Recording,
-    first_sample_spread,
-    lost_samples,
-    stream_file_name,
-)
+from webapp.capture.recording import Recording
 from webapp.capture.session import ModuleRun, PendingCapture, Session, parallel
+from webapp.capture.stream_connections import lost_samples, stream_file_name
 from webapp.capture.trigger import LevelDetector, RecordPlan
 from webapp.capture.window import WindowWriter
 from webapp.openapi.model import BLOCK_VALUES

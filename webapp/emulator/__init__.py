@@ -5,7 +5,7 @@ the client side. Start modules in-process with :meth:`EmulatedRig.start`, or as 
 modules on their own loopback addresses with ``lanxi-dashboard emulate``.
 """
 
-from webapp.emulator.module import EmulatorOptions
+from webapp.emulator.options import EmulatorOptions
 from webapp.emulator.runner import EmulatedModule, EmulatedRig
 
 __all__ = ["EmulatedModule", "EmulatedRig", "EmulatorOptions"]

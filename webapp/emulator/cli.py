@@ -8,7 +8,7 @@ import signal
 import threading
 
 from webapp.emulator.faults import FaultSpecError, parse_fault_spec
-from webapp.emulator.module import EmulatorOptions
+from webapp.emulator.options import EmulatorOptions
 from webapp.emulator.runner import EmulatedRig
 from webapp.emulator.waveforms import Loopback
 from webapp.openapi.model import MODULE_TYPES

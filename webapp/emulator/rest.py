@@ -18,7 +18,8 @@ from typing import Any
 from urllib.parse import parse_qs, parse_qsl
 
 from webapp.emulator.generator import generator_request
-from webapp.emulator.module import ModuleEmulator, RestError, wake_all
+from webapp.emulator.module import ModuleEmulator, wake_all
+from webapp.emulator.resterror import RestError
 from webapp.emulator.waveforms import WaveformError
 
 

@@ -22,8 +22,9 @@ from dataclasses import replace
 from typing import Any
 
 from webapp.emulator.faults import FaultSpec, FaultSpecError, check_fault_fits, parse_fault_spec
-from webapp.emulator.module import EmulatorOptions, ModuleEmulator, wake_all
+from webapp.emulator.module import ModuleEmulator, wake_all
 from webapp.emulator.network import PtpNetwork
+from webapp.emulator.options import EmulatorOptions
 from webapp.emulator.server import ModuleHTTPServer
 from webapp.openapi.model import MODULE_TYPES, STREAM_PORT
 

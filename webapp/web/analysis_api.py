@@ -41,17 +41,11 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 
 from webapp import runtime
 from webapp.analysis import views
-from webapp.analysis.export import (
-    FORMATS,
-    ExportError,
-    Selection,
-    check,
-    estimate_bytes,
-    export,
-    select,
-)
+from webapp.analysis.capture_errors import CaptureError
+from webapp.analysis.export import FORMATS, check, estimate_bytes, export, select
+from webapp.analysis.export_common import ExportError, Selection
 from webapp.analysis.integrity import build_report
-from webapp.analysis.reader import Capture, CaptureError
+from webapp.analysis.reader import Capture
 from webapp.capture.store import folder_signature
 from webapp.web import history
 from webapp.web.access.guards import require_role
