@@ -8,6 +8,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
@@ -50,32 +51,8 @@ def announced(tmp_path_factory) -> Iterator[list[dict]]:
         log.close()
 
 
-@pytest.fixture(scope="module")
-def dashboard(announced, tmp_path_factory) -> Iterator[str]:
-    """One ``serve --mdns-interface`` for the API and page cases; each case starts with an
-    empty rig (:func:`empty_rig`)."""
-    with serve(tmp_path_factory.mktemp("serve"), "--mdns-interface", INTERFACE) as base:
-        yield base
-
-
-@pytest.fixture
-def empty_rig(dashboard: str) -> str:
-    """The shared dashboard with no module in its rig."""
-    for module in requests.get(f"{dashboard}/api/rig", timeout=5).json()["modules"]:
-        address = module["address"]
-        requests.delete(f"{dashboard}/api/rig/modules/{address}", timeout=5).raise_for_status()
-    assert requests.get(f"{dashboard}/api/rig", timeout=5).json()["modules"] == []
-    return dashboard
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[object]:
-    yield from launch_chromium()
-
-
 def test_discover_lists_every_module_with_its_own_facts(announced) -> None:
-    # The modules answer at once on loopback: one second of listening is plenty.
-    done = run_webapp("discover", "--interface", INTERFACE, "--json", "--seconds", "1")
+    done = run_webapp("discover", "--interface", INTERFACE, "--json")
     assert done.returncode == 0, done.stderr
     found = json.loads(done.stdout)
     assert [f["address"] for f in found] == ["127.0.40.1", "127.0.40.2"]
@@ -87,46 +64,45 @@ def test_discover_lists_every_module_with_its_own_facts(announced) -> None:
             "Idle",
             "",
         )
-    table = run_webapp("discover", "--interface", INTERFACE, "--seconds", "1")
+    table = run_webapp("discover", "--interface", INTERFACE)
     assert table.returncode == 0
     rows = [line.split() for line in table.stdout.splitlines()[1:]]
     assert [r[0] for r in rows] == [announced[0]["name"], announced[1]["name"]]
     assert rows[1][1:] == [announced[1]["type"], str(announced[1]["serial"]), "127.0.40.2", "Idle"]
 
 
-def test_find_modules_through_the_api(empty_rig: str) -> None:
-    base = empty_rig
-    found = requests.post(f"{base}/api/rig/discover", json={}, timeout=60).json()["modules"]
-    assert [(m["address"], m["in_rig"]) for m in found] == [
-        ("127.0.40.1", False),
-        ("127.0.40.2", False),
-    ]
-    requests.post(f"{base}/api/rig/modules", json={"address": "127.0.40.2"}).raise_for_status()
-    again = requests.post(f"{base}/api/rig/discover", json={}, timeout=60).json()["modules"]
-    assert [m["in_rig"] for m in again] == [False, True]
+def test_find_modules_through_the_api(announced, tmp_path: Path) -> None:
+    with serve(tmp_path, "--mdns-interface", INTERFACE) as base:
+        found = requests.post(f"{base}/api/rig/discover", json={}, timeout=60).json()["modules"]
+        assert [(m["address"], m["in_rig"]) for m in found] == [
+            ("127.0.40.1", False),
+            ("127.0.40.2", False),
+        ]
+        requests.post(f"{base}/api/rig/modules", json={"address": "127.0.40.2"}).raise_for_status()
+        again = requests.post(f"{base}/api/rig/discover", json={}, timeout=60).json()["modules"]
+        assert [m["in_rig"] for m in again] == [False, True]
 
 
 @pytest.mark.parametrize("viewport", [LAPTOP, TABLET], ids=["laptop", "tablet"])
-def test_find_modules_on_the_rig_page(announced, empty_rig: str, chromium, viewport) -> None:
-    base = empty_rig
-    page = chromium.new_page(viewport=viewport)
-    try:
-        errors: list[str] = []
-        watch_errors(page, errors)
-        page.goto(f"{base}/rig")
-        page.click("#find-btn")
-        page.wait_for_selector('#found-table tr[data-found="127.0.40.2"]', timeout=30000)
-        assert "2 module(s) answered, 2 not in the rig yet" in page.text_content("#found-info")
-        row = page.text_content('#found-table tr[data-found="127.0.40.2"]')
-        assert "Type 3160" in row and str(announced[1]["serial"]) in row and "Idle" in row
-        shoot(page, f"rig-find-modules-{viewport['width']}")
-        page.click("#found-add")
-        wait_js(
-            page,
-            "() => document.querySelectorAll('#rig-table tr[data-module]').length === 2",
-        )
-        rig = requests.get(f"{base}/api/rig", timeout=5).json()
-        assert [m["address"] for m in rig["modules"]] == ["127.0.40.1", "127.0.40.2"]
-        assert errors == []
-    finally:
-        page.close()
+def test_find_modules_on_the_rig_page(announced, tmp_path: Path, viewport) -> None:
+    with serve(tmp_path, "--mdns-interface", INTERFACE) as base:
+        for browser in launch_chromium():
+            page = browser.new_page(viewport=viewport)
+            errors: list[str] = []
+            watch_errors(page, errors)
+            page.goto(f"{base}/rig")
+            page.click("#find-btn")
+            page.wait_for_selector('#found-table tr[data-found="127.0.40.2"]', timeout=30000)
+            assert "2 module(s) answered, 2 not in the rig yet" in page.text_content("#found-info")
+            row = page.text_content('#found-table tr[data-found="127.0.40.2"]')
+            assert "Type 3160" in row and str(announced[1]["serial"]) in row and "Idle" in row
+            shoot(page, f"rig-find-modules-{viewport['width']}")
+            page.click("#found-add")
+            wait_js(
+                page,
+                "() => document.querySelectorAll('#rig-table tr[data-module]').length === 2",
+            )
+            rig = requests.get(f"{base}/api/rig", timeout=5).json()
+            assert [m["address"] for m in rig["modules"]] == ["127.0.40.1", "127.0.40.2"]
+            assert errors == []
+            page.close()
