@@ -143,6 +143,15 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as exc:
         log.error("cannot start the emulated modules: %s", exc)
         return 1
+    # Ctrl-C/SIGTERM end the modules cleanly from the moment their start lines are printed: a
+    # program that reads them and signals at once must not kill the process mid-start.
+    done = threading.Event()
+
+    def _stop(*_: object) -> None:
+        done.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
     for i, m in enumerate(rig.modules, start=1):
         print(
             f"module {i}: {m.emulator.name} at http://{m.host}:{m.port}/rest/rec "
@@ -162,13 +171,6 @@ def run(args: argparse.Namespace) -> int:
             rig.stop()
             return 1
         print(f"answering mDNS for {len(rig.modules)} module(s)", flush=True)
-    done = threading.Event()
-
-    def _stop(*_: object) -> None:
-        done.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, _stop)
     try:
         while not done.wait(0.5):
             pass
