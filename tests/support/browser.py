@@ -87,10 +87,16 @@ def click_spectrum_at(page: Any, plot: str, hz: float, readout: str, tries: int 
     the plot under it before the cursor took."""
     import math
 
-    for attempt in range(tries):
+    def share_of_width() -> float:
         fmin = float(page.get_attribute(plot, "data-fmin") or 1)
         fmax = float(page.get_attribute(plot, "data-fmax") or 2)
-        share = (math.log10(hz) - math.log10(fmin)) / (math.log10(fmax) - math.log10(fmin))
+        return (math.log10(hz) - math.log10(fmin)) / (math.log10(fmax) - math.log10(fmin))
+
+    for attempt in range(tries):
+        # The axis' ends are those of the plot as last drawn: while a reply that changes them
+        # (another window, an overlay) is on its way they can leave ``hz`` off the plot.
+        wait_until(lambda: 0 < share_of_width() < 1, timeout=10)
+        share = share_of_width()
         over = page.locator(f"{plot} .u-over")
         over.scroll_into_view_if_needed()
         box = over.bounding_box()
