@@ -129,14 +129,13 @@ class CommandServer:
             if not isinstance(exc, FieldError):
                 log.exception("command %s.%s failed", command.get("target"), command.get("method"))
             answer = {"error": error_json(exc)}
-        what = f"answering command {command.get('target')}.{command.get('method')}"
         try:
             try:
                 self._reply(command["id"], answer)
             except TypeError as exc:  # an answer that cannot cross: say so rather than hang
                 self._reply(command["id"], {"error": error_json(exc)})
         except Exception as exc:  # Redis gone: the caller times out and says so
-            report(log, what, exc)
+            report(log, f"answering command {command.get('target')}.{command.get('method')}", exc)
 
     def call(self, target: str, method: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         if method not in ALLOWED.get(target, ()):

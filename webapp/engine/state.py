@@ -18,7 +18,7 @@ from typing import Any
 
 from webapp.capture import events as ev
 
-# Socket.IO event names; each is also a key of the snapshot.
+# The snapshot's keys; a push names those that changed in its ``update`` event's ``topics``.
 TOPICS = (
     "phase",
     "capture",
