@@ -75,7 +75,7 @@
         series,
         axes: [xAxis, { label: this.yLabel }],
         legend: { show: count > 1, live: false },
-        hooks: { draw: [(u) => this._drawCursors(u)] },
+        hooks: { draw: [(u) => { this._drawCursors(u); this._markAxis(u); }] },
       }, [[], ...series.slice(1).map(() => [])], this.node);
       this.plot.over.addEventListener("mouseup", (e) => {  // uPlot takes mousedown for zooming
         const left = e.clientX - this.plot.over.getBoundingClientRect().left;
@@ -126,9 +126,13 @@
       }
       this.plot.setData([freq, ...(traces.length ? traces.map((t) => t.values) : [[]])]);
       this.node.dataset.traces = traces.length;
-      const x = this.plot.scales.x;  // the axis' ends as drawn (what a click maps from)
-      if (x.min != null) { this.node.dataset.fmin = x.min; this.node.dataset.fmax = x.max; }
       this._readout();
+    }
+    // The axis' ends as drawn (what a click maps from), set on each draw: uPlot applies new
+    // data's scales after setData returns, so they cannot be read there.
+    _markAxis(u) {
+      const x = u.scales.x;
+      if (x.min != null) { this.node.dataset.fmin = x.min; this.node.dataset.fmax = x.max; }
     }
     _harmonics() {  // cursor line and its harmonics' lines, within the plotted lines
       const k = nearest(this.freq, this.cursorHz);
