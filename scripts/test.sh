@@ -3,10 +3,11 @@
 # its test extras in the project's venv, .venv, made by scripts/venv.sh) and runs the linter and
 # the whole suite in that venv. Extra arguments go to pytest.
 #
-# The suite runs in TEST_WORKERS pytest-xdist processes (default 0: one process; parallel runs are not reliable yet, see the browser and engine tests), a test file to a process
-# (--dist loadfile: a file's module-scoped servers are started once, its tests run in order);
-# most of its time is spent waiting on emulated modules, servers and browsers, not computing.
-# TEST_WORKERS=0 runs it in one process.
+# The suite runs in TEST_WORKERS pytest-xdist processes (default 3 on this project's 2-core
+# machines), a test file to a process (--dist loadfile: a file's module-scoped servers are
+# started once, its tests run in order), the longest files first (tests/conftest.py). Most of its
+# time is spent waiting on emulated modules, servers and browsers, not computing, hence more
+# processes than cores. TEST_WORKERS=0 runs it in one process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,4 +27,4 @@ fi
 bash scripts/venv.sh test
 .venv/bin/python -m ruff check .
 .venv/bin/python -m ruff format --check .
-.venv/bin/python -m pytest -n "${TEST_WORKERS:-0}" --dist loadfile "$@"
+.venv/bin/python -m pytest -n "${TEST_WORKERS:-3}" --dist loadfile "$@"
