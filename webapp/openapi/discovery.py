@@ -22,6 +22,8 @@ SERVICE_TYPE = "_http._tcp.local."
 MODULE_NAME = re.compile(r"^BK\d{4}-\d{6}")
 """What HBK's scanner matches: a 4-digit type and a 6-digit serial."""
 DEFAULT_SECONDS = 2.0
+LATE_ANSWERS_S = 0.5
+"""After a first answer that came late: how long the others get to follow it."""
 INFO_TIMEOUT_S = 3.0
 
 
@@ -45,16 +47,20 @@ class FoundModule:
 def browse(
     seconds: float = DEFAULT_SECONDS, interface: str | None = None
 ) -> list[tuple[str, str, int]]:
-    """``(name, address, port)`` of every module announcing itself within ``seconds``."""
+    """``(name, address, port)`` of every module announcing itself within ``seconds``. When none
+    has answered by then, it listens up to ``seconds`` more for a first answer (a loaded machine
+    or network answers late), and a moment beyond it for the others."""
     from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, Zeroconf
 
     names: set[str] = set()
     lock = threading.Lock()
+    answered = threading.Event()
 
     class Listener:
         def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
             with lock:
                 names.add(name)
+            answered.set()
 
         def update_service(self, zc: Zeroconf, type_: str, name: str) -> None:
             self.add_service(zc, type_, name)
@@ -70,6 +76,8 @@ def browse(
     try:
         browser = ServiceBrowser(zc, SERVICE_TYPE, Listener())
         time.sleep(seconds)
+        if not answered.is_set() and answered.wait(seconds):
+            time.sleep(LATE_ANSWERS_S)
         browser.cancel()
         with lock:
             found = sorted(names)
