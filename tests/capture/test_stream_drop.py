@@ -63,6 +63,7 @@ def test_a_dropped_stream_is_connected_again_and_the_capture_goes_on(rig, tmp_pa
     problems = report["problems"]
     missing = [p for p in problems if "samples missing" in p["message"]]
     lost = {c["key"]: c["lost"] for c in report["channels"]}
+    assert {k.split("-")[0] for k in lost} == {"m1", "m2"}, lost
     assert all(n == 0 for k, n in lost.items() if k.startswith("m1-")), lost
     if missing:
         assert report["verdict"] == "errors"

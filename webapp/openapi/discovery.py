@@ -47,17 +47,21 @@ class FoundModule:
 def browse(
     seconds: float = DEFAULT_SECONDS, interface: str | None = None
 ) -> list[tuple[str, str, int]]:
-    """``(name, address, port)`` of every module announcing itself within ``seconds``. When none
-    has answered by then, it listens up to ``seconds`` more for a first answer (a loaded machine
-    or network answers late), and a moment beyond it for the others."""
+    """``(name, address, port)`` of every module announcing itself within ``seconds``. When no
+    module has answered by then, it listens up to ``seconds`` more for a first one (a loaded
+    machine or network answers late), and a moment beyond it for the others."""
     from zeroconf import InterfaceChoice, IPVersion, ServiceBrowser, Zeroconf
 
     names: set[str] = set()
+    """Full service names of the modules heard (other HTTP services on the network left out)."""
     lock = threading.Lock()
     answered = threading.Event()
+    """Set by the first module heard."""
 
     class Listener:
         def add_service(self, zc: Zeroconf, type_: str, name: str) -> None:
+            if not MODULE_NAME.match(name.removesuffix("." + SERVICE_TYPE)):
+                return
             with lock:
                 names.add(name)
             answered.set()
@@ -84,8 +88,6 @@ def browse(
         modules = []
         for full in found:
             name = full.removesuffix("." + SERVICE_TYPE)
-            if not MODULE_NAME.match(name):
-                continue
             info = zc.get_service_info(SERVICE_TYPE, full, timeout=1000)
             if info is None:
                 continue
